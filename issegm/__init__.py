@@ -1,0 +1,1 @@
+"""Scripts and dataset/iterator modules of the CBST port (ademxapp layout)."""

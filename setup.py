@@ -1,0 +1,30 @@
+"""Install CBST-MXNet: `pip install -e .[cpu]` (or `.[cu112]` for the CUDA 11.2 MXNet wheel)."""
+import os
+
+from setuptools import setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pinned_requirements():
+    """Runtime pins from requirements.txt (test-only tools left out)."""
+    with open(os.path.join(HERE, 'requirements.txt')) as f:
+        lines = [l.split('#')[0].strip() for l in f]
+    return [l for l in lines if l and not l.startswith('pytest')]
+
+
+setup(
+    name='cbst-mxnet',
+    version='0.1.0',
+    description='Class-balanced self-training (CBST, ECCV 2018) for segmentation domain adaptation, '
+                'a Python 3 port on MXNet 1.9',
+    packages=['issegm', 'util'],
+    package_data={'issegm': ['data_list/*/*.lst']},
+    python_requires='>=3.8',
+    install_requires=pinned_requirements(),
+    extras_require={
+        'cpu': ['mxnet==1.9.1'],
+        'cu112': ['mxnet-cu112==1.9.1'],
+        'test': ['pytest==8.3.3'],
+    },
+)
