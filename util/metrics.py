@@ -1,0 +1,194 @@
+"""Segmentation metrics (SPEC section 8): confusion matrix, accuracies, IoU, tables.
+
+Pure NumPy, no MXNet and no file I/O, so it can be used from evaluation, the
+pseudo-label rounds and the tests alike.
+
+Conventions
+-----------
+* Labels are *train ids*: ``0 .. num_classes-1`` are the dataset's classes
+  (19 for GTA-5/Cityscapes, 16 for SYNTHIA/cityscapes16).
+* A pixel whose ground truth is not in ``[0, num_classes)`` (255, -1, ...) is
+  ignored entirely.
+* Rows of the confusion matrix are ground truth, columns are predictions.
+
+Predictions outside the classes
+-------------------------------
+The network's argmax always lies in ``[0, num_classes)``.  Predictions read
+back from label-id PNGs may not (a label id without a train id maps to 255).
+The official Cityscapes evaluator counts such a pixel as a *miss* of its
+ground-truth class (a false negative) and as a false positive of no class.
+To reproduce that exactly the confusion matrix needs somewhere to keep those
+pixels, so:
+
+* by default (``miss_column=False``) the matrix is ``(n, n)`` and an
+  out-of-range prediction on a valid ground-truth pixel raises ``ValueError``
+  (it signals a bug in the caller rather than being silently dropped or
+  clipped onto a real class, which would both change the numbers);
+* with ``miss_column=True`` the matrix is ``(n, n + 1)``: the extra last column
+  counts, per ground-truth class, the valid pixels predicted as something
+  outside the classes.  :func:`scores` and :func:`metrics_dict` accept either
+  shape; with the extra column the IoU equals the official evaluator's.
+"""
+import numpy as np
+
+__all__ = ['confusion_matrix', 'ConfusionMeter', 'scores', 'metrics_dict', 'format_table']
+
+
+def _check_labels(gt, pred):
+    gt = np.asarray(gt)
+    pred = np.asarray(pred)
+    if gt.shape != pred.shape:
+        raise ValueError('ground truth and prediction shapes differ: %s vs %s' % (gt.shape, pred.shape))
+    for name, a in (('ground truth', gt), ('prediction', pred)):
+        if not np.issubdtype(a.dtype, np.integer):
+            raise TypeError('%s must hold integer labels, got dtype %s' % (name, a.dtype))
+    return gt.ravel(), pred.ravel()
+
+
+def _in_range(a, n):
+    """Boolean mask of the entries of the integer array `a` lying in [0, n)."""
+    if np.issubdtype(a.dtype, np.unsignedinteger):
+        return a < n
+    return (a >= 0) & (a < n)
+
+
+def confusion_matrix(gt, pred, num_classes, miss_column=False):
+    """Confusion matrix of integer train-id maps `gt` and `pred` (same shape, any ndim).
+
+    Returns an int64 array of shape ``(num_classes, num_classes)`` -- or
+    ``(num_classes, num_classes + 1)`` with `miss_column` -- where entry
+    ``[i, j]`` counts the pixels with ground truth ``i`` predicted as ``j``.
+    Pixels whose ground truth is outside ``[0, num_classes)`` are ignored; see
+    the module docstring for predictions outside the classes.
+    """
+    n = int(num_classes)
+    if n < 1:
+        raise ValueError('num_classes must be positive, got %r' % (num_classes,))
+    g, p = _check_labels(gt, pred)
+    valid = _in_range(g, n)
+    if valid.all():
+        g = g.astype(np.int64)
+    else:
+        g = g[valid].astype(np.int64)
+        p = p[valid]
+    bad = ~_in_range(p, n)
+    p = p.astype(np.int64)
+    width = n
+    if bad.any():
+        if not miss_column:
+            vals = np.unique(p[bad])
+            raise ValueError(
+                '%d valid pixels are predicted outside [0, %d) (values %s); pass miss_column=True '
+                'to count them as misses like the official Cityscapes evaluation'
+                % (int(bad.sum()), n, ', '.join(str(v) for v in vals[:10])))
+        p[bad] = n
+    if miss_column:
+        width = n + 1
+    counts = np.bincount(width * g + p, minlength=n * width)
+    return counts.reshape(n, width).astype(np.int64, copy=False)
+
+
+class ConfusionMeter(object):
+    """Accumulates a confusion matrix over images: ``update(gt, pred)`` per image or batch."""
+
+    def __init__(self, num_classes, miss_column=False):
+        self.num_classes = int(num_classes)
+        self.miss_column = bool(miss_column)
+        self.reset()
+
+    def reset(self):
+        width = self.num_classes + (1 if self.miss_column else 0)
+        self._matrix = np.zeros((self.num_classes, width), np.int64)
+
+    def update(self, gt, pred):
+        self._matrix += confusion_matrix(gt, pred, self.num_classes, self.miss_column)
+        return self
+
+    @property
+    def matrix(self):
+        """The accumulated int64 confusion matrix (a copy)."""
+        return self._matrix.copy()
+
+    def scores(self):
+        return scores(self._matrix)
+
+
+def _split(conf):
+    conf = np.asarray(conf)
+    if conf.ndim != 2 or conf.shape[1] not in (conf.shape[0], conf.shape[0] + 1):
+        raise ValueError('confusion matrix must be (n, n) or (n, n+1), got shape %s' % (conf.shape,))
+    conf = conf.astype(np.int64, copy=False)
+    n = conf.shape[0]
+    tp = np.diag(conf[:, :n])
+    gt = conf.sum(axis=1)            # all valid pixels of the class, misses included
+    pred = conf[:, :n].sum(axis=0)   # predictions of the class on valid pixels
+    return n, tp, gt, pred
+
+
+def _ratio(num, den):
+    num = np.asarray(num, np.float64)
+    den = np.asarray(den, np.float64)
+    out = np.zeros(np.broadcast(num, den).shape, np.float64)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def scores(conf):
+    """Scores of a confusion matrix (rows = ground truth), SPEC section 8.
+
+    Returns a dict of
+
+    * ``pixel_acc``: trace / total valid pixels (0.0 for an empty matrix);
+    * ``mean_acc``: mean over all classes of TP / GT pixels, where a class
+      without ground truth counts one pixel (so it contributes 0);
+    * ``class_acc``: that per-class accuracy as an array;
+    * ``iou``: per-class TP / (GT + Pred - TP), 0 where the denominator is 0;
+    * ``miou``: mean of ``iou`` over all classes of the dataset (19 or 16);
+    * ``present``: boolean mask of the classes with ground-truth pixels.
+    """
+    n, tp, gt, pred = _split(conf)
+    total = gt.sum()
+    class_acc = tp / np.maximum(gt, 1).astype(np.float64)
+    iou = _ratio(tp, gt + pred - tp)
+    return {
+        'pixel_acc': float(tp.sum() / total) if total else 0.0,
+        'mean_acc': float(class_acc.mean()),
+        'class_acc': class_acc,
+        'iou': iou,
+        'miou': float(iou.mean()),
+        'present': gt > 0,
+    }
+
+
+def metrics_dict(conf, class_names):
+    """JSON-ready ``{"iou": {name: ..}, "miou": .., "pixel_acc": .., "mean_acc": ..}`` (fractions)."""
+    s = scores(conf)
+    names = list(class_names)
+    if len(names) != len(s['iou']):
+        raise ValueError('%d class names for a %d-class confusion matrix' % (len(names), len(s['iou'])))
+    return {
+        'iou': {name: float(v) for name, v in zip(names, s['iou'])},
+        'miou': s['miou'],
+        'pixel_acc': s['pixel_acc'],
+        'mean_acc': s['mean_acc'],
+    }
+
+
+def format_table(rows, class_names, case_header='case'):
+    """Paper-style markdown table: one column per class, then mIoU, values in percent (1 decimal).
+
+    `rows` is a sequence of ``(case name, per-class IoU array, mIoU)`` with IoU as
+    fractions in [0, 1]; a mIoU of None is computed as the mean of the row's IoU.
+    """
+    names = list(class_names)
+    lines = ['| %s | %s | mIoU |' % (case_header, ' | '.join(names)),
+             '|' + '---|' * (len(names) + 2)]
+    for case, iou, miou in rows:
+        iou = np.asarray(iou, np.float64).ravel()
+        if iou.size != len(names):
+            raise ValueError('row %r has %d IoU values for %d classes' % (case, iou.size, len(names)))
+        if miou is None:
+            miou = iou.mean()
+        cells = ['%.1f' % (100.0 * v) for v in iou] + ['%.1f' % (100.0 * float(miou))]
+        lines.append('| %s | %s |' % (case, ' | '.join(cells)))
+    return '\n'.join(lines) + '\n'

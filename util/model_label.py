@@ -1,0 +1,57 @@
+"""Model labels `DATASET_NETTYPE-NETNAME_clsN_sK` (SPEC 3), e.g. `cityscapes_rna-a1_cls19_s8`."""
+import collections
+import os
+import re
+
+from util.errors import UserError
+
+ModelLabel = collections.namedtuple('ModelLabel', 'dataset net_type net_name num_classes stride')
+
+# The dataset part may hold hyphens (`ilsvrc-cls`); the stride suffix is optional (default 32).
+_LABEL_RE = re.compile(
+    r'^(?P<dataset>[A-Za-z0-9][A-Za-z0-9-]*?)_(?P<net_type>[a-z]+)-(?P<net_name>[A-Za-z0-9]+)'
+    r'_cls(?P<num_classes>\d+)(?:_s(?P<stride>\d+))?$')
+
+KNOWN_NET_TYPES = ('rna',)
+KNOWN_NET_NAMES = ('a1', 'tiny')
+KNOWN_STRIDES = (8, 16, 32)
+CLASSIFIER_DATASET = 'ilsvrc-cls'
+
+
+def parse_model_label(label):
+    """Split a model label into its parts; a UserError names a label that does not parse."""
+    m = _LABEL_RE.match(label or '')
+    if m is None:
+        raise UserError('unknown model label %r: expected DATASET_NETTYPE-NETNAME_clsN[_sK], '
+                        'e.g. cityscapes_rna-a1_cls19_s8' % (label,))
+    parsed = ModelLabel(m.group('dataset'), m.group('net_type'), m.group('net_name'),
+                        int(m.group('num_classes')), int(m.group('stride') or 32))
+    if parsed.net_type not in KNOWN_NET_TYPES:
+        raise UserError('unknown network type %r in model label %r (known: %s)'
+                        % (parsed.net_type, label, ', '.join(KNOWN_NET_TYPES)))
+    if parsed.net_name not in KNOWN_NET_NAMES:
+        raise UserError('unknown network name %r in model label %r (known: %s)'
+                        % (parsed.net_name, label, ', '.join(KNOWN_NET_NAMES)))
+    if parsed.stride not in KNOWN_STRIDES:
+        raise UserError('unsupported feature stride %d in model label %r (known: 8, 16, 32)'
+                        % (parsed.stride, label))
+    if parsed.num_classes < 1:
+        raise UserError('model label %r asks for %d classes' % (label, parsed.num_classes))
+    return parsed
+
+
+def is_classifier(parsed):
+    """The ImageNet classifier variant is selected by the dataset name `ilsvrc-cls`."""
+    return parsed.dataset == CLASSIFIER_DATASET
+
+
+def split_weights_name(path):
+    """`models/gta_rna-a1_cls19_s8_ep-0003.params` -> ('gta_rna-a1_cls19_s8', 3).
+
+    Returns (None, None) when the file name does not follow the `MODEL_ep-NNNN.params` pattern.
+    """
+    base = os.path.basename(path or '')
+    m = re.match(r'^(?P<model>.+)_ep-(?P<epoch>\d+)\.params$', base)
+    if m is None:
+        return None, None
+    return m.group('model'), int(m.group('epoch'))
