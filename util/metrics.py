@@ -65,26 +65,29 @@ def confusion_matrix(gt, pred, num_classes, miss_column=False):
     if n < 1:
         raise ValueError('num_classes must be positive, got %r' % (num_classes,))
     g, p = _check_labels(gt, pred)
-    valid = _in_range(g, n)
-    if valid.all():
-        g = g.astype(np.int64)
-    else:
-        g = g[valid].astype(np.int64)
-        p = p[valid]
-    bad = ~_in_range(p, n)
-    p = p.astype(np.int64)
-    width = n
-    if bad.any():
-        if not miss_column:
-            vals = np.unique(p[bad])
-            raise ValueError(
-                '%d valid pixels are predicted outside [0, %d) (values %s); pass miss_column=True '
-                'to count them as misses like the official Cityscapes evaluation'
-                % (int(bad.sum()), n, ', '.join(str(v) for v in vals[:10])))
-        p[bad] = n
-    if miss_column:
-        width = n + 1
-    counts = np.bincount(width * g + p, minlength=n * width)
+    width = n + 1 if miss_column else n
+    dump = n * width                   # one extra bin collects the ignored pixels
+    itype = np.int16 if dump < 2 ** 15 else np.int64
+    # flat bin index width*gt + pred, in a small integer type (bincount is the
+    # cost that matters; masking/compressing the arrays first would double it)
+    idx = g.astype(itype)
+    idx *= width
+    np.add(idx, p, out=idx, casting='unsafe')
+    valid_g = _in_range(g, n)
+    valid_p = _in_range(p, n)
+    if not valid_p.all():
+        bad = valid_g & ~valid_p
+        if bad.any():
+            if not miss_column:
+                vals = np.unique(p[bad])
+                raise ValueError(
+                    '%d valid pixels are predicted outside [0, %d) (values %s); pass '
+                    'miss_column=True to count them as misses like the official Cityscapes '
+                    'evaluation' % (int(bad.sum()), n, ', '.join(str(v) for v in vals[:10])))
+            idx[bad] = g[bad].astype(itype) * width + n
+    if not valid_g.all():
+        idx[~valid_g] = dump
+    counts = np.bincount(idx, minlength=dump + 1)[:dump]
     return counts.reshape(n, width).astype(np.int64, copy=False)
 
 
