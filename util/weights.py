@@ -100,3 +100,17 @@ def load_for_model(path, expected, allow_missing=False, allow_unexpected=False):
     arg_params = {k: v for k, v in arg_params.items() if k not in unexpected}
     aux_params = {k: v for k, v in aux_params.items() if k not in unexpected}
     return arg_params, aux_params
+
+
+def initial_weights(expected, seed=0):
+    """Freshly initialised (arg_params, aux_params) for [(kind, name, shape)], as training would
+    start them: Xavier (gaussian, fan-in, magnitude 2) weights, zero biases/betas, unit gammas,
+    zero moving means and unit moving variances. Used for tests and for published-format files."""
+    mx.random.seed(seed)
+    init = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
+    params = ({}, {})
+    for kind, name, shape in expected:
+        arr = mx.nd.zeros(shape)
+        init(mx.init.InitDesc(name), arr)
+        params[0 if kind == 'arg' else 1][name] = arr
+    return params

@@ -1,0 +1,37 @@
+"""Shared test helpers: published-format weight files made from the reference lists."""
+import os
+
+import pytest
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
+
+
+def reference_params(name):
+    """[(kind, name, shape)] from tests/fixtures/params_NAME.tsv (copied from the published files)."""
+    rows = []
+    with open(os.path.join(FIXTURES, 'params_%s.tsv' % name)) as f:
+        for line in f:
+            kind, pname, shape = line.rstrip('\n').split('\t')
+            rows.append((kind, pname, tuple(int(x) for x in shape.split('x'))))
+    return rows
+
+
+def write_weight_file(path, expected, seed=0):
+    """A weight file in the published format (arg:/aux: keys) for the given parameter list."""
+    from util.weights import initial_weights, save_weights
+    arg_params, aux_params = initial_weights(expected, seed)
+    save_weights(str(path), arg_params, aux_params)
+    return str(path)
+
+
+def write_model_weights(path, model, seed=0):
+    """A published-format weight file for any model label (e.g. the narrow rna-tiny variant)."""
+    from util.symbols import parameter_shapes
+    return write_weight_file(path, parameter_shapes(model), seed)
+
+
+@pytest.fixture(scope='session')
+def gta_s8_weights(tmp_path_factory):
+    """Full ResNet-38 s8 GTA model weights written from the reference list (session-wide)."""
+    path = tmp_path_factory.mktemp('weights') / 'gta_rna-a1_cls19_s8_ep-0000.params'
+    return write_weight_file(path, reference_params('gta_rna-a1_cls19_s8'))
