@@ -110,7 +110,10 @@ def initial_weights(expected, seed=0):
     init = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
     params = ({}, {})
     for kind, name, shape in expected:
+        if kind == 'aux':  # BatchNorm statistics, as MXNet's own aux initialisers set them
+            params[1][name] = (mx.nd.ones if name.endswith('_var') else mx.nd.zeros)(shape)
+            continue
         arr = mx.nd.zeros(shape)
         init(mx.init.InitDesc(name), arr)
-        params[0 if kind == 'arg' else 1][name] = arr
+        params[0][name] = arr
     return params
