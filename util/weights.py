@@ -47,6 +47,7 @@ def save_weights(path, arg_params, aux_params):
     os.close(fd)
     try:
         mx.nd.save(tmp, saved)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
