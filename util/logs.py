@@ -1,0 +1,24 @@
+"""Logging to the console and, optionally, to a log file (scripts' `--log-file`)."""
+import logging
+import os
+import sys
+
+
+def setup_logging(log_file=None, name='cbst'):
+    """Configure the project logger: INFO lines to stdout and to `log_file` when given."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    fmt = logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S')
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(fmt)
+    logger.addHandler(console)
+    if log_file:
+        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    logger.propagate = False
+    return logger
