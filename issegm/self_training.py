@@ -1,0 +1,415 @@
+"""One CBST round phase (SPEC 2.2, 5, 6): `--phase val` makes pseudo-labels, `--phase train`
+retrains on source + pseudo-labelled target. Wrapped by issegm/self-paced-self-trained-segresnet.py
+(and its later upstream name solve_ST.py).
+"""
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+
+import numpy as np
+
+from util.errors import UserError, cli_entry
+
+log = logging.getLogger('cbst')
+
+KC_POLICIES = ('global', 'cb')
+SOURCE_SAMPLE_POLICIES = ('cumulative', 'random')
+VAL_DONE = 'val.done'
+TRAIN_DONE = 'train.done'
+
+
+def str_bool(value):
+    """Upstream passes `--with-prior True|False` as strings."""
+    if value in ('True', 'true', '1'):
+        return True
+    if value in ('False', 'false', '0'):
+        return False
+    raise argparse.ArgumentTypeError('expected True or False, got %r' % value)
+
+
+def add_shared_args(parser):
+    """Flags of the orchestrator that the per-round script takes too (SPEC 2.1)."""
+    a = parser.add_argument
+    a('--dataset', default='gta', help='source dataset: gta or synthia')
+    a('--dataset-tgt', default='cityscapes', help='target dataset: cityscapes or cityscapes16')
+    a('--split', default='train', help='source split name or .lst path')
+    a('--split-tgt', default='val', help='target split name or .lst path')
+    a('--data-root', help='source dataset root')
+    a('--data-root-tgt', help='target dataset root')
+    a('--output', required=True, help='output folder of the run')
+    a('--model', help='model label (default: the weights file name before _ep-)')
+    a('--weights', required=True, help='weight file to start from')
+    a('--batch-images', type=int, default=2, help='images per batch (all devices)')
+    a('--crop-size', type=int, default=500, help='training crop side (rounded up to the stride)')
+    a('--origin-size', type=int, default=2048, help='source image size the scales refer to')
+    a('--origin-size-tgt', type=int, default=2048, help='target image size the scales refer to')
+    a('--init-tgt-port', type=float, default=0.3, help='portion of target pixels to pseudo-label')
+    a('--init-src-port', type=float, default=0.3, help='portion of source images to train on')
+    a('--max-tgt-port', type=float, default=0.5)
+    a('--max-src-port', type=float, default=0.06)
+    a('--step-tgt-port', type=float, default=0.05)
+    a('--step-src-port', type=float, default=0.0025)
+    a('--epoch-per-round', type=int, default=2)
+    a('--seed-int', type=int, default=0, help='source sampling seed (cumulative policy)')
+    a('--mine-port', type=float, default=0.5, help='probability of small-class patch mining')
+    a('--mine-id-number', type=int, default=3, help='number of rarest classes to mine')
+    a('--mine-thresh', type=float, default=0.001, help='class ratio below which mining has priority')
+    a('--with-prior', type=str_bool, default=False, help="'True' to weight maps by the spatial prior")
+    a('--prior', help='spatial prior .mat (default spatial_prior/DATASET/prior_array.mat)')
+    a('--num-round', type=int, default=12)
+    a('--test-scales', default='2048', help='longer side at test time (one value in phase val)')
+    a('--scale-rate-range', default='0.7,1.3', help='training scale range lo,hi')
+    a('--base-lr', type=float, default=1e-4)
+    a('--to-epoch', type=int, default=2, help='train until this epoch')
+    a('--source-sample-policy', default='cumulative', help='cumulative or random')
+    a('--kc-policy', default='cb', help='cb (class-balanced) or global (plain ST)')
+    a('--prefetch-threads', type=int, default=1)
+    a('--prefetcher', default='thread', help='thread or process')
+    a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0,1')
+    a('--keep-probmaps', action='store_true', help='keep OUTPUT/probmap/NAME.npy (C,H,W) maps')
+    a('--kvstore', default='local', help='local, device, dist_sync, dist_device_sync, dist_async')
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description='One phase of one CBST self-training round.')
+    add_shared_args(parser)
+    a = parser.add_argument
+    a('--phase', default='train', help='train or val')
+    a('--idx-round', type=int, default=0)
+    a('--lr-type', default='fixed', help='fixed, step, linear or poly')
+    a('--lr-steps', default='')
+    a('--weight-decay', type=float, default=0.0005)
+    a('--from-epoch', type=int, help='default: from the weights file name (SPEC 2.2)')
+    a('--stop-epoch', type=int, help='alias of --to-epoch')
+    a('--mine-id-address', help='folder with mine_id.npy and mine_id_priority.npy (phase train)')
+    a('--test-flipping', action='store_true')
+    a('--test-steps', type=int, default=1)
+    a('--cache-images', type=int, default=0)
+    a('--log-file')
+    a('--check-start', type=int, default=1)
+    a('--check-step', type=int, default=1)
+    a('--debug', action='store_true')
+    a('--backward-do-mirror', action='store_true')
+    a('--no-cudnn', action='store_true')
+    a('--no-progress', action='store_true', help='no progress bars')
+    args = parser.parse_args(argv)
+    return check_args(args)
+
+
+def check_args(args):
+    """Validate flag values and fill in defaults derived from other flags."""
+    from util.model_label import parse_model_label, split_weights_name
+    if args.phase not in ('train', 'val'):
+        raise UserError('unknown --phase %r (allowed: train, val)' % args.phase)
+    if args.kc_policy not in KC_POLICIES:
+        raise UserError('unknown --kc-policy %r (allowed: %s)' % (args.kc_policy, ', '.join(KC_POLICIES)))
+    if args.source_sample_policy not in SOURCE_SAMPLE_POLICIES:
+        raise UserError('unknown --source-sample-policy %r (allowed: %s)'
+                        % (args.source_sample_policy, ', '.join(SOURCE_SAMPLE_POLICIES)))
+    if args.prefetcher not in ('thread', 'process'):
+        raise UserError('unknown --prefetcher %r (allowed: thread, process)' % args.prefetcher)
+    weights_model, weights_epoch = split_weights_name(args.weights)
+    if args.model is None:
+        if weights_model is None:
+            raise UserError('--model is missing and the weights file name %s does not say it '
+                            '(expected MODEL_ep-NNNN.params)' % args.weights)
+        args.model = weights_model
+    args.parsed_model = parse_model_label(args.model)
+    if args.stop_epoch is not None:
+        args.to_epoch = args.stop_epoch
+    if args.from_epoch is None:
+        # Continue the epoch count only when the weights are this model's own checkpoint.
+        args.from_epoch = weights_epoch if weights_model == args.model else 0
+    try:
+        args.test_scales_list = [int(s) for s in str(args.test_scales).split(',') if s.strip()]
+        lo, hi = (float(s) for s in args.scale_rate_range.split(','))
+    except ValueError:
+        raise UserError('bad --test-scales %r or --scale-rate-range %r'
+                        % (args.test_scales, args.scale_rate_range))
+    args.scale_range = (lo, hi)
+    if args.backward_do_mirror:
+        os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
+    if args.no_cudnn:
+        os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] = '0'
+    return args
+
+
+def round_dir(args):
+    return os.path.join(args.output, str(args.idx_round))
+
+
+def target_list_path(args):
+    """The pseudo-labelled target training list: under OUTPUT, never in the code tree."""
+    split = os.path.splitext(os.path.basename(args.split_tgt))[0]
+    return os.path.join(round_dir(args), 'self_train', '%s_training.lst' % split)
+
+
+def sample_name(image_path):
+    return os.path.splitext(os.path.basename(image_path))[0]
+
+
+def default_prior_path(dataset):
+    """spatial_prior/DATASET/prior_array.mat relative to the working directory, else the repo."""
+    rel = os.path.join('spatial_prior', dataset, 'prior_array.mat')
+    if os.path.isfile(rel):
+        return rel
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(repo, rel)
+
+
+def _load_model(args, contexts, allow_missing=False):
+    from util.symbols import parameter_shapes
+    from util.weights import load_for_model
+    return load_for_model(args.weights, parameter_shapes(args.model), allow_missing=allow_missing)
+
+
+def _write_json(path, obj):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------- phase val
+def run_val(args):
+    """Pseudo-label the target split (SPEC 5) and write the mining statistics."""
+    from tqdm import tqdm
+
+    from issegm import cbst
+    from issegm.datasets import get_dataset, load_samples, read_sample, write_list, write_png
+    from issegm.inference import Predictor, upsample_probs
+    from util.devices import parse_devices
+    from util.metrics import ConfusionMeter, format_table, metrics_dict
+
+    info = get_dataset(args.dataset_tgt)
+    num_classes = args.parsed_model.num_classes
+    if num_classes != len(info.class_names):
+        raise UserError('model %s has %d classes but dataset %s has %d'
+                        % (args.model, num_classes, args.dataset_tgt, len(info.class_names)))
+    if len(args.test_scales_list) != 1:
+        raise UserError('phase val takes one test scale, got --test-scales %s' % args.test_scales)
+    samples = load_samples(args.data_root_tgt, args.split_tgt, args.dataset_tgt,
+                           require_labels=False)
+    contexts = parse_devices(args.gpus)
+    arg_params, aux_params = _load_model(args, contexts)
+    prior = None
+    if args.with_prior:
+        from issegm.make_prior import load_prior
+        prior_path = args.prior or default_prior_path(args.dataset)
+        first_image, _ = read_sample(samples[0][0], None)
+        prior = load_prior(prior_path, num_classes, first_image.shape[:2])
+    predictor = Predictor(args.model, arg_params, aux_params, contexts[0],
+                          args.parsed_model.stride)
+    pool = cbst.ConfidencePool(num_classes, args.kc_policy)
+    has_gt = all(label is not None and os.path.isfile(label) for _, label in samples)
+    meter = ConfusionMeter(num_classes) if has_gt else None
+    meter_prior = ConfusionMeter(num_classes) if has_gt and prior is not None else None
+
+    final = round_dir(args)
+    stage = final + '.val-partial'  # everything is written here, then moved in place at the end
+    shutil.rmtree(stage, ignore_errors=True)
+    cache = os.path.join(stage, 'cache')
+    os.makedirs(cache)
+    out = lambda *parts: os.path.join(stage, *parts)  # noqa: E731
+
+    def full_probs(net, scaled_hw, hw):
+        probs = upsample_probs(net, predictor.stride, scaled_hw, hw)
+        if prior is not None:
+            if prior.shape[1:] != hw:
+                raise UserError('spatial prior is %dx%d but target image is %dx%d'
+                                % (prior.shape[1:] + hw))
+            probs *= prior
+        return probs
+
+    log.info('round %d phase val: %d target images, scale %d, flipping %s, prior %s, policy %s',
+             args.idx_round, len(samples), args.test_scales_list[0], args.test_flipping,
+             args.with_prior, args.kc_policy)
+    geometry = []
+    bar = tqdm(samples, desc='round %d val' % args.idx_round, unit='img',
+               disable=args.no_progress, dynamic_ncols=True)
+    for image_path, label_path in bar:
+        image, gt = read_sample(image_path, label_path if has_gt else None)
+        name = sample_name(image_path)
+        net, scaled_hw = predictor.network_probs(image, args.test_scales_list[0],
+                                                 args.test_flipping)
+        np.save(os.path.join(cache, name + '.npy'), net)
+        hw = image.shape[:2]
+        geometry.append((name, scaled_hw, hw))
+        probs = upsample_probs(net, predictor.stride, scaled_hw, hw)
+        pred = cbst.argmax_max(probs)[0]
+        write_png(out('results', 'nplabelIds', name + '.png'), info.train_to_label[pred])
+        write_png(out('results', 'npcolor', name + '.png'), info.train_to_label[pred], info.palette)
+        if has_gt:
+            meter.update(info.label_to_train[gt], pred)
+        if prior is not None:
+            probs = full_probs(net, scaled_hw, hw)
+            sp = cbst.argmax_max(probs)[0]
+            write_png(out('self_train', 'splabelIds', name + '.png'), info.train_to_label[sp])
+            write_png(out('self_train', 'spcolor', name + '.png'), info.train_to_label[sp],
+                      info.palette)
+            if has_gt:
+                meter_prior.update(info.label_to_train[gt], sp)
+        pool.add(probs)
+
+    cls_thresh, cls_size = pool.thresholds(args.init_tgt_port)
+    mine_id, mine_id_priority = cbst.mining_classes(cls_size, args.mine_id_number, args.mine_thresh)
+    os.makedirs(out('stats'))
+    for key, value in (('mine_id', mine_id), ('mine_id_priority', mine_id_priority),
+                       ('cls_thresh', cls_thresh), ('cls_size', cls_size)):
+        np.save(out('stats', key + '.npy'), value)
+    log.info('thresholds (portion %.4f, %s): %s', args.init_tgt_port, args.kc_policy,
+             ' '.join('%.4f' % t for t in cls_thresh))
+    log.info('mine_id %s, mine_id_priority %s', list(mine_id), list(mine_id_priority))
+
+    selected = np.zeros(num_classes, np.int64)
+    total_pixels = 0
+    list_rows = []
+    final_pseudo_dir = os.path.join(os.path.abspath(final), 'self_train', 'pseudo_labelIds')
+    probmap_dir = os.path.join(args.output, 'probmap')
+    for (name, scaled_hw, hw), (image_path, _) in tqdm(
+            list(zip(geometry, samples)), desc='round %d labels' % args.idx_round, unit='img',
+            disable=args.no_progress, dynamic_ncols=True):
+        cache_file = os.path.join(cache, name + '.npy')
+        probs = full_probs(np.load(cache_file), scaled_hw, hw)
+        pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
+        pseudo_ids = info.train_to_label[pseudo]  # unselected (255) -> label id 0
+        write_png(out('self_train', 'pseudo_labelIds', name + '.png'), pseudo_ids)
+        write_png(out('self_train', 'pseudo_color', name + '.png'), pseudo_ids, info.palette)
+        if args.kc_policy == 'cb':
+            write_png(out('self_train', 'rwlabelIds', name + '.png'), info.train_to_label[reweighted])
+            write_png(out('self_train', 'rwcolor', name + '.png'), info.train_to_label[reweighted],
+                      info.palette)
+        if args.keep_probmaps:
+            os.makedirs(probmap_dir, exist_ok=True)
+            np.save(os.path.join(probmap_dir, name + '.npy'), probs)
+        counts = np.bincount(pseudo.ravel(), minlength=256)
+        selected += counts[:num_classes]
+        total_pixels += pseudo.size
+        os.remove(cache_file)
+        rel_image = os.path.relpath(image_path, args.data_root_tgt)
+        list_rows.append((rel_image, os.path.join(final_pseudo_dir, name + '.png')))
+    shutil.rmtree(cache)
+    write_list(out('self_train', os.path.basename(target_list_path(args))), list_rows)
+
+    report = {'round': args.idx_round, 'tgt_port': args.init_tgt_port, 'kc_policy': args.kc_policy,
+              'with_prior': bool(args.with_prior), 'num_images': len(samples),
+              'cls_thresh': [float(t) for t in cls_thresh],
+              'cls_size': [int(s) for s in cls_size],
+              'selected_share': {n: float(s) / max(total_pixels, 1)
+                                 for n, s in zip(info.class_names, selected)},
+              'selected_total': float(selected.sum()) / max(total_pixels, 1)}
+    if has_gt:
+        report.update(metrics_dict(meter.matrix, info.class_names))
+        log.info('round %d mIoU on %s (network argmax):\n%s', args.idx_round, args.split_tgt,
+                 format_table([('round %d' % args.idx_round, meter.scores()['iou'],
+                                meter.scores()['miou'])], info.class_names))
+        if meter_prior is not None:
+            report['with_prior_metrics'] = metrics_dict(meter_prior.matrix, info.class_names)
+    _write_json(out('metrics.json'), report)
+
+    # Move the finished outputs in place; a run killed before this line leaves only the stage.
+    os.makedirs(final, exist_ok=True)
+    for part in ('results', 'self_train', 'metrics.json'):
+        dest = os.path.join(final, part)
+        if os.path.isdir(dest):
+            shutil.rmtree(dest)
+        if os.path.exists(out(part)):
+            os.replace(out(part), dest)
+    stats_dir = os.path.join(args.output, 'stats')
+    shutil.rmtree(stats_dir, ignore_errors=True)
+    os.replace(out('stats'), stats_dir)
+    shutil.rmtree(stage)
+    _write_json(os.path.join(final, VAL_DONE), {'argv': args.argv})
+    return report
+
+
+# --------------------------------------------------------------------------------- phase train
+def run_train(args):
+    """Retrain on the selected source images and the pseudo-labelled target (SPEC 6)."""
+    from issegm.data_iter import SegTrainIter, self_training_samples
+    from issegm.datasets import get_dataset, load_samples
+    from issegm.training import checkpoint_path, create_kvstore, fit
+    from util.devices import parse_devices
+    from util.symbols import build_symbol
+
+    src_info = get_dataset(args.dataset)
+    tgt_info = get_dataset(args.dataset_tgt)
+    tgt_list = target_list_path(args)
+    if not os.path.isfile(tgt_list):
+        raise UserError('pseudo-label list %s not found: run phase val of round %d first'
+                        % (tgt_list, args.idx_round))
+    mine_id, mine_id_priority = (), ()
+    if args.mine_port > 0:
+        if not args.mine_id_address:
+            raise UserError('--mine-id-address is required in phase train when --mine-port > 0 '
+                            '(the stats folder written by phase val, e.g. OUTPUT/stats)')
+        files = [os.path.join(args.mine_id_address, n + '.npy') for n in ('mine_id', 'mine_id_priority')]
+        for f in files:
+            if not os.path.isfile(f):
+                raise UserError('mining statistics not found: %s' % f)
+        mine_id, mine_id_priority = (np.load(f).astype(int).tolist() for f in files)
+    if args.from_epoch >= args.to_epoch:
+        raise UserError('nothing to train: from epoch %d to epoch %d' % (args.from_epoch, args.to_epoch))
+    contexts = parse_devices(args.gpus)
+    arg_params, aux_params = _load_model(args, contexts, allow_missing=args.from_epoch == 0)
+    kv = create_kvstore(args.kvstore, len(contexts))
+    rank, workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
+    source = load_samples(args.data_root, args.split, args.dataset)
+    target = load_samples(args.data_root_tgt, tgt_list, args.dataset_tgt)
+    samples = self_training_samples(source, src_info, target, tgt_info, args.init_src_port,
+                                    args.seed_int, args.origin_size, args.origin_size_tgt)
+    train_iter = SegTrainIter(samples, args.batch_images, args.crop_size,
+                              stride=args.parsed_model.stride, scale_rate_range=args.scale_range,
+                              mine_port=args.mine_port, mine_id=mine_id,
+                              mine_id_priority=mine_id_priority, seed=args.seed_int + args.idx_round,
+                              prefetch_threads=args.prefetch_threads, prefetcher=args.prefetcher,
+                              num_parts=workers, part_index=rank,
+                              cache_images=bool(args.cache_images))
+    final = round_dir(args)
+    prefix = os.path.join(final, '%s_ep' % args.model)
+    os.makedirs(final, exist_ok=True)
+    if rank == 0:  # a redone phase starts clean: no checkpoints of an earlier, killed attempt
+        for epoch in range(args.from_epoch + 1, args.to_epoch + 1):
+            stale = checkpoint_path(prefix, epoch)
+            if os.path.exists(stale):
+                os.remove(stale)
+        if os.path.exists(os.path.join(final, TRAIN_DONE)):
+            os.remove(os.path.join(final, TRAIN_DONE))
+    log.info('round %d phase train: %d source (portion %.4f, seed %d) + %d target samples, '
+             'epochs %d..%d, lr %g, %d device(s), worker %d/%d', args.idx_round,
+             len(samples) - len(target), args.init_src_port, args.seed_int, len(target),
+             args.from_epoch, args.to_epoch, args.base_lr, len(contexts), rank, workers)
+    try:
+        history = fit(build_symbol(args.parsed_model), train_iter, contexts, arg_params,
+                      aux_params, args.from_epoch, args.to_epoch, prefix, args.base_lr, args.weight_decay, args.lr_type,
+                      args.lr_steps, kv, allow_missing=args.from_epoch == 0,
+                      progress=not args.no_progress)
+    finally:
+        if hasattr(train_iter, 'close'):
+            train_iter.close()
+    if rank == 0:
+        _write_json(os.path.join(final, TRAIN_DONE), {'argv': args.argv, 'history': history})
+    return history
+
+
+@cli_entry
+def main(argv=None):
+    from util.logs import setup_logging
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    args.argv = argv
+    os.makedirs(args.output, exist_ok=True)
+    setup_logging(args.log_file or os.path.join(
+        args.output, 'round%d-%s.log' % (args.idx_round, args.phase)))
+    if args.phase == 'val':
+        run_val(args)
+    else:
+        run_train(args)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
