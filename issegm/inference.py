@@ -13,7 +13,7 @@ import mxnet as mx
 import numpy as np
 
 from util.image import normalize, pad_to_multiple, resize_image, scale_longer_side
-from util.symbols import build_symbol
+from util.symbols import inference_symbol
 
 
 class Predictor:
@@ -22,7 +22,7 @@ class Predictor:
     def __init__(self, model, arg_params, aux_params, ctx, stride):
         self.stride = stride
         self.ctx = ctx if isinstance(ctx, mx.Context) else ctx[0]
-        self.symbol = build_symbol(model)
+        self.symbol = inference_symbol(model)
         self.arg_params = arg_params
         self.aux_params = aux_params
         self.module = None
@@ -31,8 +31,8 @@ class Predictor:
     def _forward(self, batch_nchw):
         shape = batch_nchw.shape
         if self.module is None:
-            self.module = mx.mod.Module(self.symbol, data_names=('data',),
-                                        label_names=('softmax_label',), context=self.ctx)
+            self.module = mx.mod.Module(self.symbol, data_names=('data',), label_names=None,
+                                        context=self.ctx)
             self.module.bind(data_shapes=[('data', shape)], for_training=False)
             self.module.set_params(self.arg_params, self.aux_params, allow_missing=False,
                                    allow_extra=True)

@@ -164,3 +164,12 @@ def parameter_shapes(model, data_shape=(1, 3, 64, 64)):
               if n not in inputs]
     params += [('aux', n, tuple(s)) for n, s in zip(sym.list_auxiliary_states(), aux_shapes)]
     return params
+
+
+def inference_symbol(model):
+    """Class probabilities without the loss layer: softmax over the channels of the logits.
+
+    Equal to SoftmaxOutput's forward, but needs no label input, so a predictor binds only data.
+    """
+    logits = build_symbol(model).get_children()[0]
+    return mx.sym.softmax(logits, axis=1, name='prob')
