@@ -35,3 +35,35 @@ def gta_s8_weights(tmp_path_factory):
     """Full ResNet-38 s8 GTA model weights written from the reference list (session-wide)."""
     path = tmp_path_factory.mktemp('weights') / 'gta_rna-a1_cls19_s8_ep-0000.params'
     return write_weight_file(path, reference_params('gta_rna-a1_cls19_s8'))
+
+
+def _random_pair(rng, hw, label_ids):
+    import numpy as np
+    image = (rng.rand(hw[0], hw[1], 3) * 255).astype(np.uint8)
+    label = rng.choice(label_ids, hw).astype(np.uint8)
+    return image, label
+
+
+def make_layout(root, layout, count, hw=(32, 64), split='train', seed=0,
+                label_ids=(0, 7, 8, 11, 21, 23, 24, 26)):
+    """Write `count` random image/label pairs in a dataset layout; returns [(image, label)]
+    paths relative to root, in file order (cityscapes, gta or synthia)."""
+    import os
+    import numpy as np
+    from issegm.datasets import write_png
+    rng = np.random.RandomState(seed)
+    pairs = []
+    for i in range(count):
+        if layout == 'cityscapes':
+            city = 'testcity'
+            image = 'leftImg8bit/%s/%s/%s_000000_%06d_leftImg8bit.png' % (split, city, city, i)
+            label = 'gtFine/%s/%s/%s_000000_%06d_gtFine_labelIds.png' % (split, city, city, i)
+        elif layout == 'gta':
+            image, label = 'images/%05d.png' % (i + 1), 'labels/%05d.png' % (i + 1)
+        else:
+            image, label = 'RGB/%07d.png' % i, 'GT/labels/%07d.png' % i
+        rgb, ids = _random_pair(rng, hw, label_ids)
+        write_png(os.path.join(root, image), rgb)
+        write_png(os.path.join(root, label), ids)
+        pairs.append((image, label))
+    return pairs
