@@ -1,0 +1,122 @@
+"""Phase val end to end (full s8 model, published-format weights) against the NumPy core."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.io
+
+from conftest import make_layout
+from issegm import cbst
+from issegm.datasets import get_dataset, read_label, read_list, write_list
+
+ROUND_SCRIPT = 'issegm/self-paced-self-trained-segresnet.py'
+
+
+def run(*args):
+    return subprocess.run([sys.executable] + [str(a) for a in args], capture_output=True,
+                          text=True)
+
+
+@pytest.fixture(scope='module')
+def target(tmp_path_factory):
+    root = tmp_path_factory.mktemp('cityscapes')
+    pairs = make_layout(str(root), 'cityscapes', 3, hw=(48, 96), split='val', seed=1)
+    lst = root / 'val.lst'
+    write_list(str(lst), pairs)
+    return str(root), str(lst)
+
+
+def val_args(target, weights, output, *extra):
+    root, lst = target
+    return [ROUND_SCRIPT, '--phase', 'val', '--dataset', 'gta', '--dataset-tgt', 'cityscapes',
+            '--data-root-tgt', root, '--split-tgt', lst, '--output', output,
+            '--model', 'cityscapes_rna-a1_cls19_s8', '--weights', weights, '--gpus', 'cpu',
+            '--test-scales', '64', '--test-flipping', '--no-progress'] + list(extra)
+
+
+@pytest.mark.parametrize('policy', ['cb', 'global'])
+def test_phase_val_pseudo_labels_equal_core_on_kept_maps(target, gta_s8_weights, tmp_path, policy):
+    out = tmp_path / 'run'
+    res = run(*val_args(target, gta_s8_weights, out, '--kc-policy', policy,
+                        '--init-tgt-port', '0.3', '--keep-probmaps'))
+    assert res.returncode == 0, res.stderr[-2000:]
+    info = get_dataset('cityscapes')
+    names = [os.path.splitext(os.path.basename(img))[0] for img, _ in read_list(target[1])]
+    maps = [np.load(out / 'probmap' / (n + '.npy')) for n in names]
+    assert maps[0].shape == (19, 48, 96) and maps[0].dtype == np.float32
+    pool = cbst.ConfidencePool(19, policy)
+    for m in maps:
+        pool.add(m)
+    thresh, size = pool.thresholds(0.3)
+    np.testing.assert_array_equal(np.load(out / 'stats' / 'cls_thresh.npy'), thresh)
+    np.testing.assert_array_equal(np.load(out / 'stats' / 'cls_size.npy'), size)
+    mine_id, priority = cbst.mining_classes(size, 3, 0.001)
+    np.testing.assert_array_equal(np.load(out / 'stats' / 'mine_id.npy'), mine_id)
+    np.testing.assert_array_equal(np.load(out / 'stats' / 'mine_id_priority.npy'), priority)
+    for name, m in zip(names, maps):
+        saved = read_label(str(out / '0' / 'self_train' / 'pseudo_labelIds' / (name + '.png')))
+        np.testing.assert_array_equal(saved, info.train_to_label[cbst.pseudo_labels(m, thresh)])
+        argmax = read_label(str(out / '0' / 'results' / 'nplabelIds' / (name + '.png')))
+        np.testing.assert_array_equal(argmax, info.train_to_label[m.argmax(0)])
+        rw = out / '0' / 'self_train' / 'rwlabelIds' / (name + '.png')
+        assert rw.exists() == (policy == 'cb')
+    metrics = json.loads((out / '0' / 'metrics.json').read_text())
+    assert 0 <= metrics['miou'] <= 1 and set(metrics['iou']) == set(info.class_names)
+    assert abs(sum(metrics['selected_share'].values()) - metrics['selected_total']) < 1e-9
+    # The training list lives under OUTPUT and points at this round's pseudo-labels.
+    rows = read_list(str(out / '0' / 'self_train' / 'val_training.lst'))
+    assert [os.path.basename(label) for _, label in rows] == [n + '.png' for n in names]
+    assert all(os.path.isfile(label) for _, label in rows)
+    # Nothing of the two-pass cache is left behind.
+    assert not list(out.rglob('cache')) and not (tmp_path / 'run' / '0.val-partial').exists()
+    assert (out / '0' / 'val.done').exists()
+
+
+def test_phase_val_with_prior(target, gta_s8_weights, tmp_path):
+    prior = np.random.RandomState(0).rand(19, 48, 96).astype(np.float32)
+    prior /= prior.sum(0, keepdims=True)
+    scipy.io.savemat(str(tmp_path / 'prior_array.mat'), {'prior_array': prior})
+    out = tmp_path / 'run'
+    res = run(*val_args(target, gta_s8_weights, out, '--with-prior', 'True', '--prior',
+                        tmp_path / 'prior_array.mat', '--keep-probmaps'))
+    assert res.returncode == 0, res.stderr[-2000:]
+    name = os.path.splitext(os.path.basename(read_list(target[1])[0][0]))[0]
+    kept = np.load(out / 'probmap' / (name + '.npy'))
+    sp = read_label(str(out / '0' / 'self_train' / 'splabelIds' / (name + '.png')))
+    np.testing.assert_array_equal(sp, get_dataset('cityscapes').train_to_label[kept.argmax(0)])
+    # A prior of another size is one clear error, and no round output is left half-written.
+    scipy.io.savemat(str(tmp_path / 'small.mat'), {'prior_array': prior[:, :24]})
+    out2 = tmp_path / 'run2'
+    res = run(*val_args(target, gta_s8_weights, out2, '--with-prior', 'True', '--prior',
+                        tmp_path / 'small.mat'))
+    assert res.returncode != 0 and 'Traceback' not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith('error:') and 'prior' in res.stderr
+    assert not (out2 / '0').exists()
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--kc-policy', 'bogus'], "unknown --kc-policy 'bogus'"),
+    (['--source-sample-policy', 'x'], "unknown --source-sample-policy 'x'"),
+    (['--model', 'cityscapes_rna-a1_cls16_s8'], 'does not fit'),
+    (['--test-scales', '64,96'], 'one test scale'),
+])
+def test_phase_val_bad_input(target, gta_s8_weights, tmp_path, extra, message):
+    args = val_args(target, gta_s8_weights, tmp_path / 'run')
+    if extra[0] == '--model':
+        args[args.index('--model') + 1] = extra[1]
+        args[args.index('--dataset-tgt') + 1] = 'cityscapes16'
+        extra = []
+    res = run(*(args + extra))
+    assert res.returncode != 0
+    assert message in res.stderr and 'Traceback' not in res.stderr
+
+
+def test_phase_train_needs_mining_stats(target, gta_s8_weights, tmp_path):
+    args = val_args(target, gta_s8_weights, tmp_path / 'run')
+    args[args.index('val')] = 'train'
+    res = run(*(args + ['--mine-port', '0.5']))
+    assert res.returncode != 0 and 'Traceback' not in res.stderr
+    assert 'run phase val of round 0 first' in res.stderr or 'mine-id-address' in res.stderr
