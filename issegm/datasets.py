@@ -205,7 +205,7 @@ def write_png(path, array, palette=None):
     if palette is not None:  # an L image becomes P, keeping the ids as palette indices
         img.putpalette(np.asarray(palette, np.uint8).ravel().tolist())
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    img.save(path)
+    img.save(path, compress_level=1)  # fast: phase val writes several PNGs per image
 
 
 def colorize(label_ids, palette):

@@ -9,10 +9,12 @@
 `Predictor.network_probs` stops after step 2, returning the small network-resolution maps;
 `upsample_probs` does step 3. Phase val keeps only the former between its two passes.
 """
+import cv2
 import mxnet as mx
 import numpy as np
 
-from util.image import normalize, pad_to_multiple, resize_image, scale_longer_side
+from util.image import (normalize, pad_to_multiple, resize_image, resize_interpolation,
+                        scale_longer_side)
 from util.symbols import inference_symbol
 
 
@@ -72,13 +74,23 @@ class Predictor:
 
 
 def upsample_probs(net_probs, stride, scaled_hw, original_hw):
-    """Step 3: bicubic upsampling by the stride, crop to the scaled size, resize to the original."""
+    """Step 3: bicubic upsampling by the stride, crop to the scaled size, resize to the original.
+
+    Works class by class on (C, h, w) planes, writing straight into the (C, H, W) result: no
+    channel-last copies of full-resolution maps (this is the hot path of phase val).
+    """
     c, h, w = net_probs.shape
-    hwc = np.ascontiguousarray(net_probs.transpose(1, 2, 0))
-    up = resize_image(hwc, (h * stride, w * stride))  # enlarging: bicubic by the resize rules
-    up = up[:scaled_hw[0], :scaled_hw[1]]
-    if tuple(scaled_hw) != tuple(original_hw):
-        up = resize_image(np.ascontiguousarray(up), tuple(original_hw))
-    if up.ndim == 2:  # a single class comes back without its channel axis
-        up = up[:, :, None]
-    return np.ascontiguousarray(up.transpose(2, 0, 1), dtype=np.float32)
+    up_hw = (h * stride, w * stride)
+    oh, ow = original_hw
+    out = np.empty((c, oh, ow), np.float32)
+    up = np.empty(up_hw, np.float32)
+    final_interp = resize_interpolation(tuple(scaled_hw), (oh, ow))
+    for k in range(c):
+        # enlarging by the stride: bicubic by the resize rules
+        cv2.resize(net_probs[k], (up_hw[1], up_hw[0]), dst=up, interpolation=cv2.INTER_CUBIC)
+        cropped = up[:scaled_hw[0], :scaled_hw[1]]
+        if tuple(scaled_hw) == (oh, ow):
+            out[k] = cropped
+        else:
+            cv2.resize(cropped, (ow, oh), dst=out[k], interpolation=final_interp)
+    return out
