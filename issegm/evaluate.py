@@ -1,0 +1,329 @@
+"""Evaluate a segmentation model on a labelled split (SPEC 2.3).
+
+    python issegm/evaluate.py --data-root DATA_ROOT_CITYSCAPES --output val/gta-city \
+        --dataset cityscapes --phase val --weights models/gta_rna-a1_cls19_s8_ep-0000.params \
+        --split val --test-scales 2048 --test-flipping --gpus 0 --no-cudnn
+
+Test procedure as phase val (SPEC 5, steps 1-3, issegm/inference.py). Several comma-separated
+`--test-scales` average the softmax maps at the original image size (upstream took one scale);
+`--test-flipping` also averages with the mirrored image. Default scale: the longer side of the
+dataset's max shape (cityscapes 2048, gta 1914, synthia 1280).
+
+Outputs under OUTPUT (NAME = image file name without extension):
+  labelId/NAME.png          argmax as the dataset's label ids (train id -> label id)
+  trainId/NAME.png          argmax as train ids
+  color/NAME.png            label ids as a palette PNG (Cityscapes colours)
+  color/correct/NAME.png    127 where the prediction equals the ground truth, 255 where the
+                            ground truth is ignored, 0 elsewhere (images with ground truth only)
+  scores/NAME.npy           with --save-predictions: the averaged class probabilities, float16
+                            (C, H, W) at the original image size (np.load gives them back)
+  metrics.json              {"iou": {class: IoU}, "miou", "pixel_acc", "mean_acc"} (fractions)
+  results.md                the same as a paper-style table (percent)
+  evaluate.log              the log (or --log-file)
+--no-save-results skips the PNGs (metrics, table and log are always written).
+"""
+import argparse
+import collections
+import json
+import logging
+import os
+import sys
+import threading
+import time
+
+if __package__ in (None, ''):  # run by path without installation: the repo root holds `util`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from util.errors import UserError, cli_entry  # noqa: E402
+
+__all__ = ['parse_test_scales', 'resolve_model', 'sample_name', 'Timings', 'save_outputs',
+           'evaluate_samples', 'write_report', 'main']
+
+log = logging.getLogger('cbst')
+
+CORRECT, WRONG, IGNORED = 127, 0, 255
+NON_NETWORK_STEPS = ('loading', 'upsampling', 'argmax', 'confusion', 'writing')
+
+
+def parse_test_scales(text):
+    """'1024,2048' -> [1024, 2048] (positive integers, at least one)."""
+    try:
+        scales = [int(s) for s in str(text).split(',') if s.strip()]
+    except ValueError:
+        raise UserError('bad --test-scales %r: expected one or more comma-separated integers, '
+                        'e.g. 2048 or 1024,2048' % (text,))
+    if not scales or min(scales) <= 0:
+        raise UserError('bad --test-scales %r: expected positive integers' % (text,))
+    return scales
+
+
+def resolve_model(model, weights, info):
+    """The model label (default: the weights file name before `_ep-`) and its parsed form,
+    checked to be a segmentation model with the dataset's number of classes."""
+    from util.model_label import is_classifier, parse_model_label, split_weights_name
+    if not model:
+        model = split_weights_name(weights)[0]
+        if model is None:
+            raise UserError('--model is missing and the weights file name %s does not say it '
+                            '(expected MODEL_ep-NNNN.params)' % os.path.basename(weights or ''))
+    parsed = parse_model_label(model)
+    if is_classifier(parsed):
+        raise UserError('model %s is the ImageNet classifier, not a segmentation model' % model)
+    if parsed.num_classes != len(info.class_names):
+        raise UserError('model %s has %d classes but dataset %s has %d'
+                        % (model, parsed.num_classes, info.name, len(info.class_names)))
+    return model, parsed
+
+
+def sample_name(image_path):
+    return os.path.splitext(os.path.basename(image_path))[0]
+
+
+class Timings(object):
+    """Seconds spent per step, summed over images (thread-safe: writers run in threads)."""
+
+    def __init__(self):
+        self.seconds = collections.defaultdict(float)
+        self.images = 0
+        self._lock = threading.Lock()
+
+    def add(self, step, seconds):
+        with self._lock:
+            self.seconds[step] += seconds
+
+    def timed(self, step, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.add(step, time.perf_counter() - t0)
+
+    def per_image_ms(self, step):
+        return 1000.0 * self.seconds.get(step, 0.0) / max(self.images, 1)
+
+    def summary(self):
+        non_network = sum(self.seconds.get(s, 0.0) for s in NON_NETWORK_STEPS)
+        parts = ', '.join('%s %.1f' % (s, self.per_image_ms(s)) for s in NON_NETWORK_STEPS)
+        return ('per image over %d images: network %.1f ms; non-network %.1f ms (%s ms)'
+                % (self.images, self.per_image_ms('network'),
+                   1000.0 * non_network / max(self.images, 1), parts))
+
+
+def correct_map(pred, gt_train):
+    """127 where pred == gt, 255 where the ground truth is ignored (not a class), else 0."""
+    out = np.where(pred == gt_train, CORRECT, WRONG).astype(np.uint8)
+    out[gt_train >= 255] = IGNORED
+    return out
+
+
+def save_outputs(output, name, pred, gt_train, info, probs=None):
+    """Write the PNGs of one image (none when `pred` is None) and its float16 scores (when
+    `probs` is given)."""
+    from issegm.datasets import write_png
+    if pred is not None:
+        label_ids = info.train_to_label[pred]
+        write_png(os.path.join(output, 'labelId', name + '.png'), label_ids)
+        write_png(os.path.join(output, 'trainId', name + '.png'), pred)
+        write_png(os.path.join(output, 'color', name + '.png'), label_ids, info.palette)
+        if gt_train is not None:
+            write_png(os.path.join(output, 'color', 'correct', name + '.png'),
+                      correct_map(pred, gt_train))
+    if probs is not None:
+        save_scores(os.path.join(output, 'scores', name + '.npy'), probs)
+
+
+def save_scores(path, probs):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    np.save(path, probs.astype(np.float16))
+
+
+def _check_names(samples):
+    seen = {}
+    for image, _ in samples:
+        name = sample_name(image)
+        if name in seen:
+            raise UserError('two images share the output name %s: %s and %s'
+                            % (name, seen[name], image))
+        seen[name] = image
+
+
+def evaluate_samples(predictor, samples, info, scales, flip, output, save_results=True,
+                     save_predictions=False, prefetch_threads=0, timings=None, progress=True):
+    """Predict every (image, label-or-None) sample, write its outputs under `output` and
+    return the (C, C) int64 confusion matrix (rows ground truth, train ids) over the samples
+    with labels.
+
+    `predictor` is an issegm.inference.Predictor; the class maps of the `scales` are averaged
+    at the original size. With `prefetch_threads` > 0 images are read and outputs written by
+    that many threads while the network runs. `timings` (a Timings) receives the seconds of
+    each step.
+    """
+    from concurrent import futures
+
+    from tqdm import tqdm
+
+    from issegm.cbst import argmax_max
+    from issegm.datasets import read_sample
+    from issegm.inference import upsample_probs
+    from util.metrics import ConfusionMeter
+    from util.prefetch import Prefetcher
+
+    timings = timings if timings is not None else Timings()
+    num_classes = len(info.class_names)
+    meter = ConfusionMeter(num_classes)
+    _check_names(samples)
+
+    def load(sample):
+        return timings.timed('loading', read_sample, *sample)
+
+    def write(name, pred, gt_train, probs):
+        timings.timed('writing', save_outputs, output, name, pred, gt_train, info, probs)
+
+    writer = futures.ThreadPoolExecutor(prefetch_threads, thread_name_prefix='evaluate-write') \
+        if prefetch_threads > 0 else None
+    pending = collections.deque()
+    try:
+        with Prefetcher(load, num_workers=prefetch_threads, kind='thread',
+                        ahead=2 * prefetch_threads) as loader:
+            bar = tqdm(zip(samples, loader.map(samples)), total=len(samples), desc='evaluate',
+                       unit='img', disable=not progress, dynamic_ncols=True)
+            for (image_path, _), (image, gt) in bar:
+                probs = None
+                for scale in scales:
+                    net, scaled_hw = timings.timed('network', predictor.network_probs, image,
+                                                   scale, flip)
+                    up = timings.timed('upsampling', upsample_probs, net, predictor.stride,
+                                       scaled_hw, image.shape[:2])
+                    probs = up if probs is None else timings.timed('upsampling', np.add, probs,
+                                                                   up, out=probs)
+                if len(scales) > 1:
+                    probs /= len(scales)
+                pred = timings.timed('argmax', argmax_max, probs)[0]
+                gt_train = None
+                if gt is not None:
+                    gt_train = info.label_to_train[gt]
+                    timings.timed('confusion', meter.update, gt_train, pred)
+                timings.images += 1
+                if not (save_results or save_predictions):
+                    continue
+                job = (sample_name(image_path), pred if save_results else None, gt_train,
+                       probs if save_predictions else None)
+                if writer is None:
+                    write(*job)
+                    continue
+                pending.append(writer.submit(write, *job))
+                while len(pending) > 2 * prefetch_threads:
+                    pending.popleft().result()
+            bar.close()
+        while pending:
+            pending.popleft().result()
+    finally:
+        if writer is not None:
+            for fut in pending:
+                fut.cancel()
+            writer.shutdown(wait=True)
+    return meter.matrix
+
+
+def write_report(output, conf, info, title):
+    """metrics.json and results.md of a confusion matrix; returns the metrics dict."""
+    from util.metrics import format_table, metrics_dict, scores
+    metrics = metrics_dict(conf, info.class_names)
+    s = scores(conf)
+    table = format_table([(title, s['iou'], s['miou'])], info.class_names)
+    tmp = os.path.join(output, '.metrics.json.tmp')
+    with open(tmp, 'w') as f:
+        json.dump(metrics, f, indent=1)
+    os.replace(tmp, os.path.join(output, 'metrics.json'))
+    summary = ('pixel accuracy %.2f%%, mean class accuracy %.2f%%, mean IoU %.2f%% over %d classes'
+               % (100 * s['pixel_acc'], 100 * s['mean_acc'], 100 * s['miou'], len(s['iou'])))
+    with open(os.path.join(output, 'results.md'), 'w') as f:
+        f.write('# %s\n\n%s\n\nIoU per class (%%):\n\n%s' % (title, summary, table))
+    return metrics, summary, table
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    a = parser.add_argument
+    a('--data-root', required=True, help='dataset root (paths in the list file are relative)')
+    a('--output', required=True, help='output folder')
+    a('--dataset', default='cityscapes', help='cityscapes, cityscapes16, gta or synthia')
+    a('--phase', default='val', choices=['val'], help='only val (as upstream)')
+    a('--split', default='val', help='split name (issegm/data_list/DATASET/SPLIT.lst) or .lst path')
+    a('--weights', required=True, help='weight file, e.g. models/gta_rna-a1_cls19_s8_ep-0000.params')
+    a('--model', help='model label (default: the weights file name before _ep-)')
+    a('--test-scales', help='longer side(s) at test time, comma-separated; several are averaged '
+                            '(default: the dataset\'s longer side, e.g. 2048)')
+    a('--test-flipping', action='store_true', help='average with the mirrored image')
+    a('--test-steps', type=int, default=1, help='network passes per image (only 1, as upstream)')
+    a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0 (the first device is used)')
+    a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
+    a('--save-predictions', action='store_true',
+      help='keep the score maps: OUTPUT/scores/NAME.npy, float16 (C, H, W) at the image size')
+    a('--no-save-results', action='store_true', help='do not write the prediction PNGs')
+    a('--prefetch-threads', type=int, default=1,
+      help='threads reading images and writing outputs while the network runs (0: inline)')
+    a('--log-file', help='log file (default OUTPUT/evaluate.log)')
+    a('--no-progress', action='store_true', help='no progress bar')
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    from issegm.datasets import get_dataset, load_samples
+    from util.errors import require_file
+    from util.logs import setup_logging
+
+    args = parse_args(argv)
+    # Checks of the flags and files first, before MXNet is even imported (a quick error).
+    info = get_dataset(args.dataset)
+    if args.test_steps != 1:
+        raise UserError('--test-steps %d is not supported: one network pass per image (1)'
+                        % args.test_steps)
+    if args.prefetch_threads < 0:
+        raise UserError('--prefetch-threads must be >= 0, got %d' % args.prefetch_threads)
+    scales = parse_test_scales(args.test_scales or str(max(info.max_shape)))
+    model, parsed = resolve_model(args.model, args.weights, info)
+    samples = load_samples(args.data_root, args.split, args.dataset, require_labels=False)
+    require_file(args.weights, 'weight file')
+    if args.no_cudnn:
+        os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] = '0'
+
+    from issegm.inference import Predictor
+    from util.devices import parse_devices
+    from util.symbols import parameter_shapes
+    from util.weights import load_for_model
+    contexts = parse_devices(args.gpus)
+    arg_params, aux_params = load_for_model(args.weights, parameter_shapes(model))
+
+    os.makedirs(args.output, exist_ok=True)
+    setup_logging(args.log_file or os.path.join(args.output, 'evaluate.log'))
+    log.info('evaluate %s (%s) on %s %s: %d images, scales %s, flipping %s, device %s%s',
+             model, args.weights, args.dataset, args.split, len(samples),
+             ','.join(map(str, scales)), 'on' if args.test_flipping else 'off', contexts[0],
+             ' (of %d given)' % len(contexts) if len(contexts) > 1 else '')
+    predictor = Predictor(model, arg_params, aux_params, contexts[0], parsed.stride)
+    timings = Timings()
+    t0 = time.time()
+    conf = evaluate_samples(predictor, samples, info, scales, args.test_flipping, args.output,
+                            save_results=not args.no_save_results,
+                            save_predictions=args.save_predictions,
+                            prefetch_threads=args.prefetch_threads, timings=timings,
+                            progress=not args.no_progress)
+    log.info('done in %.1f s; %s', time.time() - t0, timings.summary())
+    if not any(label is not None for _, label in samples):
+        log.info('no ground truth in %s: no metrics written', args.split)
+        return 0
+    metrics, summary, table = write_report(args.output, conf, info, '%s on %s %s' % (
+        model, args.dataset, os.path.splitext(os.path.basename(args.split))[0]))
+    log.info('%s', summary)
+    log.info('IoU per class: %s', ' '.join('%.4f' % v for v in metrics['iou'].values()))
+    log.info('results (%%):\n%s', table)
+    log.info('wrote %s', os.path.join(args.output, 'metrics.json'))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
