@@ -1,0 +1,308 @@
+"""Training data for source training and self-training (SPEC 6): samples, crops, batches.
+
+* `source_only_samples` / `self_training_samples` build the list of `TrainSample` records.
+* `make_train_crop` turns one sample and a seed into one (data, label) pair. It is a
+  module-level function of plain arguments, so it runs in threads or in a process pool.
+* `SegTrainIter` is the `mx.io.DataIter` feeding `Module.fit`: a shuffled epoch of crops,
+  assembled ahead of the network by `util.prefetch.Prefetcher`.
+
+The crop is built without materialising the padded square canvas of the original: only the part
+of the image inside the crop window is sliced out, resized (bicubic / area / bilinear rules of
+util.image) to its share of the C x C output and pasted onto a C x C mean-coloured canvas.
+Labels are never resized as a whole: for each cell of the stride-8 output grid (offset 4, in
+the possibly flipped crop) the nearest source pixel is looked up directly, which equals a
+pixel-centre nearest resize of the label part pasted on an ignore (255) canvas followed by
+`[4::8, 4::8]`. Labels therefore stay exact train ids.
+
+Randomness: each epoch e draws a permutation of all samples and one seed per sample from
+`RandomState([seed, e])`; a sample's crop depends only on its seed, so threads, processes and
+any number of workers give the same batches.
+"""
+import collections
+import functools
+import os
+
+import mxnet as mx
+import numpy as np
+
+from issegm import datasets
+from issegm.sampling import crop_side, plan_crop
+from util.errors import UserError
+from util.image import MEAN_UINT8, normalize_chw, resize_image
+from util.prefetch import Prefetcher
+
+__all__ = ['TrainSample', 'source_only_samples', 'self_training_samples', 'crop_arrays',
+           'make_train_crop', 'SegTrainIter', 'IGNORE']
+
+IGNORE = datasets.IGNORE
+
+# One training sample: file paths, the label id -> train id table (256 entries), the origin
+# size (the "target size" a scale rate of 1 maps the max side to) and the dataset max shape.
+TrainSample = collections.namedtuple('TrainSample',
+                                     'image label label_to_train origin_size max_shape')
+
+
+def _dataset_info(dataset):
+    if isinstance(dataset, datasets.DatasetInfo):
+        return dataset
+    return datasets.get_dataset(dataset)
+
+
+def _records(samples, info, origin_size, max_shape):
+    table = np.asarray(info.label_to_train, np.uint8)
+    out = []
+    for image, label in samples:
+        if label is None:
+            raise UserError('training sample %s has no label' % image)
+        out.append(TrainSample(image, label, table, int(origin_size), tuple(max_shape)))
+    return out
+
+
+def source_only_samples(samples, dataset, origin_size):
+    """Source training: every (image, label) sample with the dataset's MAX_SHAPES entry."""
+    info = _dataset_info(dataset)
+    return _records(samples, info, origin_size, datasets.MAX_SHAPES[info.name])
+
+
+def self_training_samples(source_samples, source_dataset, target_samples, target_dataset,
+                          src_port, seed, origin_size, origin_size_tgt):
+    """Samples of one self-training round (SPEC 6).
+
+    S = int(N * src_port) source samples, chosen by cbst.select_source_subset(N, S, seed) and
+    kept in that order, then every target sample (image, pseudo-label path) in list order.
+    Source labels go through the source dataset's table, pseudo-labels (target label ids)
+    through the target dataset's; max shapes come from SELF_TRAINING_MAX_SHAPES.
+    """
+    from issegm import cbst  # lazily: the algorithm core is optional for source training
+    src = _dataset_info(source_dataset)
+    tgt = _dataset_info(target_dataset)
+    source_samples = list(source_samples)
+    num = len(source_samples)
+    num_selected = int(num * src_port)
+    if not 0 <= num_selected <= num:
+        raise UserError('source portion %s selects %d of %d source samples'
+                        % (src_port, num_selected, num))
+    chosen = cbst.select_source_subset(num, num_selected, seed) if num_selected > 0 else []
+    picked = [source_samples[int(i)] for i in chosen]
+    out = _records(picked, src, origin_size, datasets.SELF_TRAINING_MAX_SHAPES[src.name])
+    out += _records(target_samples, tgt, origin_size_tgt,
+                    datasets.SELF_TRAINING_MAX_SHAPES[tgt.name])
+    return out
+
+
+def _round_div(num, den):
+    """round(num / den) for non-negative integers, halves rounded up."""
+    return (2 * num + den) // (2 * den)
+
+
+def _nearest_rows(positions, src_start, src_len, out_start, out_len):
+    """Source rows for output positions of a part [out_start, out_start + out_len) that is a
+    nearest resize of source rows [src_start, src_start + src_len); -1 outside the part."""
+    rel = positions - out_start
+    inside = (rel >= 0) & (rel < out_len)
+    src = ((rel + 0.5) * (src_len / float(out_len))).astype(np.int64)
+    src = src_start + np.clip(src, 0, src_len - 1)
+    return np.where(inside, src, -1)
+
+
+def crop_arrays(image, label, plan, crop, label_to_train=None, stride=8):
+    """The network input and label of one crop.
+
+    image: (H, W, 3) uint8 RGB; label: (H, W) label ids (mapped through `label_to_train`) or
+    train ids (table None); plan: sampling.CropPlan in image coordinates; crop: C.
+    Returns data (3, C, C) float32 normalised and label (C // stride, C // stride) float32 of
+    train ids, 255 (ignore) outside the image.
+    """
+    h, w = image.shape[:2]
+    top, left, side = plan.top, plan.left, plan.side
+    canvas = np.empty((crop, crop, 3), np.uint8)
+    canvas[...] = MEAN_UINT8
+    y0, y1 = max(top, 0), min(top + side, h)
+    x0, x1 = max(left, 0), min(left + side, w)
+    # Output rows/columns [oy0, oy1) x [ox0, ox1) show image rows/columns [y0, y1) x [x0, x1).
+    oy0, oy1 = _round_div((y0 - top) * crop, side), _round_div((y1 - top) * crop, side)
+    ox0, ox1 = _round_div((x0 - left) * crop, side), _round_div((x1 - left) * crop, side)
+    has_part = y0 < y1 and x0 < x1 and oy0 < oy1 and ox0 < ox1
+    if has_part:
+        canvas[oy0:oy1, ox0:ox1] = resize_image(image[y0:y1, x0:x1], (oy1 - oy0, ox1 - ox0))
+    if plan.flip:
+        canvas = canvas[:, ::-1]
+    data = normalize_chw(canvas)
+
+    grid = np.arange(stride // 2, crop, stride)
+    out = np.full((len(grid), len(grid)), IGNORE, np.float32)
+    if has_part:
+        cols = (crop - 1 - grid) if plan.flip else grid
+        src_r = _nearest_rows(grid, y0, y1 - y0, oy0, oy1 - oy0)
+        src_c = _nearest_rows(cols, x0, x1 - x0, ox0, ox1 - ox0)
+        rr, cc = np.nonzero(src_r >= 0)[0], np.nonzero(src_c >= 0)[0]
+        if len(rr) and len(cc):
+            ids = label[src_r[rr][:, None], src_c[cc][None, :]]
+            if label_to_train is not None:
+                ids = np.asarray(label_to_train)[ids]
+            out[rr[:, None], cc[None, :]] = ids
+    return data, out
+
+
+# Decoded (image, label ids) per (image path, label path) when cache_images is on. With the
+# process prefetcher every worker process keeps its own cache.
+_CACHE = {}
+
+
+def _load(image_path, label_path, cache_images):
+    key = (image_path, label_path)
+    if cache_images:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            return hit
+    image, label = datasets.read_sample(image_path, label_path)
+    if cache_images:
+        _CACHE[key] = (image, label)
+    return image, label
+
+
+def make_train_crop(sample, seed, crop, stride=8, scale_rate_range=(0.7, 1.3), mine_port=0.0,
+                    mine_id=(), mine_id_priority=(), cache_images=False):
+    """One training crop of a TrainSample: read, plan (sampling.plan_crop), crop.
+
+    Deterministic given `seed`. Bad files raise the UserError of datasets.read_sample.
+    Returns (data (3, C, C) float32, label (C // stride, C // stride) float32).
+    """
+    image, label = _load(sample.image, sample.label, cache_images)
+    rng = np.random.RandomState(seed)
+    plan = plan_crop(rng, label, crop, sample.origin_size, sample.max_shape, scale_rate_range,
+                     mine_port, mine_id, mine_id_priority, label_to_train=sample.label_to_train)
+    return crop_arrays(image, label, plan, crop, sample.label_to_train, stride)
+
+
+def _crop_job(job, **params):
+    sample, seed = job
+    return make_train_crop(sample, seed, **params)
+
+
+def _id_tuple(ids):
+    return tuple(int(k) for k in np.asarray(ids if ids is not None else (), np.int64).ravel())
+
+
+class SegTrainIter(mx.io.DataIter):
+    """Shuffled random crops for segmentation training (SPEC 6).
+
+    Each epoch shuffles all samples, keeps this worker's shard `[part_index::num_parts]` and
+    yields `len(samples) // num_parts // batch_images` batches (the same count on every shard,
+    so distributed workers stay in step; with one part this is len(samples) // batch_images).
+    `reset()` starts the next epoch. Batches: data (B, 3, C, C) float32, softmax_label
+    (B, C // stride, C // stride) float32 with 255 = ignore, C = crop_side(crop_size, stride).
+
+    prefetch_threads workers (threads or, with prefetcher='process', forked processes; 0 runs
+    inline) prepare up to two batches ahead. `begin_epoch` selects the epoch whose shuffle
+    comes first (to resume a run with the same crops). Call close() (or use `with`) to stop the
+    workers.
+    """
+
+    def __init__(self, samples, batch_images, crop_size, stride=8, scale_rate_range=(0.7, 1.3),
+                 mine_port=0.0, mine_id=(), mine_id_priority=(), seed=None, prefetch_threads=1,
+                 prefetcher='thread', num_parts=1, part_index=0, cache_images=False,
+                 begin_epoch=0):
+        batch_images = int(batch_images)
+        super().__init__(batch_images)
+        self.samples = list(samples)
+        num_parts, part_index = int(num_parts), int(part_index)
+        if batch_images < 1:
+            raise UserError('batch size must be >= 1, got %d' % batch_images)
+        if num_parts < 1 or not 0 <= part_index < num_parts:
+            raise UserError('bad data shard %d of %d' % (part_index, num_parts))
+        lo, hi = (float(v) for v in scale_rate_range)
+        if not 0 < lo <= hi:
+            raise UserError('bad scale rate range %s' % (scale_rate_range,))
+        if not 0.0 <= float(mine_port) <= 1.0:
+            raise UserError('mine port must be in [0, 1], got %s' % mine_port)
+        self.num_batches = len(self.samples) // num_parts // batch_images
+        if self.num_batches < 1:
+            raise UserError('%d training samples give no batch of %d images%s'
+                            % (len(self.samples), batch_images,
+                               ' per shard (%d shards)' % num_parts if num_parts > 1 else ''))
+        self.batch_images = batch_images
+        self.stride = int(stride)
+        self.crop = crop_side(crop_size, self.stride)
+        self.label_size = len(range(self.stride // 2, self.crop, self.stride))
+        self.num_parts, self.part_index = num_parts, part_index
+        if seed is None:
+            seed = int.from_bytes(os.urandom(4), 'little')
+        self.seed = int(seed) % (2 ** 32)
+        self.epoch = int(begin_epoch)
+        params = dict(crop=self.crop, stride=self.stride, scale_rate_range=(lo, hi),
+                      mine_port=float(mine_port), mine_id=_id_tuple(mine_id),
+                      mine_id_priority=_id_tuple(mine_id_priority),
+                      cache_images=bool(cache_images))
+        self._prefetcher = Prefetcher(functools.partial(_crop_job, **params),
+                                      int(prefetch_threads), prefetcher, ahead=2 * batch_images)
+        self._results = None
+        self._start_epoch()
+
+    @property
+    def provide_data(self):
+        return [mx.io.DataDesc('data', (self.batch_images, 3, self.crop, self.crop), np.float32)]
+
+    @property
+    def provide_label(self):
+        return [mx.io.DataDesc('softmax_label',
+                               (self.batch_images, self.label_size, self.label_size), np.float32)]
+
+    def __len__(self):
+        return self.num_batches
+
+    def epoch_plan(self, epoch):
+        """(sample indices, crop seeds) of this shard in epoch `epoch`, in batch order."""
+        rng = np.random.RandomState([self.seed, epoch])
+        order = rng.permutation(len(self.samples))
+        seeds = rng.randint(0, 2 ** 31 - 1, size=len(self.samples))
+        used = self.num_batches * self.batch_images
+        return (order[self.part_index::self.num_parts][:used],
+                seeds[self.part_index::self.num_parts][:used])
+
+    def _start_epoch(self):
+        self._stop_results()
+        self.epoch_indices, seeds = self.epoch_plan(self.epoch)
+        jobs = [(self.samples[i], int(s)) for i, s in zip(self.epoch_indices, seeds)]
+        self._results = self._prefetcher.map(jobs)
+        self._cursor = 0
+
+    def _stop_results(self):
+        if self._results is not None:
+            self._results.close()
+            self._results = None
+
+    def reset(self):
+        """Start the next epoch."""
+        self.epoch += 1
+        self._start_epoch()
+
+    def next(self):
+        if self._cursor >= self.num_batches or self._results is None:
+            raise StopIteration
+        data = np.empty((self.batch_images, 3, self.crop, self.crop), np.float32)
+        label = np.empty((self.batch_images, self.label_size, self.label_size), np.float32)
+        for k in range(self.batch_images):
+            data[k], label[k] = next(self._results)
+        self._cursor += 1
+        return mx.io.DataBatch(data=[mx.nd.array(data, dtype=np.float32)],
+                               label=[mx.nd.array(label, dtype=np.float32)], pad=0,
+                               provide_data=self.provide_data,
+                               provide_label=self.provide_label)
+
+    def close(self):
+        """Stop the prefetch workers."""
+        self._stop_results()
+        self._prefetcher.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass

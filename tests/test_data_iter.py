@@ -1,0 +1,484 @@
+"""Training data: image helpers, crop geometry and mining, sample lists, SegTrainIter, prefetch."""
+import os
+import signal
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from issegm import datasets, sampling
+from issegm.data_iter import (SegTrainIter, TrainSample, crop_arrays, make_train_crop,
+                              self_training_samples, source_only_samples)
+from util import image as uimg
+from util.errors import UserError
+from util.prefetch import Prefetcher
+
+GTA = datasets.get_dataset('gta')
+IDENTITY = np.arange(256, dtype=np.uint8)  # label id == train id (255 stays ignore)
+
+
+# ---------------------------------------------------------------- helpers
+
+def _save_rgb(path, rgb):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(rgb, np.uint8)).save(path)
+
+
+def _save_label(path, ids):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(ids, np.uint8)).save(path)
+
+
+def make_gta(root, images, labels):
+    """GTA-5 layout: images/00001.png, labels/00001.png (Cityscapes label ids) + a list file."""
+    lines = []
+    for k, (rgb, ids) in enumerate(zip(images, labels), 1):
+        name = '%05d.png' % k
+        _save_rgb(os.path.join(root, 'images', name), rgb)
+        _save_label(os.path.join(root, 'labels', name), ids)
+        lines.append(('images/' + name, 'labels/' + name))
+    lst = os.path.join(root, 'train.lst')
+    datasets.write_list(lst, lines)
+    return datasets.load_samples(str(root), lst, 'gta')
+
+
+def make_cityscapes_pseudo(root, out, images, pseudo):
+    """Cityscapes images (leftImg8bit/...) with pseudo-label PNGs (label ids) under `out`."""
+    lines = []
+    for k, (rgb, ids) in enumerate(zip(images, pseudo)):
+        name = 'aachen_%06d_000019' % k
+        image = 'leftImg8bit/train/aachen/%s_leftImg8bit.png' % name
+        _save_rgb(os.path.join(root, image), rgb)
+        label = os.path.join(out, '0', 'self_train', 'pseudo_labelIds', name + '.png')
+        _save_label(label, ids)
+        lines.append((os.path.join(root, image), label))
+    return lines
+
+
+def random_scene(rng, h, w, ids=(7, 8, 11, 21, 23, 26, 0, 1)):
+    rgb = rng.randint(0, 256, (h, w, 3)).astype(np.uint8)
+    small = rng.choice(ids, (h // 8 + 1, w // 8 + 1))
+    label = np.kron(small, np.ones((8, 8), np.int64))[:h, :w].astype(np.uint8)
+    return rgb, label
+
+
+def denormalize(data):
+    """(3, H, W) network input -> (H, W, 3) uint8 RGB."""
+    rgb = (data.transpose(1, 2, 0) * np.asarray(uimg.STD) + np.asarray(uimg.MEAN)) * 255.0
+    return np.round(rgb).astype(np.int64)
+
+
+def epoch_arrays(it):
+    data, label = [], []
+    for batch in it:
+        data.append(batch.data[0].asnumpy())
+        label.append(batch.label[0].asnumpy())
+    return np.concatenate(data), np.concatenate(label)
+
+
+@pytest.fixture
+def alarm():
+    """Fail instead of hanging forever."""
+    def on_alarm(signum, frame):
+        raise TimeoutError('test took too long (hang?)')
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+# ---------------------------------------------------------------- util.image
+
+def test_resize_rules_and_channels():
+    assert uimg.resize_interpolation((10, 10), (20, 30)) == cv2.INTER_CUBIC
+    assert uimg.resize_interpolation((10, 10), (5, 8)) == cv2.INTER_AREA
+    assert uimg.resize_interpolation((10, 10), (5, 30)) == cv2.INTER_LINEAR
+    assert uimg.resize_interpolation((10, 10), (10, 30)) == cv2.INTER_LINEAR
+    rng = np.random.RandomState(0)
+    img = rng.randint(0, 256, (40, 60, 3)).astype(np.uint8)
+    for size in [(80, 90), (29, 21), (20, 90), (40, 60)]:
+        out = uimg.resize_image(img, size)
+        assert out.shape == size + (3,) and out.dtype == np.uint8
+    # Many float channels (score maps), incl. the non-integer area shrink OpenCV limits to 4
+    # channels and more than OpenCV's 512: same as resizing channel by channel.
+    for channels in (1, 19, 600):
+        maps = rng.rand(40, 60, channels).astype(np.float32)
+        for size in [(29, 21), (81, 130), (20, 90)]:
+            out = uimg.resize_image(maps, size)
+            assert out.shape == size + (channels,) and out.dtype == np.float32
+            interp = uimg.resize_interpolation(maps.shape[:2], size)
+            for c in (0, channels // 2, channels - 1):
+                ref = cv2.resize(np.ascontiguousarray(maps[:, :, c]), size[::-1],
+                                 interpolation=interp)
+                np.testing.assert_allclose(out[:, :, c], ref, rtol=0, atol=1e-5)
+
+
+def test_resize_label_nearest_exact():
+    rng = np.random.RandomState(1)
+    label = rng.randint(0, 20, (37, 53)).astype(np.uint8)
+    for size in [(74, 106), (12, 17), (37, 200), (5, 5), (100, 3)]:
+        ours = uimg.resize_label(label, size)
+        ref = cv2.resize(label, size[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
+        np.testing.assert_array_equal(ours, ref)
+
+
+def test_normalize_scale_pad():
+    img = np.array([[[0, 128, 255], [124, 116, 104]]], np.uint8)
+    ref = (img / 255.0 - np.asarray(uimg.MEAN)) / np.asarray(uimg.STD)
+    np.testing.assert_allclose(uimg.normalize(img), ref, atol=1e-5)
+    assert uimg.normalize(img).dtype == np.float32
+    np.testing.assert_allclose(uimg.normalize_chw(img), ref.transpose(2, 0, 1), atol=1e-5)
+    assert uimg.MEAN_UINT8 == (124, 116, 104)
+    assert uimg.scale_longer_side((1024, 2048, 3), 1850) == (925, 1850)
+    assert uimg.scale_longer_side((1052, 1914), 1914) == (1052, 1914)
+    assert uimg.scale_longer_side((2048, 1024), 1024) == (1024, 512)
+    assert uimg.scale_longer_side((10, 10), 7) == (7, 7)
+    a = np.ones((10, 17, 3), np.uint8)
+    p = uimg.pad_to_multiple(a, 8, uimg.MEAN_UINT8)
+    assert p.shape == (16, 24, 3)
+    assert (p[10:, :] == uimg.MEAN_UINT8).all() and (p[:10, :17] == 1).all()
+    assert uimg.pad_to_multiple(np.zeros((16, 8)), 8) .shape == (16, 8)
+    assert uimg.pad_to_multiple(np.zeros((3, 5), np.float32), 4, 255).shape == (4, 8)
+
+
+# ---------------------------------------------------------------- sampling
+
+def test_crop_side_and_scale_draws():
+    assert sampling.crop_side(500) == 504
+    assert sampling.crop_side(504) == 504
+    assert sampling.crop_side(1, 8) == 8
+    rng = np.random.RandomState(0)
+    sizes = {sampling.draw_target_size(rng, 10, (0.7, 1.3)) for _ in range(500)}
+    assert sizes == set(range(7, 14))
+    assert sampling.window_side(504, 2048, (1024, 2048)) == 504
+    assert sampling.window_side(504, 1433, (1024, 2048)) == int(504 / (1433 / 2048.0))
+
+
+def test_window_stays_in_canvas():
+    rng = np.random.RandomState(3)
+    label = np.zeros((30, 70), np.uint8)
+    label[10:14, 5:9] = 4
+    tops, lefts = set(), set()
+    for _ in range(400):
+        plan = sampling.plan_crop(rng, label, 32, 100, (50, 100), (0.3, 1.5), mine_port=0.5,
+                                  mine_id=[4])
+        canvas = sampling.canvas_layout(label.shape, plan.side)
+        top, left = plan.top + canvas.top, plan.left + canvas.left
+        assert 0 <= top <= canvas.size - plan.side and 0 <= left <= canvas.size - plan.side
+        # the image always has a border of >= 1 pixel on the canvas
+        assert canvas.top >= 1 and canvas.left >= 1
+        assert canvas.size - canvas.top - 30 >= 1 and canvas.size - canvas.left - 70 >= 1
+        if plan.mined_class is not None:
+            assert plan.mined_class == 4
+            cy, cx = plan.top + plan.side // 2, plan.left + plan.side // 2
+            assert label[cy, cx] == 4  # centred on a pixel of the class (no clamping here)
+        else:
+            tops.add(top), lefts.add(left)
+    assert len(tops) > 5 and len(lefts) > 5
+
+
+def test_mining_class_choice():
+    rng = np.random.RandomState(0)
+    present = np.zeros(256, bool)
+    present[[2, 5, 9]] = True
+    assert sampling.choose_mining_class(rng, present, [1, 3], [4]) is None
+    assert {sampling.choose_mining_class(rng, present, [5, 9, 1], [7]) for _ in range(50)} == {5, 9}
+    assert {sampling.choose_mining_class(rng, present, [5, 9], [2, 0]) for _ in range(50)} == {2}
+    label = np.zeros((40, 40), np.uint8)
+    label[0, 0] = 7  # outside the region where a centred 20-pixel window fits
+    canvas = sampling.canvas_layout(label.shape, 20)
+    r0, r1, c0, c1 = sampling.mining_region(canvas, 20, label.shape)
+    assert (r0, r1, c0, c1) == (9, 32, 9, 32)
+    assert sampling.mine_window(rng, label, canvas, 20, [7], []) is None
+    label[20, 25] = 7
+    top, left, cls = sampling.mine_window(rng, label, canvas, 20, [7], [])
+    assert cls == 7 and (top - canvas.top + 10, left - canvas.left + 10) == (20, 25)
+
+
+# ---------------------------------------------------------------- sample lists
+
+def test_source_selection_matches_upstream():
+    source = [('src/%02d.png' % i, 'srclab/%02d.png' % i) for i in range(50)]
+    target = [('tgt/%d.png' % i, 'pseudo/%d.png' % i) for i in range(7)]
+    for seed in (0, 1, 5, 123):
+        previous = []
+        for port in (0.0, 0.1, 0.3, 0.62, 1.0):
+            got = self_training_samples(source, 'gta', target, 'cityscapes', port, seed,
+                                        1914, 2048)
+            num = int(50 * port)
+            np.random.seed(seed)
+            expect = np.random.choice(50, num, replace=False)
+            assert [s.image for s in got[:num]] == [source[i][0] for i in expect]
+            assert [s.label for s in got[:num]] == [source[i][1] for i in expect]
+            assert [(s.image, s.label) for s in got[num:]] == target
+            chosen = [s.image for s in got[:num]]
+            assert chosen[:len(previous)] == previous  # cumulative: grows with S
+            previous = chosen
+            for s in got[:num]:
+                assert s.origin_size == 1914 and s.max_shape == (1024, 2048)
+                assert s.label_to_train[7] == 0 and s.label_to_train[0] == 255
+            for s in got[num:]:
+                assert s.origin_size == 2048 and s.max_shape == (1024, 2048)
+    src = source_only_samples(source, 'gta', 1914)
+    assert len(src) == 50 and src[0].max_shape == (1052, 1914)
+    syn = source_only_samples(source[:2], 'synthia', 1280)
+    assert syn[0].max_shape == (760, 1280) and syn[0].label_to_train[3] == 0
+
+
+# ---------------------------------------------------------------- crops and batches
+
+def test_batches_shapes_and_values(tmp_path):
+    rng = np.random.RandomState(0)
+    scenes = [random_scene(rng, 60, 90) for _ in range(7)]
+    samples = source_only_samples(make_gta(str(tmp_path / 'gta'), *zip(*scenes)), 'gta', 1914)
+    allowed = set(GTA.label_to_train[np.unique(np.concatenate(
+        [lab.ravel() for _, lab in scenes]))].tolist()) | {255}
+    with SegTrainIter(samples, 2, 30, seed=4, prefetch_threads=2) as it:
+        assert it.provide_data[0].shape == (2, 3, 32, 32)
+        assert it.provide_label[0].name == 'softmax_label'
+        assert it.provide_label[0].shape == (2, 4, 4)
+        orders = []
+        for epoch in range(2):
+            batches = list(it)
+            assert len(batches) == len(it) == 3
+            for b in batches:
+                data, label = b.data[0].asnumpy(), b.label[0].asnumpy()
+                assert data.shape == (2, 3, 32, 32) and data.dtype == np.float32
+                assert label.shape == (2, 4, 4) and label.dtype == np.float32
+                assert set(np.unique(label).tolist()) <= allowed
+                assert np.abs(data).max() < 3.0
+            orders.append(list(it.epoch_indices))
+            with pytest.raises(StopIteration):
+                it.next()
+            it.reset()
+        assert orders[0] != orders[1]
+
+
+def test_label_grid_offset_flip_and_ignore(tmp_path):
+    """At rate 1 the crop is a copy: check every pixel and label cell against its source."""
+    h, w, crop = 40, 100, 64
+    yy, xx = np.mgrid[:h, :w]
+    rgb = np.stack([yy, xx, np.full_like(yy, 77)], -1).astype(np.uint8)
+    ids = ((yy % 16) * 16 + xx % 15).astype(np.uint8)  # 0..254, unique per 16x15 block
+    paths = make_gta(str(tmp_path / 'gta'), [rgb], [ids])[0]
+    sample = TrainSample(paths[0], paths[1], IDENTITY, 2048, (1024, 2048))
+    flips, outside = set(), 0
+    for seed in range(40):
+        data, label = make_train_crop(sample, seed, crop, scale_rate_range=(1.0, 1.0))
+        assert label.shape == (8, 8)
+        plan = sampling.plan_crop(np.random.RandomState(seed), ids, crop, 2048, (1024, 2048),
+                                  (1.0, 1.0))
+        assert plan.side == crop
+        flips.add(plan.flip)
+        got = denormalize(data)
+        for r in range(crop):
+            for c in range(crop):
+                y, x = plan.top + r, plan.left + (crop - 1 - c if plan.flip else c)
+                inside = 0 <= y < h and 0 <= x < w
+                expect = (y, x, 77) if inside else uimg.MEAN_UINT8
+                assert tuple(got[r, c]) == tuple(expect), (seed, r, c)
+                if r % 8 == 4 and c % 8 == 4:
+                    cell = label[r // 8, c // 8]
+                    assert cell == (ids[y, x] if inside else 255), (seed, r, c)
+                    outside += not inside
+    assert flips == {True, False}
+    assert outside > 0
+
+
+def _materialised_crop(image, label, plan, crop, table):
+    """Reference: the full padded canvas of the original pipeline, then crop and resize."""
+    canvas = sampling.canvas_layout(label.shape, plan.side)
+    big = np.empty((canvas.size, canvas.size, 3), np.uint8)
+    big[...] = uimg.MEAN_UINT8
+    big_label = np.full((canvas.size, canvas.size), 255, np.uint8)
+    h, w = label.shape
+    big[canvas.top:canvas.top + h, canvas.left:canvas.left + w] = image
+    big_label[canvas.top:canvas.top + h, canvas.left:canvas.left + w] = table[label]
+    t, l, s = plan.top + canvas.top, plan.left + canvas.left, plan.side
+    img = uimg.resize_image(big[t:t + s, l:l + s], (crop, crop))
+    lab = cv2.resize(big_label[t:t + s, l:l + s], (crop, crop),
+                     interpolation=cv2.INTER_NEAREST_EXACT)
+    if plan.flip:
+        img, lab = img[:, ::-1], lab[:, ::-1]
+    return uimg.normalize_chw(img), lab[4::8, 4::8].astype(np.float32)
+
+
+def test_scaled_crops_match_materialised_canvas():
+    rng = np.random.RandomState(7)
+    h, w, crop = 90, 140, 48
+    yy, xx = np.mgrid[:h, :w]
+    smooth = np.stack([yy * 2, xx, (yy + xx) // 2], -1).astype(np.uint8)
+    _, ids = random_scene(rng, h, w)
+    agree, total, diffs = 0, 0, []
+    for seed in range(60):
+        plan = sampling.plan_crop(np.random.RandomState(seed), ids, crop, 1000, (h, w),
+                                  (0.5, 2.0), label_to_train=GTA.label_to_train)
+        data, label = crop_arrays(smooth, ids, plan, crop, GTA.label_to_train)
+        ref_data, ref_label = _materialised_crop(smooth, ids, plan, crop, GTA.label_to_train)
+        agree += (label == ref_label).sum()
+        total += label.size
+        diffs.append(np.abs(data - ref_data).mean())
+    assert agree / total > 0.99  # 1.0 in practice; rounding at part edges may differ
+    assert np.mean(diffs) < 0.05
+
+
+def test_mining_finds_rare_class(tmp_path):
+    h, w = 200, 300
+    ids = np.full((h, w), 7, np.uint8)   # road
+    ids[100:110, 150:160] = 33           # bicycle, train id 18
+    ids[40:50, 60:70] = 24               # person, train id 11
+    rgb = np.zeros((h, w, 3), np.uint8)
+    paths = make_gta(str(tmp_path / 'gta'), [rgb], [ids])[0]
+    sample = TrainSample(paths[0], paths[1], GTA.label_to_train, 2048, (1024, 2048))
+
+    def share(cls, **mining):
+        hits = 0
+        for seed in range(60):
+            _, label = make_train_crop(sample, seed, 32, scale_rate_range=(1.0, 1.0), **mining)
+            hits += (label == cls).any()
+        return hits / 60.0
+
+    assert share(18) < 0.3
+    assert share(18, mine_port=1.0, mine_id=[11], mine_id_priority=[18]) == 1.0
+    # priority classes absent -> the present classes of mine_id
+    assert share(11, mine_port=1.0, mine_id=[11, 3], mine_id_priority=[5]) == 1.0
+    assert 0.2 < share(18, mine_port=0.5, mine_id_priority=[18]) < 0.85
+
+
+def test_self_training_iterator_reads_both_domains(tmp_path):
+    rng = np.random.RandomState(2)
+    src = make_gta(str(tmp_path / 'gta'), *zip(*[random_scene(rng, 50, 80) for _ in range(10)]))
+    pseudo = [np.where(rng.rand(40, 80) < 0.5, 26, 0).astype(np.uint8) for _ in range(3)]
+    tgt = make_cityscapes_pseudo(str(tmp_path / 'cs'), str(tmp_path / 'out'),
+                                 [rng.randint(0, 256, (40, 80, 3)) for _ in range(3)], pseudo)
+    samples = self_training_samples(src, 'gta', tgt, 'cityscapes', 0.5, 0, 100, 100)
+    assert len(samples) == 8
+    with SegTrainIter(samples, 4, 16, scale_rate_range=(0.5, 1.0), seed=0,
+                      prefetch_threads=0) as it:
+        _, label = epoch_arrays(it)
+    assert label.shape == (8, 2, 2)
+    assert set(np.unique(label).tolist()) <= set(GTA.label_to_train.tolist())
+
+
+def _small_dataset(root, n=9):
+    rng = np.random.RandomState(5)
+    return source_only_samples(make_gta(root, *zip(*[random_scene(rng, 64, 96)
+                                                     for _ in range(n)])), 'gta', 1914)
+
+
+def test_thread_process_inline_give_same_batches(tmp_path, alarm):
+    samples = _small_dataset(str(tmp_path / 'gta'))
+    results = {}
+    for kind, workers in [('thread', 2), ('process', 2), ('thread', 0), ('thread', 1)]:
+        with SegTrainIter(samples, 2, 24, seed=11, prefetch_threads=workers, prefetcher=kind,
+                          mine_port=0.5, mine_id=[0, 2]) as it:
+            first = epoch_arrays(it)
+            it.reset()
+            second = epoch_arrays(it)
+        results[kind, workers] = first + second
+    ref = results['thread', 0]
+    for key, arrays in results.items():
+        for a, b in zip(arrays, ref):
+            np.testing.assert_array_equal(a, b, err_msg=str(key))
+    assert not np.array_equal(ref[0], ref[2])  # a new epoch gives new crops
+
+
+def test_sharding_gives_disjoint_shards(tmp_path):
+    samples = _small_dataset(str(tmp_path / 'gta'), n=11)
+    full = SegTrainIter(samples, 1, 16, seed=3, prefetch_threads=0)
+    order, _ = full.epoch_plan(0)
+    shards = []
+    for part in range(3):
+        it = SegTrainIter(samples, 2, 16, seed=3, prefetch_threads=0, num_parts=3,
+                          part_index=part)
+        assert len(it) == 11 // 3 // 2 == 1
+        assert len(list(it)) == 1
+        assert list(it.epoch_indices) == list(order[part::3][:2])
+        shards.append(set(it.epoch_indices.tolist()))
+        it.reset()
+        assert len(list(it)) == 1
+    assert not (shards[0] & shards[1] or shards[0] & shards[2] or shards[1] & shards[2])
+    with pytest.raises(UserError):
+        SegTrainIter(samples, 2, 16, num_parts=3, part_index=3)
+    with pytest.raises(UserError):
+        SegTrainIter(samples, 4, 16, num_parts=3)  # 3 samples per shard: no batch of 4
+
+
+BAD_INPUTS = ['missing image', 'missing label', 'corrupt image', 'corrupt label',
+              'size mismatch']
+
+
+@pytest.mark.parametrize('kind', ['thread', 'process'])
+@pytest.mark.parametrize('problem', BAD_INPUTS)
+def test_bad_input_is_user_error(tmp_path, alarm, kind, problem):
+    samples = _small_dataset(str(tmp_path / 'gta'), n=4)
+    image, label = samples[2].image, samples[2].label
+    bad = {'missing image': image, 'missing label': label, 'corrupt image': image,
+           'corrupt label': label, 'size mismatch': label}[problem]
+    if problem.startswith('missing'):
+        os.remove(bad)
+    elif problem.startswith('corrupt'):
+        with open(bad, 'wb') as f:
+            f.write(b'\x89PNG\r\n\x1a\n' + b'\x00garbage' * 10)
+    else:
+        _save_label(bad, np.zeros((10, 10), np.uint8))
+    with SegTrainIter(samples, 1, 16, seed=0, prefetch_threads=2, prefetcher=kind) as it:
+        with pytest.raises(UserError) as info:
+            for _ in range(2):  # the bad sample is hit in the first or the second epoch
+                list(it)
+                it.reset()
+    assert os.path.basename(bad) in str(info.value)
+    assert type(info.value) is UserError and info.value.__cause__ is None
+
+
+# ---------------------------------------------------------------- prefetch
+
+def _square(x):
+    if x == 'user':
+        raise UserError('bad job')
+    if x == 'bug':
+        raise ValueError('bug')
+    return x * x
+
+
+@pytest.mark.parametrize('kind', ['thread', 'process'])
+def test_prefetch_order_and_errors(kind, alarm):
+    with Prefetcher(_square, 3, kind, ahead=4) as pre:
+        assert list(pre.map(range(20))) == [x * x for x in range(20)]
+        gen = pre.map([1, 2, 'user', 4])
+        assert next(gen) == 1 and next(gen) == 4
+        with pytest.raises(UserError, match='bad job') as info:
+            next(gen)
+        assert info.value.__cause__ is None
+        with pytest.raises(ValueError):
+            list(pre.map([1, 'bug']))
+        assert list(pre.map([5])) == [25]  # still usable after errors
+    assert list(Prefetcher(_square, 0).map([2, 3])) == [4, 9]
+    with pytest.raises(UserError):
+        Prefetcher(_square, 1, 'fork')
+
+
+def test_prefetch_stays_ahead_but_bounded():
+    started = []
+    lock = threading.Lock()
+
+    def work(x):
+        with lock:
+            started.append(x)
+        return x
+
+    with Prefetcher(work, 2, 'thread', ahead=4) as pre:
+        gen = pre.map(range(100))
+        for consumed in range(1, 11):
+            assert next(gen) == consumed - 1
+            assert len(started) <= consumed + 4
+        deadline = time.time() + 5
+        while len(started) < 14 and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        assert len(started) == 14  # runs 4 jobs ahead of the consumer, not more
+        gen.close()

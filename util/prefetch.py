@@ -1,0 +1,126 @@
+"""Run a function over a list of jobs ahead of the consumer, with threads or processes.
+
+    with Prefetcher(fn, num_workers=4, kind='process', ahead=8) as pre:
+        for result in pre.map(jobs):   # results in job order
+            ...
+
+* `kind='thread'`: a ThreadPoolExecutor; `kind='process'`: a ProcessPoolExecutor started with
+  fork (fn and the jobs must be picklable: a module-level function, plain arguments).
+  `num_workers=0` runs the jobs inline in the caller, one at a time (no look-ahead).
+* At most `ahead` jobs (at least num_workers) are submitted but not yet consumed.
+* An exception raised by fn surfaces in the consumer as the same exception type when the
+  result of that job is reached; a UserError stays a UserError with its message, without the
+  worker's remote traceback chained to it. Outstanding jobs are cancelled then.
+* Worker processes ignore SIGINT (Ctrl-C reaches the consumer, which shuts the pool down) and
+  run OpenCV single-threaded to avoid oversubscribing the CPUs.
+"""
+import collections
+import multiprocessing
+import signal
+from concurrent import futures
+
+from util.errors import UserError
+
+__all__ = ['Prefetcher', 'KINDS']
+
+KINDS = ('thread', 'process')
+
+
+def _process_worker_init():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import cv2
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _clean(exc):
+    """Drop the chained (remote) traceback so the error reads as raised here."""
+    exc.__cause__ = None
+    exc.__suppress_context__ = True
+    return exc
+
+
+class Prefetcher(object):
+    """A pool of workers computing fn(job) ahead of the consumer, results in order."""
+
+    def __init__(self, fn, num_workers=1, kind='thread', ahead=2):
+        if kind not in KINDS:
+            raise UserError('unknown prefetcher %r (choose from %s)' % (kind, ', '.join(KINDS)))
+        num_workers = int(num_workers)
+        if num_workers < 0:
+            raise UserError('the number of prefetch workers must be >= 0, got %d' % num_workers)
+        self.fn = fn
+        self.kind = kind
+        self.num_workers = num_workers
+        self.ahead = max(int(ahead), num_workers, 1)
+        self._executor = None
+        self._closed = False
+
+    def _get_executor(self):
+        if self._closed:
+            raise RuntimeError('prefetcher is closed')
+        if self._executor is None:
+            if self.kind == 'thread':
+                self._executor = futures.ThreadPoolExecutor(
+                    self.num_workers, thread_name_prefix='prefetch')
+            else:
+                self._executor = futures.ProcessPoolExecutor(
+                    self.num_workers, mp_context=multiprocessing.get_context('fork'),
+                    initializer=_process_worker_init)
+        return self._executor
+
+    def map(self, jobs):
+        """Generator of fn(job) for each job, in order, computed up to `ahead` jobs early."""
+        if self.num_workers == 0:
+            for job in jobs:
+                yield self.fn(job)
+            return
+        executor = self._get_executor()
+        pending = collections.deque()
+        job_iter = iter(jobs)
+
+        def submit_next():
+            for job in job_iter:
+                pending.append(executor.submit(self.fn, job))
+                return True
+            return False
+
+        try:
+            while len(pending) < self.ahead and submit_next():
+                pass
+            while pending:
+                fut = pending.popleft()
+                try:
+                    result = fut.result()
+                except UserError as e:
+                    raise _clean(e)
+                except futures.BrokenExecutor as e:
+                    self._executor = None  # unusable now; a later map() starts a new pool
+                    raise RuntimeError('a prefetch worker died unexpectedly (%s); out of memory?'
+                                       % e) from None
+                submit_next()
+                yield result
+        finally:
+            for fut in pending:  # jobs already running finish in the background
+                fut.cancel()
+
+    def close(self):
+        """Cancel queued jobs and stop the workers (waits for running jobs to finish)."""
+        self._closed = True
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
