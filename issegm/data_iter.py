@@ -190,7 +190,7 @@ class SegTrainIter(mx.io.DataIter):
     Each epoch shuffles all samples, keeps this worker's shard `[part_index::num_parts]` and
     yields `len(samples) // num_parts // batch_images` batches (the same count on every shard,
     so distributed workers stay in step; with one part this is len(samples) // batch_images).
-    `reset()` starts the next epoch. Batches: data (B, 3, C, C) float32, softmax_label
+    `reset()` starts the next epoch (a no-op while the current one is untouched). Batches: data (B, 3, C, C) float32, softmax_label
     (B, C // stride, C // stride) float32 with 255 = ignore, C = crop_side(crop_size, stride).
 
     prefetch_threads workers (threads or, with prefetcher='process', forked processes; 0 runs
@@ -251,6 +251,10 @@ class SegTrainIter(mx.io.DataIter):
     def __len__(self):
         return self.num_batches
 
+    @property
+    def batches_per_epoch(self):
+        return self.num_batches
+
     def epoch_plan(self, epoch):
         """(sample indices, crop seeds) of this shard in epoch `epoch`, in batch order."""
         rng = np.random.RandomState([self.seed, epoch])
@@ -266,6 +270,7 @@ class SegTrainIter(mx.io.DataIter):
         jobs = [(self.samples[i], int(s)) for i, s in zip(self.epoch_indices, seeds)]
         self._results = self._prefetcher.map(jobs)
         self._cursor = 0
+        self._touched = False  # no batch asked for yet in this epoch
 
     def _stop_results(self):
         if self._results is not None:
@@ -273,11 +278,19 @@ class SegTrainIter(mx.io.DataIter):
             self._results = None
 
     def reset(self):
-        """Start the next epoch."""
+        """Start the next epoch.
+
+        A reset before any batch of the current epoch was taken keeps that epoch, so a loop
+        that resets at the start of every epoch and Module.fit, which resets at the end, see
+        the same epochs (begin_epoch, begin_epoch + 1, ...).
+        """
+        if not self._touched and self._results is not None:
+            return
         self.epoch += 1
         self._start_epoch()
 
     def next(self):
+        self._touched = True
         if self._cursor >= self.num_batches or self._results is None:
             raise StopIteration
         data = np.empty((self.batch_images, 3, self.crop, self.crop), np.float32)

@@ -387,6 +387,25 @@ def test_thread_process_inline_give_same_batches(tmp_path, alarm):
     assert not np.array_equal(ref[0], ref[2])  # a new epoch gives new crops
 
 
+def test_reset_at_start_or_end_of_epoch_gives_same_epochs(tmp_path):
+    samples = _small_dataset(str(tmp_path / 'gta'), n=4)
+    with SegTrainIter(samples, 2, 16, seed=9, prefetch_threads=0, begin_epoch=3) as end_reset:
+        fit_style = []
+        for _ in range(2):  # Module.fit: iterate, then reset
+            fit_style.append(epoch_arrays(end_reset))
+            end_reset.reset()
+    with SegTrainIter(samples, 2, 16, seed=9, prefetch_threads=1, begin_epoch=3) as start_reset:
+        loop_style = []
+        for _ in range(2):  # reset, then iterate
+            start_reset.reset()
+            assert start_reset.epoch == 3 + len(loop_style)
+            loop_style.append(epoch_arrays(start_reset))
+        assert start_reset.batches_per_epoch == len(start_reset) == 2
+    for a, b in zip(fit_style, loop_style):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+
+
 def test_sharding_gives_disjoint_shards(tmp_path):
     samples = _small_dataset(str(tmp_path / 'gta'), n=11)
     full = SegTrainIter(samples, 1, 16, seed=3, prefetch_threads=0)
