@@ -1,0 +1,228 @@
+"""Train a segmentation model on a labelled source dataset (SPEC 2.4).
+
+    python issegm/train_src.py --gpus 0,1,2,3 --split train --data-root DATA_ROOT_GTA \
+        --output gta_train --model gta_rna-a1_cls19_s8 --batch-images 16 --crop-size 500 \
+        --scale-rate-range 0.7,1.3 --weights models/ilsvrc-cls_rna-a1_cls1000_ep-0001.params \
+        --lr-type fixed --base-lr 0.0016 --to-epoch 30 --kvstore local --prefetch-threads 16 \
+        --prefetcher process --cache-images 0 --backward-do-mirror --origin-size 1914
+
+Starting point (`--weights`):
+* the ImageNet classifier (or any file whose model part differs from `--model`): the trunk is
+  loaded, the segmentation head (`conv6a`, `linearN`) is missing there and initialised (Xavier,
+  gaussian, fan-in, magnitude 2), parameters the model does not have (`linear1000`) are dropped.
+  Missing parameters are allowed only when starting at epoch 0.
+* its own checkpoint `OUTPUT/MODEL_ep-NNNN.params`: every parameter must fit, and training
+  continues at epoch NNNN (unless `--from-epoch` says otherwise).
+Checkpoints `OUTPUT/MODEL_ep-%04d.params` are written atomically at every epoch end, for epochs
+from_epoch+1 .. to_epoch. The log (OUTPUT/train_src.log unless --log-file) reports the mean
+negative log-likelihood every 10 batches.
+"""
+import argparse
+import logging
+import os
+import sys
+
+if __package__ in (None, ''):  # run by path without installation: the repo root holds `util`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from util.errors import UserError, cli_entry, require_file  # noqa: E402
+
+__all__ = ['parse_args', 'resolve_start', 'load_start_weights', 'main']
+
+log = logging.getLogger('cbst')
+
+
+def _flag_bool(text):
+    """`--cache-images 0|1` as upstream (also true/false)."""
+    value = str(text).strip().lower()
+    if value in ('1', 'true', 'yes'):
+        return True
+    if value in ('0', 'false', 'no'):
+        return False
+    raise argparse.ArgumentTypeError('expected 0 or 1, got %r' % text)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    a = parser.add_argument
+    a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0,1,2,3')
+    a('--split', default='train', help='split name (issegm/data_list/DATASET/SPLIT.lst) or .lst path')
+    a('--data-root', required=True, help='dataset root (paths in the list file are relative)')
+    a('--dataset', help='gta, synthia, cityscapes, cityscapes16 (default: from --model)')
+    a('--output', required=True, help='output folder for checkpoints and the log')
+    a('--model', help='model label, e.g. gta_rna-a1_cls19_s8 (default: the weights file name '
+                      'before _ep-, unless that is the classifier)')
+    a('--weights', required=True, help='ImageNet classifier or a checkpoint of this model')
+    a('--batch-images', type=int, default=16, help='images per batch over all devices')
+    a('--crop-size', type=int, default=500, help='crop side (rounded up to the stride)')
+    a('--scale-rate-range', default='0.7,1.3', help='random scale range lo,hi')
+    a('--origin-size', type=int, help='image size the scale rates refer to (default: the '
+                                      'longer side of the dataset max shape, e.g. 1914 for gta)')
+    a('--lr-type', default='fixed', help='fixed, step, linear or poly')
+    a('--base-lr', type=float, default=0.0016)
+    a('--lr-steps', default='', help='epochs dividing the lr by 10 (--lr-type step)')
+    a('--weight-decay', type=float, default=0.0005)
+    a('--from-epoch', type=int, help='default: NNNN of the weights when they are this model\'s '
+                                     'checkpoint, else 0')
+    a('--to-epoch', '--stop-epoch', dest='to_epoch', type=int, default=30,
+      help='train until this epoch (--stop-epoch is an alias)')
+    a('--kvstore', default='local', help='local, device, dist_sync, dist_device_sync, dist_async')
+    a('--prefetch-threads', type=int, default=1, help='crop workers (0: inline)')
+    a('--prefetcher', default='thread', help='thread or process')
+    a('--cache-images', type=_flag_bool, default=False, help='0 or 1: keep decoded images')
+    a('--backward-do-mirror', action='store_true', help='sets MXNET_BACKWARD_DO_MIRROR=1')
+    a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
+    a('--seed', type=int, default=0, help='seed of the crops, the shuffling and the head init')
+    a('--log-file', help='log file (default OUTPUT/train_src.log)')
+    a('--no-progress', action='store_true', help='no progress bars')
+    return parser.parse_args(argv)
+
+
+def parse_scale_range(text):
+    try:
+        lo, hi = (float(v) for v in str(text).split(','))
+    except ValueError:
+        raise UserError('bad --scale-rate-range %r: expected lo,hi, e.g. 0.7,1.3' % (text,))
+    if not 0 < lo <= hi:
+        raise UserError('bad --scale-rate-range %r: need 0 < lo <= hi' % (text,))
+    return lo, hi
+
+
+def resolve_start(model, weights, from_epoch):
+    """(model label, parsed label, from_epoch, continuing) from the flags (SPEC 2.2 rules)."""
+    from util.model_label import is_classifier, parse_model_label, split_weights_name
+    weights_model, weights_epoch = split_weights_name(weights)
+    if not model:
+        if weights_model is None or is_classifier(parse_model_label(weights_model)):
+            raise UserError('--model is required when the weights (%s) are not a checkpoint '
+                            'MODEL_ep-NNNN.params of a segmentation model'
+                            % os.path.basename(weights or ''))
+        model = weights_model
+    parsed = parse_model_label(model)
+    if is_classifier(parsed):
+        raise UserError('--model %s is the ImageNet classifier; train_src trains a segmentation '
+                        'model, e.g. gta_rna-a1_cls19_s8' % model)
+    continuing = weights_model == model
+    if from_epoch is None:
+        from_epoch = weights_epoch if continuing else 0
+    if from_epoch < 0:
+        raise UserError('--from-epoch must be >= 0, got %d' % from_epoch)
+    return model, parsed, from_epoch, continuing
+
+
+def load_start_weights(path, model, continuing, from_epoch):
+    """Parameters to start from: a checkpoint of the model must fit exactly; another model's
+    file (the classifier) may lack the head (only at epoch 0) and have extra parameters, which
+    are dropped. Returns ((arg_params, aux_params), names of the missing parameters)."""
+    from util.symbols import parameter_shapes
+    from util.weights import check_fit, load_for_model
+    expected = parameter_shapes(model)
+    if continuing:
+        return load_for_model(path, expected), []
+    try:
+        arg_params, aux_params = load_for_model(path, expected, allow_missing=from_epoch == 0,
+                                                allow_unexpected=True)
+    except UserError as e:
+        if from_epoch == 0:
+            raise
+        raise UserError('%s; parameters missing from the weights are initialised only when '
+                        'starting at epoch 0 (--from-epoch %d)' % (e, from_epoch))
+    if not arg_params:
+        raise UserError('weight file %s shares no parameter with %s' % (path, model))
+    missing = ['%s:%s' % key for key in check_fit(expected, arg_params, aux_params).missing]
+    if missing:
+        log.info('initialising %d parameters missing from %s: %s', len(missing), path,
+                 ', '.join(missing))
+    return (arg_params, aux_params), missing
+
+
+@cli_entry
+def main(argv=None):
+    import numpy as np
+
+    from issegm.datasets import get_dataset, load_samples
+
+    args = parse_args(argv)
+    # Environment switches first: MXNet reads them when it builds the graph.
+    if args.backward_do_mirror:
+        os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
+    if args.no_cudnn:
+        os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] = '0'
+
+    # Checks of the flags and files that need no MXNet come first (a quick error).
+    require_file(args.weights, 'weight file')
+    model, parsed, from_epoch, continuing = resolve_start(args.model, args.weights,
+                                                          args.from_epoch)
+    info = get_dataset(args.dataset or parsed.dataset)
+    if parsed.num_classes != len(info.class_names):
+        raise UserError('model %s has %d classes but dataset %s has %d'
+                        % (model, parsed.num_classes, info.name, len(info.class_names)))
+    if from_epoch >= args.to_epoch:
+        raise UserError('nothing to train: from epoch %d to epoch %d (raise --to-epoch)'
+                        % (from_epoch, args.to_epoch))
+    if args.batch_images < 1 or args.crop_size < 1:
+        raise UserError('--batch-images and --crop-size must be positive')
+    if args.prefetch_threads < 0:
+        raise UserError('--prefetch-threads must be >= 0, got %d' % args.prefetch_threads)
+    if args.prefetcher not in ('thread', 'process'):
+        raise UserError('unknown --prefetcher %r (allowed: thread, process)' % args.prefetcher)
+    scale_range = parse_scale_range(args.scale_rate_range)
+    origin_size = args.origin_size or max(info.max_shape)
+    if origin_size <= 0:
+        raise UserError('--origin-size must be positive, got %d' % origin_size)
+    samples = load_samples(args.data_root, args.split, info.name)
+
+    import mxnet as mx
+
+    from issegm.data_iter import SegTrainIter, source_only_samples
+    from issegm.training import create_kvstore, fit
+    from util.devices import parse_devices
+    from util.logs import setup_logging
+    from util.lr_scheduler import make_lr_scheduler
+    from util.symbols import build_symbol
+
+    make_lr_scheduler(args.lr_type, args.base_lr, 1, args.to_epoch, args.lr_steps)  # check flags
+    contexts = parse_devices(args.gpus)
+    if args.batch_images < len(contexts):
+        raise UserError('--batch-images %d is less than the %d devices'
+                        % (args.batch_images, len(contexts)))
+    kv = create_kvstore(args.kvstore, len(contexts))
+    rank, workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
+    dist = kv is not None and kv.type.startswith('dist')
+
+    os.makedirs(args.output, exist_ok=True)
+    setup_logging(args.log_file or os.path.join(
+        args.output, 'train_src.log' if rank == 0 else 'train_src.rank%d.log' % rank))
+    (arg_params, aux_params), missing = load_start_weights(args.weights, model, continuing,
+                                                           from_epoch)
+    np.random.seed(args.seed)
+    mx.random.seed(args.seed)  # the initialiser of the missing head draws from MXNet's generator
+    train_iter = SegTrainIter(source_only_samples(samples, info, origin_size), args.batch_images,
+                              args.crop_size, stride=parsed.stride, scale_rate_range=scale_range,
+                              seed=args.seed, prefetch_threads=args.prefetch_threads,
+                              prefetcher=args.prefetcher,
+                              num_parts=workers if dist else 1, part_index=rank if dist else 0,
+                              cache_images=args.cache_images, begin_epoch=from_epoch)
+    prefix = os.path.join(args.output, '%s_ep' % model)
+    log.info('train_src %s on %s %s: %d samples, %d batches of %d per epoch, crop %d, scales %s, '
+             'origin %d, epochs %d..%d, lr %s %g, wd %g, %d device(s) %s, kvstore %s, '
+             'worker %d/%d, from %s', model, info.name, args.split, len(samples),
+             len(train_iter), args.batch_images, train_iter.crop, args.scale_rate_range,
+             origin_size, from_epoch, args.to_epoch, args.lr_type, args.base_lr,
+             args.weight_decay, len(contexts), ','.join(map(str, contexts)), args.kvstore, rank,
+             workers, args.weights)
+    try:
+        history = fit(build_symbol(parsed), train_iter, contexts, arg_params, aux_params,
+                      from_epoch, args.to_epoch, prefix, args.base_lr,
+                      weight_decay=args.weight_decay, lr_type=args.lr_type,
+                      lr_steps=args.lr_steps, kvstore=kv, allow_missing=bool(missing),
+                      progress=not args.no_progress)
+    finally:
+        train_iter.close()
+    for h in history:
+        log.info('epoch %d: NLL %.5f over %d batches', h['epoch'], h['nll'], h['batches'])
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
