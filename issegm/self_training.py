@@ -169,7 +169,7 @@ def _load_model(args, contexts, allow_missing=False):
 def _write_json(path, obj):
     tmp = path + '.tmp'
     with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
+        json.dump(obj, f, indent=1)
     os.replace(tmp, path)
 
 
