@@ -123,8 +123,13 @@ class ConfidencePool(object):
         m to pool k. The count restarts for every image.
         """
         prob = _check_prob(prob, self.num_classes).astype(np.float32, copy=False)
-        cls, top = argmax_max(prob)
-        cls = cls.ravel()
+        self.add_argmax_max(*argmax_max(prob))
+
+    def add_argmax_max(self, cls, top):
+        """`add` for a map whose ``argmax_max`` the caller already has (phase val needs the
+        argmax anyway for its label PNGs, so it is computed once per image)."""
+        cls = np.asarray(cls, np.uint8).ravel()
+        top = np.asarray(top, np.float32)
         top = top.ravel()
         # A stable sort of the uint8 class map (a radix sort in NumPy, linear time) groups the
         # pixels by class and keeps them in row-major order inside each class; every 4th

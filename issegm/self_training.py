@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 
 import numpy as np
 
@@ -183,6 +184,7 @@ def run_val(args):
     from issegm.inference import Predictor, upsample_probs
     from util.devices import parse_devices
     from util.metrics import ConfusionMeter, format_table, metrics_dict
+    from util.prefetch import BackgroundTasks, Prefetcher
 
     info = get_dataset(args.dataset_tgt)
     num_classes = args.parsed_model.num_classes
@@ -215,44 +217,60 @@ def run_val(args):
     os.makedirs(cache)
     out = lambda *parts: os.path.join(stage, *parts)  # noqa: E731
 
-    def full_probs(net, scaled_hw, hw):
-        probs = upsample_probs(net, predictor.stride, scaled_hw, hw)
+    def apply_prior(probs):
         if prior is not None:
-            if prior.shape[1:] != hw:
+            if prior.shape[1:] != probs.shape[1:]:
                 raise UserError('spatial prior is %dx%d but target image is %dx%d'
-                                % (prior.shape[1:] + hw))
+                                % (prior.shape[1:] + probs.shape[1:]))
             probs *= prior
         return probs
+
+    def full_probs(net, scaled_hw, hw):
+        return apply_prior(upsample_probs(net, predictor.stride, scaled_hw, hw))
 
     log.info('round %d phase val: %d target images, scale %d, flipping %s, prior %s, policy %s',
              args.idx_round, len(samples), args.test_scales_list[0], args.test_flipping,
              args.with_prior, args.kc_policy)
+    writer = BackgroundTasks(1, max_pending=8)  # PNGs are written while the next image computes
+
+    def save_label_pngs(ids_dir, color_dir, name, train_ids):
+        label_ids = info.train_to_label[train_ids]
+        writer.submit(write_png, os.path.join(ids_dir, name + '.png'), label_ids)
+        writer.submit(write_png, os.path.join(color_dir, name + '.png'), label_ids, info.palette)
+
     geometry = []
-    bar = tqdm(samples, desc='round %d val' % args.idx_round, unit='img',
-               disable=args.no_progress, dynamic_ncols=True)
-    for image_path, label_path in bar:
-        image, gt = read_sample(image_path, label_path if has_gt else None)
+    started = time.perf_counter()
+    network_seconds = 0.0
+    cache_bytes = 0
+    loader = Prefetcher(lambda s: read_sample(s[0], s[1] if has_gt else None), num_workers=1,
+                        kind='thread', ahead=2)  # the next image decodes while this one runs
+    bar = tqdm(zip(samples, loader.map(samples)), total=len(samples),
+               desc='round %d val' % args.idx_round, unit='img', disable=args.no_progress,
+               dynamic_ncols=True)
+    for (image_path, _), (image, gt) in bar:
         name = sample_name(image_path)
+        tick = time.perf_counter()
         net, scaled_hw = predictor.network_probs(image, args.test_scales_list[0],
                                                  args.test_flipping)
+        network_seconds += time.perf_counter() - tick
         np.save(os.path.join(cache, name + '.npy'), net)
+        cache_bytes += os.path.getsize(os.path.join(cache, name + '.npy'))
         hw = image.shape[:2]
         geometry.append((name, scaled_hw, hw))
         probs = upsample_probs(net, predictor.stride, scaled_hw, hw)
-        pred = cbst.argmax_max(probs)[0]
-        write_png(out('results', 'nplabelIds', name + '.png'), info.train_to_label[pred])
-        write_png(out('results', 'npcolor', name + '.png'), info.train_to_label[pred], info.palette)
+        pred, top = cbst.argmax_max(probs)
+        save_label_pngs(out('results', 'nplabelIds'), out('results', 'npcolor'), name, pred)
         if has_gt:
             meter.update(info.label_to_train[gt], pred)
         if prior is not None:
-            probs = full_probs(net, scaled_hw, hw)
-            sp = cbst.argmax_max(probs)[0]
-            write_png(out('self_train', 'splabelIds', name + '.png'), info.train_to_label[sp])
-            write_png(out('self_train', 'spcolor', name + '.png'), info.train_to_label[sp],
-                      info.palette)
+            probs = apply_prior(probs)
+            sp, top = cbst.argmax_max(probs)
+            save_label_pngs(out('self_train', 'splabelIds'), out('self_train', 'spcolor'), name, sp)
             if has_gt:
                 meter_prior.update(info.label_to_train[gt], sp)
-        pool.add(probs)
+            pred = sp
+        pool.add_argmax_max(pred, top)  # the (prior-weighted) map's argmax and max
+    loader.close()
 
     cls_thresh, cls_size = pool.thresholds(args.init_tgt_port)
     mine_id, mine_id_priority = cbst.mining_classes(cls_size, args.mine_id_number, args.mine_thresh)
@@ -275,13 +293,12 @@ def run_val(args):
         cache_file = os.path.join(cache, name + '.npy')
         probs = full_probs(np.load(cache_file), scaled_hw, hw)
         pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
-        pseudo_ids = info.train_to_label[pseudo]  # unselected (255) -> label id 0
-        write_png(out('self_train', 'pseudo_labelIds', name + '.png'), pseudo_ids)
-        write_png(out('self_train', 'pseudo_color', name + '.png'), pseudo_ids, info.palette)
+        # unselected pixels (255) are stored as label id 0 (unlabeled)
+        save_label_pngs(out('self_train', 'pseudo_labelIds'), out('self_train', 'pseudo_color'),
+                        name, pseudo)
         if args.kc_policy == 'cb':
-            write_png(out('self_train', 'rwlabelIds', name + '.png'), info.train_to_label[reweighted])
-            write_png(out('self_train', 'rwcolor', name + '.png'), info.train_to_label[reweighted],
-                      info.palette)
+            save_label_pngs(out('self_train', 'rwlabelIds'), out('self_train', 'rwcolor'), name,
+                            reweighted)
         if args.keep_probmaps:
             os.makedirs(probmap_dir, exist_ok=True)
             np.save(os.path.join(probmap_dir, name + '.npy'), probs)
@@ -291,6 +308,7 @@ def run_val(args):
         os.remove(cache_file)
         rel_image = os.path.relpath(image_path, args.data_root_tgt)
         list_rows.append((rel_image, os.path.join(final_pseudo_dir, name + '.png')))
+    writer.close()
     shutil.rmtree(cache)
     write_list(out('self_train', os.path.basename(target_list_path(args))), list_rows)
 
@@ -308,6 +326,13 @@ def run_val(args):
                                 meter.scores()['miou'])], info.class_names))
         if meter_prior is not None:
             report['with_prior_metrics'] = metrics_dict(meter_prior.matrix, info.class_names)
+    other_seconds = time.perf_counter() - started - network_seconds
+    report['timing'] = {'network_s_per_image': network_seconds / len(samples),
+                        'other_s_per_image': other_seconds / len(samples),
+                        'cache_bytes_per_image': cache_bytes / len(samples)}
+    log.info('per image: network %.3f s, everything else %.3f s; kept %.2f MB between passes',
+             network_seconds / len(samples), other_seconds / len(samples),
+             cache_bytes / len(samples) / 1e6)
     _write_json(out('metrics.json'), report)
 
     # Move the finished outputs in place; a run killed before this line leaves only the stage.

@@ -124,3 +124,57 @@ class Prefetcher(object):
             self.close()
         except Exception:  # pragma: no cover - interpreter shutdown
             pass
+
+
+class BackgroundTasks(object):
+    """Fire-and-forget work (e.g. PNG writing) on worker threads, at most `max_pending` queued.
+
+    zlib and file I/O release the GIL, so writing overlaps the caller's next image. `close()`
+    waits for everything and re-raises the first error; `num_threads=0` runs tasks inline.
+
+        with BackgroundTasks(1) as tasks:
+            tasks.submit(write_png, path, array)
+    """
+
+    def __init__(self, num_threads=1, max_pending=4):
+        self._executor = (futures.ThreadPoolExecutor(num_threads, thread_name_prefix='bg')
+                          if num_threads > 0 else None)
+        self._pending = collections.deque()
+        self._max_pending = max(1, int(max_pending))
+
+    def submit(self, fn, *args, **kwargs):
+        if self._executor is None:
+            fn(*args, **kwargs)
+            return
+        self._pending.append(self._executor.submit(fn, *args, **kwargs))
+        while len(self._pending) > self._max_pending:
+            self._pending.popleft().result()
+
+    def wait(self):
+        """Block until every submitted task is done; raise the first failure."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self):
+        try:
+            self.wait()
+        finally:
+            if self._executor is not None:
+                for fut in self._pending:
+                    fut.cancel()
+                self._executor.shutdown(wait=True)
+                self._executor = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:  # already failing: do not mask the error with a task's one
+            for fut in self._pending:
+                fut.cancel()
+            self._pending.clear()
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
