@@ -152,6 +152,11 @@ def load_samples(data_root, split_or_list, dataset, require_labels=True):
     return samples
 
 
+def sample_name(image_path):
+    """Output file stem of a sample: the image file name without its extension."""
+    return os.path.splitext(os.path.basename(image_path))[0]
+
+
 def read_image(path):
     """RGB uint8 (H, W, 3); a missing or corrupt file is a UserError naming it."""
     import cv2

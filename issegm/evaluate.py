@@ -36,9 +36,10 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
 
 import numpy as np  # noqa: E402
 
+from issegm.datasets import sample_name  # noqa: E402
 from util.errors import UserError, cli_entry  # noqa: E402
 
-__all__ = ['parse_test_scales', 'resolve_model', 'sample_name', 'Timings', 'save_outputs',
+__all__ = ['parse_test_scales', 'resolve_model', 'Timings', 'save_outputs',
            'evaluate_samples', 'write_report', 'main']
 
 log = logging.getLogger('cbst')
@@ -75,10 +76,6 @@ def resolve_model(model, weights, info):
         raise UserError('model %s has %d classes but dataset %s has %d'
                         % (model, parsed.num_classes, info.name, len(info.class_names)))
     return model, parsed
-
-
-def sample_name(image_path):
-    return os.path.splitext(os.path.basename(image_path))[0]
 
 
 class Timings(object):

@@ -148,10 +148,6 @@ def target_list_path(args):
     return os.path.join(round_dir(args), 'self_train', '%s_training.lst' % split)
 
 
-def sample_name(image_path):
-    return os.path.splitext(os.path.basename(image_path))[0]
-
-
 def default_prior_path(dataset):
     """spatial_prior/DATASET/prior_array.mat relative to the working directory, else the repo."""
     rel = os.path.join('spatial_prior', dataset, 'prior_array.mat')
@@ -180,7 +176,8 @@ def run_val(args):
     from tqdm import tqdm
 
     from issegm import cbst
-    from issegm.datasets import get_dataset, load_samples, read_sample, write_list, write_png
+    from issegm.datasets import (get_dataset, load_samples, read_sample, sample_name, write_list,
+                                 write_png)
     from issegm.inference import Predictor, upsample_probs
     from util.devices import parse_devices
     from util.metrics import ConfusionMeter, format_table, metrics_dict
@@ -382,6 +379,10 @@ def run_train(args):
     arg_params, aux_params = _load_model(args, contexts, allow_missing=args.from_epoch == 0)
     kv = create_kvstore(args.kvstore, len(contexts))
     rank, workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
+    if rank > 0:  # one log per worker: appending to one file from several hosts garbles it
+        from util.logs import setup_logging
+        setup_logging('%s.rank%d.log' % (os.path.splitext(args.log_file or os.path.join(
+            args.output, 'round%d-train.log' % args.idx_round))[0], rank))
     source = load_samples(args.data_root, args.split, args.dataset)
     target = load_samples(args.data_root_tgt, tgt_list, args.dataset_tgt)
     samples = self_training_samples(source, src_info, target, tgt_info, args.init_src_port,
