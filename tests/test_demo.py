@@ -1,0 +1,24 @@
+"""A smoke version of `make demo`: tiny sizes, one round, the same scripts end to end."""
+import json
+import subprocess
+import sys
+
+
+def test_demo_smoke(tmp_path):
+    out = tmp_path / 'demo'
+    res = subprocess.run([sys.executable, '-m', 'issegm.demo', '--smoke', '--output', str(out)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    results = json.loads((out / 'results.json').read_text())
+    assert set(results) == {'source', 'st', 'cbst', 'cbst_sp'}
+    assert all(0 <= v <= 100 for v in results.values())
+    table = (out / 'results.md').read_text()
+    for row in ('| Source only |', '| ST |', '| CBST |', '| CBST-SP |'):
+        assert row in table
+    for png in ('miou_per_round.png', 'predictions.png'):
+        assert (out / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    # The self-training runs used the real orchestrator outputs, prior included.
+    assert (out / 'spatial_prior' / 'gta' / 'prior_array.mat').is_file()
+    assert list((out / 'cbst_sp' / '0' / 'self_train' / 'splabelIds').iterdir())
+    assert not (out / 'st' / '0' / 'self_train' / 'rwlabelIds').exists()  # global policy
+    assert 'demo finished in' in res.stdout and 'results.json' in res.stdout
