@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from util.errors import UserError, cli_entry
+from util.flags import parse_bool
 
 log = logging.getLogger('cbst')
 
@@ -20,15 +21,6 @@ KC_POLICIES = ('global', 'cb')
 SOURCE_SAMPLE_POLICIES = ('cumulative', 'random')
 VAL_DONE = 'val.done'
 TRAIN_DONE = 'train.done'
-
-
-def str_bool(value):
-    """Upstream passes `--with-prior True|False` as strings."""
-    if value in ('True', 'true', '1'):
-        return True
-    if value in ('False', 'false', '0'):
-        return False
-    raise argparse.ArgumentTypeError('expected True or False, got %r' % value)
 
 
 def add_shared_args(parser):
@@ -58,7 +50,7 @@ def add_shared_args(parser):
     a('--mine-port', type=float, default=0.5, help='probability of small-class patch mining')
     a('--mine-id-number', type=int, default=3, help='number of rarest classes to mine')
     a('--mine-thresh', type=float, default=0.001, help='class ratio below which mining has priority')
-    a('--with-prior', type=str_bool, default=False, help="'True' to weight maps by the spatial prior")
+    a('--with-prior', type=parse_bool, default=False, help="'True' to weight maps by the spatial prior")
     a('--prior', help='spatial prior .mat (default spatial_prior/DATASET/prior_array.mat)')
     a('--num-round', type=int, default=12)
     a('--test-scales', default='2048', help='longer side at test time (one value in phase val)')

@@ -26,20 +26,11 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
+from util.flags import parse_bool  # noqa: E402
 
 __all__ = ['parse_args', 'resolve_start', 'load_start_weights', 'main']
 
 log = logging.getLogger('cbst')
-
-
-def _flag_bool(text):
-    """`--cache-images 0|1` as upstream (also true/false)."""
-    value = str(text).strip().lower()
-    if value in ('1', 'true', 'yes'):
-        return True
-    if value in ('0', 'false', 'no'):
-        return False
-    raise argparse.ArgumentTypeError('expected 0 or 1, got %r' % text)
 
 
 def parse_args(argv):
@@ -69,7 +60,7 @@ def parse_args(argv):
     a('--kvstore', default='local', help='local, device, dist_sync, dist_device_sync, dist_async')
     a('--prefetch-threads', type=int, default=1, help='crop workers (0: inline)')
     a('--prefetcher', default='thread', help='thread or process')
-    a('--cache-images', type=_flag_bool, default=False, help='0 or 1: keep decoded images')
+    a('--cache-images', type=parse_bool, default=False, help='0 or 1: keep decoded images')
     a('--backward-do-mirror', action='store_true', help='sets MXNET_BACKWARD_DO_MIRROR=1')
     a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
     a('--seed', type=int, default=0, help='seed of the crops, the shuffling and the head init')
