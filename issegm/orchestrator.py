@@ -29,7 +29,9 @@ def parse_args(argv):
     a = parser.add_argument
     a('--self-training-script', default=DEFAULT_ROUND_SCRIPT,
       help='the per-round script run for each phase')
-    a('--workers', type=int, default=1, help='run phase train on N workers via issegm.launch')
+    a('--workers', type=int, default=1,
+      help='run phase train on N workers via issegm.launch (phase val stays one process); '
+           'with N > 1 --kvstore local means dist_sync and device means dist_device_sync')
     a('--servers', type=int, help='parameter servers for --workers (default: as many as workers)')
     a('--launcher', default='local', help='local or ssh (with --workers)')
     a('--hostfile', help='hosts for --launcher ssh, one per line')
@@ -46,6 +48,17 @@ def parse_args(argv):
         raise UserError('weight file not found: %s' % args.weights)
     if args.launcher not in ('local', 'ssh'):
         raise UserError('unknown --launcher %r (allowed: local, ssh)' % args.launcher)
+    if args.workers < 1 or (args.servers is not None and args.servers < 1):
+        raise UserError('--workers and --servers must be at least 1')
+    if args.workers > 1:
+        if args.launcher == 'ssh' and not args.hostfile:
+            raise UserError('--launcher ssh needs --hostfile (one host per line)')
+        if args.hostfile and not os.path.isfile(args.hostfile):
+            raise UserError('--hostfile not found: %s' % args.hostfile)
+        # Workers of one job must share a parameter server: the single-machine kvstores
+        # become their distributed counterparts.
+        args.kvstore = {'local': 'dist_sync', 'device': 'dist_device_sync'}.get(
+            args.kvstore, args.kvstore)
     if args.model is None:
         from util.model_label import split_weights_name
         args.model = split_weights_name(args.weights)[0]
@@ -86,11 +99,18 @@ def phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed):
     return val, train
 
 
+LAUNCH_SCRIPT = os.path.join(HERE, 'launch.py')
+
+
 def child_command(args, script_args, distributed=False):
-    """This Python running the per-round script; through issegm.launch for --workers > 1."""
+    """This Python running the per-round script; through issegm.launch for --workers > 1.
+
+    The launcher runs the same command for the scheduler, the servers and the workers (on the
+    hosts of --hostfile with --launcher ssh: this Python and script path must exist there)."""
     command = [sys.executable, args.self_training_script] + script_args
     if distributed and args.workers > 1:
-        launch = [sys.executable, '-m', 'issegm.launch', '-n', str(args.workers)]
+        # By path, so it works without installation from any working directory.
+        launch = [sys.executable, LAUNCH_SCRIPT, '-n', str(args.workers)]
         launch += _flag('s', args.servers) + ['--launcher', args.launcher] + _flag('H', args.hostfile)
         command = launch + ['--'] + command
     return command

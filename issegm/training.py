@@ -3,10 +3,34 @@
 SGD with momentum 0.9, rescale_grad = 1 / devices, Xavier (gaussian, fan-in, magnitude 2) for
 parameters missing from the weights, frozen BN statistics (in the symbol), one atomic checkpoint
 per epoch end, only on rank 0 of a distributed run.
+
+Data parallelism (as upstream, through MXNet's Module and kvstore):
+* several devices in one process (`--gpus 0,1,2,3`, or `cpu:N` for tests): the batch is split
+  over the devices; each device's loss is normalised by its own valid pixels
+  (SoftmaxOutput normalization='valid'), the kvstore sums the device gradients and
+  rescale_grad = 1 / devices turns the sum into the mean over devices. `local` aggregates on
+  the CPU, `device` on the GPUs.
+* several workers (`--kvstore dist_sync|dist_device_sync|dist_async`, started by
+  issegm.launch): each worker reads its own shard of every epoch's shuffled samples. The
+  optimizer runs on the parameter servers (MXNet's default update_on_kvstore): each batch a
+  worker pushes its gradients (already summed over its devices) and pulls the new weights.
+  rescale_grad stays 1 / devices *per worker*, exactly as upstream, so with dist_sync the
+  servers apply the SUM over workers of each worker's device-mean gradient: N workers take
+  steps N times as large as one worker would with the same per-worker batch (equivalently:
+  the mean gradient of the global batch of N * batch_images images times N). Divide
+  --base-lr by N to keep the single-machine step. All workers start from rank 0's weights
+  (the kvstore is initialised from rank 0) and, with dist_sync/dist_device_sync, pull the
+  same weights after every batch, so they stay identical. dist_async applies each worker's
+  push as it arrives: workers may hold different weights at any moment (only rank 0's are
+  saved), and an lr schedule advances once per push, i.e. about N times per batch.
+* only rank 0 writes the symbol json and the checkpoints; the epoch NLL is reduced over
+  all workers (see reduce_over_workers) so rank 0 logs and returns the global mean.
 """
+import json
 import logging
 import math
 import os
+import time
 
 import mxnet as mx
 import numpy as np
@@ -41,25 +65,110 @@ def mean_nll(probs, labels):
     return float(-np.log(np.maximum(p, 1e-30)).sum()), int(p.size)
 
 
+KVSTORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
+
+
+def is_distributed(kvstore):
+    """True for a parameter-server (dist_*) kvstore."""
+    return kvstore is not None and 'dist' in kvstore.type
+
+
 def create_kvstore(kind, num_devices):
-    """An MXNet kvstore for `--kvstore` (None when a single device trains without one)."""
-    allowed = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
-    if kind not in allowed:
-        raise UserError('unknown --kvstore %r (allowed: %s)' % (kind, ', '.join(allowed)))
-    if num_devices == 1 and not kind.startswith('dist'):
+    """An MXNet kvstore for `--kvstore` (None when a single device trains without one).
+
+    A dist kvstore needs the environment issegm.launch sets (DMLC_ROLE, ...). Once it exists,
+    this process leaves with os._exit on an uncaught exception or a reported UserError:
+    a normal exit would wait in the kvstore finalizer for the other workers and hang
+    instead of ending with a non-zero status (see issegm/launch.py)."""
+    if kind not in KVSTORES:
+        raise UserError('unknown --kvstore %r (allowed: %s)' % (kind, ', '.join(KVSTORES)))
+    if kind.startswith('dist'):
+        if 'DMLC_ROLE' not in os.environ or 'DMLC_NUM_WORKER' not in os.environ:
+            raise UserError('--kvstore %s needs the parameter-server environment: start the '
+                            'script with python -m issegm.launch -n WORKERS -- COMMAND' % kind)
+        from issegm.launch import install_fail_fast
+        from util.errors import exit_hard_on_errors
+        kv = mx.kvstore.create(kind)
+        install_fail_fast(1)
+        exit_hard_on_errors()
+        return kv
+    if num_devices == 1:
         return None
     return mx.kvstore.create(kind)
 
 
+SHARED_FILE_WAIT = 60.0  # seconds a worker waits for another worker's file to become visible
+
+
+def reduce_over_workers(kvstore, values, folder, tag):
+    """Sum a few numbers over all workers of a dist kvstore; every worker gets the sums.
+
+    Why files and not the kvstore itself: with MXNet's update_on_kvstore (the default for dist
+    kvstores, and what keeps the workers' weights identical) the servers run the optimizer on
+    EVERY pushed key, so a metric pushed to the training kvstore comes back as an SGD step on
+    it (verified with MXNet 1.9.1: pushing 1 and 2 to a zero key with lr 0.1 pulls -0.3, not
+    3), and a second dist kvstore in the process talks to the same servers. Turning
+    update_on_kvstore off (MXNET_UPDATE_ON_KVSTORE=0) would move the optimizer, its momentum
+    and an extra weight broadcast onto every worker and does not work for dist_async. So each
+    worker writes its numbers to FOLDER/.TAG.rankR.json, all meet at a kvstore barrier (which
+    involves the scheduler only, not the servers), every worker reads all files, a second
+    barrier, and rank 0 removes them. FOLDER must be on a file system all workers share (the
+    output folder is anyway: rank 0 writes the checkpoints the next phase reads everywhere).
+    """
+    rank, num_workers = kvstore.rank, kvstore.num_workers
+    os.makedirs(folder, exist_ok=True)
+
+    def path(r):
+        return os.path.join(folder, '.%s.rank%d.json' % (tag, r))
+
+    tmp = '%s.tmp%d' % (path(rank), os.getpid())
+    with open(tmp, 'w') as f:
+        json.dump([float(v) for v in values], f)
+    os.replace(tmp, path(rank))
+    kvstore._barrier()
+    totals = [0.0] * len(values)
+    for r in range(num_workers):
+        deadline = time.time() + SHARED_FILE_WAIT
+        while True:
+            try:
+                with open(path(r)) as f:
+                    theirs = json.load(f)
+                break
+            except (OSError, ValueError):
+                if time.time() > deadline:
+                    raise UserError('worker %d cannot read %s written by worker %d: the output '
+                                    'folder must be on a file system shared by all workers'
+                                    % (rank, path(r), r))
+                time.sleep(0.2)
+        totals = [a + b for a, b in zip(totals, theirs)]
+    kvstore._barrier()
+    if rank == 0:
+        for r in range(num_workers):
+            try:
+                os.remove(path(r))
+            except OSError:
+                pass
+    return totals
+
+
 def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_epoch, prefix,
         base_lr, weight_decay=0.0005, lr_type='fixed', lr_steps=None, kvstore=None,
-        allow_missing=False, log_every=10, progress=True):
+        allow_missing=False, log_every=10, progress=True, epoch_end_callback=None):
     """Train epochs [begin_epoch, end_epoch); checkpoint `PREFIX-%04d.params` after each.
 
-    Returns a list of per-epoch dicts {epoch, nll, batches}. A NaN/inf loss is a UserError.
+    kvstore: None (one device), a local/device kvstore (several devices) or a dist kvstore
+    (several workers; train_iter must read this worker's shard). Only rank 0 writes files.
+    epoch_end_callback(epoch, symbol, arg_params, aux_params), MXNet's signature, is called on
+    every worker after each epoch (e.g. mx.callback.do_checkpoint(PREFIX) on one machine).
+
+    Returns a list of per-epoch dicts {epoch, nll, pixels, batches, workers}: nll is the mean
+    NLL over the valid pixels of all workers (pixels: their count), batches is per worker;
+    with several workers also worker_nll / worker_pixels (this worker's own). A NaN/inf loss
+    is a UserError.
     """
-    rank = kvstore.rank if kvstore is not None else 0
-    num_workers = kvstore.num_workers if kvstore is not None else 1
+    dist = is_distributed(kvstore)
+    rank = kvstore.rank if dist else 0
+    num_workers = kvstore.num_workers if dist else 1
     module = mx.mod.Module(symbol, data_names=('data',), label_names=('softmax_label',),
                            context=contexts)
     module.bind(data_shapes=train_iter.provide_data, label_shapes=train_iter.provide_label,
@@ -69,15 +178,34 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
                        allow_missing=allow_missing, allow_extra=True)
     batches_per_epoch = train_iter.batches_per_epoch
     scheduler = make_lr_scheduler(lr_type, base_lr, batches_per_epoch, end_epoch, lr_steps)
+    # rescale_grad = 1 / devices of this worker, as upstream (see the module docstring for
+    # what that means with dist_sync). begin_num_update continues a schedule where the earlier
+    # epochs left it; it is an optimizer argument, so it also reaches the copy of the
+    # optimizer that MXNet pickles to the parameter servers (which run the updates there).
+    begin_update = begin_epoch * batches_per_epoch
     optimizer_params = dict(learning_rate=base_lr, momentum=0.9, wd=weight_decay,
-                            rescale_grad=1.0 / len(contexts))
+                            rescale_grad=1.0 / len(contexts), begin_num_update=begin_update)
     if scheduler is not None:
         scheduler.base_lr = base_lr
         optimizer_params['lr_scheduler'] = scheduler
     module.init_optimizer(kvstore=kvstore if kvstore is not None else 'local', optimizer='sgd',
                           optimizer_params=optimizer_params)
-    if scheduler is not None:  # continue the schedule where the earlier epochs left it
-        module._optimizer.num_update = begin_epoch * batches_per_epoch
+    if dist and not module._update_on_kvstore:
+        # MXNET_UPDATE_ON_KVSTORE=0: the servers only sum the gradients and every worker runs
+        # the optimizer itself. Module then merely initialises the kvstore (from rank 0), so
+        # fetch rank 0's starting weights as Gluon does, or randomly initialised parameters
+        # would differ between workers for good. dist_async cannot work that way.
+        if 'async' in kvstore.type:
+            raise UserError('--kvstore %s needs the optimizer on the servers: unset '
+                            'MXNET_UPDATE_ON_KVSTORE' % kvstore.type)
+        group = module._exec_group
+        for i, name in enumerate(group.param_names):
+            kvstore.pull(name, out=group.param_arrays[i], priority=-i)
+
+    def current_lr(updates_done):
+        # The local optimizer does not count updates that run on the servers: compute it.
+        return scheduler(begin_update + updates_done) if scheduler is not None else base_lr
+
     if rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
         symbol.save('%s-symbol.json' % prefix)
@@ -100,19 +228,38 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
             if nbatch % log_every == 0:
                 value = window_nll / max(window_pixels, 1)
                 bar.set_postfix(nll='%.4f' % value)
-                log.info('Epoch[%d] Batch [%d] worker %d/%d NLL=%.5f lr=%g', epoch, nbatch,
-                         rank, num_workers, value, module._optimizer.learning_rate)
+                lr = current_lr((epoch - begin_epoch) * batches_per_epoch + nbatch)
+                if dist:
+                    log.info('Epoch[%d] Batch [%d] worker %d/%d NLL=%.5f lr=%g', epoch, nbatch,
+                             rank, num_workers, value, lr)
+                else:
+                    log.info('Epoch[%d] Batch [%d] NLL=%.5f lr=%g', epoch, nbatch, value, lr)
                 window_nll, window_pixels = 0.0, 0
         bar.close()
+        entry = {'epoch': epoch, 'batches': nbatch, 'workers': num_workers}
+        if dist:
+            entry['worker_nll'] = total_nll / max(total_pixels, 1)
+            entry['worker_pixels'] = total_pixels
+            total_nll, total_pixels = reduce_over_workers(
+                kvstore, (total_nll, total_pixels), os.path.dirname(os.path.abspath(prefix)),
+                '%s-%04d.nll' % (os.path.basename(prefix), epoch + 1))
+            total_pixels = int(round(total_pixels))
         epoch_nll = total_nll / max(total_pixels, 1)
+        entry.update(nll=epoch_nll, pixels=total_pixels)
         if not math.isfinite(epoch_nll):
             raise UserError('training loss became %s in epoch %d; try a lower --base-lr'
                             % (epoch_nll, epoch))
         arg, aux = module.get_params()
+        if dist and rank != 0:
+            log.info('Epoch[%d] done: %d batches on worker %d/%d, NLL=%.5f here, %.5f over '
+                     'all workers', epoch, nbatch, rank, num_workers, entry['worker_nll'],
+                     epoch_nll)
         if rank == 0:
             path = checkpoint_path(prefix, epoch + 1)
             save_weights(path, arg, aux)
-            log.info('Epoch[%d] done: %d batches, NLL=%.5f, saved %s', epoch, nbatch, epoch_nll,
-                     path)
-        history.append({'epoch': epoch, 'nll': epoch_nll, 'batches': nbatch})
+            log.info('Epoch[%d] done: %d batches%s, NLL=%.5f, saved %s', epoch, nbatch,
+                     ' x %d workers' % num_workers if dist else '', epoch_nll, path)
+        if epoch_end_callback is not None:
+            epoch_end_callback(epoch, symbol, arg, aux)
+        history.append(entry)
     return history
