@@ -1,0 +1,214 @@
+"""Tests of the synthetic GTA-5 -> Cityscapes demo data generator (issegm/make_demo_data.py)."""
+import hashlib
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from cityscapesscripts.helpers.labels import labels as cs_labels, name2label
+
+from issegm import make_demo_data as mdd
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = dict(num_source=24, num_target_train=16, num_target_val=8, source_size=(80, 144),
+             target_size=(64, 128))
+VALID_IDS = {l.id for l in cs_labels if l.id >= 0}
+
+
+def _digest(root):
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            with open(p, 'rb') as fh:
+                out[os.path.relpath(p, root)] = hashlib.sha1(fh.read()).hexdigest()
+    return out
+
+
+def _read_list(path):
+    with open(path) as f:
+        lines = f.read().splitlines()
+    return [tuple(l.split('\t')) for l in lines]
+
+
+def _samples(paths):
+    """(domain, image path, label path) of every listed sample."""
+    out = []
+    for dom, key, root in (('source', 'gta_train_list', 'gta_root'),
+                           ('target', 'cityscapes_train_list', 'cityscapes_root'),
+                           ('target', 'cityscapes_val_list', 'cityscapes_root')):
+        for img, lab in _read_list(paths[key]):
+            out.append((dom, os.path.join(paths[root], img), os.path.join(paths[root], lab)))
+    return out
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('demo'))
+    return mdd.generate(root, seed=0, **SMALL)
+
+
+@pytest.fixture(scope='module')
+def loaded(demo):
+    data = []
+    for dom, img, lab in _samples(demo):
+        im = cv2.imread(img, cv2.IMREAD_UNCHANGED)
+        lb = cv2.imread(lab, cv2.IMREAD_UNCHANGED)
+        data.append((dom, img, lab, im, lb))
+    return data
+
+
+def test_ids_come_from_cityscapesscripts():
+    for name, i in mdd.ID.items():
+        assert name2label[name].id == i
+
+
+def test_determinism_same_seed_identical_different_seed_differs(demo, tmp_path):
+    again = mdd.generate(str(tmp_path / 'again'), seed=0, **SMALL)
+    a, b = _digest(demo['root']), _digest(again['root'])
+    assert a == b and len(a) == 2 * (24 + 16 + 8) + 3
+    other = mdd.generate(str(tmp_path / 'other'), seed=1, num_source=3, num_target_train=2,
+                         num_target_val=1, source_size=SMALL['source_size'],
+                         target_size=SMALL['target_size'])
+    c = _digest(other['root'])
+    imgs = [k for k in c if k.endswith('.png')]
+    assert imgs and all(c[k] != a[k] for k in imgs)
+
+
+def test_images_independent_of_counts(demo, tmp_path):
+    few = mdd.generate(str(tmp_path / 'few'), seed=0, num_source=2, num_target_train=3,
+                       num_target_val=1, source_size=SMALL['source_size'],
+                       target_size=SMALL['target_size'])
+    a, b = _digest(demo['root']), _digest(few['root'])
+    for k, v in b.items():
+        if k.endswith('.png'):
+            assert a[k] == v, k
+
+
+def test_layout_and_list_files(demo, loaded):
+    assert os.path.isdir(demo['gta_root']) and os.path.isdir(demo['cityscapes_root'])
+    assert demo['gta_root'] == os.path.join(demo['root'], 'gta')
+    assert demo['cityscapes_root'] == os.path.join(demo['root'], 'cityscapes')
+    n = {'gta_train_list': 24, 'cityscapes_train_list': 16, 'cityscapes_val_list': 8}
+    for key, count in n.items():
+        with open(demo[key]) as f:
+            text = f.read()
+        assert text.endswith('\n') and '\r' not in text
+        rows = _read_list(demo[key])
+        assert len(rows) == count and all(len(r) == 2 for r in rows)
+        assert len(set(rows)) == count
+    assert _read_list(demo['gta_train_list'])[0] == ('images/00001.png', 'labels/00001.png')
+    cities = set()
+    for split, key in (('train', 'cityscapes_train_list'), ('val', 'cityscapes_val_list')):
+        for img, lab in _read_list(demo[key]):
+            pi, pl = img.split('/'), lab.split('/')
+            assert pi[:2] == ['leftImg8bit', split] and pl[:2] == ['gtFine', split]
+            assert pi[2] == pl[2] and pi[3].startswith(pi[2] + '_')
+            stem = pi[3][:-len('_leftImg8bit.png')]
+            assert pi[3] == stem + '_leftImg8bit.png'
+            assert pl[3] == stem + '_gtFine_labelIds.png'
+            city, seq, frame = stem.split('_')
+            assert len(seq) == 6 and len(frame) == 6 and seq.isdigit() and frame.isdigit()
+            cities.add((split, city))
+    train_c = {c for s, c in cities if s == 'train'}
+    val_c = {c for s, c in cities if s == 'val'}
+    assert len(train_c) >= 2 and val_c and not (train_c & val_c)
+    for dom, img, lab, im, lb in loaded:
+        assert os.path.isfile(img) and os.path.isfile(lab)
+        assert im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3
+        assert lb.dtype == np.uint8 and lb.ndim == 2
+        assert im.shape[:2] == lb.shape
+        assert lb.shape == (SMALL['source_size'] if dom == 'source' else SMALL['target_size'])
+        assert set(np.unique(lb).tolist()) <= VALID_IDS
+
+
+def test_class_coverage_and_rarity(loaded):
+    present = {'source': {}, 'target': {}}
+    for dom, _, _, _, lb in loaded:
+        for v in np.unique(lb).tolist():
+            present[dom][v] = present[dom].get(v, 0) + 1
+    every = set(present['source']) | set(present['target'])
+    for name in ('road', 'sidewalk', 'building', 'vegetation', 'sky', 'car', 'person'):
+        i = name2label[name].id
+        assert i in present['source'] and i in present['target'], name
+    for name in ('pole', 'traffic sign', 'terrain', 'fence', 'wall'):
+        assert name2label[name].id in every, name
+    for dom in ('source', 'target'):
+        cars = present[dom][name2label['car'].id]
+        for name in ('truck', 'bus', 'train'):
+            assert present[dom].get(name2label[name].id, 0) < cars, (dom, name)
+    # ego-vehicle band (ignored id 1) at the bottom of the target only
+    ego = name2label['ego vehicle'].id
+    assert present['target'].get(ego, 0) == 16 + 8 and ego not in present['source']
+
+
+def test_rare_classes_rare_over_more_images():
+    """Count images containing each class over a larger (but tiny-resolution) sample."""
+    rare, car = {'truck': 0, 'bus': 0, 'train': 0}, 0
+    for i in range(60):
+        _, lb = mdd.render_scene(mdd.SOURCE_STYLE, mdd._rng(0, 'source', i + 1), (48, 96))
+        ids = set(np.unique(lb).tolist())
+        car += name2label['car'].id in ids
+        for k in rare:
+            rare[k] += name2label[k].id in ids
+    assert car > 40
+    assert rare['truck'] < car / 3 and rare['bus'] < car / 5 and rare['train'] < car / 10
+
+
+def test_domains_differ(loaded):
+    road, sky, veg = name2label['road'].id, name2label['sky'].id, name2label['vegetation'].id
+
+    def stats(dom):
+        road_rgb, horizon, fg_mean = [], [], []
+        for d, _, _, im, lb in loaded:
+            if d != dom:
+                continue
+            rgb = im[..., ::-1].astype(np.float64)
+            if (lb == road).any():
+                road_rgb.append(rgb[lb == road].mean(0))
+            rows = np.nonzero((lb == road).any(1))[0]
+            horizon.append(rows.min() / lb.shape[0])
+            fg_mean.append(rgb.mean())
+        return np.array(road_rgb), np.array(horizon), np.array(fg_mean)
+
+    rs, hs, ms = stats('source')
+    rt, ht, mt = stats('target')
+    # road colour: the per-domain means are far apart compared with the spread inside a domain
+    gap = np.linalg.norm(rs.mean(0) - rt.mean(0))
+    assert gap > 25 and gap > 2 * max(rs.std(0).max(), rt.std(0).max())
+    # target is darker overall, with a lower horizon (road starts lower in the frame)
+    assert mt.mean() < ms.mean() - 15
+    assert ht.mean() > hs.mean() + 0.03
+    # colour differs per class, but the class identity stays recognisable: the sky is the
+    # brightest of the three classes and vegetation the greenest in both domains
+    for dom in ('source', 'target'):
+        means = {}
+        for cls in (road, sky, veg):
+            px = np.concatenate([im[..., ::-1][lb == cls] for d, _, _, im, lb in loaded
+                                 if d == dom and (lb == cls).any()]).astype(np.float64)
+            means[cls] = px.mean(0)
+        assert means[sky].sum() > means[road].sum() and means[sky].sum() > means[veg].sum()
+        assert means[veg][1] > means[veg][0] and means[veg][1] > means[veg][2]
+
+
+def test_cli_runs_by_path(tmp_path):
+    out = tmp_path / 'cli'
+    env = dict(os.environ)
+    env.pop('PYTHONPATH', None)
+    r = subprocess.run([sys.executable, os.path.join(REPO, 'issegm', 'make_demo_data.py'),
+                        '--output', str(out), '--seed', '3', '--num-source', '2',
+                        '--num-target-train', '2', '--num-target-val', '1',
+                        '--source-size', '64x112', '--target-size', '48x96'],
+                       cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    api = mdd.generate(str(tmp_path / 'api'), seed=3, num_source=2, num_target_train=2,
+                       num_target_val=1, source_size=(64, 112), target_size=(48, 96))
+    assert _digest(str(out)) == _digest(api['root'])
+    assert cv2.imread(str(out / 'gta' / 'images' / '00002.png')).shape == (64, 112, 3)
+
+
+def test_cli_rejects_bad_size(tmp_path):
+    with pytest.raises(SystemExit):
+        mdd.main(['--output', str(tmp_path), '--source-size', '160by288'])
