@@ -114,9 +114,17 @@ def test_phase_val_bad_input(target, gta_s8_weights, tmp_path, extra, message):
     assert message in res.stderr and 'Traceback' not in res.stderr
 
 
-def test_phase_train_needs_mining_stats(target, gta_s8_weights, tmp_path):
+def test_phase_train_needs_pseudo_labels_and_mining_stats(target, gta_s8_weights, tmp_path):
     args = val_args(target, gta_s8_weights, tmp_path / 'run')
     args[args.index('val')] = 'train'
     res = run(*(args + ['--mine-port', '0.5']))
-    assert res.returncode != 0 and 'Traceback' not in res.stderr
-    assert 'run phase val of round 0 first' in res.stderr or 'mine-id-address' in res.stderr
+    assert res.returncode != 0 and 'run phase val of round 0 first' in res.stderr
+    assert 'Traceback' not in res.stderr
+    # With the pseudo-label list in place, mining needs the statistics of phase val.
+    root, lst = target
+    write_list(str(tmp_path / 'run' / '0' / 'self_train' / 'val_training.lst'), read_list(lst))
+    res = run(*(args + ['--mine-port', '0.5']))
+    assert res.returncode != 0 and '--mine-id-address is required' in res.stderr
+    res = run(*(args + ['--mine-port', '0.5', '--mine-id-address', tmp_path / 'nostats']))
+    assert res.returncode != 0 and 'mining statistics not found' in res.stderr
+    assert 'Traceback' not in res.stderr
