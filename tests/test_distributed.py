@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import make_layout, write_model_weights
+from conftest import make_layout, procs_mentioning, write_model_weights
 from issegm.datasets import write_list
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,23 +61,6 @@ WORKER = textwrap.dedent('''
     it.close()
 ''') % {'repo': REPO, 'model': MODEL}
 
-
-def _procs_mentioning(token):
-    """PIDs of live (non-zombie) processes whose command line contains token."""
-    pids = []
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        try:
-            with open('/proc/%s/cmdline' % d, 'rb') as f:
-                cmd = f.read().decode('utf-8', 'replace')
-            with open('/proc/%s/stat' % d) as f:
-                state = f.read().rsplit(')', 1)[1].split()[0]
-        except OSError:
-            continue
-        if token in cmd and state != 'Z':
-            pids.append(int(d))
-    return pids
 
 
 @pytest.fixture(scope='module')
@@ -177,9 +160,9 @@ def test_failing_worker_stops_the_launch(gta, tmp_path):
     assert 'Traceback' not in res.stdout
     assert not (out / ('%s_ep-0001.params' % MODEL)).exists()
     deadline = time.time() + 5
-    while _procs_mentioning(str(bad)) and time.time() < deadline:
+    while procs_mentioning(str(bad)) and time.time() < deadline:
         time.sleep(0.1)
-    assert _procs_mentioning(str(bad)) == []
+    assert procs_mentioning(str(bad)) == []
 
 
 def test_two_cpu_contexts_equal_one_context_with_twice_the_batch(monkeypatch, tmp_path):

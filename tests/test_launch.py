@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from conftest import procs_mentioning
 from issegm import launch as L
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,23 +52,6 @@ FAIL_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _procs_mentioning(token):
-    """PIDs of live processes whose command line contains token."""
-    pids = []
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        try:
-            with open('/proc/%s/cmdline' % d, 'rb') as f:
-                cmd = f.read().decode('utf-8', 'replace')
-            with open('/proc/%s/stat' % d) as f:
-                state = f.read().rsplit(')', 1)[1].split()[0]
-        except OSError:
-            continue
-        if token in cmd and state != 'Z':
-            pids.append(int(d))
-    return pids
-
 
 def test_local_dist_sync_two_workers_two_servers(tmp_path):
     script = tmp_path / 'dist_job.py'
@@ -98,7 +82,7 @@ def test_local_dist_sync_two_workers_two_servers(tmp_path):
     assert sorted(after) == ['[worker 0] after-import role=worker',
                              '[worker 1] after-import role=worker'], out
     assert all(re.match(r'^\[(scheduler|server \d|worker \d|launch)\] ', l) for l in lines), out
-    assert not _procs_mentioning(str(tmp_path))
+    assert not procs_mentioning(str(tmp_path))
     print('dist_sync job took %.1fs' % elapsed)
 
 
@@ -118,7 +102,7 @@ def test_failing_worker_kills_everything(tmp_path, mode):
     if mode == 'uncaught_after_kvstore':
         assert '[worker 0] RuntimeError: worker 0 fails after creating the kvstore' in out
     time.sleep(0.2)
-    assert not _procs_mentioning(str(tmp_path)), out
+    assert not procs_mentioning(str(tmp_path)), out
 
 
 def test_failure_status_of_signal_and_shell_command(tmp_path):
@@ -133,7 +117,7 @@ def test_failure_status_of_signal_and_shell_command(tmp_path):
     assert time.time() - t0 < 15
     assert '[worker 1] worker 1 2 1' in buf.getvalue()
     time.sleep(0.2)
-    assert not _procs_mentioning(str(tmp_path))
+    assert not procs_mentioning(str(tmp_path))
 
 
 def test_local_tasks_env():
