@@ -212,3 +212,22 @@ def test_cli_runs_by_path(tmp_path):
 def test_cli_rejects_bad_size(tmp_path):
     with pytest.raises(SystemExit):
         mdd.main(['--output', str(tmp_path), '--source-size', '160by288'])
+
+
+def test_shift_blends_target_style_between_the_domains():
+    from issegm.make_demo_data import SOURCE_STYLE, TARGET_STYLE, blend_styles
+
+    def same(a, b):
+        return all(np.allclose(np.asarray(a.__dict__[k], float), np.asarray(b.__dict__[k], float))
+                   if not isinstance(a.__dict__[k], (str, dict, bool)) else
+                   (a.__dict__[k] == b.__dict__[k] if not isinstance(a.__dict__[k], dict) else
+                    all(np.allclose(a.__dict__[k][c], b.__dict__[k][c]) for c in a.__dict__[k]))
+                   for k in a.__dict__)
+
+    assert same(blend_styles(SOURCE_STYLE, TARGET_STYLE, 0.0), SOURCE_STYLE)
+    assert same(blend_styles(SOURCE_STYLE, TARGET_STYLE, 1.0), TARGET_STYLE)
+    half = blend_styles(SOURCE_STYLE, TARGET_STYLE, 0.5)
+    src, tgt = SOURCE_STYLE.palette['road'][0], TARGET_STYLE.palette['road'][0]
+    assert np.allclose(half.palette['road'][0], (np.array(src) + np.array(tgt)) / 2)
+    assert half.horizon == tuple((a + b) / 2 for a, b in zip(SOURCE_STYLE.horizon,
+                                                              TARGET_STYLE.horizon))
