@@ -222,10 +222,13 @@ def run_val(args):
              args.with_prior, args.kc_policy)
     writer = BackgroundTasks(1, max_pending=8)  # PNGs are written while the next image computes
 
-    def save_label_pngs(ids_dir, color_dir, name, train_ids):
+    def write_label_pngs(ids_dir, color_dir, name, train_ids):
         label_ids = info.train_to_label[train_ids]
-        writer.submit(write_png, os.path.join(ids_dir, name + '.png'), label_ids)
-        writer.submit(write_png, os.path.join(color_dir, name + '.png'), label_ids, info.palette)
+        write_png(os.path.join(ids_dir, name + '.png'), label_ids)
+        write_png(os.path.join(color_dir, name + '.png'), label_ids, info.palette)
+
+    def save_label_pngs(*args):
+        writer.submit(write_label_pngs, *args)
 
     geometry = []
     started = time.perf_counter()
@@ -276,27 +279,36 @@ def run_val(args):
     list_rows = []
     final_pseudo_dir = os.path.join(os.path.abspath(final), 'self_train', 'pseudo_labelIds')
     probmap_dir = os.path.join(args.output, 'probmap')
-    for (name, scaled_hw, hw), (image_path, _) in tqdm(
-            list(zip(geometry, samples)), desc='round %d labels' % args.idx_round, unit='img',
-            disable=args.no_progress, dynamic_ncols=True):
+    def label_one(item):
+        """Second pass for one image: recompute its map exactly, threshold, write PNGs."""
+        (name, scaled_hw, hw), (image_path, _) = item
         cache_file = os.path.join(cache, name + '.npy')
         probs = full_probs(np.load(cache_file), scaled_hw, hw)
         pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
         # unselected pixels (255) are stored as label id 0 (unlabeled)
-        save_label_pngs(out('self_train', 'pseudo_labelIds'), out('self_train', 'pseudo_color'),
-                        name, pseudo)
+        write_label_pngs(out('self_train', 'pseudo_labelIds'), out('self_train', 'pseudo_color'),
+                         name, pseudo)
         if args.kc_policy == 'cb':
-            save_label_pngs(out('self_train', 'rwlabelIds'), out('self_train', 'rwcolor'), name,
-                            reweighted)
+            write_label_pngs(out('self_train', 'rwlabelIds'), out('self_train', 'rwcolor'), name,
+                             reweighted)
         if args.keep_probmaps:
             os.makedirs(probmap_dir, exist_ok=True)
             np.save(os.path.join(probmap_dir, name + '.npy'), probs)
-        counts = np.bincount(pseudo.ravel(), minlength=256)
-        selected += counts[:num_classes]
-        total_pixels += pseudo.size
         os.remove(cache_file)
-        rel_image = os.path.relpath(image_path, args.data_root_tgt)
-        list_rows.append((rel_image, os.path.join(final_pseudo_dir, name + '.png')))
+        row = (os.path.relpath(image_path, args.data_root_tgt),
+               os.path.join(final_pseudo_dir, name + '.png'))
+        return np.bincount(pseudo.ravel(), minlength=256)[:num_classes], pseudo.size, row
+
+    writer.wait()  # first-pass PNGs done: the second pass uses both cores itself
+    # Images are independent here and NumPy/OpenCV/zlib release the GIL: two threads.
+    with Prefetcher(label_one, num_workers=2, kind='thread', ahead=4) as labeller:
+        items = list(zip(geometry, samples))
+        for counts, pixels, row in tqdm(labeller.map(items), total=len(items),
+                                        desc='round %d labels' % args.idx_round, unit='img',
+                                        disable=args.no_progress, dynamic_ncols=True):
+            selected += counts
+            total_pixels += pixels
+            list_rows.append(row)
     writer.close()
     shutil.rmtree(cache)
     write_list(out('self_train', os.path.basename(target_list_path(args))), list_rows)
