@@ -163,7 +163,6 @@ def evaluate_samples(predictor, samples, info, scales, flip, output, save_result
 
     from issegm.cbst import argmax_max
     from issegm.datasets import read_sample
-    from issegm.inference import upsample_probs
     from util.metrics import ConfusionMeter
     from util.prefetch import Prefetcher
 
@@ -187,16 +186,7 @@ def evaluate_samples(predictor, samples, info, scales, flip, output, save_result
             bar = tqdm(zip(samples, loader.map(samples)), total=len(samples), desc='evaluate',
                        unit='img', disable=not progress, dynamic_ncols=True)
             for (image_path, _), (image, gt) in bar:
-                probs = None
-                for scale in scales:
-                    net, scaled_hw = timings.timed('network', predictor.network_probs, image,
-                                                   scale, flip)
-                    up = timings.timed('upsampling', upsample_probs, net, predictor.stride,
-                                       scaled_hw, image.shape[:2])
-                    probs = up if probs is None else timings.timed('upsampling', np.add, probs,
-                                                                   up, out=probs)
-                if len(scales) > 1:
-                    probs /= len(scales)
+                probs = predictor.predict(image, scales, flip, timed=timings.timed)
                 pred = timings.timed('argmax', argmax_max, probs)[0]
                 gt_train = None
                 if gt is not None:

@@ -63,14 +63,27 @@ class Predictor:
             probs = self._forward(chw)[0]
         return np.ascontiguousarray(probs, dtype=np.float32), scaled_hw
 
-    def predict(self, image_rgb, scales, flip):
-        """Class probabilities (C, H, W) at the image's size, averaged over the test scales."""
+    def predict(self, image_rgb, scales, flip, timed=None):
+        """Class probabilities (C, H, W) at the image's size, averaged over the test scales.
+
+        `timed(step, fn, *args, **kwargs)` (e.g. evaluate.Timings.timed) may wrap each step,
+        'network' or 'upsampling', to measure it.
+        """
+        timed = timed or _call
         total = None
         for scale in scales:
-            net, scaled_hw = self.network_probs(image_rgb, scale, flip)
-            probs = upsample_probs(net, self.stride, scaled_hw, image_rgb.shape[:2])
-            total = probs if total is None else total + probs
-        return total / len(scales) if len(scales) > 1 else total
+            net, scaled_hw = timed('network', self.network_probs, image_rgb, scale, flip)
+            probs = timed('upsampling', upsample_probs, net, self.stride, scaled_hw,
+                          image_rgb.shape[:2])
+            total = probs if total is None else timed('upsampling', np.add, total, probs,
+                                                      out=total)
+        if len(scales) > 1:
+            total /= len(scales)
+        return total
+
+
+def _call(step, fn, *args, **kwargs):
+    return fn(*args, **kwargs)
 
 
 def upsample_probs(net_probs, stride, scaled_hw, original_hw):
