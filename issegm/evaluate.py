@@ -24,7 +24,6 @@ Outputs under OUTPUT (NAME = image file name without extension):
 """
 import argparse
 import collections
-import json
 import logging
 import os
 import sys
@@ -216,14 +215,12 @@ def evaluate_samples(predictor, samples, info, scales, flip, output, save_result
 
 def write_report(output, conf, info, title):
     """metrics.json and results.md of a confusion matrix; returns the metrics dict."""
+    from util.files import write_json
     from util.metrics import format_table, metrics_dict, scores
     metrics = metrics_dict(conf, info.class_names)
     s = scores(conf)
     table = format_table([(title, s['iou'], s['miou'])], info.class_names)
-    tmp = os.path.join(output, '.metrics.json.tmp')
-    with open(tmp, 'w') as f:
-        json.dump(metrics, f, indent=1)
-    os.replace(tmp, os.path.join(output, 'metrics.json'))
+    write_json(os.path.join(output, 'metrics.json'), metrics)
     summary = ('pixel accuracy %.2f%%, mean class accuracy %.2f%%, mean IoU %.2f%% over %d classes'
                % (100 * s['pixel_acc'], 100 * s['mean_acc'], 100 * s['miou'], len(s['iou'])))
     with open(os.path.join(output, 'results.md'), 'w') as f:

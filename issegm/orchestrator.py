@@ -16,6 +16,7 @@ import sys
 from issegm.self_training import (SOURCE_SAMPLE_POLICIES, TRAIN_DONE, VAL_DONE, KC_POLICIES,
                                   add_shared_args)
 from util.errors import UserError, cli_entry
+from util.files import write_json
 
 log = logging.getLogger('cbst')
 
@@ -156,9 +157,7 @@ def round_summary(args, r, tgt_port, src_port, lr):
             rounds = [e for e in json.load(f) if e.get('round') != r]
     rounds.append(entry)
     rounds.sort(key=lambda e: e['round'])
-    with open(summary_path + '.tmp', 'w') as f:
-        json.dump(rounds, f, indent=1)
-    os.replace(summary_path + '.tmp', summary_path)
+    write_json(summary_path, rounds)
     return entry
 
 

@@ -3,7 +3,6 @@ retrains on source + pseudo-labelled target. Wrapped by issegm/self-paced-self-t
 (and its later upstream name solve_ST.py).
 """
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -13,6 +12,7 @@ import time
 import numpy as np
 
 from util.errors import UserError, cli_entry
+from util.files import write_json
 from util.flags import parse_bool
 
 log = logging.getLogger('cbst')
@@ -153,13 +153,6 @@ def _load_model(args, contexts, allow_missing=False):
     from util.symbols import parameter_shapes
     from util.weights import load_for_model
     return load_for_model(args.weights, parameter_shapes(args.model), allow_missing=allow_missing)
-
-
-def _write_json(path, obj):
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------------- phase val
@@ -334,7 +327,7 @@ def run_val(args):
     log.info('per image: network %.3f s, everything else %.3f s; kept %.2f MB between passes',
              network_seconds / len(samples), other_seconds / len(samples),
              cache_bytes / len(samples) / 1e6)
-    _write_json(out('metrics.json'), report)
+    write_json(out('metrics.json'), report)
 
     # Move the finished outputs in place; a run killed before this line leaves only the stage.
     os.makedirs(final, exist_ok=True)
@@ -348,7 +341,7 @@ def run_val(args):
     shutil.rmtree(stats_dir, ignore_errors=True)
     os.replace(out('stats'), stats_dir)
     shutil.rmtree(stage)
-    _write_json(os.path.join(final, VAL_DONE), {'argv': args.argv})
+    write_json(os.path.join(final, VAL_DONE), {'argv': args.argv})
     return report
 
 
@@ -421,7 +414,7 @@ def run_train(args):
         if hasattr(train_iter, 'close'):
             train_iter.close()
     if rank == 0:
-        _write_json(os.path.join(final, TRAIN_DONE), {'argv': args.argv, 'history': history})
+        write_json(os.path.join(final, TRAIN_DONE), {'argv': args.argv, 'history': history})
     return history
 
 
