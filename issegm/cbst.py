@@ -261,18 +261,17 @@ def _label_thresholds(cls_thresh, num_classes):
     if num_classes > 255:
         raise ValueError('uint8 label maps need at most 255 classes, got %d' % num_classes)
     thr[thr == 0] = 1.0  # a threshold of 0 means "never selected by its own rank": use 1.0
-    # The division runs in float32: q = float32(p) / float32(threshold). Thresholds from
-    # ConfidencePool are float32 values, so this cast is exact. (The original divided a
-    # float32 map by a float64 array, i.e. in float64; for float32 inputs the test q >= 1 is
-    # identical either way and only exact near-ties between classes in argmax(q) can differ.)
-    return thr.astype(np.float32)
+    # Kept from upstream on purpose: the float32 map is divided by a float64 threshold array,
+    # so q is computed in float64 (a float32 division could break near-ties in argmax(q)
+    # differently and change a few labels).
+    return thr
 
 
 def pseudo_label_maps(prob, cls_thresh):
     """Return ``(pseudo, rw)``, both uint8 (H, W), for a (C, H, W) probability map.
 
-    Thresholds equal to 0 become 1.0; q_k = p_k / threshold_k, computed in float32 (p cast
-    to float32, divided by the float32 threshold); ``rw`` = argmax_k q_k (the unthresholded
+    Thresholds equal to 0 become 1.0; q_k = p_k / threshold_k, computed in float64 as upstream
+    (the float32 map divided by float64 thresholds); ``rw`` = argmax_k q_k (the unthresholded
     "reweighted" label, 'rwlabelIds'); ``pseudo`` = rw where max_k q_k >= 1, else 255.
     Works in row blocks, so the full q map is never held in memory.
     """

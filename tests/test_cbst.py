@@ -58,16 +58,17 @@ def ref_thresholds(pools, num_classes, policy, portion):
 
 
 def ref_pseudo(prob, cls_thresh):
-    """Pixel loop: q_k = p_k / thr_k in float32; label = first argmax where max q >= 1."""
+    """Pixel loop: q_k = p_k / thr_k in float64 (float32 map, float64 thresholds, as upstream);
+    label = first argmax where max q >= 1."""
     num_classes, height, width = prob.shape
-    thr = [np.float32(1.0) if t == 0 else np.float32(t) for t in cls_thresh]
+    thr = [1.0 if t == 0 else float(t) for t in cls_thresh]
     pseudo = np.zeros((height, width), np.uint8)
     rw = np.zeros((height, width), np.uint8)
     for y in range(height):
         for x in range(width):
             best, best_k = None, 0
             for k in range(num_classes):
-                q = np.float32(prob[k, y, x]) / thr[k]
+                q = float(np.float32(prob[k, y, x])) / thr[k]
                 if best is None or q > best:
                     best, best_k = q, k
             rw[y, x] = best_k
@@ -326,3 +327,18 @@ def test_select_source_subset_cumulative(seed):
             np.testing.assert_array_equal(cur[:prev.size], prev)
             assert set(prev.tolist()) <= set(cur.tolist())
         prev = cur
+
+
+def test_pseudo_label_division_is_float64_as_upstream():
+    # Find class pairs whose q ties in float32 but not in float64: the label must follow float64.
+    rng = np.random.RandomState(0)
+    thr = np.array([0.3, 0.7], np.float32).astype(np.float64)
+    p0 = rng.rand(200000).astype(np.float32)
+    p = np.stack([p0, (p0 * (thr[1] / thr[0])).astype(np.float32)])  # nearly equal q
+    q32 = p / thr.astype(np.float32)[:, None]
+    q64 = p.astype(np.float64) / thr[:, None]
+    ties = np.nonzero((q32[0] == q32[1]) & (q64[0] != q64[1]))[0]
+    assert ties.size > 0
+    prob = p[:, ties].reshape(2, 1, -1)
+    pseudo, rw = cbst.pseudo_label_maps(prob, thr)
+    np.testing.assert_array_equal(rw[0], np.argmax(q64[:, ties], axis=0))
