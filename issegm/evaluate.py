@@ -37,8 +37,9 @@ import numpy as np  # noqa: E402
 
 from issegm.datasets import sample_name  # noqa: E402
 from util.errors import UserError, cli_entry  # noqa: E402
+from util.flags import parse_test_scales, set_mxnet_switches  # noqa: E402
 
-__all__ = ['parse_test_scales', 'resolve_model', 'Timings', 'save_outputs',
+__all__ = ['resolve_model', 'Timings', 'save_outputs',
            'evaluate_samples', 'write_report', 'main']
 
 log = logging.getLogger('cbst')
@@ -47,27 +48,11 @@ CORRECT, WRONG, IGNORED = 127, 0, 255
 NON_NETWORK_STEPS = ('loading', 'upsampling', 'argmax', 'confusion', 'writing')
 
 
-def parse_test_scales(text):
-    """'1024,2048' -> [1024, 2048] (positive integers, at least one)."""
-    try:
-        scales = [int(s) for s in str(text).split(',') if s.strip()]
-    except ValueError:
-        raise UserError('bad --test-scales %r: expected one or more comma-separated integers, '
-                        'e.g. 2048 or 1024,2048' % (text,))
-    if not scales or min(scales) <= 0:
-        raise UserError('bad --test-scales %r: expected positive integers' % (text,))
-    return scales
-
-
 def resolve_model(model, weights, info):
     """The model label (default: the weights file name before `_ep-`) and its parsed form,
     checked to be a segmentation model with the dataset's number of classes."""
-    from util.model_label import is_classifier, parse_model_label, split_weights_name
-    if not model:
-        model = split_weights_name(weights)[0]
-        if model is None:
-            raise UserError('--model is missing and the weights file name %s does not say it '
-                            '(expected MODEL_ep-NNNN.params)' % os.path.basename(weights or ''))
+    from util.model_label import is_classifier, model_from_weights, parse_model_label
+    model = model_from_weights(model, weights)
     parsed = parse_model_label(model)
     if is_classifier(parsed):
         raise UserError('model %s is the ImageNet classifier, not a segmentation model' % model)
@@ -272,8 +257,7 @@ def main(argv=None):
     model, parsed = resolve_model(args.model, args.weights, info)
     samples = load_samples(args.data_root, args.split, args.dataset, require_labels=False)
     require_file(args.weights, 'weight file')
-    if args.no_cudnn:
-        os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] = '0'
+    set_mxnet_switches(no_cudnn=args.no_cudnn)
 
     from issegm.inference import Predictor
     from util.devices import parse_devices

@@ -60,12 +60,8 @@ def parse_args(argv):
         # become their distributed counterparts.
         args.kvstore = {'local': 'dist_sync', 'device': 'dist_device_sync'}.get(
             args.kvstore, args.kvstore)
-    if args.model is None:
-        from util.model_label import split_weights_name
-        args.model = split_weights_name(args.weights)[0]
-        if args.model is None:
-            raise UserError('--model is missing and the weights file name %s does not say it'
-                            % args.weights)
+    from util.model_label import model_from_weights
+    args.model = model_from_weights(args.model, args.weights)
     return args
 
 

@@ -94,7 +94,8 @@ def parse_args(argv):
 
 def check_args(args):
     """Validate flag values and fill in defaults derived from other flags."""
-    from util.model_label import parse_model_label, split_weights_name
+    from util.flags import parse_scale_range, parse_test_scales, set_mxnet_switches
+    from util.model_label import model_from_weights, parse_model_label, start_epoch
     if args.phase not in ('train', 'val'):
         raise UserError('unknown --phase %r (allowed: train, val)' % args.phase)
     if args.kc_policy not in KC_POLICIES:
@@ -104,29 +105,14 @@ def check_args(args):
                         % (args.source_sample_policy, ', '.join(SOURCE_SAMPLE_POLICIES)))
     if args.prefetcher not in ('thread', 'process'):
         raise UserError('unknown --prefetcher %r (allowed: thread, process)' % args.prefetcher)
-    weights_model, weights_epoch = split_weights_name(args.weights)
-    if args.model is None:
-        if weights_model is None:
-            raise UserError('--model is missing and the weights file name %s does not say it '
-                            '(expected MODEL_ep-NNNN.params)' % args.weights)
-        args.model = weights_model
+    args.model = model_from_weights(args.model, args.weights)
     args.parsed_model = parse_model_label(args.model)
     if args.stop_epoch is not None:
         args.to_epoch = args.stop_epoch
-    if args.from_epoch is None:
-        # Continue the epoch count only when the weights are this model's own checkpoint.
-        args.from_epoch = weights_epoch if weights_model == args.model else 0
-    try:
-        args.test_scales_list = [int(s) for s in str(args.test_scales).split(',') if s.strip()]
-        lo, hi = (float(s) for s in args.scale_rate_range.split(','))
-    except ValueError:
-        raise UserError('bad --test-scales %r or --scale-rate-range %r'
-                        % (args.test_scales, args.scale_rate_range))
-    args.scale_range = (lo, hi)
-    if args.backward_do_mirror:
-        os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
-    if args.no_cudnn:
-        os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] = '0'
+    args.from_epoch = start_epoch(args.model, args.weights, args.from_epoch)[0]
+    args.test_scales_list = parse_test_scales(args.test_scales)
+    args.scale_range = parse_scale_range(args.scale_rate_range)
+    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn)
     return args
 
 
@@ -407,8 +393,8 @@ def run_train(args):
              args.from_epoch, args.to_epoch, args.base_lr, len(contexts), rank, workers)
     try:
         history = fit(build_symbol(args.parsed_model), train_iter, contexts, arg_params,
-                      aux_params, args.from_epoch, args.to_epoch, prefix, args.base_lr, args.weight_decay, args.lr_type,
-                      args.lr_steps, kv, allow_missing=args.from_epoch == 0,
+                      aux_params, args.from_epoch, args.to_epoch, prefix, args.base_lr,
+                      args.weight_decay, args.lr_type, args.lr_steps, kv, allow_missing=args.from_epoch == 0,
                       progress=not args.no_progress)
     finally:
         if hasattr(train_iter, 'close'):

@@ -26,7 +26,7 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
-from util.flags import parse_bool  # noqa: E402
+from util.flags import parse_bool, parse_scale_range, set_mxnet_switches  # noqa: E402
 
 __all__ = ['parse_args', 'resolve_start', 'load_start_weights', 'main']
 
@@ -69,20 +69,10 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def parse_scale_range(text):
-    try:
-        lo, hi = (float(v) for v in str(text).split(','))
-    except ValueError:
-        raise UserError('bad --scale-rate-range %r: expected lo,hi, e.g. 0.7,1.3' % (text,))
-    if not 0 < lo <= hi:
-        raise UserError('bad --scale-rate-range %r: need 0 < lo <= hi' % (text,))
-    return lo, hi
-
-
 def resolve_start(model, weights, from_epoch):
     """(model label, parsed label, from_epoch, continuing) from the flags (SPEC 2.2 rules)."""
-    from util.model_label import is_classifier, parse_model_label, split_weights_name
-    weights_model, weights_epoch = split_weights_name(weights)
+    from util.model_label import is_classifier, parse_model_label, split_weights_name, start_epoch
+    weights_model = split_weights_name(weights)[0]
     if not model:
         if weights_model is None or is_classifier(parse_model_label(weights_model)):
             raise UserError('--model is required when the weights (%s) are not a checkpoint '
@@ -93,11 +83,7 @@ def resolve_start(model, weights, from_epoch):
     if is_classifier(parsed):
         raise UserError('--model %s is the ImageNet classifier; train_src trains a segmentation '
                         'model, e.g. gta_rna-a1_cls19_s8' % model)
-    continuing = weights_model == model
-    if from_epoch is None:
-        from_epoch = weights_epoch if continuing else 0
-    if from_epoch < 0:
-        raise UserError('--from-epoch must be >= 0, got %d' % from_epoch)
+    from_epoch, continuing = start_epoch(model, weights, from_epoch)
     return model, parsed, from_epoch, continuing
 
 
@@ -135,10 +121,7 @@ def main(argv=None):
 
     args = parse_args(argv)
     # Environment switches first: MXNet reads them when it builds the graph.
-    if args.backward_do_mirror:
-        os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
-    if args.no_cudnn:
-        os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] = '0'
+    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn)
 
     # Checks of the flags and files that need no MXNet come first (a quick error).
     require_file(args.weights, 'weight file')

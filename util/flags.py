@@ -10,3 +10,38 @@ def parse_bool(text):
     if value in ('0', 'false', 'no'):
         return False
     raise argparse.ArgumentTypeError('expected True/False or 1/0, got %r' % text)
+
+
+def parse_scale_range(text):
+    """`--scale-rate-range lo,hi` -> (lo, hi) with 0 < lo <= hi."""
+    from util.errors import UserError
+    try:
+        lo, hi = (float(v) for v in str(text).split(','))
+    except ValueError:
+        raise UserError('bad --scale-rate-range %r: expected lo,hi, e.g. 0.7,1.3' % (text,))
+    if not 0 < lo <= hi:
+        raise UserError('bad --scale-rate-range %r: need 0 < lo <= hi' % (text,))
+    return lo, hi
+
+
+def parse_test_scales(text):
+    """`--test-scales 1024,2048` -> [1024, 2048] (positive integers, at least one)."""
+    from util.errors import UserError
+    try:
+        scales = [int(s) for s in str(text).split(',') if s.strip()]
+    except ValueError:
+        raise UserError('bad --test-scales %r: expected one or more comma-separated integers, '
+                        'e.g. 2048 or 1024,2048' % (text,))
+    if not scales or min(scales) <= 0:
+        raise UserError('bad --test-scales %r: expected positive integers' % (text,))
+    return scales
+
+
+def set_mxnet_switches(backward_do_mirror=False, no_cudnn=False):
+    """`--backward-do-mirror` and `--no-cudnn` as upstream: environment variables MXNet reads
+    when it builds a graph, so call this before any module is bound."""
+    import os
+    if backward_do_mirror:
+        os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
+    if no_cudnn:
+        os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] = '0'

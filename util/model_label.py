@@ -55,3 +55,27 @@ def split_weights_name(path):
     if m is None:
         return None, None
     return m.group('model'), int(m.group('epoch'))
+
+
+def model_from_weights(model, weights):
+    """`--model` as given, else the weights file name before `_ep-` (SPEC 2.2)."""
+    if model:
+        return model
+    weights_model = split_weights_name(weights)[0]
+    if weights_model is None:
+        raise UserError('--model is missing and the weights file name %s does not say it '
+                        '(expected MODEL_ep-NNNN.params)' % os.path.basename(weights or ''))
+    return weights_model
+
+
+def start_epoch(model, weights, from_epoch=None):
+    """(from_epoch, continuing): training continues this model's own checkpoint (and its epoch
+    count) only when the weights file's model part equals `model`; otherwise it starts at 0
+    (SPEC 2.2). An explicit `from_epoch` wins."""
+    weights_model, weights_epoch = split_weights_name(weights)
+    continuing = weights_model == model
+    if from_epoch is None:
+        from_epoch = weights_epoch if continuing else 0
+    if from_epoch < 0:
+        raise UserError('--from-epoch must be >= 0, got %d' % from_epoch)
+    return from_epoch, continuing
