@@ -135,7 +135,7 @@ def default_prior_path(dataset):
     return os.path.join(repo, rel)
 
 
-def _load_model(args, contexts, allow_missing=False):
+def _load_model(args, allow_missing=False):
     from util.symbols import parameter_shapes
     from util.weights import load_for_model
     return load_for_model(args.weights, parameter_shapes(args.model), allow_missing=allow_missing)
@@ -164,7 +164,7 @@ def run_val(args):
     samples = load_samples(args.data_root_tgt, args.split_tgt, args.dataset_tgt,
                            require_labels=False)
     contexts = parse_devices(args.gpus)
-    arg_params, aux_params = _load_model(args, contexts)
+    arg_params, aux_params = _load_model(args)
     prior = None
     if args.with_prior:
         from issegm.make_prior import load_prior
@@ -359,7 +359,7 @@ def run_train(args):
     if args.from_epoch >= args.to_epoch:
         raise UserError('nothing to train: from epoch %d to epoch %d' % (args.from_epoch, args.to_epoch))
     contexts = parse_devices(args.gpus)
-    arg_params, aux_params = _load_model(args, contexts, allow_missing=args.from_epoch == 0)
+    arg_params, aux_params = _load_model(args, allow_missing=args.from_epoch == 0)
     kv = create_kvstore(args.kvstore, len(contexts))
     rank, workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
     if rank > 0:  # one log per worker: appending to one file from several hosts garbles it
