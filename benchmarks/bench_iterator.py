@@ -31,7 +31,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from issegm import datasets  # noqa: E402
 from issegm.data_iter import SegTrainIter, TrainSample, make_train_crop  # noqa: E402
-from util.image import MEAN, MEAN_UINT8, STD  # noqa: E402
+from util.image import MEAN, PAD_UINT8, STD  # noqa: E402
 
 HEIGHT, WIDTH = 1024, 2048
 CROP = 504
@@ -85,7 +85,7 @@ def upstream_style_crop(sample, rng):
     lab = np.asarray(lab.resize((sw, sh), Image.NEAREST))
     side = max(CROP, sh, sw) + 2
     canvas = np.empty((side, side, 3), np.uint8)
-    canvas[...] = MEAN_UINT8
+    canvas[...] = PAD_UINT8
     lcanvas = np.full((side, side), 255, np.uint8)
     top, left = (side - sh) // 2, (side - sw) // 2
     canvas[top:top + sh, left:left + sw] = img

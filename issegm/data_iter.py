@@ -28,7 +28,7 @@ import numpy as np
 from issegm import datasets
 from issegm.sampling import crop_side, plan_crop
 from util.errors import UserError
-from util.image import MEAN_UINT8, normalize_chw, resize_image
+from util.image import PAD_UINT8, normalize_chw, resize_image
 from util.prefetch import Prefetcher
 
 __all__ = ['TrainSample', 'source_only_samples', 'self_training_samples', 'crop_arrays',
@@ -116,7 +116,7 @@ def crop_arrays(image, label, plan, crop, label_to_train=None, stride=8):
     h, w = image.shape[:2]
     top, left, side = plan.top, plan.left, plan.side
     canvas = np.empty((crop, crop, 3), np.uint8)
-    canvas[...] = MEAN_UINT8
+    canvas[...] = PAD_UINT8
     y0, y1 = max(top, 0), min(top + side, h)
     x0, x1 = max(left, 0), min(left + side, w)
     # Output rows/columns [oy0, oy1) x [ox0, ox1) show image rows/columns [y0, y1) x [x0, x1).

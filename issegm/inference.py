@@ -3,17 +3,18 @@
 1. scale the image so its longer side equals the test scale, normalise;
 2. pad to a multiple of the feature stride, run the network (and on the mirrored image when
    flipping, averaging the two softmax maps after mirroring back);
-3. upsample each class map by the stride (bicubic, float), crop to the scaled size, resize to
-   the original size.
+3. upsample each class map by the stride (Pillow bicubic on float32 'F' planes), crop to the
+   scaled size, resize to the original size (filter by util.image.interp_filter), as the
+   original's `interp_preds_as` (yzou2/CBST `issegm/solve_ST.py`).
 
 `Predictor.network_probs` stops after step 2, returning the small network-resolution maps;
 `upsample_probs` does step 3. Phase val keeps only the former between its two passes.
 """
-import cv2
 import mxnet as mx
 import numpy as np
+from PIL import Image
 
-from util.image import (normalize, pad_to_multiple, resize_image, resize_interpolation,
+from util.image import (interp_filter, normalize, pad_to_multiple, resize_image, resize_plane,
                         scale_longer_side)
 from util.symbols import inference_symbol
 
@@ -89,21 +90,18 @@ def _call(step, fn, *args, **kwargs):
 def upsample_probs(net_probs, stride, scaled_hw, original_hw):
     """Step 3: bicubic upsampling by the stride, crop to the scaled size, resize to the original.
 
-    Works class by class on (C, h, w) planes, writing straight into the (C, H, W) result: no
-    channel-last copies of full-resolution maps (this is the hot path of phase val).
+    Class by class on float32 (h, w) planes with Pillow, writing into the (C, H, W) result.
     """
     c, h, w = net_probs.shape
     up_hw = (h * stride, w * stride)
     oh, ow = original_hw
     out = np.empty((c, oh, ow), np.float32)
-    up = np.empty(up_hw, np.float32)
-    final_interp = resize_interpolation(tuple(scaled_hw), (oh, ow))
+    final_filter = interp_filter(tuple(scaled_hw), (oh, ow))
     for k in range(c):
-        # enlarging by the stride: bicubic by the resize rules
-        cv2.resize(net_probs[k], (up_hw[1], up_hw[0]), dst=up, interpolation=cv2.INTER_CUBIC)
+        up = resize_plane(net_probs[k], up_hw, Image.BICUBIC)
         cropped = up[:scaled_hw[0], :scaled_hw[1]]
         if tuple(scaled_hw) == (oh, ow):
             out[k] = cropped
         else:
-            cv2.resize(cropped, (ow, oh), dst=out[k], interpolation=final_interp)
+            out[k] = resize_plane(cropped, (oh, ow), final_filter)
     return out

@@ -91,60 +91,6 @@ def alarm():
     signal.signal(signal.SIGALRM, old)
 
 
-# ---------------------------------------------------------------- util.image
-
-def test_resize_rules_and_channels():
-    assert uimg.resize_interpolation((10, 10), (20, 30)) == cv2.INTER_CUBIC
-    assert uimg.resize_interpolation((10, 10), (5, 8)) == cv2.INTER_AREA
-    assert uimg.resize_interpolation((10, 10), (5, 30)) == cv2.INTER_LINEAR
-    assert uimg.resize_interpolation((10, 10), (10, 30)) == cv2.INTER_LINEAR
-    rng = np.random.RandomState(0)
-    img = rng.randint(0, 256, (40, 60, 3)).astype(np.uint8)
-    for size in [(80, 90), (29, 21), (20, 90), (40, 60)]:
-        out = uimg.resize_image(img, size)
-        assert out.shape == size + (3,) and out.dtype == np.uint8
-    # Many float channels (score maps), incl. the non-integer area shrink OpenCV limits to 4
-    # channels and more than OpenCV's 512: same as resizing channel by channel.
-    for channels in (1, 19, 600):
-        maps = rng.rand(40, 60, channels).astype(np.float32)
-        for size in [(29, 21), (81, 130), (20, 90)]:
-            out = uimg.resize_image(maps, size)
-            assert out.shape == size + (channels,) and out.dtype == np.float32
-            interp = uimg.resize_interpolation(maps.shape[:2], size)
-            for c in (0, channels // 2, channels - 1):
-                ref = cv2.resize(np.ascontiguousarray(maps[:, :, c]), size[::-1],
-                                 interpolation=interp)
-                np.testing.assert_allclose(out[:, :, c], ref, rtol=0, atol=1e-5)
-
-
-def test_resize_label_nearest_exact():
-    rng = np.random.RandomState(1)
-    label = rng.randint(0, 20, (37, 53)).astype(np.uint8)
-    for size in [(74, 106), (12, 17), (37, 200), (5, 5), (100, 3)]:
-        ours = uimg.resize_label(label, size)
-        ref = cv2.resize(label, size[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
-        np.testing.assert_array_equal(ours, ref)
-
-
-def test_normalize_scale_pad():
-    img = np.array([[[0, 128, 255], [124, 116, 104]]], np.uint8)
-    ref = (img / 255.0 - np.asarray(uimg.MEAN)) / np.asarray(uimg.STD)
-    np.testing.assert_allclose(uimg.normalize(img), ref, atol=1e-5)
-    assert uimg.normalize(img).dtype == np.float32
-    np.testing.assert_allclose(uimg.normalize_chw(img), ref.transpose(2, 0, 1), atol=1e-5)
-    assert uimg.MEAN_UINT8 == (124, 116, 104)
-    assert uimg.scale_longer_side((1024, 2048, 3), 1850) == (925, 1850)
-    assert uimg.scale_longer_side((1052, 1914), 1914) == (1052, 1914)
-    assert uimg.scale_longer_side((2048, 1024), 1024) == (1024, 512)
-    assert uimg.scale_longer_side((10, 10), 7) == (7, 7)
-    a = np.ones((10, 17, 3), np.uint8)
-    p = uimg.pad_to_multiple(a, 8, uimg.MEAN_UINT8)
-    assert p.shape == (16, 24, 3)
-    assert (p[10:, :] == uimg.MEAN_UINT8).all() and (p[:10, :17] == 1).all()
-    assert uimg.pad_to_multiple(np.zeros((16, 8)), 8) .shape == (16, 8)
-    assert uimg.pad_to_multiple(np.zeros((3, 5), np.float32), 4, 255).shape == (4, 8)
-
-
 # ---------------------------------------------------------------- sampling
 
 def test_crop_side_and_scale_draws():

@@ -1,33 +1,38 @@
-"""Image helpers shared by training crops and the test-time path (OpenCV based).
+"""Image helpers shared by the training crops and the test-time path, with Pillow's kernels.
 
-* Normalisation (SPEC 3): RGB / 255, minus MEAN, divided by STD, float32.
-* Resizing rules of the original implementation: bicubic when both sides grow, area
-  (antialiasing) when both shrink, bilinear when mixed (one grows and one shrinks, or one side
-  keeps its size). Labels are resized with nearest neighbour, pixel-centre aligned (the
-  convention of PIL's NEAREST: destination pixel i reads source pixel
-  floor((i + 0.5) * src / dst)).
-* Padding uses the mean colour (MEAN_UINT8 for uint8 images, 0.0 after normalisation).
+The original resizes everything with Pillow and picks the filter with `get_interp_method`
+(yzou2/CBST `util/util.py`): Lanczos (the old `Image.ANTIALIAS`) when both sides shrink,
+bicubic when both grow, bilinear otherwise. Pillow's kernels decide the numbers (its bicubic
+uses a = -0.5, OpenCV's a = -0.75; Lanczos is not OpenCV's area filter; its nearest neighbour
+rounds in fixed point), so every resize the original does goes through Pillow here.
+
+Normalisation (yzou2/CBST `util/transformer.py` ColorScale then ColorNormalize): the uint8 value
+is cast to float32 and multiplied by float32(1/255), then moved to float64, the mean subtracted
+and divided by the std, and finally stored in the float32 network input. `normalize` gives
+exactly those float32 values, through a 256-entry table per channel.
 """
-import cv2
 import numpy as np
+from PIL import Image
 
-__all__ = ['MEAN', 'STD', 'MEAN_UINT8', 'resize_interpolation', 'resize_image', 'resize_label',
-           'nearest_indices', 'normalize', 'normalize_chw', 'scale_longer_side',
-           'pad_to_multiple']
+__all__ = ['MEAN', 'STD', 'PAD_UINT8', 'interp_filter', 'resize_image', 'resize_plane',
+           'resize_label', 'normalize', 'normalize_chw', 'scale_longer_side', 'pad_to_multiple']
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-# The mean colour as an 8-bit RGB triple, (124, 116, 104): the fill of padded uint8 canvases.
-MEAN_UINT8 = tuple(int(round(m * 255)) for m in MEAN)
+# Fill of a uint8 training crop outside the image. QUIRK kept: yzou2/CBST `issegm/data.py`
+# (FileIter._read) fills a float canvas with the mean colour 255 * MEAN and casts the crop to
+# uint8, which truncates: (123, 116, 103), not the rounded (124, 116, 104).
+PAD_UINT8 = tuple(int(255 * np.float64(m)) for m in MEAN)
 
-# x_normalised = x_uint8 * _SCALE - _OFFSET == (x / 255 - MEAN) / STD
-_SCALE = (1.0 / (255.0 * np.asarray(STD))).astype(np.float32)
-_OFFSET = (np.asarray(MEAN) / np.asarray(STD)).astype(np.float32)
 
-# cv2.resize handles at most 512 channels, and INTER_AREA with a non-integer shrink factor at
-# most 4; more channels are resized in chunks.
-_MAX_CHANNELS = 512
-_MAX_AREA_CHANNELS = 4
+def _normalisation_table():
+    """(256, 3) float32: the original's normalised value of each uint8 level per channel."""
+    scaled = np.arange(256, dtype=np.float32) * np.float32(1.0 / 255)  # float32 product
+    table = (scaled.astype(np.float64)[:, None] - np.asarray(MEAN)) / np.asarray(STD)
+    return np.ascontiguousarray(table.astype(np.float32).T)  # (3, 256)
+
+
+_TABLE = _normalisation_table()
 
 
 def _check_size(size):
@@ -37,108 +42,89 @@ def _check_size(size):
     return h, w
 
 
-def resize_interpolation(src_hw, dst_hw):
-    """The OpenCV interpolation flag of the resizing rules for a (h, w) -> (h, w) resize."""
+def interp_filter(src_hw, dst_hw):
+    """Pillow filter of the original's `get_interp_method(h_src, w_src, h_dst, w_dst)`."""
     (h, w), (th, tw) = src_hw, dst_hw
-    if th > h and tw > w:
-        return cv2.INTER_CUBIC
     if th < h and tw < w:
-        return cv2.INTER_AREA
-    return cv2.INTER_LINEAR
+        return Image.LANCZOS
+    if th > h and tw > w:
+        return Image.BICUBIC
+    return Image.BILINEAR
 
 
-def _cv_resize(img, h, w, interp):
-    out = cv2.resize(img, (w, h), interpolation=interp)
-    if img.ndim == 3 and out.ndim == 2:  # OpenCV drops a single channel axis
-        out = out[:, :, None]
-    return out
+def resize_image(img, size, resample=None):
+    """Resize a uint8 (H, W, 3) or (H, W) image to size = (h, w) with Pillow.
 
-
-def resize_image(img, size):
-    """Resize an (H, W) or (H, W, C) image to size = (h, w) with the resizing rules.
-
-    Works for uint8 RGB images and float32 maps with any number of channels (e.g. 19 class
-    score maps), resized in chunks where OpenCV limits the channel count. A same-size resize
-    returns a copy.
+    `resample` defaults to `interp_filter` of the two sizes. Same size: an unchanged copy.
     """
     img = np.asarray(img)
     h, w = _check_size(size)
-    if img.ndim not in (2, 3):
-        raise ValueError('expected an (H, W) or (H, W, C) image, got shape %s' % (img.shape,))
+    if img.dtype != np.uint8 or img.ndim not in (2, 3):
+        raise ValueError('expected a uint8 (H, W[, 3]) image, got %s %s' % (img.dtype, img.shape))
     if img.shape[:2] == (h, w):
         return img.copy()
-    interp = resize_interpolation(img.shape[:2], (h, w))
-    channels = 1 if img.ndim == 2 else img.shape[2]
-    chunk = _MAX_AREA_CHANNELS if interp == cv2.INTER_AREA else _MAX_CHANNELS
-    if channels <= chunk:
-        return _cv_resize(np.ascontiguousarray(img), h, w, interp)
-    out = np.empty((h, w, channels), img.dtype)
-    for c in range(0, channels, chunk):
-        out[:, :, c:c + chunk] = _cv_resize(np.ascontiguousarray(img[:, :, c:c + chunk]),
-                                            h, w, interp)
-    return out
+    if resample is None:
+        resample = interp_filter(img.shape[:2], (h, w))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((w, h), resample))
 
 
-def nearest_indices(src_len, dst_len):
-    """Source index of each destination index of a pixel-centre nearest resize (int64)."""
-    idx = ((np.arange(dst_len, dtype=np.float64) + 0.5) * (src_len / float(dst_len))).astype(
-        np.int64)
-    return np.minimum(idx, src_len - 1)
+def resize_plane(plane, size, resample):
+    """Resize one float32 (H, W) map as a Pillow 'F' image (as the original's class maps)."""
+    h, w = _check_size(size)
+    plane = np.ascontiguousarray(plane, dtype=np.float32)
+    if plane.ndim != 2:
+        raise ValueError('expected an (H, W) map, got shape %s' % (plane.shape,))
+    return np.asarray(Image.fromarray(plane, mode='F').resize((w, h), resample))
 
 
 def resize_label(label, size):
-    """Nearest-neighbour resize of a label map (ids stay exact), pixel-centre aligned."""
-    label = np.asarray(label)
-    h, w = _check_size(size)
-    if label.shape[:2] == (h, w):
-        return label.copy()
-    rows = nearest_indices(label.shape[0], h)
-    cols = nearest_indices(label.shape[1], w)
-    return label[rows[:, None], cols[None, :]]
+    """Nearest-neighbour resize of a uint8 label map with Pillow (ids stay exact)."""
+    return resize_image(label, size, Image.NEAREST)
 
 
 def normalize(img):
-    """uint8 RGB (H, W, 3) -> float32 (H, W, 3): (img / 255 - MEAN) / STD."""
+    """uint8 RGB (H, W, 3) -> float32 (H, W, 3), bit-identical to the original's transform."""
     img = np.asarray(img)
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError('expected an (H, W, 3) RGB image, got shape %s' % (img.shape,))
-    out = img.astype(np.float32)
-    out *= _SCALE
-    out -= _OFFSET
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError('expected a uint8 (H, W, 3) RGB image, got %s %s'
+                         % (img.dtype, img.shape))
+    out = np.empty(img.shape, np.float32)
+    for c in range(3):
+        np.take(_TABLE[c], img[:, :, c], out=out[:, :, c])
     return out
 
 
 def normalize_chw(img):
     """uint8 RGB (H, W, 3) -> normalised float32 (3, H, W), the network's input layout."""
     img = np.asarray(img)
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError('expected an (H, W, 3) RGB image, got shape %s' % (img.shape,))
-    out = np.ascontiguousarray(img.transpose(2, 0, 1)).astype(np.float32)
-    out *= _SCALE[:, None, None]
-    out -= _OFFSET[:, None, None]
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError('expected a uint8 (H, W, 3) RGB image, got %s %s'
+                         % (img.dtype, img.shape))
+    out = np.empty((3,) + img.shape[:2], np.float32)
+    for c in range(3):
+        np.take(_TABLE[c], img[:, :, c], out=out[c])
     return out
 
 
 def scale_longer_side(shape, scale):
     """(h, w) of an image of shape (H, W, ...) scaled so that its longer side equals `scale`.
 
-    The shorter side is int(round(short * scale / long)). Note that Python 3's round() breaks
-    exact .5 ties to the even integer (Python 2 rounded them away from zero); for the dataset
-    sizes (1024x2048, 1052x1914, 760x1280) at the usual test scales no tie occurs.
-    A square image gives (scale, scale).
+    As the original's `Scale(size, shorter_side=False)` (yzou2/CBST `util/transformer.py`): the
+    other side is int(np.round(scale * short / long)); np.round rounds halves to even in
+    Python 2 and 3 alike. A square image gives (scale, scale).
     """
     h, w = int(shape[0]), int(shape[1])
     scale = int(scale)
-    if h >= w:
-        return scale, max(1, int(round(w * scale / float(h))))
-    return max(1, int(round(h * scale / float(w)))), scale
+    if max(h, w) == w:
+        return max(1, int(np.round(1.0 * scale * h / w))), scale
+    return scale, max(1, int(np.round(1.0 * scale * w / h)))
 
 
 def pad_to_multiple(arr, stride, value=0):
     """Pad (H, W[, C]) at the bottom and right so that H and W are multiples of `stride`.
 
-    `value` is a scalar or one value per channel (e.g. MEAN_UINT8). Returns `arr` itself when
-    no padding is needed.
+    `value` is a scalar or one value per channel. Returns `arr` itself when no padding is
+    needed.
     """
     arr = np.asarray(arr)
     stride = int(stride)
