@@ -161,6 +161,8 @@ def run_val(args):
                         % (args.model, num_classes, args.dataset_tgt, len(info.class_names)))
     if len(args.test_scales_list) != 1:
         raise UserError('phase val takes one test scale, got --test-scales %s' % args.test_scales)
+    from util.flags import check_test_steps
+    check_test_steps(args.test_steps, args.parsed_model.stride)
     samples = load_samples(args.data_root_tgt, args.split_tgt, args.dataset_tgt,
                            require_labels=False)
     contexts = parse_devices(args.gpus)
@@ -172,7 +174,7 @@ def run_val(args):
         first_image, _ = read_sample(samples[0][0], None)
         prior = load_prior(prior_path, num_classes, first_image.shape[:2])
     predictor = Predictor(args.model, arg_params, aux_params, contexts[0],
-                          args.parsed_model.stride)
+                          args.parsed_model.stride, args.test_steps)
     pool = cbst.ConfidencePool(num_classes, args.kc_policy)
     has_gt = all(label is not None and os.path.isfile(label) for _, label in samples)
     meter = ConfusionMeter(num_classes) if has_gt else None
@@ -193,12 +195,14 @@ def run_val(args):
             probs *= prior
         return probs
 
-    def full_probs(net, scaled_hw, hw):
-        return apply_prior(upsample_probs(net, predictor.stride, scaled_hw, hw))
+    def full_probs(net, scaled_hw, hw, threads):
+        """The full-size map of a cached network map (both passes; `threads` only shares out
+        the class planes, the numbers are the same)."""
+        return upsample_probs(net, predictor.pred_stride, scaled_hw, hw, threads)
 
-    log.info('round %d phase val: %d target images, scale %d, flipping %s, prior %s, policy %s',
-             args.idx_round, len(samples), args.test_scales_list[0], args.test_flipping,
-             args.with_prior, args.kc_policy)
+    log.info('round %d phase val: %d target images, scale %d, flipping %s, test steps %d, '
+             'prior %s, policy %s', args.idx_round, len(samples), args.test_scales_list[0],
+             args.test_flipping, args.test_steps, args.with_prior, args.kc_policy)
     writer = BackgroundTasks(1, max_pending=8)  # PNGs are written while the next image computes
 
     def write_label_pngs(ids_dir, color_dir, name, train_ids):
@@ -228,7 +232,7 @@ def run_val(args):
         cache_bytes += os.path.getsize(os.path.join(cache, name + '.npy'))
         hw = image.shape[:2]
         geometry.append((name, scaled_hw, hw))
-        probs = upsample_probs(net, predictor.stride, scaled_hw, hw)
+        probs = full_probs(net, scaled_hw, hw, threads=2)  # both cores: the network waits
         pred, top = cbst.argmax_max(probs)
         save_label_pngs(out('results', 'nplabelIds'), out('results', 'npcolor'), name, pred)
         if has_gt:
@@ -262,7 +266,8 @@ def run_val(args):
         """Second pass for one image: recompute its map exactly, threshold, write PNGs."""
         (name, scaled_hw, hw), (image_path, _) = item
         cache_file = os.path.join(cache, name + '.npy')
-        probs = full_probs(np.load(cache_file), scaled_hw, hw)
+        # one thread per image: two images run at once
+        probs = apply_prior(full_probs(np.load(cache_file), scaled_hw, hw, threads=1))
         pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
         # unselected pixels (255) are stored as label id 0 (unlabeled)
         write_label_pngs(out('self_train', 'pseudo_labelIds'), out('self_train', 'pseudo_color'),
