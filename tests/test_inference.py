@@ -204,6 +204,11 @@ def test_upsample_probs_threads_and_copies(scaled_hw, original_hw, pred_stride):
         got = upsample_probs(net, pred_stride, scaled_hw, original_hw, threads)
         assert got.shape == (7,) + original_hw and got.flags.c_contiguous
         np.testing.assert_array_equal(got, np.array(want))
+    reused = np.full((7,) + original_hw, np.nan, np.float32)  # every value is overwritten
+    assert upsample_probs(net, pred_stride, scaled_hw, original_hw, out=reused) is reused
+    np.testing.assert_array_equal(reused, np.array(want))
+    with pytest.raises(ValueError):
+        upsample_probs(net, pred_stride, scaled_hw, original_hw, out=reused[:6])
 
 
 def test_copy_image_into_checks_the_target():
