@@ -6,8 +6,10 @@
 
 Test procedure as phase val (SPEC 5, steps 1-3, issegm/inference.py). Several comma-separated
 `--test-scales` average the softmax maps at the original image size (upstream took one scale);
-`--test-flipping` also averages with the mirrored image. Default scale: the longer side of the
-dataset's max shape (cityscapes 2048, gta 1914, synthia 1280).
+`--test-flipping` also averages with the mirrored image; `--test-steps N` (a divisor of the
+model's stride) runs N x N passes on the image shifted by stride/N and interleaves them into
+maps at stride/N, as upstream. Default scale: the longer side of the dataset's max shape
+(cityscapes 2048, gta 1914, synthia 1280).
 
 Outputs under OUTPUT (NAME = image file name without extension):
   labelId/NAME.png          argmax as the dataset's label ids (train id -> label id)

@@ -71,6 +71,11 @@ class Predictor:
         The input is padded with zeros (after normalisation the mean colour is 0) to a multiple
         of the stride; the mirrored input is the padded one, as upstream. Both go in one batch
         (the images of a batch do not interact at test time).
+
+        Deliberate deviation: upstream sizes its input once, from the first image of the split
+        (make_divisible of its scaled size), so a later smaller image would get more zero
+        padding and a larger one would not fit; here each image is padded to its own multiple
+        of the stride. The same whenever the images share one size (Cityscapes).
         """
         padded = pad_to_multiple(data_hwc, self.stride, 0.0)
         chw = np.ascontiguousarray(padded.transpose(2, 0, 1))[None]

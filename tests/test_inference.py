@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from issegm import inference
+from test_image import original_interp  # get_interp_method, restated
 from issegm.inference import Predictor, upsample_probs
 from util.errors import UserError
 from util.flags import check_test_steps
@@ -57,15 +58,6 @@ def fake_predictor(monkeypatch):
 
 
 # ----------------------------------------------------------- restatement of the original
-def upstream_interp_method(h, w, th, tw):
-    # get_interp_method, with choose_interpolation_method switched on as solve_ST/evaluate do
-    if th < h and tw < w:
-        return Image.LANCZOS
-    if th > h and tw > w:
-        return Image.BICUBIC
-    return Image.BILINEAR
-
-
 def upstream_scale(rgb, size):
     # Scale(size, Image.CUBIC, shorter_side=False): the longer side becomes `size`
     h, w = rgb.shape[:2]
@@ -75,7 +67,7 @@ def upstream_scale(rgb, size):
         nw, nh = size, int(np.round(1. * size * h / w))
     else:
         nw, nh = int(np.round(1. * size * w / h)), size
-    return np.array(Image.fromarray(rgb).resize((nw, nh), upstream_interp_method(h, w, nh, nw)))
+    return np.array(Image.fromarray(rgb).resize((nw, nh), original_interp(h, w, nh, nw)))
 
 
 def upstream_normalise(im):
@@ -119,7 +111,7 @@ def upstream_test_time(rgb, scale, steps, flip, heights_only=False):
         if same:
             planes.append(big[:imh, :imw])
         else:
-            method = upstream_interp_method(imh, imw, imh0, imw0)
+            method = original_interp(imh, imw, imh0, imw0)
             planes.append(np.array(Image.fromarray(big[:imh, :imw]).resize((imw0, imh0), method)))
     return net_preds, np.array(planes)
 
@@ -198,7 +190,7 @@ def test_upsample_probs_threads_and_copies(scaled_hw, original_hw, pred_stride):
         crop = big[:scaled_hw[0], :scaled_hw[1]]
         if scaled_hw != original_hw:
             crop = np.asarray(Image.fromarray(crop).resize(
-                original_hw[::-1], upstream_interp_method(*(scaled_hw + original_hw))))
+                original_hw[::-1], original_interp(*(scaled_hw + original_hw))))
         want.append(crop)
     for threads in (1, 2, 3):
         got = upsample_probs(net, pred_stride, scaled_hw, original_hw, threads)
