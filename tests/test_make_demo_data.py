@@ -1,4 +1,5 @@
-"""Tests of the synthetic GTA-5 -> Cityscapes demo data generator (issegm/make_demo_data.py)."""
+"""Tests of the synthetic GTA-5 -> Cityscapes demo data generator (issegm/demo/make_data.py and
+the scene modules it uses; issegm/make_demo_data.py is its old path, kept as an alias)."""
 import hashlib
 import os
 import subprocess
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from cityscapesscripts.helpers.labels import labels as cs_labels, name2label
 
-from issegm import make_demo_data as mdd
+from issegm.demo import make_data as mdd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(num_source=24, num_target_train=16, num_target_val=8, source_size=(80, 144),
@@ -211,13 +212,35 @@ def test_cli_runs_by_path(tmp_path):
     assert cv2.imread(str(out / 'gta' / 'images' / '00002.png')).shape == (64, 112, 3)
 
 
+@pytest.mark.parametrize('module', ['issegm.demo.make_data', 'issegm.make_demo_data'])
+def test_cli_runs_as_module_new_and_old_name(tmp_path, module):
+    out = tmp_path / 'cli'
+    r = subprocess.run([sys.executable, '-m', module, '--output', str(out), '--seed', '2',
+                        '--shift', '0.4', '--num-source', '1', '--num-target-train', '1',
+                        '--num-target-val', '1', '--source-size', '48x96',
+                        '--target-size', '48x96'],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    api = mdd.generate(str(tmp_path / 'api'), seed=2, shift=0.4, num_source=1,
+                       num_target_train=1, num_target_val=1, source_size=(48, 96),
+                       target_size=(48, 96))
+    assert _digest(str(out)) == _digest(api['root'])
+
+
 def test_cli_rejects_bad_size(tmp_path):
     with pytest.raises(SystemExit):
         mdd.main(['--output', str(tmp_path), '--source-size', '160by288'])
 
 
+def test_cli_rejects_shift_outside_0_1(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        mdd.main(['--output', str(tmp_path), '--shift', '1.5', '--num-source', '1'])
+    assert '--shift must be in [0, 1]' in capsys.readouterr().err
+    assert not os.listdir(str(tmp_path))
+
+
 def test_shift_blends_target_style_between_the_domains():
-    from issegm.make_demo_data import SOURCE_STYLE, TARGET_STYLE, blend_styles
+    from issegm.demo.make_data import SOURCE_STYLE, TARGET_STYLE, blend_styles
 
     def same(a, b):
         return all(np.allclose(np.asarray(a.__dict__[k], float), np.asarray(b.__dict__[k], float))
