@@ -109,8 +109,9 @@ def train_source(output, cfg, paths, seed):
         sys.executable, script('train_src.py'), '--gpus', 'cpu', '--dataset', 'gta',
         '--split', paths['gta_train_list'], '--data-root', paths['gta_root'], '--output', folder,
         '--model', SOURCE_MODEL, '--weights', start, '--batch-images', str(cfg['batch']),
-        '--crop-size', str(cfg['crop']), '--scale-rate-range', '0.7,1.3', '--lr-type', 'poly',
-        '--base-lr', str(cfg['src_lr']), '--to-epoch', str(cfg['src_epochs']),
+        '--crop-size', str(cfg['crop']), '--origin-size', str(max(cfg['source_size'])),
+        '--scale-rate-range', '0.7,1.3', '--lr-type', 'poly', '--base-lr', str(cfg['src_lr']),
+        '--to-epoch', str(cfg['src_epochs']),
         '--prefetch-threads', '2', '--seed', str(seed), '--no-progress'])
     return final
 
