@@ -69,11 +69,11 @@ def add_shared_args(parser):
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description='One phase of one CBST self-training round.',
-        epilog='Flags accepted only for upstream command lines, as upstream ignores them: '
-               '--check-start and --check-step (a checkpoint is written after every epoch); '
-               'the rounds flags --max-tgt-port, --max-src-port, --step-tgt-port, '
-               '--step-src-port, --epoch-per-round, --num-round and --source-sample-policy '
-               '(the orchestrator uses them).')
+        epilog='--check-start and --check-step are accepted and ignored, as upstream (a '
+               'checkpoint is written after every epoch). The flags of the rounds '
+               '(--max-tgt-port, --max-src-port, --step-tgt-port, --step-src-port, '
+               '--epoch-per-round, --num-round, --source-sample-policy) are shared with the '
+               'orchestrator and unused here.')
     add_shared_args(parser)
     a = parser.add_argument
     a('--phase', default='train', help='train or val')

@@ -225,7 +225,7 @@ def test_label_grid_offset_flip_and_ignore(tmp_path):
             for c in range(crop):
                 y, x = plan.top + r, plan.left + (crop - 1 - c if plan.flip else c)
                 inside = 0 <= y < h and 0 <= x < w
-                expect = (y, x, 77) if inside else uimg.MEAN_UINT8
+                expect = (y, x, 77) if inside else uimg.PAD_UINT8
                 assert tuple(got[r, c]) == tuple(expect), (seed, r, c)
                 if r % 8 == 4 and c % 8 == 4:
                     cell = label[r // 8, c // 8]
@@ -239,7 +239,7 @@ def _materialised_crop(image, label, plan, crop, table):
     """Reference: the full padded canvas of the original pipeline, then crop and resize."""
     canvas = sampling.canvas_layout(label.shape, plan.side)
     big = np.empty((canvas.size, canvas.size, 3), np.uint8)
-    big[...] = uimg.MEAN_UINT8
+    big[...] = uimg.PAD_UINT8
     big_label = np.full((canvas.size, canvas.size), 255, np.uint8)
     h, w = label.shape
     big[canvas.top:canvas.top + h, canvas.left:canvas.left + w] = image

@@ -151,7 +151,8 @@ def test_target_dataset_rule():
 
 def test_debug_sets_naive_engine_and_debug_logging(monkeypatch, tmp_path):
     for var in ('MXNET_ENGINE_TYPE', 'MXNET_BACKWARD_DO_MIRROR', 'MXNET_CUDNN_AUTOTUNE_DEFAULT'):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, 'before')  # recorded, so the variables are restored after
+        monkeypatch.delenv(var)
     set_mxnet_switches()
     assert 'MXNET_ENGINE_TYPE' not in os.environ
     set_mxnet_switches(backward_do_mirror=True, no_cudnn=True, debug=True)
