@@ -41,7 +41,7 @@ WORKER = textwrap.dedent('''
     training.save_weights = recording_save
 
     info = get_dataset('gta')
-    samples = source_only_samples(load_samples(root, lst, 'gta'), info, 1914)
+    samples = source_only_samples(load_samples(root, lst, 'gta'), info, 96)
     it = SegTrainIter(samples, 2, 64, stride=8, seed=3, prefetch_threads=0,
                       num_parts=kv.num_workers, part_index=kv.rank)
     # different dropout masks and a different random head on purpose: the head is
