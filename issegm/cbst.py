@@ -255,24 +255,30 @@ def mining_classes(cls_size, mine_id_number, mine_thresh):
 
 
 def _label_thresholds(cls_thresh, num_classes):
+    """The thresholds the map is divided by: 0 -> 1.0, then float32.
+
+    yzou2/CBST issegm/solve_ST.py, _val_impl (pseudo-label assignment): each float32 class map
+    is divided by one element of the float64 ``cls_thresh`` array, a NumPy float64 SCALAR. Under
+    NumPy 1.x value-based casting a float32 array divided by a float64 scalar runs the float32
+    loop: the scalar is rounded to float32 and the quotient is a float32 division. Dividing by
+    the float32-rounded thresholds here gives the same bits (thresholds from
+    ConfidencePool.thresholds are float32 values anyway, so the rounding is exact for them).
+    """
     thr = np.array(cls_thresh, dtype=np.float64).ravel()
     if thr.size != num_classes:
         raise ValueError('%d thresholds for a %d-class map' % (thr.size, num_classes))
     if num_classes > 255:
         raise ValueError('uint8 label maps need at most 255 classes, got %d' % num_classes)
     thr[thr == 0] = 1.0  # a threshold of 0 means "never selected by its own rank": use 1.0
-    # Kept from upstream on purpose: the float32 map is divided by a float64 threshold array,
-    # so q is computed in float64 (a float32 division could break near-ties in argmax(q)
-    # differently and change a few labels).
-    return thr
+    return thr.astype(np.float32)
 
 
 def pseudo_label_maps(prob, cls_thresh):
     """Return ``(pseudo, rw)``, both uint8 (H, W), for a (C, H, W) probability map.
 
-    Thresholds equal to 0 become 1.0; q_k = p_k / threshold_k, computed in float64 as upstream
-    (the float32 map divided by float64 thresholds); ``rw`` = argmax_k q_k (the unthresholded
-    "reweighted" label, 'rwlabelIds'); ``pseudo`` = rw where max_k q_k >= 1, else 255.
+    Thresholds equal to 0 become 1.0; q_k = p_k / threshold_k in float32, as upstream (see
+    :func:`_label_thresholds`); ``rw`` = argmax_k q_k (the unthresholded "reweighted" label,
+    'rwlabelIds'); ``pseudo`` = rw where max_k q_k >= 1 (compared in float32), else 255.
     Works in row blocks, so the full q map is never held in memory.
     """
     prob = _check_prob(prob).astype(np.float32, copy=False)
@@ -280,10 +286,10 @@ def pseudo_label_maps(prob, cls_thresh):
     thr = _label_thresholds(cls_thresh, num_classes)[:, None, None]
     rw = np.empty((height, width), np.uint8)
     pseudo = np.empty((height, width), np.uint8)
-    rows = max(1, min(height, 16))  # float64 q blocks of ~5 MB stay in cache (measured)
+    rows = max(1, min(height, 16))  # q is computed one block of rows at a time
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
-        q = prob[:, r0:r1] / thr
+        q = prob[:, r0:r1] / thr  # float32 / float32
         cls, top = argmax_max(q)
         rw[r0:r1] = cls
         cls[~(top >= 1)] = 255

@@ -1,22 +1,24 @@
-"""Training data for source training and self-training (SPEC 6): samples, crops, batches.
+"""Training data for source training and self-training: samples, crops, batches.
 
-* `source_only_samples` / `self_training_samples` build the list of `TrainSample` records.
+* `source_only_samples` / `self_training_samples` build the list of `TrainSample` records; the
+  record's `rule` selects the original's crop rule (sampling.SOURCE_ONLY: yzou2/CBST
+  issegm/data_src.py, sampling.SELF_TRAINING: issegm/data.py), so the scripts need not.
 * `make_train_crop` turns one sample and a seed into one (data, label) pair. It is a
   module-level function of plain arguments, so it runs in threads or in a process pool.
 * `SegTrainIter` is the `mx.io.DataIter` feeding `Module.fit`: a shuffled epoch of crops,
   assembled ahead of the network by `util.prefetch.Prefetcher`.
 
-The crop is built without materialising the padded square canvas of the original: only the part
-of the image inside the crop window is sliced out, resized (bicubic / area / bilinear rules of
-util.image) to its share of the C x C output and pasted onto a C x C mean-coloured canvas.
-Labels are never resized as a whole: for each cell of the stride-8 output grid (offset 4, in
-the possibly flipped crop) the nearest source pixel is looked up directly, which equals a
-pixel-centre nearest resize of the label part pasted on an ignore (255) canvas followed by
-`[4::8, 4::8]`. Labels therefore stay exact train ids.
+A crop is the original's (FileIter._read): the window drawn by sampling.plan_crop, cast to
+uint8 (mean colour util.image.PAD_UINT8 and label 255 outside the image), resized to C x C with
+Pillow (util.image.resize_image: the original's get_interp_method rule; labels with Pillow
+NEAREST), the label sampled at [stride // 2 :: stride] in both directions, then both mirrored
+when the flip is drawn, the image normalised (util.image.normalize_chw). Only the window is
+built, never the original's whole square canvas; the values are the same.
 
 Randomness: each epoch e draws a permutation of all samples and one seed per sample from
 `RandomState([seed, e])`; a sample's crop depends only on its seed, so threads, processes and
-any number of workers give the same batches.
+any number of workers give the same batches (see sampling's docstring for how this differs from
+the original's global generator).
 """
 import collections
 import functools
@@ -26,9 +28,9 @@ import mxnet as mx
 import numpy as np
 
 from issegm import datasets
-from issegm.sampling import crop_side, plan_crop
+from issegm.sampling import RULES, SELF_TRAINING, SOURCE_ONLY, canvas_rect, crop_side, plan_crop
 from util.errors import UserError
-from util.image import PAD_UINT8, normalize_chw, resize_image
+from util.image import PAD_UINT8, normalize_chw, resize_image, resize_label
 from util.prefetch import Prefetcher
 
 __all__ = ['TrainSample', 'source_only_samples', 'self_training_samples', 'crop_arrays',
@@ -37,9 +39,10 @@ __all__ = ['TrainSample', 'source_only_samples', 'self_training_samples', 'crop_
 IGNORE = datasets.IGNORE
 
 # One training sample: file paths, the label id -> train id table (256 entries), the origin
-# size (the "target size" a scale rate of 1 maps the max side to) and the dataset max shape.
+# size (the "target size" a scale rate of 1 maps to), the dataset max shape and the crop rule
+# (sampling.SELF_TRAINING or sampling.SOURCE_ONLY).
 TrainSample = collections.namedtuple('TrainSample',
-                                     'image label label_to_train origin_size max_shape')
+                                     'image label label_to_train origin_size max_shape rule')
 
 
 def _dataset_info(dataset):
@@ -48,30 +51,32 @@ def _dataset_info(dataset):
     return datasets.get_dataset(dataset)
 
 
-def _records(samples, info, origin_size, max_shape):
+def _records(samples, info, origin_size, max_shape, rule):
     table = np.asarray(info.label_to_train, np.uint8)
     out = []
     for image, label in samples:
         if label is None:
             raise UserError('training sample %s has no label' % image)
-        out.append(TrainSample(image, label, table, int(origin_size), tuple(max_shape)))
+        out.append(TrainSample(image, label, table, int(origin_size), tuple(max_shape), rule))
     return out
 
 
 def source_only_samples(samples, dataset, origin_size):
-    """Source training: every (image, label) sample with the dataset's MAX_SHAPES entry."""
+    """Source training (train_src.py): every (image, label) sample with the dataset's
+    MAX_SHAPES entry and the SOURCE_ONLY crop rule (yzou2/CBST issegm/data_src.py)."""
     info = _dataset_info(dataset)
-    return _records(samples, info, origin_size, datasets.MAX_SHAPES[info.name])
+    return _records(samples, info, origin_size, datasets.MAX_SHAPES[info.name], SOURCE_ONLY)
 
 
 def self_training_samples(source_samples, source_dataset, target_samples, target_dataset,
                           src_port, seed, origin_size, origin_size_tgt):
-    """Samples of one self-training round (SPEC 6).
+    """Samples of one self-training round.
 
     S = int(N * src_port) source samples, chosen by cbst.select_source_subset(N, S, seed) and
     kept in that order, then every target sample (image, pseudo-label path) in list order.
     Source labels go through the source dataset's table, pseudo-labels (target label ids)
-    through the target dataset's; max shapes come from SELF_TRAINING_MAX_SHAPES.
+    through the target dataset's; max shapes come from SELF_TRAINING_MAX_SHAPES; all use the
+    SELF_TRAINING crop rule (yzou2/CBST issegm/data.py).
     """
     from issegm import cbst  # lazily: the algorithm core is optional for source training
     src = _dataset_info(source_dataset)
@@ -84,64 +89,32 @@ def self_training_samples(source_samples, source_dataset, target_samples, target
                         % (src_port, num_selected, num))
     chosen = cbst.select_source_subset(num, num_selected, seed) if num_selected > 0 else []
     picked = [source_samples[int(i)] for i in chosen]
-    out = _records(picked, src, origin_size, datasets.SELF_TRAINING_MAX_SHAPES[src.name])
+    out = _records(picked, src, origin_size, datasets.SELF_TRAINING_MAX_SHAPES[src.name],
+                   SELF_TRAINING)
     out += _records(target_samples, tgt, origin_size_tgt,
-                    datasets.SELF_TRAINING_MAX_SHAPES[tgt.name])
+                    datasets.SELF_TRAINING_MAX_SHAPES[tgt.name], SELF_TRAINING)
     return out
 
 
-def _round_div(num, den):
-    """round(num / den) for non-negative integers, halves rounded up."""
-    return (2 * num + den) // (2 * den)
-
-
-def _nearest_rows(positions, src_start, src_len, out_start, out_len):
-    """Source rows for output positions of a part [out_start, out_start + out_len) that is a
-    nearest resize of source rows [src_start, src_start + src_len); -1 outside the part."""
-    rel = positions - out_start
-    inside = (rel >= 0) & (rel < out_len)
-    src = ((rel + 0.5) * (src_len / float(out_len))).astype(np.int64)
-    src = src_start + np.clip(src, 0, src_len - 1)
-    return np.where(inside, src, -1)
-
-
 def crop_arrays(image, label, plan, crop, label_to_train=None, stride=8):
-    """The network input and label of one crop.
+    """The network input and label of one crop (yzou2/CBST issegm/data.py, FileIter._read).
 
     image: (H, W, 3) uint8 RGB; label: (H, W) label ids (mapped through `label_to_train`) or
-    train ids (table None); plan: sampling.CropPlan in image coordinates; crop: C.
-    Returns data (3, C, C) float32 normalised and label (C // stride, C // stride) float32 of
-    train ids, 255 (ignore) outside the image.
+    train ids (table None); plan: sampling.CropPlan; crop: C. Returns data (3, C, C) float32
+    normalised and label (C // stride, C // stride) float32 of train ids, 255 outside the image.
     """
-    h, w = image.shape[:2]
     top, left, side = plan.top, plan.left, plan.side
-    canvas = np.empty((crop, crop, 3), np.uint8)
-    canvas[...] = PAD_UINT8
-    y0, y1 = max(top, 0), min(top + side, h)
-    x0, x1 = max(left, 0), min(left + side, w)
-    # Output rows/columns [oy0, oy1) x [ox0, ox1) show image rows/columns [y0, y1) x [x0, x1).
-    oy0, oy1 = _round_div((y0 - top) * crop, side), _round_div((y1 - top) * crop, side)
-    ox0, ox1 = _round_div((x0 - left) * crop, side), _round_div((x1 - left) * crop, side)
-    has_part = y0 < y1 and x0 < x1 and oy0 < oy1 and ox0 < ox1
-    if has_part:
-        canvas[oy0:oy1, ox0:ox1] = resize_image(image[y0:y1, x0:x1], (oy1 - oy0, ox1 - ox0))
+    window = canvas_rect(image, top, left, side, side, PAD_UINT8)
+    table = None if label_to_train is None else np.asarray(label_to_train)
+    window_label = canvas_rect(label, top, left, side, side, IGNORE, table)
+    data = resize_image(window, (crop, crop))
+    # QUIRK kept: the label grid starts at stride / 2 with Python 2's integer division and is
+    # taken before the flip, so in a flipped crop it sits at columns stride // 2 - 1 + k * stride.
+    half = stride // 2
+    out = resize_label(window_label, (crop, crop))[half::stride, half::stride]
     if plan.flip:
-        canvas = canvas[:, ::-1]
-    data = normalize_chw(canvas)
-
-    grid = np.arange(stride // 2, crop, stride)
-    out = np.full((len(grid), len(grid)), IGNORE, np.float32)
-    if has_part:
-        cols = (crop - 1 - grid) if plan.flip else grid
-        src_r = _nearest_rows(grid, y0, y1 - y0, oy0, oy1 - oy0)
-        src_c = _nearest_rows(cols, x0, x1 - x0, ox0, ox1 - ox0)
-        rr, cc = np.nonzero(src_r >= 0)[0], np.nonzero(src_c >= 0)[0]
-        if len(rr) and len(cc):
-            ids = label[src_r[rr][:, None], src_c[cc][None, :]]
-            if label_to_train is not None:
-                ids = np.asarray(label_to_train)[ids]
-            out[rr[:, None], cc[None, :]] = ids
-    return data, out
+        data, out = data[:, ::-1], out[:, ::-1]
+    return normalize_chw(data), out.astype(np.float32)
 
 
 # Decoded (image, label ids) per (image path, label path) when cache_images is on. With the
@@ -165,13 +138,24 @@ def make_train_crop(sample, seed, crop, stride=8, scale_rate_range=(0.7, 1.3), m
                     mine_id=(), mine_id_priority=(), cache_images=False):
     """One training crop of a TrainSample: read, plan (sampling.plan_crop), crop.
 
-    Deterministic given `seed`. Bad files raise the UserError of datasets.read_sample.
+    Deterministic given `seed`. Bad files raise the UserError of datasets.read_sample; a
+    SOURCE_ONLY image larger than its dataset's max shape (the original asserts it) and
+    settings that give no window for the image are UserErrors too.
     Returns (data (3, C, C) float32, label (C // stride, C // stride) float32).
     """
     image, label = _load(sample.image, sample.label, cache_images)
+    h, w = label.shape
+    max_h, max_w = sample.max_shape
+    if sample.rule == SOURCE_ONLY and (h > max_h or w > max_w):
+        raise UserError('image %s is %dx%d, larger than the %dx%d max shape of its dataset'
+                        % (sample.image, h, w, max_h, max_w))
     rng = np.random.RandomState(seed)
-    plan = plan_crop(rng, label, crop, sample.origin_size, sample.max_shape, scale_rate_range,
-                     mine_port, mine_id, mine_id_priority, label_to_train=sample.label_to_train)
+    try:
+        plan = plan_crop(rng, label, crop, stride, sample.origin_size, sample.max_shape,
+                         scale_rate_range, sample.rule, mine_port, mine_id, mine_id_priority,
+                         label_to_train=sample.label_to_train)
+    except ValueError as err:  # settings that do not fit this image (e.g. a 0-pixel window)
+        raise UserError('cannot crop %s: %s' % (sample.image, err)) from None
     return crop_arrays(image, label, plan, crop, sample.label_to_train, stride)
 
 
@@ -185,13 +169,15 @@ def _id_tuple(ids):
 
 
 class SegTrainIter(mx.io.DataIter):
-    """Shuffled random crops for segmentation training (SPEC 6).
+    """Shuffled random crops for segmentation training.
 
     Each epoch shuffles all samples, keeps this worker's shard `[part_index::num_parts]` and
     yields `len(samples) // num_parts // batch_images` batches (the same count on every shard,
     so distributed workers stay in step; with one part this is len(samples) // batch_images).
-    `reset()` starts the next epoch (a no-op while the current one is untouched). Batches: data (B, 3, C, C) float32, softmax_label
-    (B, C // stride, C // stride) float32 with 255 = ignore, C = crop_side(crop_size, stride).
+    `reset()` starts the next epoch (a no-op while the current one is untouched). Batches:
+    data (B, 3, C, C) float32, softmax_label (B, C // stride, C // stride) float32 with
+    255 = ignore, C = crop_side(crop_size, stride). Each sample is cropped by its own rule
+    (TrainSample.rule); mining (mine_port > 0) needs self-training samples.
 
     prefetch_threads workers (threads or, with prefetcher='process', forked processes; 0 runs
     inline) prepare up to two batches ahead. `begin_epoch` selects the epoch whose shuffle
@@ -216,6 +202,16 @@ class SegTrainIter(mx.io.DataIter):
             raise UserError('bad scale rate range %s' % (scale_rate_range,))
         if not 0.0 <= float(mine_port) <= 1.0:
             raise UserError('mine port must be in [0, 1], got %s' % mine_port)
+        mine_id, mine_id_priority = _id_tuple(mine_id), _id_tuple(mine_id_priority)
+        if IGNORE in mine_id + mine_id_priority:
+            raise UserError('mining class ids must be train ids below %d, got %d'
+                            % (IGNORE, IGNORE))
+        rules = set(s.rule for s in self.samples)
+        if not rules <= set(RULES):
+            raise UserError('unknown crop rule(s) %s' % sorted(rules - set(RULES)))
+        if float(mine_port) > 0 and SOURCE_ONLY in rules:
+            raise UserError('mining (mine port %s) applies to self-training samples only; the '
+                            'source-training crops have none' % mine_port)
         self.num_batches = len(self.samples) // num_parts // batch_images
         if self.num_batches < 1:
             raise UserError('%d training samples give no batch of %d images%s'
@@ -231,8 +227,8 @@ class SegTrainIter(mx.io.DataIter):
         self.seed = int(seed) % (2 ** 32)
         self.epoch = int(begin_epoch)
         params = dict(crop=self.crop, stride=self.stride, scale_rate_range=(lo, hi),
-                      mine_port=float(mine_port), mine_id=_id_tuple(mine_id),
-                      mine_id_priority=_id_tuple(mine_id_priority),
+                      mine_port=float(mine_port), mine_id=mine_id,
+                      mine_id_priority=mine_id_priority,
                       cache_images=bool(cache_images))
         self._prefetcher = Prefetcher(functools.partial(_crop_job, **params),
                                       int(prefetch_threads), prefetcher, ahead=2 * batch_images)

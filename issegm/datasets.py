@@ -2,6 +2,7 @@
 
 `cityscapes` and `gta` use the official Cityscapes trainIds from `cityscapesscripts`;
 `cityscapes16` (Cityscapes images for SYNTHIA models) and `synthia` use the 16-class tables.
+In self-training, `target_dataset` picks the target's tables from the source/target pair.
 """
 import collections
 import os
@@ -93,6 +94,16 @@ def get_dataset(name):
         return DATASETS[name]
     except KeyError:
         raise UserError('unknown dataset %r (known: %s)' % (name, ', '.join(sorted(DATASETS))))
+
+
+def target_dataset(source, target):
+    """The dataset whose tables a self-training target uses: `cityscapes` under a `synthia`
+    source is the 16-class `cityscapes16`, as upstream's get_dataset_specs_tgt chose
+    labels_cityscapes_synthia for that pair (yzou2/CBST issegm/solve_ST.py); anything else,
+    `cityscapes16` included, stays as given."""
+    if source == 'synthia' and target == 'cityscapes':
+        return 'cityscapes16'
+    return target
 
 
 def resolve_split(dataset, split):

@@ -39,7 +39,8 @@ import numpy as np  # noqa: E402
 
 from issegm.datasets import sample_name  # noqa: E402
 from util.errors import UserError, cli_entry  # noqa: E402
-from util.flags import check_test_steps, parse_test_scales, set_mxnet_switches  # noqa: E402
+from util.flags import (check_test_steps, parse_bool, parse_test_scales,  # noqa: E402
+                        set_mxnet_switches)
 
 __all__ = ['resolve_model', 'Timings', 'save_outputs',
            'evaluate_samples', 'write_report', 'main']
@@ -220,9 +221,12 @@ def parse_args(argv):
     a = parser.add_argument
     a('--data-root', required=True, help='dataset root (paths in the list file are relative)')
     a('--output', required=True, help='output folder')
-    a('--dataset', default='cityscapes', help='cityscapes, cityscapes16, gta or synthia')
+    a('--dataset', help='cityscapes, cityscapes16, gta or synthia (default: the dataset part of '
+                        'the model label, as upstream)')
     a('--phase', default='val', choices=['val'], help='only val (as upstream)')
-    a('--split', default='val', help='split name (issegm/data_list/DATASET/SPLIT.lst) or .lst path')
+    a('--split', default='train',
+      help='split name (issegm/data_list/DATASET/SPLIT.lst) or .lst path (default train, as '
+           'upstream)')
     a('--weights', required=True, help='weight file, e.g. models/gta_rna-a1_cls19_s8_ep-0000.params')
     a('--model', help='model label (default: the weights file name before _ep-)')
     a('--test-scales', help='longer side(s) at test time, comma-separated; several are averaged '
@@ -231,6 +235,10 @@ def parse_args(argv):
     a('--test-steps', type=int, default=1, help='network passes per image (only 1, as upstream)')
     a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0 (the first device is used)')
     a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
+    a('--debug', action='store_true',
+      help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
+    a('--cache-images', type=parse_bool, default=None,
+      help='accepted and ignored, as upstream (it only set a flag evaluation never reads)')
     a('--save-predictions', action='store_true',
       help='keep the score maps: OUTPUT/scores/NAME.npy, float16 (C, H, W) at the image size')
     a('--no-save-results', action='store_true', help='do not write the prediction PNGs')
@@ -238,7 +246,11 @@ def parse_args(argv):
       help='threads reading images and writing outputs while the network runs (0: inline)')
     a('--log-file', help='log file (default OUTPUT/evaluate.log)')
     a('--no-progress', action='store_true', help='no progress bar')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.dataset is None:
+        from util.model_label import model_from_weights, parse_model_label
+        args.dataset = parse_model_label(model_from_weights(args.model, args.weights)).dataset
+    return args
 
 
 @cli_entry
@@ -257,7 +269,7 @@ def main(argv=None):
     check_test_steps(args.test_steps, parsed.stride)
     samples = load_samples(args.data_root, args.split, args.dataset, require_labels=False)
     require_file(args.weights, 'weight file')
-    set_mxnet_switches(no_cudnn=args.no_cudnn)
+    set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
 
     from issegm.inference import Predictor
     from util.devices import parse_devices
@@ -267,7 +279,7 @@ def main(argv=None):
     arg_params, aux_params = load_for_model(args.weights, parameter_shapes(model))
 
     os.makedirs(args.output, exist_ok=True)
-    setup_logging(args.log_file or os.path.join(args.output, 'evaluate.log'))
+    setup_logging(args.log_file or os.path.join(args.output, 'evaluate.log'), debug=args.debug)
     log.info('evaluate %s (%s) on %s %s: %d images, scales %s, flipping %s, device %s%s',
              model, args.weights, args.dataset, args.split, len(samples),
              ','.join(map(str, scales)), 'on' if args.test_flipping else 'off', contexts[0],

@@ -17,6 +17,7 @@ from issegm.self_training import (SOURCE_SAMPLE_POLICIES, TRAIN_DONE, VAL_DONE, 
                                   add_shared_args)
 from util.errors import UserError, cli_entry
 from util.files import write_json
+from util.flags import parse_bool, py2_str
 
 log = logging.getLogger('cbst')
 
@@ -25,9 +26,29 @@ DEFAULT_ROUND_SCRIPT = os.path.join(HERE, 'self-paced-self-trained-segresnet.py'
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description='CBST self-training rounds (orchestrator).')
+    parser = argparse.ArgumentParser(
+        description='CBST self-training rounds (orchestrator).',
+        epilog='As upstream\'s solve_AO.py, phase val always gets --test-flipping and phase '
+               'train --mine-id-address OUTPUT/stats; by default phase val also gets --no-cudnn '
+               'and phase train --backward-do-mirror, --prefetcher process and --cache-images '
+               '0 (see the flags above to change them). Numbers are passed as Python 2\'s '
+               'str() wrote them (12 significant digits).')
     add_shared_args(parser)
     a = parser.add_argument
+    a('--to-epoch', type=int, help='accepted and unused, as upstream (round r trains until '
+                                   'epoch (r + 1) * --epoch-per-round)')
+    a('--prefetcher', default='process',
+      help='phase train: thread or process crop workers (default process, as upstream)')
+    a('--cache-images', type=parse_bool, default=False,
+      help='phase train: 1 keeps decoded images in memory (default 0, as upstream passed)')
+    a('--backward-do-mirror', dest='backward_do_mirror', action='store_true', default=True,
+      help='phase train: pass --backward-do-mirror (the default, as upstream)')
+    a('--no-backward-do-mirror', dest='backward_do_mirror', action='store_false',
+      help='phase train: do not pass --backward-do-mirror')
+    a('--no-cudnn', dest='no_cudnn', action='store_true', default=True,
+      help='phase val: pass --no-cudnn (the default, as upstream)')
+    a('--cudnn-autotune', dest='no_cudnn', action='store_false',
+      help='phase val: do not pass --no-cudnn (MXNet\'s cuDNN autotuning stays on)')
     a('--self-training-script', default=DEFAULT_ROUND_SCRIPT,
       help='the per-round script run for each phase')
     a('--workers', type=int, default=1,
@@ -43,6 +64,8 @@ def parse_args(argv):
     if args.source_sample_policy not in SOURCE_SAMPLE_POLICIES:
         raise UserError('unknown --source-sample-policy %r (allowed: %s)'
                         % (args.source_sample_policy, ', '.join(SOURCE_SAMPLE_POLICIES)))
+    if args.prefetcher not in ('thread', 'process'):
+        raise UserError('unknown --prefetcher %r (allowed: thread, process)' % args.prefetcher)
     if not os.path.isfile(args.self_training_script):
         raise UserError('--self-training-script not found: %s' % args.self_training_script)
     if not os.path.isfile(args.weights):
@@ -60,13 +83,48 @@ def parse_args(argv):
         # become their distributed counterparts.
         args.kvstore = {'local': 'dist_sync', 'device': 'dist_device_sync'}.get(
             args.kvstore, args.kvstore)
-    from util.model_label import model_from_weights
+    from issegm.datasets import get_dataset, target_dataset
+    from util.model_label import model_from_weights, parse_model_label
     args.model = model_from_weights(args.model, args.weights)
+    # The phases read the target with these tables (cityscapes16 under a synthia source).
+    target = get_dataset(target_dataset(args.dataset, args.dataset_tgt))
+    num_classes = parse_model_label(args.model).num_classes
+    if num_classes != len(target.class_names):
+        raise UserError('model %s has %d classes but the target %s (with source %s) has %d'
+                        % (args.model, num_classes, target.name, args.dataset,
+                           len(target.class_names)))
     return args
 
 
 def _flag(name, value):
-    return [] if value is None else ['--' + name, str(value)]
+    """['--name', value as upstream's Python 2 str() wrote it], or nothing for None."""
+    return [] if value is None else ['--' + name, py2_str(value)]
+
+
+def _switch(name, on):
+    return ['--' + name] if on else []
+
+
+def round_settings(args):
+    """(round, tgt_port, src_port, lr, to_epoch, seed) of every round, as upstream's solve_AO.py
+    main loop updates them: floats accumulate unrounded here and are rounded only when written
+    into a child's command line (see _flag)."""
+    lr, to_epoch = args.base_lr, args.epoch_per_round
+    tgt_port, src_port = args.init_tgt_port, args.init_src_port
+    for r in range(args.num_round):
+        seed = args.seed_int if args.source_sample_policy == 'cumulative' else r
+        yield r, tgt_port, src_port, lr, to_epoch, seed
+        to_epoch += args.epoch_per_round
+        lr /= math.sqrt(2)
+        if tgt_port < args.max_tgt_port:
+            tgt_port += args.step_tgt_port
+        if src_port < args.max_src_port:
+            src_port += args.step_src_port
+
+
+def round_weights(args, r, to_epoch):
+    """The checkpoint round r ends with, which round r + 1 starts from."""
+    return os.path.join(args.output, str(r), '%s_ep-%04d.params' % (args.model, to_epoch))
 
 
 def phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed):
@@ -76,13 +134,14 @@ def phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed):
               + _flag('data-root', args.data_root) + _flag('data-root-tgt', args.data_root_tgt)
               + _flag('output', args.output) + _flag('model', args.model)
               + _flag('weights', weights) + _flag('idx-round', r) + _flag('gpus', args.gpus)
-              + (['--no-progress'] if args.no_progress else []))
+              + _switch('no-progress', args.no_progress))
     val = (['--phase', 'val'] + common + _flag('init-tgt-port', tgt_port)
            + _flag('test-scales', args.test_scales) + ['--test-flipping']
+           + _switch('no-cudnn', args.no_cudnn)
            + _flag('with-prior', str(bool(args.with_prior))) + _flag('prior', args.prior)
            + _flag('kc-policy', args.kc_policy) + _flag('mine-id-number', args.mine_id_number)
            + _flag('mine-thresh', args.mine_thresh)
-           + (['--keep-probmaps'] if args.keep_probmaps else []))
+           + _switch('keep-probmaps', args.keep_probmaps))
     train = (['--phase', 'train'] + common + _flag('init-src-port', src_port)
              + _flag('base-lr', lr) + _flag('to-epoch', to_epoch) + _flag('seed-int', seed)
              + _flag('mine-port', args.mine_port) + _flag('mine-id-number', args.mine_id_number)
@@ -92,7 +151,9 @@ def phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed):
              + _flag('origin-size', args.origin_size) + _flag('origin-size-tgt', args.origin_size_tgt)
              + _flag('batch-images', args.batch_images)
              + _flag('prefetch-threads', args.prefetch_threads)
-             + _flag('prefetcher', args.prefetcher) + _flag('kvstore', args.kvstore))
+             + _flag('prefetcher', args.prefetcher) + _flag('cache-images', int(args.cache_images))
+             + _switch('backward-do-mirror', args.backward_do_mirror)
+             + _flag('kvstore', args.kvstore))
     return val, train
 
 
@@ -163,11 +224,9 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.output, exist_ok=True)
     setup_logging(os.path.join(args.output, 'rounds.log'))
-    weights, lr = args.weights, args.base_lr
-    tgt_port, src_port, to_epoch = args.init_tgt_port, args.init_src_port, args.epoch_per_round
+    weights = args.weights
     redo_rest = False  # once a phase re-runs, every later phase depends on new results
-    for r in range(args.num_round):
-        seed = args.seed_int if args.source_sample_policy == 'cumulative' else r
+    for r, tgt_port, src_port, lr, to_epoch, seed in round_settings(args):
         val, train = phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed)
         for phase, script_args, marker in (('val', val, VAL_DONE), ('train', train, TRAIN_DONE)):
             if not redo_rest and _finished(os.path.join(args.output, str(r), marker), script_args):
@@ -179,13 +238,7 @@ def main(argv=None):
                 log.info('round %d phase %s failed with exit status %d', r, phase, status)
                 return status
         round_summary(args, r, tgt_port, src_port, lr)
-        weights = os.path.join(args.output, str(r), '%s_ep-%04d.params' % (args.model, to_epoch))
-        to_epoch += args.epoch_per_round
-        lr /= math.sqrt(2)
-        if tgt_port < args.max_tgt_port:
-            tgt_port += args.step_tgt_port
-        if src_port < args.max_src_port:
-            src_port += args.step_src_port
+        weights = round_weights(args, r, to_epoch)
     log.info('finished %d rounds; final weights %s', args.num_round, weights)
     return 0
 

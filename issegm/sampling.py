@@ -1,29 +1,53 @@
-"""Geometry of the training crops and small-class patch mining (SPEC 6, steps 1-3). Pure NumPy.
+"""Geometry of the training crops and small-class patch mining, as the original. Pure NumPy.
 
-All randomness comes from the `np.random.RandomState` handed in, drawn in this order per
-sample: target size, [mining coin (only when mine_port > 0), mined class, mined pixel]
-or [window row, window column], flip coin.
+Two rules, both yzou2/CBST `FileIter._read`:
 
-Coordinates: the image (H x W) is thought of as centred on a square canvas of side
-L = max(side, H, W) + 2 (so a border of at least one mean-coloured / ignored pixel surrounds it)
-at offset (top, left) = ((L - H) // 2, (L - W) // 2). The crop window is a `side` x `side`
-square inside that canvas. `plan_crop` returns it in original-image coordinates, where it may
-extend past the image (negative or beyond H/W); the canvas itself is never built.
+* SELF_TRAINING (`issegm/data.py`, phase train of self-training): the scale rate is taken
+  against the dataset's max shape, the canvas side from the image, and a mining coin is drawn.
+* SOURCE_ONLY (`issegm/data_src.py`, train_src.py): the scale rate is taken against the
+  image's own longer side, the canvas side from the dataset's max shape (the image must fit
+  in it), and there is no mining.
+
+The original pastes the image at offset (pad, pad) = (d0, d0) on a square mean-coloured canvas
+(label 255 there), picks a `side` x `side` window inside the canvas, and resizes the window to
+the network crop C. Here the canvas is never built: `plan_crop` returns the window in image
+coordinates (it may reach past the top/left/bottom/right of the image) and `canvas_rect`
+builds just the window. Canvas coordinates = image coordinates + pad.
+
+Randomness: every draw of one sample comes from the `np.random.RandomState` handed in, with
+the original's calls, arguments and order: target size `randint(low, high + 1)`; (self-training
+only) the mining coin `rand(1)`, always drawn; then either mined class `uniform(0, n)` and mined
+pixel `randint(0, count, 1)`, or window row and column `randint(0, bound, 1)` twice; then the
+flip `randint(2)`. Given the same RandomState state, the port and the original pick the same
+window and flip. The one place the order cannot match: the original draws from NumPy's global
+generator inside its prefetch threads (so the sequence depends on thread timing, and its
+process prefetchers fork the same generator state and repeat the same draws), while the port
+gives every sample of every epoch its own seed (data_iter.SegTrainIter), deterministic across
+threads, processes, workers and resumed runs. The distribution of one sample's crop is the same.
 """
 import collections
 
 import numpy as np
 
-__all__ = ['CANVAS_BORDER', 'Canvas', 'CropPlan', 'crop_side', 'draw_target_size',
-           'window_side', 'canvas_layout', 'uniform_window', 'mining_region',
-           'choose_mining_class', 'mine_window', 'plan_crop']
+__all__ = ['SELF_TRAINING', 'SOURCE_ONLY', 'RULES', 'IGNORE', 'Geometry', 'CropPlan',
+           'crop_side', 'target_size_range', 'crop_geometry',
+           'canvas_rect', 'uniform_window', 'mining_region', 'mining_candidates', 'mine_window',
+           'plan_crop']
 
-CANVAS_BORDER = 1
+SELF_TRAINING = 'self_training'
+SOURCE_ONLY = 'source_only'
+RULES = (SELF_TRAINING, SOURCE_ONLY)
+IGNORE = 255
 
-Canvas = collections.namedtuple('Canvas', 'size top left')
-# Window in original-image coordinates: rows [top, top + side), columns [left, left + side).
-# mined_class is the train id the window was centred on (None: uniform window).
-CropPlan = collections.namedtuple('CropPlan', 'top left side flip target_size mined_class')
+# rate: scale of the image; side: window side in the original image, int(C / rate);
+# label_stride: stride / rate (a float); pad: d0, the image's offset on the canvas;
+# canvas_side: side of the original's square canvas.
+Geometry = collections.namedtuple('Geometry', 'rate side label_stride pad canvas_side')
+# Window in image coordinates: rows [top, top + side), columns [left, left + side); flip: the
+# crop is mirrored left-right after resizing; mined_class: the train id the window was centred
+# on (None: uniform window).
+CropPlan = collections.namedtuple('CropPlan', 'top left side flip target_size geometry '
+                                              'mined_class')
 
 
 def crop_side(crop_size, stride=8):
@@ -34,47 +58,95 @@ def crop_side(crop_size, stride=8):
     return -(-crop_size // stride) * stride
 
 
-def draw_target_size(rng, origin_size, scale_rate_range):
-    """Uniform integer in [int(lo * origin), int(hi * origin)] (both ends included)."""
+def target_size_range(origin_size, scale_rate_range):
+    """(int(lo * origin), int(hi * origin)): the target size is drawn by randint(low, high + 1)
+    (both ends included)."""
     lo, hi = scale_rate_range
     low, high = int(lo * origin_size), int(hi * origin_size)
     if low <= 0 or high < low:
         raise ValueError('bad scale range %s for origin size %s' % (scale_rate_range, origin_size))
-    return rng.randint(low, high + 1)
+    return low, high
 
 
-def window_side(crop, target_size, max_shape):
-    """Side of the crop window in the original image: int(C / rate), rate = target / max side."""
-    rate = target_size / float(max(max_shape))
-    return int(crop / rate)
+def crop_geometry(rule, crop, stride, target_size, min_target_size, image_hw, max_shape):
+    """Window side, label stride, pad and canvas side of one sample (yzou2/CBST issegm/data.py
+    and data_src.py, FileIter._read).
 
-
-def canvas_layout(image_hw, side, border=CANVAS_BORDER):
-    """Square canvas holding the image centred with a border of >= `border` pixels."""
-    h, w = int(image_hw[0]), int(image_hw[1])
-    size = max(side, h, w) + 2 * border
-    return Canvas(size, (size - h) // 2, (size - w) // 2)
-
-
-def uniform_window(rng, canvas, side):
-    """Top-left corner (canvas coordinates) of a window placed uniformly inside the canvas."""
-    top = rng.randint(0, canvas.size - side + 1)
-    left = rng.randint(0, canvas.size - side + 1)
-    return top, left
-
-
-def mining_region(canvas, side, image_hw):
-    """Image rows [r0, r1) and columns [c0, c1) of the pixels a window can be centred on.
-
-    A window centred on canvas pixel c (top-left c - side // 2) fits in the canvas when
-    side // 2 <= c <= canvas.size - side + side // 2; the region is that range intersected
-    with the image. It may be empty (r0 >= r1 or c0 >= c1).
+    rate = target / max(max_shape) (SELF_TRAINING) or target / max(h, w) (SOURCE_ONLY, which
+    requires h <= max_h and w <= max_w); side = int(C / rate); label stride ls = stride / rate;
+    pad d0 = max(1, int(ls // 2)); d1 = max(0, int(ls - d0)); the largest window
+    max_side = int(C / (min_target_size / max(max_shape))); canvas side
+    max(max_side, h, w) + d1 + d0 (SELF_TRAINING) or max(max_side, max_h, max_w) + d1 + d0.
     """
     h, w = int(image_hw[0]), int(image_hw[1])
-    half = side // 2
-    last = canvas.size - side + half  # last admissible centre, canvas coordinates
-    r0, r1 = max(0, half - canvas.top), min(h, last - canvas.top + 1)
-    c0, c1 = max(0, half - canvas.left), min(w, last - canvas.left + 1)
+    max_h, max_w = int(max_shape[0]), int(max_shape[1])
+    longest = max(max_h, max_w)
+    if rule == SELF_TRAINING:
+        rate = target_size / float(longest)
+        base = max(h, w)
+    elif rule == SOURCE_ONLY:
+        if h > max_h or w > max_w:
+            raise ValueError('image of %dx%d exceeds the max shape %dx%d' % (h, w, max_h, max_w))
+        rate = target_size / float(max(h, w))
+        base = max(max_h, max_w)
+    else:
+        raise ValueError('unknown crop rule %r (allowed: %s)' % (rule, ', '.join(RULES)))
+    side = int(crop / rate)
+    if side <= 0:
+        raise ValueError('crop window of side %d (crop %d, rate %s)' % (side, crop, rate))
+    label_stride = stride / rate
+    pad = max(1, int(label_stride // 2))  # the original: "make sure there is an all-zero border"
+    pad_after = max(0, int(label_stride - pad))
+    max_side = int(crop / (min_target_size / float(longest)))
+    return Geometry(rate, side, label_stride, pad, max(max_side, base) + pad_after + pad)
+
+
+def canvas_rect(array, top, left, height, width, fill, table=None):
+    """Rows [top, top + height) x columns [left, left + width) of `array` in its coordinates,
+    `fill` where they fall outside it (the original's canvas, built only where it is read).
+
+    array: (H, W) or (H, W, C); with `table`, the pasted part is mapped through it (label id ->
+    train id) and `fill` is not (as the original fills the canvas with 255 after mapping).
+    """
+    out = np.empty((max(0, height), max(0, width)) + array.shape[2:], array.dtype)
+    out[...] = fill
+    h, w = array.shape[:2]
+    y0, y1 = max(top, 0), min(top + height, h)
+    x0, x1 = max(left, 0), min(left + width, w)
+    if y0 < y1 and x0 < x1:
+        part = array[y0:y1, x0:x1]
+        out[y0 - top:y1 - top, x0 - left:x1 - left] = part if table is None else table[part]
+    return out
+
+
+def _bound(geometry, value):
+    # QUIRK kept: yzou2/CBST issegm/data.py bounds its draws and the mining region by
+    # max(1, real_label_stride, value), where real_label_stride is a float. NumPy's randint
+    # truncates a float upper bound (checked in NumPy 1.23.5: randint(0, 8.7) == randint(0, 8)
+    # seed by seed) and the NumPy < 1.12 of the original truncated float slice bounds, so both
+    # become int(...) here.
+    return int(max(1, geometry.label_stride, value))
+
+
+def uniform_window(rng, geometry, image_hw):
+    """Top-left (canvas coordinates) of a uniform window: row randint(0, bound(pad + h - side +
+    1), 1), then column likewise with w (yzou2/CBST issegm/data.py, FileIter._read)."""
+    h, w = int(image_hw[0]), int(image_hw[1])
+    pad, side = geometry.pad, geometry.side
+    top = rng.randint(0, _bound(geometry, pad + h - side + 1), 1)[0]
+    left = rng.randint(0, _bound(geometry, pad + w - side + 1), 1)[0]
+    return int(top), int(left)
+
+
+def mining_region(geometry, image_hw):
+    """Canvas rows [r0, r1) and columns [c0, c1) whose pixels a mined window can be centred on:
+    r0 = pad + side // 2, r1 = bound(pad + h - side // 2 - 1) (columns alike with w). Empty
+    when r0 >= r1 or c0 >= c1 (yzou2/CBST issegm/data.py, FileIter._read)."""
+    h, w = int(image_hw[0]), int(image_hw[1])
+    half = geometry.side // 2
+    r0 = c0 = geometry.pad + half
+    r1 = _bound(geometry, geometry.pad + h - half - 1)
+    c1 = _bound(geometry, geometry.pad + w - half - 1)
     return r0, r1, c0, c1
 
 
@@ -84,72 +156,76 @@ def _as_ids(ids):
     return [int(k) for k in np.asarray(ids).ravel()]
 
 
-def choose_mining_class(rng, present, mine_id, mine_id_priority):
-    """Class to mine given `present` (bool per train id, at least 256 long), or None.
+def mining_candidates(present, mine_id, mine_id_priority):
+    """Classes a window may be mined for, given `present` (bool per id 0..255).
 
-    Present classes of mine_id_priority win; otherwise the present classes of mine_id. One of
-    the candidates (in list order, duplicates removed) is drawn uniformly.
+    The entries of mine_id_priority that are present, in its order (duplicates kept, as the
+    original's list comprehension); if there is none, those of mine_id. Ids outside 0..255 are
+    never present; 255 (ignore) is refused: the original always finds it (the canvas outside
+    the mining region is 255) and would centre windows on padding.
     """
-    def candidates(ids):
-        seen = []
-        for k in _as_ids(ids):
-            if 0 <= k < len(present) and present[k] and k not in seen:
-                seen.append(k)
-        return seen
+    def kept(ids):
+        ids = _as_ids(ids)
+        if IGNORE in ids:
+            raise ValueError('mining class ids must be train ids below %d, got %d'
+                             % (IGNORE, IGNORE))
+        return [k for k in ids if 0 <= k < len(present) and present[k]]
 
-    cands = candidates(mine_id_priority) or candidates(mine_id)
+    return kept(mine_id_priority) or kept(mine_id)
+
+
+def mine_window(rng, label, geometry, mine_id, mine_id_priority, label_to_train=None):
+    """Small-class patch mining (yzou2/CBST issegm/data.py, FileIter._read): (top, left, class)
+    of the window in canvas coordinates, or None when no candidate class is in the region.
+
+    label: (H, W) label ids mapped through `label_to_train`, or train ids (table None). The
+    class is candidates[int(floor(uniform(0, n)))]; its pixels in the mining region in
+    row-major order, one drawn by randint(0, count, 1), is the window centre: the window starts
+    side // 2 above and left of it.
+    """
+    r0, r1, c0, c1 = mining_region(geometry, label.shape)
+    pad = geometry.pad
+    region = canvas_rect(label, r0 - pad, c0 - pad, r1 - r0, c1 - c0, IGNORE,
+                         None if label_to_train is None else np.asarray(label_to_train))
+    present = np.bincount(region.ravel(), minlength=256) > 0
+    cands = mining_candidates(present, mine_id, mine_id_priority)
     if not cands:
         return None
-    return cands[rng.randint(len(cands))]
+    cls = cands[int(np.floor(rng.uniform(0, len(cands))))]
+    ys, xs = np.nonzero(region == cls)  # row-major, as np.where over the original's canvas
+    k = rng.randint(0, len(ys), 1)[0]
+    half = geometry.side // 2
+    return int(ys[k]) + r0 - half, int(xs[k]) + c0 - half, cls
 
 
-def mine_window(rng, label, canvas, side, mine_id, mine_id_priority, label_to_train=None):
-    """Small-class patch mining: (top, left, class) in canvas coordinates, or None.
+def plan_crop(rng, label, crop, stride, origin_size, max_shape, scale_rate_range=(0.7, 1.3),
+              rule=SELF_TRAINING, mine_port=0.0, mine_id=(), mine_id_priority=(),
+              label_to_train=None):
+    """Draw the crop of one sample as the original's FileIter._read (see the module docstring).
 
-    `label` holds train ids, or label ids when the `label_to_train` table is given (only the
-    mining region is mapped then). A uniformly drawn pixel of the chosen class becomes the
-    window centre, clamped so the window stays inside the canvas.
+    label: (H, W) label ids (mapped through `label_to_train`) or train ids; read only for
+    mining (the image has the same size). crop: the network crop C (a multiple of the stride,
+    see crop_side). Returns a CropPlan in image coordinates.
     """
-    r0, r1, c0, c1 = mining_region(canvas, side, label.shape)
-    if r0 >= r1 or c0 >= c1:
-        return None
-    region = label[r0:r1, c0:c1]
-    if label_to_train is not None:
-        region = np.asarray(label_to_train)[region]
-    present = np.bincount(region.ravel(), minlength=256) > 0
-    cls = choose_mining_class(rng, present, mine_id, mine_id_priority)
-    if cls is None:
-        return None
-    ys, xs = np.nonzero(region == cls)
-    k = rng.randint(len(ys))
-    half = side // 2
-    hi = canvas.size - side
-    top = min(max(int(ys[k]) + r0 + canvas.top - half, 0), hi)
-    left = min(max(int(xs[k]) + c0 + canvas.left - half, 0), hi)
-    return top, left, cls
-
-
-def plan_crop(rng, label, crop, origin_size, max_shape, scale_rate_range=(0.7, 1.3),
-              mine_port=0.0, mine_id=(), mine_id_priority=(), label_to_train=None):
-    """Draw the crop of one sample (SPEC 6 steps 1-3).
-
-    label: (H, W) train ids, or label ids with `label_to_train` (the image has the same size).
-    crop: the network crop C (already a multiple of the stride, see crop_side).
-    Returns a CropPlan in original-image coordinates.
-    """
-    target_size = draw_target_size(rng, origin_size, scale_rate_range)
-    side = window_side(crop, target_size, max_shape)
-    if side <= 0:
-        raise ValueError('crop window of side %d (crop %d, target size %d, max shape %s)'
-                         % (side, crop, target_size, max_shape))
-    canvas = canvas_layout(label.shape, side)
+    low, high = target_size_range(origin_size, scale_rate_range)
+    target_size = rng.randint(low, high + 1)
+    geometry = crop_geometry(rule, crop, stride, target_size, low, label.shape, max_shape)
     placed = None
-    if mine_port > 0 and rng.rand() < mine_port:
-        placed = mine_window(rng, label, canvas, side, mine_id, mine_id_priority, label_to_train)
+    if rule == SELF_TRAINING:
+        # QUIRK kept: the coin is drawn for every sample, also when mine_port is 0.
+        if rng.rand(1)[0] < mine_port:
+            placed = mine_window(rng, label, geometry, mine_id, mine_id_priority, label_to_train)
     if placed is None:
-        top, left = uniform_window(rng, canvas, side)
+        top, left = uniform_window(rng, geometry, label.shape)
         mined = None
     else:
         top, left, mined = placed
-    flip = bool(rng.rand() < 0.5)
-    return CropPlan(top - canvas.top, left - canvas.left, side, flip, target_size, mined)
+    flip = bool(rng.randint(2) == 0)
+    side, size = geometry.side, geometry.canvas_side
+    if not (0 <= top <= size - side and 0 <= left <= size - side):
+        # the original's slice would come out short and its assert fail; only possible when
+        # the label stride stride / rate is below 2 pixels
+        raise ValueError('crop window (%d, %d) of side %d leaves the canvas of side %d'
+                         % (top, left, side, size))
+    return CropPlan(top - geometry.pad, left - geometry.pad, side, flip, target_size, geometry,
+                    mined)

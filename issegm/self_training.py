@@ -14,7 +14,7 @@ import numpy as np
 
 from util.errors import UserError, cli_entry
 from util.files import write_json
-from util.flags import parse_bool
+from util.flags import parse_bool, set_mxnet_switches
 
 log = logging.getLogger('cbst')
 
@@ -28,7 +28,9 @@ def add_shared_args(parser):
     """Flags of the orchestrator that the per-round script takes too (SPEC 2.1)."""
     a = parser.add_argument
     a('--dataset', default='gta', help='source dataset: gta or synthia')
-    a('--dataset-tgt', default='cityscapes', help='target dataset: cityscapes or cityscapes16')
+    a('--dataset-tgt', default='cityscapes',
+      help='target dataset: cityscapes (the 16-class cityscapes16 tables when --dataset is '
+           'synthia, as upstream) or cityscapes16')
     a('--split', default='train', help='source split name or .lst path')
     a('--split-tgt', default='val', help='target split name or .lst path')
     a('--data-root', help='source dataset root')
@@ -57,37 +59,49 @@ def add_shared_args(parser):
     a('--test-scales', default='2048', help='longer side at test time (one value in phase val)')
     a('--scale-rate-range', default='0.7,1.3', help='training scale range lo,hi')
     a('--base-lr', type=float, default=1e-4)
-    a('--to-epoch', type=int, default=2, help='train until this epoch')
     a('--source-sample-policy', default='cumulative', help='cumulative or random')
     a('--kc-policy', default='cb', help='cb (class-balanced) or global (plain ST)')
     a('--prefetch-threads', type=int, default=1)
-    a('--prefetcher', default='thread', help='thread or process')
     a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0,1')
     a('--keep-probmaps', action='store_true', help='keep OUTPUT/probmap/NAME.npy (C,H,W) maps')
     a('--kvstore', default='local', help='local, device, dist_sync, dist_device_sync, dist_async')
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description='One phase of one CBST self-training round.')
+    parser = argparse.ArgumentParser(
+        description='One phase of one CBST self-training round.',
+        epilog='--check-start and --check-step are accepted and ignored, as upstream (a '
+               'checkpoint is written after every epoch). The flags of the rounds '
+               '(--max-tgt-port, --max-src-port, --step-tgt-port, --step-src-port, '
+               '--epoch-per-round, --num-round, --source-sample-policy) are shared with the '
+               'orchestrator and unused here.')
     add_shared_args(parser)
     a = parser.add_argument
     a('--phase', default='train', help='train or val')
     a('--idx-round', type=int, default=0)
+    a('--to-epoch', type=int, default=2, help='phase train: the epoch the lr schedule ends at')
+    a('--prefetcher', default='thread', help='phase train: thread or process crop workers')
     a('--lr-type', default='fixed', help='fixed, step, linear or poly')
-    a('--lr-steps', default='')
+    a('--lr-steps', default='', help='--lr-type step: iterations (batches) at which the lr is '
+                                     'multiplied by 0.1, e.g. 20000,40000')
     a('--weight-decay', type=float, default=0.0005)
     a('--from-epoch', type=int, help='default: from the weights file name (SPEC 2.2)')
-    a('--stop-epoch', type=int, help='alias of --to-epoch')
+    a('--stop-epoch', type=int,
+      help='phase train: stop after this epoch (from-epoch < stop-epoch <= to-epoch); the lr '
+           'schedule still spans to --to-epoch (default: --to-epoch)')
     a('--mine-id-address', help='folder with mine_id.npy and mine_id_priority.npy (phase train)')
     a('--test-flipping', action='store_true')
     a('--test-steps', type=int, default=1)
-    a('--cache-images', type=int, default=0)
+    a('--cache-images', type=parse_bool, default=False,
+      help='phase train: 1 keeps decoded training images in memory (default 0; upstream cached '
+           'the image files in phase train when the flag was not given)')
     a('--log-file')
-    a('--check-start', type=int, default=1)
-    a('--check-step', type=int, default=1)
-    a('--debug', action='store_true')
-    a('--backward-do-mirror', action='store_true')
-    a('--no-cudnn', action='store_true')
+    a('--check-start', type=int, default=1, help='ignored, as upstream')
+    a('--check-step', type=int, default=4, help='ignored, as upstream')
+    a('--debug', action='store_true',
+      help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
+    a('--backward-do-mirror', action='store_true', help='sets MXNET_BACKWARD_DO_MIRROR=1')
+    a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
     a('--no-progress', action='store_true', help='no progress bars')
     args = parser.parse_args(argv)
     return check_args(args)
@@ -95,7 +109,8 @@ def parse_args(argv):
 
 def check_args(args):
     """Validate flag values and fill in defaults derived from other flags."""
-    from util.flags import parse_scale_range, parse_test_scales, set_mxnet_switches
+    from issegm.datasets import target_dataset
+    from util.flags import parse_scale_range, parse_test_scales
     from util.model_label import model_from_weights, parse_model_label, start_epoch
     if args.phase not in ('train', 'val'):
         raise UserError('unknown --phase %r (allowed: train, val)' % args.phase)
@@ -106,14 +121,14 @@ def check_args(args):
                         % (args.source_sample_policy, ', '.join(SOURCE_SAMPLE_POLICIES)))
     if args.prefetcher not in ('thread', 'process'):
         raise UserError('unknown --prefetcher %r (allowed: thread, process)' % args.prefetcher)
+    args.dataset_tgt = target_dataset(args.dataset, args.dataset_tgt)
     args.model = model_from_weights(args.model, args.weights)
     args.parsed_model = parse_model_label(args.model)
-    if args.stop_epoch is not None:
-        args.to_epoch = args.stop_epoch
     args.from_epoch = start_epoch(args.model, args.weights, args.from_epoch)[0]
+    if args.stop_epoch is None:
+        args.stop_epoch = args.to_epoch
     args.test_scales_list = parse_test_scales(args.test_scales)
     args.scale_range = parse_scale_range(args.scale_rate_range)
-    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn)
     return args
 
 
@@ -360,12 +375,24 @@ def run_val(args):
 
 
 # --------------------------------------------------------------------------------- phase train
+def schedule_batches_per_epoch(args):
+    """Batches per epoch of the lr schedule: the number of lines of the SOURCE list file //
+    --batch-images (yzou2/CBST issegm/solve_ST.py, _train_impl). QUIRK kept: not the number of
+    samples this phase trains on (selected source + pseudo-labelled target)."""
+    from issegm.datasets import resolve_split
+    with open(resolve_split(args.dataset, args.split)) as f:
+        lines = len(f.readlines())
+    return lines // args.batch_images
+
+
 def run_train(args):
     """Retrain on the selected source images and the pseudo-labelled target (SPEC 6)."""
     from issegm.data_iter import SegTrainIter, self_training_samples
     from issegm.datasets import get_dataset, load_samples
-    from issegm.training import checkpoint_path, create_kvstore, fit
+    from issegm.training import NLL_EPS_SELF_TRAINING, checkpoint_path, create_kvstore, fit
     from util.devices import parse_devices
+    from util.flags import check_epochs
+    from util.lr_scheduler import make_lr_scheduler
     from util.symbols import build_symbol
 
     src_info = get_dataset(args.dataset)
@@ -384,8 +411,12 @@ def run_train(args):
             if not os.path.isfile(f):
                 raise UserError('mining statistics not found: %s' % f)
         mine_id, mine_id_priority = (np.load(f).astype(int).tolist() for f in files)
-    if args.from_epoch >= args.to_epoch:
-        raise UserError('nothing to train: from epoch %d to epoch %d' % (args.from_epoch, args.to_epoch))
+    check_epochs(args.from_epoch, args.stop_epoch, args.to_epoch)
+    if args.batch_images < 1:
+        raise UserError('--batch-images must be positive, got %d' % args.batch_images)
+    batches = schedule_batches_per_epoch(args)
+    schedule = make_lr_scheduler(args.lr_type, args.base_lr, args.lr_steps,
+                                 args.from_epoch * batches, args.to_epoch * batches)
     contexts = parse_devices(args.gpus)
     arg_params, aux_params = _load_model(args, allow_missing=args.from_epoch == 0)
     kv = create_kvstore(args.kvstore, len(contexts))
@@ -393,7 +424,7 @@ def run_train(args):
     if rank > 0:  # one log per worker: appending to one file from several hosts garbles it
         from util.logs import setup_logging
         setup_logging('%s.rank%d.log' % (os.path.splitext(args.log_file or os.path.join(
-            args.output, 'round%d-train.log' % args.idx_round))[0], rank))
+            args.output, 'round%d-train.log' % args.idx_round))[0], rank), debug=args.debug)
     source = load_samples(args.data_root, args.split, args.dataset)
     target = load_samples(args.data_root_tgt, tgt_list, args.dataset_tgt)
     samples = self_training_samples(source, src_info, target, tgt_info, args.init_src_port,
@@ -409,21 +440,22 @@ def run_train(args):
     prefix = os.path.join(final, '%s_ep' % args.model)
     os.makedirs(final, exist_ok=True)
     if rank == 0:  # a redone phase starts clean: no checkpoints of an earlier, killed attempt
-        for epoch in range(args.from_epoch + 1, args.to_epoch + 1):
+        for epoch in range(args.from_epoch + 1, args.stop_epoch + 1):
             stale = checkpoint_path(prefix, epoch)
             if os.path.exists(stale):
                 os.remove(stale)
         if os.path.exists(os.path.join(final, TRAIN_DONE)):
             os.remove(os.path.join(final, TRAIN_DONE))
-    log.info('round %d phase train: %d source (portion %.4f, seed %d) + %d target samples, '
-             'epochs %d..%d, lr %g, %d device(s), worker %d/%d', args.idx_round,
-             len(samples) - len(target), args.init_src_port, args.seed_int, len(target),
-             args.from_epoch, args.to_epoch, args.base_lr, len(contexts), rank, workers)
+    log.info('round %d phase train: %d source (portion %s, seed %d) + %d target samples, '
+             'epochs %d..%d of a schedule to %d (%d batches per epoch), lr %s %g, %d device(s), '
+             'worker %d/%d', args.idx_round, len(samples) - len(target), args.init_src_port,
+             args.seed_int, len(target), args.from_epoch, args.stop_epoch, args.to_epoch,
+             batches, args.lr_type, args.base_lr, len(contexts), rank, workers)
     try:
         history = fit(build_symbol(args.parsed_model), train_iter, contexts, arg_params,
-                      aux_params, args.from_epoch, args.to_epoch, prefix, args.base_lr,
-                      args.weight_decay, args.lr_type, args.lr_steps, kv, allow_missing=args.from_epoch == 0,
-                      progress=not args.no_progress)
+                      aux_params, args.from_epoch, args.stop_epoch, prefix, schedule,
+                      args.weight_decay, kv, allow_missing=args.from_epoch == 0,
+                      nll_eps=NLL_EPS_SELF_TRAINING, progress=not args.no_progress)
     finally:
         if hasattr(train_iter, 'close'):
             train_iter.close()
@@ -438,9 +470,11 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     args.argv = argv
+    # Environment switches before MXNet is imported (it reads them then, or at graph building).
+    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
     os.makedirs(args.output, exist_ok=True)
     setup_logging(args.log_file or os.path.join(
-        args.output, 'round%d-%s.log' % (args.idx_round, args.phase)))
+        args.output, 'round%d-%s.log' % (args.idx_round, args.phase)), debug=args.debug)
     if args.phase == 'val':
         run_val(args)
     else:

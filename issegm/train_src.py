@@ -14,8 +14,13 @@ Starting point (`--weights`):
 * its own checkpoint `OUTPUT/MODEL_ep-NNNN.params`: every parameter must fit, and training
   continues at epoch NNNN (unless `--from-epoch` says otherwise).
 Checkpoints `OUTPUT/MODEL_ep-%04d.params` are written atomically at every epoch end, for epochs
-from_epoch+1 .. to_epoch. The log (OUTPUT/train_src.log unless --log-file) reports the mean
-negative log-likelihood every 10 batches.
+from_epoch+1 .. stop_epoch (`--stop-epoch`, default `--to-epoch`; the lr schedule always spans
+to `--to-epoch`, see util/lr_scheduler.py). The log (OUTPUT/train_src.log unless --log-file)
+shows, every 10 batches, the mean negative log-likelihood since the epoch started, with
+upstream's train_src metric -log(p + 1e-6).
+
+`--phase val` evaluates `--weights` on `--split` with issegm/evaluate.py (its outputs under
+`--output`); upstream's train_src.py parsed `--phase` but ran only `train`.
 """
 import argparse
 import logging
@@ -27,14 +32,21 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
 
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.flags import parse_bool, parse_scale_range, set_mxnet_switches  # noqa: E402
+from util.lr_scheduler import make_lr_scheduler  # noqa: E402
 
-__all__ = ['parse_args', 'resolve_start', 'load_start_weights', 'main']
+__all__ = ['parse_args', 'evaluate_argv', 'resolve_start', 'load_start_weights', 'main']
 
 log = logging.getLogger('cbst')
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog='--phase val evaluates --weights on the source --split through issegm/'
+               'evaluate.py (upstream parsed --phase but ran only train); the test flags '
+               '(--test-scales, --test-flipping, --test-steps, --save-predictions, '
+               '--no-save-results) apply to it. --check-start and --check-step are accepted '
+               'and ignored, as upstream (a checkpoint is written after every epoch).')
     a = parser.add_argument
     a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0,1,2,3')
     a('--split', default='train', help='split name (issegm/data_list/DATASET/SPLIT.lst) or .lst path')
@@ -44,6 +56,8 @@ def parse_args(argv):
     a('--model', help='model label, e.g. gta_rna-a1_cls19_s8 (default: the weights file name '
                       'before _ep-, unless that is the classifier)')
     a('--weights', required=True, help='ImageNet classifier or a checkpoint of this model')
+    a('--phase', default='train', choices=('train', 'val'),
+      help='train (default) or val: evaluate --weights on --split')
     a('--batch-images', type=int, default=16, help='images per batch over all devices')
     a('--crop-size', type=int, default=500, help='crop side (rounded up to the stride)')
     a('--scale-rate-range', default='0.7,1.3', help='random scale range lo,hi')
@@ -51,22 +65,55 @@ def parse_args(argv):
                                       'longer side of the dataset max shape, e.g. 1914 for gta)')
     a('--lr-type', default='fixed', help='fixed, step, linear or poly')
     a('--base-lr', type=float, default=0.0016)
-    a('--lr-steps', default='', help='epochs dividing the lr by 10 (--lr-type step)')
+    a('--lr-steps', default='', help='--lr-type step: iterations (batches) at which the lr is '
+                                     'multiplied by 0.1, e.g. 20000,40000')
     a('--weight-decay', type=float, default=0.0005)
     a('--from-epoch', type=int, help='default: NNNN of the weights when they are this model\'s '
                                      'checkpoint, else 0')
-    a('--to-epoch', '--stop-epoch', dest='to_epoch', type=int, default=30,
-      help='train until this epoch (--stop-epoch is an alias)')
+    a('--stop-epoch', type=int,
+      help='stop after this epoch (from-epoch < stop-epoch <= to-epoch); the lr schedule still '
+           'spans to --to-epoch (default: --to-epoch)')
+    a('--to-epoch', type=int, default=30, help='the epoch the lr schedule ends at')
+    a('--test-scales', help='--phase val: longer side(s) at test time, comma-separated')
+    a('--test-flipping', action='store_true', help='--phase val: average with the mirror image')
+    a('--test-steps', type=int, default=1, help='--phase val: see evaluate.py')
+    a('--save-predictions', action='store_true', help='--phase val: keep the score maps')
+    a('--no-save-results', action='store_true', help='--phase val: no prediction PNGs')
     a('--kvstore', default='local', help='local, device, dist_sync, dist_device_sync, dist_async')
     a('--prefetch-threads', type=int, default=1, help='crop workers (0: inline)')
     a('--prefetcher', default='thread', help='thread or process')
-    a('--cache-images', type=parse_bool, default=False, help='0 or 1: keep decoded images')
+    a('--cache-images', type=parse_bool, default=False,
+      help='0 or 1: keep decoded images in memory (default 0; upstream cached the image files '
+           'when the flag was not given)')
+    a('--log-file', help='log file (default OUTPUT/train_src.log)')
+    a('--check-start', type=int, default=1, help='ignored, as upstream')
+    a('--check-step', type=int, default=4, help='ignored, as upstream')
+    a('--debug', action='store_true',
+      help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
     a('--backward-do-mirror', action='store_true', help='sets MXNET_BACKWARD_DO_MIRROR=1')
     a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
     a('--seed', type=int, default=0, help='seed of the crops, the shuffling and the head init')
-    a('--log-file', help='log file (default OUTPUT/train_src.log)')
     a('--no-progress', action='store_true', help='no progress bars')
     return parser.parse_args(argv)
+
+
+def evaluate_argv(args):
+    """The issegm/evaluate.py command line for `--phase val`: --weights on the source --split."""
+    argv = ['--data-root', args.data_root, '--output', args.output, '--split', args.split,
+            '--weights', args.weights, '--gpus', args.gpus, '--prefetch-threads',
+            str(args.prefetch_threads), '--test-steps', str(args.test_steps),
+            '--cache-images', str(int(args.cache_images))]
+    for flag, value in (('--dataset', args.dataset), ('--model', args.model),
+                        ('--test-scales', args.test_scales), ('--log-file', args.log_file)):
+        if value is not None:
+            argv += [flag, value]
+    for flag, on in (('--test-flipping', args.test_flipping),
+                     ('--save-predictions', args.save_predictions),
+                     ('--no-save-results', args.no_save_results), ('--no-cudnn', args.no_cudnn),
+                     ('--debug', args.debug), ('--no-progress', args.no_progress)):
+        if on:
+            argv.append(flag)
+    return argv
 
 
 def resolve_start(model, weights, from_epoch):
@@ -118,10 +165,14 @@ def main(argv=None):
     import numpy as np
 
     from issegm.datasets import get_dataset, load_samples
+    from util.flags import check_epochs
 
     args = parse_args(argv)
-    # Environment switches first: MXNet reads them when it builds the graph.
-    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn)
+    if args.phase == 'val':
+        from issegm import evaluate
+        return evaluate.main(evaluate_argv(args))
+    # Environment switches first: MXNet reads them when it is imported or builds the graph.
+    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
 
     # Checks of the flags and files that need no MXNet come first (a quick error).
     require_file(args.weights, 'weight file')
@@ -131,9 +182,8 @@ def main(argv=None):
     if parsed.num_classes != len(info.class_names):
         raise UserError('model %s has %d classes but dataset %s has %d'
                         % (model, parsed.num_classes, info.name, len(info.class_names)))
-    if from_epoch >= args.to_epoch:
-        raise UserError('nothing to train: from epoch %d to epoch %d (raise --to-epoch)'
-                        % (from_epoch, args.to_epoch))
+    stop_epoch = args.to_epoch if args.stop_epoch is None else args.stop_epoch
+    check_epochs(from_epoch, stop_epoch, args.to_epoch)
     if args.batch_images < 1 or args.crop_size < 1:
         raise UserError('--batch-images and --crop-size must be positive')
     if args.prefetch_threads < 0:
@@ -145,17 +195,20 @@ def main(argv=None):
     if origin_size <= 0:
         raise UserError('--origin-size must be positive, got %d' % origin_size)
     samples = load_samples(args.data_root, args.split, info.name)
+    # yzou2/CBST issegm/train_src.py, _train_impl: the schedule counts the iterator's batches
+    # per epoch, len(samples) // batch_images.
+    batches = len(samples) // args.batch_images
+    schedule = make_lr_scheduler(args.lr_type, args.base_lr, args.lr_steps,
+                                 from_epoch * batches, args.to_epoch * batches)
 
     import mxnet as mx
 
     from issegm.data_iter import SegTrainIter, source_only_samples
-    from issegm.training import create_kvstore, fit
+    from issegm.training import NLL_EPS_SOURCE, create_kvstore, fit
     from util.devices import parse_devices
     from util.logs import setup_logging
-    from util.lr_scheduler import make_lr_scheduler
     from util.symbols import build_symbol
 
-    make_lr_scheduler(args.lr_type, args.base_lr, 1, args.to_epoch, args.lr_steps)  # check flags
     contexts = parse_devices(args.gpus)
     if args.batch_images < len(contexts):
         raise UserError('--batch-images %d is less than the %d devices'
@@ -166,7 +219,8 @@ def main(argv=None):
 
     os.makedirs(args.output, exist_ok=True)
     setup_logging(args.log_file or os.path.join(
-        args.output, 'train_src.log' if rank == 0 else 'train_src.rank%d.log' % rank))
+        args.output, 'train_src.log' if rank == 0 else 'train_src.rank%d.log' % rank),
+        debug=args.debug)
     (arg_params, aux_params), missing = load_start_weights(args.weights, model, continuing,
                                                            from_epoch)
     np.random.seed(args.seed)
@@ -179,17 +233,16 @@ def main(argv=None):
                               cache_images=args.cache_images, begin_epoch=from_epoch)
     prefix = os.path.join(args.output, '%s_ep' % model)
     log.info('train_src %s on %s %s: %d samples, %d batches of %d per epoch, crop %d, scales %s, '
-             'origin %d, epochs %d..%d, lr %s %g, wd %g, %d device(s) %s, kvstore %s, '
-             'worker %d/%d, from %s', model, info.name, args.split, len(samples),
+             'origin %d, epochs %d..%d of a schedule to %d, lr %s %g, wd %g, %d device(s) %s, '
+             'kvstore %s, worker %d/%d, from %s', model, info.name, args.split, len(samples),
              len(train_iter), args.batch_images, train_iter.crop, args.scale_rate_range,
-             origin_size, from_epoch, args.to_epoch, args.lr_type, args.base_lr,
+             origin_size, from_epoch, stop_epoch, args.to_epoch, args.lr_type, args.base_lr,
              args.weight_decay, len(contexts), ','.join(map(str, contexts)), args.kvstore, rank,
              workers, args.weights)
     try:
         history = fit(build_symbol(parsed), train_iter, contexts, arg_params, aux_params,
-                      from_epoch, args.to_epoch, prefix, args.base_lr,
-                      weight_decay=args.weight_decay, lr_type=args.lr_type,
-                      lr_steps=args.lr_steps, kvstore=kv, allow_missing=bool(missing),
+                      from_epoch, stop_epoch, prefix, schedule, weight_decay=args.weight_decay,
+                      kvstore=kv, allow_missing=bool(missing), nll_eps=NLL_EPS_SOURCE,
                       progress=not args.no_progress)
     finally:
         train_iter.close()

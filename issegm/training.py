@@ -26,6 +26,7 @@ Data parallelism (as upstream, through MXNet's Module and kvstore):
 * only rank 0 writes the symbol json and the checkpoints; the epoch NLL is reduced over
   all workers (see reduce_over_workers) so rank 0 logs and returns the global mean.
 """
+import functools
 import json
 import logging
 import math
@@ -37,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from util.errors import UserError
-from util.lr_scheduler import make_lr_scheduler
+from util.lr_scheduler import FixedSchedule
 from util.weights import save_weights
 
 log = logging.getLogger('cbst')
@@ -48,21 +49,35 @@ def checkpoint_path(prefix, epoch):
     return '%s-%04d.params' % (prefix, epoch)
 
 
-def mean_nll(probs, labels):
-    """Mean negative log-likelihood of the true class over valid (non-255) pixels.
+# The epsilon inside -log(p + eps) of the training NLL: yzou2/CBST issegm/solve_ST.py _get_metric
+# uses 1e-32, issegm/train_src.py _get_metric 1e-6.
+NLL_EPS_SELF_TRAINING = 1e-32
+NLL_EPS_SOURCE = 1e-6
 
-    Returns (sum of -log p, number of valid pixels) so callers can average over batches.
+
+def nll_sum(label, pred, eps):
+    """(sum of -log(p + eps) over the valid pixels, valid count + (count == 0)) for one device's
+    labels (B, h, w) and softmax output (B, C, h, w): upstream's _get_metric (solve_ST.py and
+    train_src.py), p = the output at the true class of each pixel whose label is not 255.
+
+    As upstream: p is float32 and p + eps, the log and the sum stay float32 (NumPy 1.x keeps a
+    float32 array op a Python float in float32); the +1 for a slice without valid pixels keeps
+    the division defined and is counted in the mean.
     """
-    labels = labels.astype(np.int64)
+    labels = np.asarray(label).ravel()
     valid = labels != 255
-    if not valid.any():
-        return 0.0, 0
-    b, c = probs.shape[:2]
-    flat = probs.reshape(b, c, -1)
-    idx = labels.reshape(b, -1)
-    bi, pi = np.nonzero(valid.reshape(b, -1))
-    p = flat[bi, idx[bi, pi], pi]
-    return float(-np.log(np.maximum(p, 1e-30)).sum()), int(p.size)
+    num_classes = pred.shape[1]
+    probs = np.moveaxis(np.asarray(pred, np.float32), 1, 0).reshape(num_classes, -1)
+    picked = probs[labels[valid].astype(np.int64), np.flatnonzero(valid)]
+    count = int(valid.sum())
+    return float((-np.log(picked + eps)).sum()), count + (count == 0)
+
+
+def nll_metric(eps):
+    """An MXNet CustomMetric named 'loss' over nll_sum, as upstream passed to Module.fit: Module
+    feeds it each device's slice of the batch, it sums the sums and the counts, and its value
+    is sum / count since the last reset (the start of the epoch)."""
+    return mx.metric.CustomMetric(functools.partial(nll_sum, eps=eps), name='loss')
 
 
 KVSTORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
@@ -152,19 +167,26 @@ def reduce_over_workers(kvstore, values, folder, tag):
 
 
 def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_epoch, prefix,
-        base_lr, weight_decay=0.0005, lr_type='fixed', lr_steps=None, kvstore=None,
-        allow_missing=False, log_every=10, progress=True, epoch_end_callback=None):
+        lr, weight_decay=0.0005, kvstore=None, allow_missing=False, nll_eps=NLL_EPS_SELF_TRAINING,
+        log_every=10, progress=True, epoch_end_callback=None, batch_end_callback=None):
     """Train epochs [begin_epoch, end_epoch); checkpoint `PREFIX-%04d.params` after each.
 
+    lr: a learning rate (fixed) or a schedule from util.lr_scheduler.make_lr_scheduler; as
+    upstream's Module.fit, the optimizer counts updates from 0 in this process (MXNet's
+    num_update is 1 at the first update) and the schedule carries any offset itself.
     kvstore: None (one device), a local/device kvstore (several devices) or a dist kvstore
     (several workers; train_iter must read this worker's shard). Only rank 0 writes files.
+    nll_eps: the epsilon of the logged NLL (see nll_sum; NLL_EPS_SOURCE for train_src).
     epoch_end_callback(epoch, symbol, arg_params, aux_params), MXNet's signature, is called on
-    every worker after each epoch (e.g. mx.callback.do_checkpoint(PREFIX) on one machine).
+    every worker after each epoch (e.g. mx.callback.do_checkpoint(PREFIX) on one machine);
+    batch_end_callback(epoch, nbatch, module), nbatch counted from 0, after each batch.
 
-    Returns a list of per-epoch dicts {epoch, nll, pixels, batches, workers}: nll is the mean
-    NLL over the valid pixels of all workers (pixels: their count), batches is per worker;
-    with several workers also worker_nll / worker_pixels (this worker's own). A NaN/inf loss
-    is a UserError.
+    Every `log_every` batches (nbatch 0, 10, 20, ...) the log shows the NLL since the epoch
+    started, as upstream's mx.callback.log_train_metric(10, auto_reset=False) did.
+    Returns a list of per-epoch dicts {epoch, nll, pixels, batches, workers}: nll is the
+    metric's value over the epoch, summed over all workers (pixels: its count, the valid pixels
+    plus one per device slice without any), batches is per worker; with several workers also
+    worker_nll / worker_pixels (this worker's own). A NaN/inf loss is a UserError.
     """
     dist = is_distributed(kvstore)
     rank = kvstore.rank if dist else 0
@@ -176,18 +198,13 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
     initializer = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
     module.init_params(initializer=initializer, arg_params=arg_params, aux_params=aux_params,
                        allow_missing=allow_missing, allow_extra=True)
-    batches_per_epoch = train_iter.batches_per_epoch
-    scheduler = make_lr_scheduler(lr_type, base_lr, batches_per_epoch, end_epoch, lr_steps)
+    scheduler = lr if callable(lr) else FixedSchedule(lr)
     # rescale_grad = 1 / devices of this worker, as upstream (see the module docstring for
-    # what that means with dist_sync). begin_num_update continues a schedule where the earlier
-    # epochs left it; it is an optimizer argument, so it also reaches the copy of the
-    # optimizer that MXNet pickles to the parameter servers (which run the updates there).
-    begin_update = begin_epoch * batches_per_epoch
-    optimizer_params = dict(learning_rate=base_lr, momentum=0.9, wd=weight_decay,
-                            rescale_grad=1.0 / len(contexts), begin_num_update=begin_update)
-    if scheduler is not None:
-        scheduler.base_lr = base_lr
-        optimizer_params['lr_scheduler'] = scheduler
+    # what that means with dist_sync); begin_num_update stays 0 as in upstream's Module.fit.
+    # The scheduler is part of the optimizer, so it also reaches the copy that MXNet pickles
+    # to the parameter servers (which run the updates there).
+    optimizer_params = dict(learning_rate=scheduler.base_lr, lr_scheduler=scheduler,
+                            momentum=0.9, wd=weight_decay, rescale_grad=1.0 / len(contexts))
     module.init_optimizer(kvstore=kvstore if kvstore is not None else 'local', optimizer='sgd',
                           optimizer_params=optimizer_params)
     if dist and not module._update_on_kvstore:
@@ -202,41 +219,44 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
         for i, name in enumerate(group.param_names):
             kvstore.pull(name, out=group.param_arrays[i], priority=-i)
 
-    def current_lr(updates_done):
-        # The local optimizer does not count updates that run on the servers: compute it.
-        return scheduler(begin_update + updates_done) if scheduler is not None else base_lr
-
     if rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
         symbol.save('%s-symbol.json' % prefix)
+    metric = nll_metric(nll_eps)
+    updates = 0  # this process's updates: the optimizer's num_update (the servers' copy too)
     history = []
     for epoch in range(begin_epoch, end_epoch):
         train_iter.reset()
-        total_nll, total_pixels, window_nll, window_pixels = 0.0, 0, 0.0, 0
-        bar = tqdm(train_iter, total=batches_per_epoch, disable=not progress or rank != 0,
-                   desc='epoch %d' % epoch, unit='batch', dynamic_ncols=True, leave=False)
-        nbatch = 0
-        for nbatch, batch in enumerate(bar, 1):
+        metric.reset()
+        bar = tqdm(train_iter, total=train_iter.batches_per_epoch,
+                   disable=not progress or rank != 0, desc='epoch %d' % epoch, unit='batch',
+                   dynamic_ncols=True, leave=False)
+        batches = 0
+        for nbatch, batch in enumerate(bar):
+            batches += 1
             module.forward_backward(batch)
             module.update()
-            nll, pixels = mean_nll(module.get_outputs()[0].asnumpy(), batch.label[0].asnumpy())
-            if not math.isfinite(nll):
+            updates += 1
+            module.update_metric(metric, batch.label)
+            if not math.isfinite(metric.sum_metric):
                 raise UserError('training loss became %s at epoch %d batch %d; try a lower '
-                                '--base-lr' % (nll, epoch, nbatch))
-            total_nll, total_pixels = total_nll + nll, total_pixels + pixels
-            window_nll, window_pixels = window_nll + nll, window_pixels + pixels
+                                '--base-lr' % (metric.sum_metric, epoch, nbatch))
             if nbatch % log_every == 0:
-                value = window_nll / max(window_pixels, 1)
+                value = metric.get()[1]
                 bar.set_postfix(nll='%.4f' % value)
-                lr = current_lr((epoch - begin_epoch) * batches_per_epoch + nbatch)
+                # The local optimizer does not count updates run on the servers: compute it.
+                rate = scheduler(updates)
                 if dist:
-                    log.info('Epoch[%d] Batch [%d] worker %d/%d NLL=%.5f lr=%g', epoch, nbatch,
-                             rank, num_workers, value, lr)
+                    log.info('Epoch[%d] Batch[%d] worker %d/%d Train-loss=%f lr=%g', epoch,
+                             nbatch, rank, num_workers, value, rate)
                 else:
-                    log.info('Epoch[%d] Batch [%d] NLL=%.5f lr=%g', epoch, nbatch, value, lr)
-                window_nll, window_pixels = 0.0, 0
+                    log.info('Epoch[%d] Batch[%d] Train-loss=%f lr=%g', epoch, nbatch, value,
+                             rate)
+            if batch_end_callback is not None:
+                batch_end_callback(epoch, nbatch, module)
         bar.close()
-        entry = {'epoch': epoch, 'batches': nbatch, 'workers': num_workers}
+        total_nll, total_pixels = float(metric.sum_metric), int(metric.num_inst)
+        entry = {'epoch': epoch, 'batches': batches, 'workers': num_workers}
         if dist:
             entry['worker_nll'] = total_nll / max(total_pixels, 1)
             entry['worker_pixels'] = total_pixels
@@ -252,12 +272,12 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
         arg, aux = module.get_params()
         if dist and rank != 0:
             log.info('Epoch[%d] done: %d batches on worker %d/%d, NLL=%.5f here, %.5f over '
-                     'all workers', epoch, nbatch, rank, num_workers, entry['worker_nll'],
+                     'all workers', epoch, batches, rank, num_workers, entry['worker_nll'],
                      epoch_nll)
         if rank == 0:
             path = checkpoint_path(prefix, epoch + 1)
             save_weights(path, arg, aux)
-            log.info('Epoch[%d] done: %d batches%s, NLL=%.5f, saved %s', epoch, nbatch,
+            log.info('Epoch[%d] done: %d batches%s, NLL=%.5f, saved %s', epoch, batches,
                      ' x %d workers' % num_workers if dist else '', epoch_nll, path)
         if epoch_end_callback is not None:
             epoch_end_callback(epoch, symbol, arg, aux)

@@ -58,21 +58,19 @@ def ref_thresholds(pools, num_classes, policy, portion):
 
 
 def ref_pseudo(prob, cls_thresh):
-    """Pixel loop: q_k = p_k / thr_k in float64 (float32 map, float64 thresholds, as upstream);
-    label = first argmax where max q >= 1."""
-    num_classes, height, width = prob.shape
-    thr = [1.0 if t == 0 else float(t) for t in cls_thresh]
-    pseudo = np.zeros((height, width), np.uint8)
-    rw = np.zeros((height, width), np.uint8)
-    for y in range(height):
-        for x in range(width):
-            best, best_k = None, 0
-            for k in range(num_classes):
-                q = float(np.float32(prob[k, y, x])) / thr[k]
-                if best is None or q > best:
-                    best, best_k = q, k
-            rw[y, x] = best_k
-            pseudo[y, x] = best_k if best >= 1 else 255
+    """yzou2/CBST issegm/solve_ST.py, _val_impl, pseudo-label assignment, restated: thresholds
+    of 0 become 1.0; each float32 class map is divided by its threshold taken as a NumPy float64
+    scalar (NumPy 1.x value-based casting: a float32 result) into a float32 array; the label is
+    the first argmax of that array, kept where its max is >= 1."""
+    num_classes = prob.shape[0]
+    thr = np.array(cls_thresh, np.float64)
+    thr[thr == 0] = 1.0
+    rw_probmap = np.zeros(prob.shape, np.float32)
+    for k in range(num_classes):
+        rw_probmap[k] = np.true_divide(prob[k], thr[k])  # thr[k]: a np.float64 scalar
+    rw = np.argmax(rw_probmap, axis=0).astype(np.uint8)
+    pseudo = rw.copy()
+    pseudo[np.amax(rw_probmap, axis=0) < 1] = 255
     return pseudo, rw
 
 
@@ -329,16 +327,58 @@ def test_select_source_subset_cumulative(seed):
         prev = cur
 
 
-def test_pseudo_label_division_is_float64_as_upstream():
-    # Find class pairs whose q ties in float32 but not in float64: the label must follow float64.
+def test_numpy_divides_float32_by_float64_scalar_in_float32():
+    # The restatement above relies on NumPy 1.x value-based casting, as the original did.
+    q = np.true_divide(np.array([0.1], np.float32), np.float64(0.3))
+    assert q.dtype == np.float32
+
+
+def _near_tie_cases(rng, size, float32_thresholds):
+    """Two-class single pixels whose q = p / threshold ties in one precision only."""
+    p = rng.rand(2, size).astype(np.float32)
+    if float32_thresholds:  # as from ConfidencePool: float32 values held in float64
+        thr = np.stack([np.full(size, 0.3), np.full(size, 0.7)]).astype(np.float32)
+        p[1] = (p[0].astype(np.float64) * (float(thr[1, 0]) / float(thr[0, 0]))).astype(np.float32)
+        thr = thr.astype(np.float64)
+    else:  # any float64 thresholds: the second chosen so the float64 quotients are equal
+        t0 = rng.uniform(0.2, 0.9, size)
+        thr = np.stack([t0, t0 * p[1].astype(np.float64) / p[0].astype(np.float64)])
+    q32 = p / thr.astype(np.float32)
+    q64 = p.astype(np.float64) / thr
+    return p, thr, q32, q64
+
+
+@pytest.mark.parametrize('float32_thresholds', [True, False])
+def test_pseudo_label_division_follows_float32_as_upstream(float32_thresholds):
+    # Near-ties built so that q ties in float32 but not in float64 (float32 thresholds), or in
+    # float64 but not in float32 (float64 thresholds): the labels must follow float32.
     rng = np.random.RandomState(0)
-    thr = np.array([0.3, 0.7], np.float32).astype(np.float64)
-    p0 = rng.rand(200000).astype(np.float32)
-    p = np.stack([p0, (p0 * (thr[1] / thr[0])).astype(np.float32)])  # nearly equal q
-    q32 = p / thr.astype(np.float32)[:, None]
-    q64 = p.astype(np.float64) / thr[:, None]
-    ties = np.nonzero((q32[0] == q32[1]) & (q64[0] != q64[1]))[0]
-    assert ties.size > 0
-    prob = p[:, ties].reshape(2, 1, -1)
-    pseudo, rw = cbst.pseudo_label_maps(prob, thr)
-    np.testing.assert_array_equal(rw[0], np.argmax(q64[:, ties], axis=0))
+    p, thr, q32, q64 = _near_tie_cases(rng, 100000, float32_thresholds)
+    if float32_thresholds:
+        picked = np.nonzero((q32[0] == q32[1]) & (q64[0] < q64[1]) & (q32[0] >= 1))[0]
+    else:
+        picked = np.nonzero((q64[0] == q64[1]) & (q32[1] > q32[0]) & (thr[1] < 1)
+                            & (thr[1] > 0.05))[0]
+    assert picked.size > 10
+    for i in picked[:40]:
+        prob = p[:, i].reshape(2, 1, 1)
+        pseudo, rw = cbst.pseudo_label_maps(prob, thr[:, i])
+        ref_pl, ref_rw = ref_pseudo(prob, thr[:, i])
+        assert (pseudo[0, 0], rw[0, 0]) == (ref_pl[0, 0], ref_rw[0, 0])
+        # float32 decides: a float32 tie gives class 0, a float64 tie broken in float32 class 1
+        assert rw[0, 0] == (0 if float32_thresholds else 1)
+        assert rw[0, 0] != np.argmax(q64[:, i])
+
+
+def test_pseudo_label_selection_compares_float32_quotient():
+    # A float64 threshold just above its float32 rounding and p equal to that rounding:
+    # p / threshold is < 1 in float64 but exactly 1 in float32, so the pixel is selected.
+    rng = np.random.RandomState(3)
+    t = rng.uniform(0.05, 0.95, 1000)
+    t = t[t.astype(np.float32).astype(np.float64) < t][:20]
+    assert t.size == 20
+    for thr in t:
+        prob = np.array([thr, 0.0], np.float32).reshape(2, 1, 1)
+        assert float(prob[0, 0, 0]) / thr < 1
+        pseudo, _ = cbst.pseudo_label_maps(prob, [thr, 0.5])
+        assert pseudo[0, 0] == ref_pseudo(prob, [thr, 0.5])[0][0, 0] == 0

@@ -1,23 +1,21 @@
-"""Training data: image helpers, crop geometry and mining, sample lists, SegTrainIter, prefetch."""
+"""Training data: sample lists, SegTrainIter, prefetch (crops and mining: test_sampling.py)."""
 import os
 import signal
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from issegm import datasets, sampling
-from issegm.data_iter import (SegTrainIter, TrainSample, crop_arrays, make_train_crop,
-                              self_training_samples, source_only_samples)
-from util import image as uimg
+from issegm import datasets
+from issegm.data_iter import (SegTrainIter, TrainSample, make_train_crop, self_training_samples,
+                              source_only_samples)
+from issegm.sampling import SELF_TRAINING, SOURCE_ONLY
 from util.errors import UserError
 from util.prefetch import Prefetcher
 
 GTA = datasets.get_dataset('gta')
-IDENTITY = np.arange(256, dtype=np.uint8)  # label id == train id (255 stays ignore)
 
 
 # ---------------------------------------------------------------- helpers
@@ -65,12 +63,6 @@ def random_scene(rng, h, w, ids=(7, 8, 11, 21, 23, 26, 0, 1)):
     return rgb, label
 
 
-def denormalize(data):
-    """(3, H, W) network input -> (H, W, 3) uint8 RGB."""
-    rgb = (data.transpose(1, 2, 0) * np.asarray(uimg.STD) + np.asarray(uimg.MEAN)) * 255.0
-    return np.round(rgb).astype(np.int64)
-
-
 def epoch_arrays(it):
     data, label = [], []
     for batch in it:
@@ -89,60 +81,6 @@ def alarm():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
-
-
-# ---------------------------------------------------------------- sampling
-
-def test_crop_side_and_scale_draws():
-    assert sampling.crop_side(500) == 504
-    assert sampling.crop_side(504) == 504
-    assert sampling.crop_side(1, 8) == 8
-    rng = np.random.RandomState(0)
-    sizes = {sampling.draw_target_size(rng, 10, (0.7, 1.3)) for _ in range(500)}
-    assert sizes == set(range(7, 14))
-    assert sampling.window_side(504, 2048, (1024, 2048)) == 504
-    assert sampling.window_side(504, 1433, (1024, 2048)) == int(504 / (1433 / 2048.0))
-
-
-def test_window_stays_in_canvas():
-    rng = np.random.RandomState(3)
-    label = np.zeros((30, 70), np.uint8)
-    label[10:14, 5:9] = 4
-    tops, lefts = set(), set()
-    for _ in range(400):
-        plan = sampling.plan_crop(rng, label, 32, 100, (50, 100), (0.3, 1.5), mine_port=0.5,
-                                  mine_id=[4])
-        canvas = sampling.canvas_layout(label.shape, plan.side)
-        top, left = plan.top + canvas.top, plan.left + canvas.left
-        assert 0 <= top <= canvas.size - plan.side and 0 <= left <= canvas.size - plan.side
-        # the image always has a border of >= 1 pixel on the canvas
-        assert canvas.top >= 1 and canvas.left >= 1
-        assert canvas.size - canvas.top - 30 >= 1 and canvas.size - canvas.left - 70 >= 1
-        if plan.mined_class is not None:
-            assert plan.mined_class == 4
-            cy, cx = plan.top + plan.side // 2, plan.left + plan.side // 2
-            assert label[cy, cx] == 4  # centred on a pixel of the class (no clamping here)
-        else:
-            tops.add(top), lefts.add(left)
-    assert len(tops) > 5 and len(lefts) > 5
-
-
-def test_mining_class_choice():
-    rng = np.random.RandomState(0)
-    present = np.zeros(256, bool)
-    present[[2, 5, 9]] = True
-    assert sampling.choose_mining_class(rng, present, [1, 3], [4]) is None
-    assert {sampling.choose_mining_class(rng, present, [5, 9, 1], [7]) for _ in range(50)} == {5, 9}
-    assert {sampling.choose_mining_class(rng, present, [5, 9], [2, 0]) for _ in range(50)} == {2}
-    label = np.zeros((40, 40), np.uint8)
-    label[0, 0] = 7  # outside the region where a centred 20-pixel window fits
-    canvas = sampling.canvas_layout(label.shape, 20)
-    r0, r1, c0, c1 = sampling.mining_region(canvas, 20, label.shape)
-    assert (r0, r1, c0, c1) == (9, 32, 9, 32)
-    assert sampling.mine_window(rng, label, canvas, 20, [7], []) is None
-    label[20, 25] = 7
-    top, left, cls = sampling.mine_window(rng, label, canvas, 20, [7], [])
-    assert cls == 7 and (top - canvas.top + 10, left - canvas.left + 10) == (20, 25)
 
 
 # ---------------------------------------------------------------- sample lists
@@ -169,8 +107,10 @@ def test_source_selection_matches_upstream():
                 assert s.label_to_train[7] == 0 and s.label_to_train[0] == 255
             for s in got[num:]:
                 assert s.origin_size == 2048 and s.max_shape == (1024, 2048)
+            assert {s.rule for s in got} == {SELF_TRAINING}
     src = source_only_samples(source, 'gta', 1914)
     assert len(src) == 50 and src[0].max_shape == (1052, 1914)
+    assert {s.rule for s in src} == {SOURCE_ONLY}
     syn = source_only_samples(source[:2], 'synthia', 1280)
     assert syn[0].max_shape == (760, 1280) and syn[0].label_to_train[3] == 0
 
@@ -180,7 +120,7 @@ def test_source_selection_matches_upstream():
 def test_batches_shapes_and_values(tmp_path):
     rng = np.random.RandomState(0)
     scenes = [random_scene(rng, 60, 90) for _ in range(7)]
-    samples = source_only_samples(make_gta(str(tmp_path / 'gta'), *zip(*scenes)), 'gta', 1914)
+    samples = source_only_samples(make_gta(str(tmp_path / 'gta'), *zip(*scenes)), 'gta', 90)
     allowed = set(GTA.label_to_train[np.unique(np.concatenate(
         [lab.ravel() for _, lab in scenes]))].tolist()) | {255}
     with SegTrainIter(samples, 2, 30, seed=4, prefetch_threads=2) as it:
@@ -204,74 +144,6 @@ def test_batches_shapes_and_values(tmp_path):
         assert orders[0] != orders[1]
 
 
-def test_label_grid_offset_flip_and_ignore(tmp_path):
-    """At rate 1 the crop is a copy: check every pixel and label cell against its source."""
-    h, w, crop = 40, 100, 64
-    yy, xx = np.mgrid[:h, :w]
-    rgb = np.stack([yy, xx, np.full_like(yy, 77)], -1).astype(np.uint8)
-    ids = ((yy % 16) * 16 + xx % 15).astype(np.uint8)  # 0..254, unique per 16x15 block
-    paths = make_gta(str(tmp_path / 'gta'), [rgb], [ids])[0]
-    sample = TrainSample(paths[0], paths[1], IDENTITY, 2048, (1024, 2048))
-    flips, outside = set(), 0
-    for seed in range(40):
-        data, label = make_train_crop(sample, seed, crop, scale_rate_range=(1.0, 1.0))
-        assert label.shape == (8, 8)
-        plan = sampling.plan_crop(np.random.RandomState(seed), ids, crop, 2048, (1024, 2048),
-                                  (1.0, 1.0))
-        assert plan.side == crop
-        flips.add(plan.flip)
-        got = denormalize(data)
-        for r in range(crop):
-            for c in range(crop):
-                y, x = plan.top + r, plan.left + (crop - 1 - c if plan.flip else c)
-                inside = 0 <= y < h and 0 <= x < w
-                expect = (y, x, 77) if inside else uimg.MEAN_UINT8
-                assert tuple(got[r, c]) == tuple(expect), (seed, r, c)
-                if r % 8 == 4 and c % 8 == 4:
-                    cell = label[r // 8, c // 8]
-                    assert cell == (ids[y, x] if inside else 255), (seed, r, c)
-                    outside += not inside
-    assert flips == {True, False}
-    assert outside > 0
-
-
-def _materialised_crop(image, label, plan, crop, table):
-    """Reference: the full padded canvas of the original pipeline, then crop and resize."""
-    canvas = sampling.canvas_layout(label.shape, plan.side)
-    big = np.empty((canvas.size, canvas.size, 3), np.uint8)
-    big[...] = uimg.MEAN_UINT8
-    big_label = np.full((canvas.size, canvas.size), 255, np.uint8)
-    h, w = label.shape
-    big[canvas.top:canvas.top + h, canvas.left:canvas.left + w] = image
-    big_label[canvas.top:canvas.top + h, canvas.left:canvas.left + w] = table[label]
-    t, l, s = plan.top + canvas.top, plan.left + canvas.left, plan.side
-    img = uimg.resize_image(big[t:t + s, l:l + s], (crop, crop))
-    lab = cv2.resize(big_label[t:t + s, l:l + s], (crop, crop),
-                     interpolation=cv2.INTER_NEAREST_EXACT)
-    if plan.flip:
-        img, lab = img[:, ::-1], lab[:, ::-1]
-    return uimg.normalize_chw(img), lab[4::8, 4::8].astype(np.float32)
-
-
-def test_scaled_crops_match_materialised_canvas():
-    rng = np.random.RandomState(7)
-    h, w, crop = 90, 140, 48
-    yy, xx = np.mgrid[:h, :w]
-    smooth = np.stack([yy * 2, xx, (yy + xx) // 2], -1).astype(np.uint8)
-    _, ids = random_scene(rng, h, w)
-    agree, total, diffs = 0, 0, []
-    for seed in range(60):
-        plan = sampling.plan_crop(np.random.RandomState(seed), ids, crop, 1000, (h, w),
-                                  (0.5, 2.0), label_to_train=GTA.label_to_train)
-        data, label = crop_arrays(smooth, ids, plan, crop, GTA.label_to_train)
-        ref_data, ref_label = _materialised_crop(smooth, ids, plan, crop, GTA.label_to_train)
-        agree += (label == ref_label).sum()
-        total += label.size
-        diffs.append(np.abs(data - ref_data).mean())
-    assert agree / total > 0.99  # 1.0 in practice; rounding at part edges may differ
-    assert np.mean(diffs) < 0.05
-
-
 def test_mining_finds_rare_class(tmp_path):
     h, w = 200, 300
     ids = np.full((h, w), 7, np.uint8)   # road
@@ -279,7 +151,8 @@ def test_mining_finds_rare_class(tmp_path):
     ids[40:50, 60:70] = 24               # person, train id 11
     rgb = np.zeros((h, w, 3), np.uint8)
     paths = make_gta(str(tmp_path / 'gta'), [rgb], [ids])[0]
-    sample = TrainSample(paths[0], paths[1], GTA.label_to_train, 2048, (1024, 2048))
+    sample = TrainSample(paths[0], paths[1], GTA.label_to_train, 2048, (1024, 2048),
+                         SELF_TRAINING)
 
     def share(cls, **mining):
         hits = 0
@@ -301,23 +174,45 @@ def test_self_training_iterator_reads_both_domains(tmp_path):
     pseudo = [np.where(rng.rand(40, 80) < 0.5, 26, 0).astype(np.uint8) for _ in range(3)]
     tgt = make_cityscapes_pseudo(str(tmp_path / 'cs'), str(tmp_path / 'out'),
                                  [rng.randint(0, 256, (40, 80, 3)) for _ in range(3)], pseudo)
-    samples = self_training_samples(src, 'gta', tgt, 'cityscapes', 0.5, 0, 100, 100)
+    samples = self_training_samples(src, 'gta', tgt, 'cityscapes', 0.5, 0, 2048, 2048)
     assert len(samples) == 8
     with SegTrainIter(samples, 4, 16, scale_rate_range=(0.5, 1.0), seed=0,
-                      prefetch_threads=0) as it:
+                      prefetch_threads=0, mine_port=0.5, mine_id=[13]) as it:
         _, label = epoch_arrays(it)
     assert label.shape == (8, 2, 2)
     assert set(np.unique(label).tolist()) <= set(GTA.label_to_train.tolist())
+    assert (label == 13).any()  # car, from the target pseudo-labels (id 26 -> train id 13)
 
 
-def _small_dataset(root, n=9):
+def test_iterator_refuses_bad_mining_and_oversized_source_images(tmp_path):
+    samples = _small_dataset(str(tmp_path / 'gta'), n=2)
+    with pytest.raises(UserError, match='self-training samples only'):
+        SegTrainIter(samples, 1, 16, mine_port=0.5, mine_id=[1], prefetch_threads=0)
+    st = _small_dataset(str(tmp_path / 'gta2'), n=2, rule=SELF_TRAINING)
+    with pytest.raises(UserError, match='below 255'):
+        SegTrainIter(st, 1, 16, mine_port=0.5, mine_id=[1, 255], prefetch_threads=0)
+    small = [s._replace(max_shape=(64, 90)) for s in samples]  # the images are 64x96
+    with SegTrainIter(small, 1, 16, seed=0, prefetch_threads=0) as it:
+        with pytest.raises(UserError, match='larger than the 64x90 max shape'):
+            next(it)
+    huge = [s._replace(origin_size=10 ** 6) for s in samples]  # a window of 0 pixels
+    with SegTrainIter(huge, 1, 16, seed=0, prefetch_threads=0) as it:
+        with pytest.raises(UserError, match='cannot crop'):
+            next(it)
+
+
+def _small_dataset(root, n=9, rule=SOURCE_ONLY):
+    """n GTA-like 64x96 samples, scale rates referring to their longer side."""
     rng = np.random.RandomState(5)
-    return source_only_samples(make_gta(root, *zip(*[random_scene(rng, 64, 96)
-                                                     for _ in range(n)])), 'gta', 1914)
+    pairs = make_gta(root, *zip(*[random_scene(rng, 64, 96) for _ in range(n)]))
+    if rule == SOURCE_ONLY:
+        return source_only_samples(pairs, 'gta', 96)
+    return [TrainSample(image, label, GTA.label_to_train, 96, (64, 96), SELF_TRAINING)
+            for image, label in pairs]
 
 
 def test_thread_process_inline_give_same_batches(tmp_path, alarm):
-    samples = _small_dataset(str(tmp_path / 'gta'))
+    samples = _small_dataset(str(tmp_path / 'gta'), rule=SELF_TRAINING)
     results = {}
     for kind, workers in [('thread', 2), ('process', 2), ('thread', 0), ('thread', 1)]:
         with SegTrainIter(samples, 2, 24, seed=11, prefetch_threads=workers, prefetcher=kind,

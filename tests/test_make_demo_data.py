@@ -1,4 +1,5 @@
-"""Tests of the synthetic GTA-5 -> Cityscapes demo data generator (issegm/make_demo_data.py)."""
+"""Tests of the synthetic GTA-5 -> Cityscapes demo data generator (issegm/demo/make_data.py and
+the scene modules it uses; issegm/make_demo_data.py is its old path, kept as an alias)."""
 import hashlib
 import os
 import subprocess
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from cityscapesscripts.helpers.labels import labels as cs_labels, name2label
 
-from issegm import make_demo_data as mdd
+from issegm.demo import make_data as mdd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(num_source=24, num_target_train=16, num_target_val=8, source_size=(80, 144),
@@ -17,13 +18,15 @@ SMALL = dict(num_source=24, num_target_train=16, num_target_val=8, source_size=(
 VALID_IDS = {l.id for l in cs_labels if l.id >= 0}
 
 
-def _digest(root):
+def _digest(root, algorithm='sha1'):
+    """{path relative to root, '/'-separated: hex digest} of every file under root."""
     out = {}
     for d, _, files in os.walk(root):
         for f in files:
             p = os.path.join(d, f)
             with open(p, 'rb') as fh:
-                out[os.path.relpath(p, root)] = hashlib.sha1(fh.read()).hexdigest()
+                out[os.path.relpath(p, root).replace(os.sep, '/')] = \
+                    hashlib.new(algorithm, fh.read()).hexdigest()
     return out
 
 
@@ -209,13 +212,35 @@ def test_cli_runs_by_path(tmp_path):
     assert cv2.imread(str(out / 'gta' / 'images' / '00002.png')).shape == (64, 112, 3)
 
 
+@pytest.mark.parametrize('module', ['issegm.demo.make_data', 'issegm.make_demo_data'])
+def test_cli_runs_as_module_new_and_old_name(tmp_path, module):
+    out = tmp_path / 'cli'
+    r = subprocess.run([sys.executable, '-m', module, '--output', str(out), '--seed', '2',
+                        '--shift', '0.4', '--num-source', '1', '--num-target-train', '1',
+                        '--num-target-val', '1', '--source-size', '48x96',
+                        '--target-size', '48x96'],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    api = mdd.generate(str(tmp_path / 'api'), seed=2, shift=0.4, num_source=1,
+                       num_target_train=1, num_target_val=1, source_size=(48, 96),
+                       target_size=(48, 96))
+    assert _digest(str(out)) == _digest(api['root'])
+
+
 def test_cli_rejects_bad_size(tmp_path):
     with pytest.raises(SystemExit):
         mdd.main(['--output', str(tmp_path), '--source-size', '160by288'])
 
 
+def test_cli_rejects_shift_outside_0_1(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        mdd.main(['--output', str(tmp_path), '--shift', '1.5', '--num-source', '1'])
+    assert '--shift must be in [0, 1]' in capsys.readouterr().err
+    assert not os.listdir(str(tmp_path))
+
+
 def test_shift_blends_target_style_between_the_domains():
-    from issegm.make_demo_data import SOURCE_STYLE, TARGET_STYLE, blend_styles
+    from issegm.demo.make_data import SOURCE_STYLE, TARGET_STYLE, blend_styles
 
     def same(a, b):
         return all(np.allclose(np.asarray(a.__dict__[k], float), np.asarray(b.__dict__[k], float))
@@ -231,3 +256,79 @@ def test_shift_blends_target_style_between_the_domains():
     assert np.allclose(half.palette['road'][0], (np.array(src) + np.array(tgt)) / 2)
     assert half.horizon == tuple((a + b) / 2 for a, b in zip(SOURCE_STYLE.horizon,
                                                               TARGET_STYLE.horizon))
+
+
+# ---------------------------------------------------------------------------------------------
+# REGRESSION PIN of the generator's output. The hashes below were recorded once, with the
+# generator as it stood before it was split into the issegm/demo/ package (one file,
+# issegm/make_demo_data.py, commit cc12cc2). The generator is deterministic, so a refactoring
+# must reproduce them bit for bit; a mismatch means the demo data (and so the demo's numbers)
+# changed. The file hashes also depend on the pinned OpenCV's PNG encoder; the pixel-array
+# hashes do not.
+# ---------------------------------------------------------------------------------------------
+PIN_SETTING = dict(seed=0, num_source=3, num_target_train=2, num_target_val=2,
+                   source_size=(64, 112), target_size=(48, 96), shift=0.7)
+PINNED_FILE_SHA256 = {
+    'cityscapes/gtFine/train/dummstadt/dummstadt_000000_000001_gtFine_labelIds.png':
+        'fffb42865a45ee35c018f078e68dae14c2b54dce1434c1313fd7f48349549140',
+    'cityscapes/gtFine/train/fakeburg/fakeburg_000000_000002_gtFine_labelIds.png':
+        'd6b96c317b332e25a95519ff8aa98b3bf62d6e5e916a1824a3d8c503fc9f0f9b',
+    'cityscapes/gtFine/val/mockingen/mockingen_000000_000001_gtFine_labelIds.png':
+        '551543bbc96b1189f7499bab9e65ff34ea71c774143eee5b3bf081e27623ef25',
+    'cityscapes/gtFine/val/mockingen/mockingen_000000_000002_gtFine_labelIds.png':
+        'd4627a4f33eebb1ea769b9d7faaa2db505f18d8f5c7ee6bdafd9c308411f02b9',
+    'cityscapes/leftImg8bit/train/dummstadt/dummstadt_000000_000001_leftImg8bit.png':
+        '2ba435b9b83455ac25b03ab4d477296e6b5b11db3045ab5011d81758efc5477e',
+    'cityscapes/leftImg8bit/train/fakeburg/fakeburg_000000_000002_leftImg8bit.png':
+        '46d9ccc232b1243dff6ca3596c7195eeaca2a3245a770e7443ba991e3da70991',
+    'cityscapes/leftImg8bit/val/mockingen/mockingen_000000_000001_leftImg8bit.png':
+        '703ebb0456102f86e805f2ab4bf6a908ca831ae55725a455c7b3a442f4f56538',
+    'cityscapes/leftImg8bit/val/mockingen/mockingen_000000_000002_leftImg8bit.png':
+        'c0b91dfb455829d84c03254d4eb7e0070811effdfe4b4186504ee931683ce0b1',
+    'cityscapes/train.lst':
+        '667d3ded4c9a94b88711f97316a2e07927338618d967ecd873e134fcc741f072',
+    'cityscapes/val.lst':
+        '8cb0d2d18a711f8bda5396a5b88eac92ae7728127a101753ff956254f8044e55',
+    'gta/images/00001.png':
+        '6bb8c18a516f855738b6cff592f57f1bf153948548bfae2a0a6a413355d7f638',
+    'gta/images/00002.png':
+        '058ad29d3fb2047270bd3b1789f18a9c62258ed959ac179770ad5b59b5fe3efe',
+    'gta/images/00003.png':
+        '8828344259d073eeaf72daa09fdb4681cb40d7a6dcd2bf03f0dce06ec2704bb4',
+    'gta/labels/00001.png':
+        'cd5144a4d83ca69bd819cc14dfecf863be4590369e3174689630b53ed1d7a431',
+    'gta/labels/00002.png':
+        'fa9f581d0287672cde2d571f16c1c703ca8d4682b8688409f4866e411ad7b920',
+    'gta/labels/00003.png':
+        'f1dd601d1413b7a71de2cc18d65b62f568bbc17d0edf9526a8a7eff65ee90981',
+    'gta/train.lst':
+        '44abcacb6e11994589c21f49e03c1b378596506744ce03ab3e672fcdafac6f4d',
+}
+# SHA-256 over (RGB bytes, label bytes) of scenes 1..120 at 48x96 of one style and random stream;
+# 120 scenes of each reach every object kind and branch of the drawing code (trams included).
+PINNED_SCENES_SHA256 = {
+    ('source', 'source'): '81da5ac2a0c2022c91079a40cdfd99e014cdc016e1e95cddeb430448e1a78ae8',
+    ('target', 'target_train'): '3197a852fa661eee5096c0d8f1df4347cf3d00fbe87dabe6bf0d30a92cb7233e',
+    ('half', 'target_val'): '8dd9db4d2df91339f57a251e0251083cb438d69ba03d2d39ca5112b4f7b7fcaa',
+}
+
+
+def test_regression_pin_generated_files(tmp_path):
+    """REGRESSION PIN: every file generate() writes for a small setting, byte for byte."""
+    out = mdd.generate(str(tmp_path), **PIN_SETTING)
+    assert _digest(out['root'], 'sha256') == PINNED_FILE_SHA256
+
+
+def test_regression_pin_rendered_scenes():
+    """REGRESSION PIN: the pixel arrays of 3 x 120 scenes (source, target, halfway style)."""
+    styles = {'source': mdd.SOURCE_STYLE, 'target': mdd.TARGET_STYLE,
+              'half': mdd.blend_styles(mdd.SOURCE_STYLE, mdd.TARGET_STYLE, 0.5)}
+    got = {}
+    for name, stream in PINNED_SCENES_SHA256:
+        h = hashlib.sha256()
+        for i in range(1, 121):
+            rgb, lab = mdd.render_scene(styles[name], mdd._rng(0, stream, i), (48, 96))
+            h.update(rgb.tobytes())
+            h.update(lab.tobytes())
+        got[(name, stream)] = h.hexdigest()
+    assert got == PINNED_SCENES_SHA256

@@ -57,6 +57,11 @@ def test_two_rounds(data, tmp_path):
     assert list(summary[0]['selected_share'])[:2] == ['road', 'sidewalk']
     assert 0 <= summary[1]['miou'] <= 1
     assert res.stdout.count('| selected: road') == 2
+    # upstream's forwarded switches; phase train ran with the process prefetcher on the CPU
+    assert res.stdout.count('--test-flipping --no-cudnn') == 2
+    assert res.stdout.count('--prefetcher process --cache-images 0 --backward-do-mirror') == 2
+    done = json.loads((out / '1' / 'train.done').read_text())
+    assert done['argv'][done['argv'].index('--prefetcher') + 1] == 'process'
     for name in ('mine_id', 'mine_id_priority', 'cls_thresh', 'cls_size'):
         assert (out / 'stats' / (name + '.npy')).is_file()
 
@@ -92,3 +97,102 @@ def test_resume_after_kill_in_round_1(data, tmp_path):
     # A third call finds everything finished and runs nothing.
     res = subprocess.run(command(data, out), capture_output=True, text=True)
     assert res.returncode == 0 and 'running:' not in res.stdout
+
+
+# ----------------------------------------------------------------------------------------------
+# The children's command lines, without running them
+
+def _orchestrator_args(tmp_path, *extra, model='cityscapes_rna-a1_cls19_s8', dataset='gta'):
+    from issegm import orchestrator
+    weights = tmp_path / ('%s_rna-a1_cls%d_s8_ep-0000.params'
+                          % (dataset, 16 if 'cls16' in model else 19))
+    weights.write_bytes(b'')  # only its name is read here
+    argv = ['--dataset', dataset, '--dataset-tgt', 'cityscapes', '--output', str(tmp_path / 'o'),
+            '--model', model, '--weights', str(weights)] + list(extra)
+    return orchestrator.parse_args(argv)
+
+
+def _children(args):
+    from issegm import orchestrator
+    weights = args.weights
+    for r, tgt_port, src_port, lr, to_epoch, seed in orchestrator.round_settings(args):
+        yield orchestrator.phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch,
+                                           seed)
+        weights = orchestrator.round_weights(args, r, to_epoch)
+
+
+def _value(argv, flag):
+    return argv[argv.index(flag) + 1]
+
+
+def test_numbers_are_passed_as_python2_str(tmp_path):
+    # The SYNTHIA command of upstream's README: 9400 source images, port 0.02 + 0.0025 per round.
+    args = _orchestrator_args(tmp_path, '--num-round', '12', '--init-tgt-port', '0.2',
+                              '--init-src-port', '0.02', '--max-src-port', '0.06',
+                              '--base-lr', '1e-4', '--mine-thresh', '0.001',
+                              model='cityscapes_rna-a1_cls16_s8', dataset='synthia')
+    # Restatement of upstream's loop (solve_AO.py main): Python 2 str() is '%.12g' for floats.
+    tgt, src, lr, rounds = 0.2, 0.02, 1e-4, []
+    for r in range(12):
+        rounds.append(('%.12g' % tgt, '%.12g' % src, '%.12g' % lr, str(2 * (r + 1))))
+        lr = lr / math.sqrt(2)
+        if tgt < 0.5:
+            tgt = tgt + 0.05
+        if src < 0.06:
+            src = src + 0.0025
+    got = [(_value(val, '--init-tgt-port'), _value(train, '--init-src-port'),
+            _value(train, '--base-lr'), _value(train, '--to-epoch'))
+           for val, train in _children(args)]
+    assert [tuple(float(v) for v in g) for g in got] == \
+        [tuple(float(v) for v in e) for e in rounds]
+    assert [g[:3] for g in got] == [e[:3] for e in rounds]
+    # what the child does with it: int(N * port) source images
+    counts = [int(9400 * float(src)) for _, src, _, _ in got]
+    assert counts == [int(9400 * float(src)) for _, src, _, _ in rounds]
+    # Python 3's repr would select one image fewer in some rounds (rounds 2, 4, 6 here)
+    unrounded, src = [], 0.02
+    for r in range(12):
+        unrounded.append(int(9400 * float(repr(src))))
+        if src < 0.06:
+            src = src + 0.0025
+    assert [r for r in range(12) if counts[r] != unrounded[r]][:3] == [2, 4, 6]
+    for val, train in _children(args):
+        assert _value(train, '--mine-thresh') == _value(val, '--mine-thresh') == '0.001'
+        assert _value(train, '--mine-port') == '0.5'
+
+
+def test_forwarded_switches_default_as_upstream_and_can_be_turned_off(tmp_path):
+    from issegm import self_training
+    args = _orchestrator_args(tmp_path, '--num-round', '1')
+    val, train = next(_children(args))
+    assert '--no-cudnn' in val and '--test-flipping' in val
+    assert '--backward-do-mirror' in train and _value(train, '--prefetcher') == 'process'
+    assert _value(train, '--cache-images') == '0'
+    # the round script reads them as meant
+    parsed_val = self_training.parse_args(val)
+    parsed_train = self_training.parse_args(train)
+    assert parsed_val.no_cudnn and parsed_val.test_flipping and not parsed_val.backward_do_mirror
+    assert parsed_train.backward_do_mirror and not parsed_train.no_cudnn
+    assert parsed_train.prefetcher == 'process' and parsed_train.cache_images is False
+
+    args = _orchestrator_args(tmp_path, '--num-round', '1', '--cudnn-autotune',
+                              '--no-backward-do-mirror', '--prefetcher', 'thread',
+                              '--cache-images', '1')
+    val, train = next(_children(args))
+    assert '--no-cudnn' not in val and '--backward-do-mirror' not in train
+    assert _value(train, '--prefetcher') == 'thread' and _value(train, '--cache-images') == '1'
+    assert self_training.parse_args(train).cache_images is True
+
+
+def test_synthia_source_reads_cityscapes_with_16_classes(tmp_path):
+    from issegm import self_training
+    from util.errors import UserError
+    args = _orchestrator_args(tmp_path, '--num-round', '1', model='cityscapes_rna-a1_cls16_s8',
+                              dataset='synthia')
+    val, train = next(_children(args))
+    for child in (val, train):
+        assert self_training.parse_args(child).dataset_tgt == 'cityscapes16'
+    with pytest.raises(UserError, match='has 19 classes but the target cityscapes16'):
+        _orchestrator_args(tmp_path, model='cityscapes_rna-a1_cls19_s8', dataset='synthia')
+    with pytest.raises(UserError, match='has 16 classes but the target cityscapes '):
+        _orchestrator_args(tmp_path, model='cityscapes_rna-a1_cls16_s8', dataset='gta')

@@ -165,3 +165,47 @@ def test_phase_train_needs_pseudo_labels_and_mining_stats(target, gta_s8_weights
     res = run(*(args + ['--mine-port', '0.5', '--mine-id-address', tmp_path / 'nostats']))
     assert res.returncode != 0 and 'mining statistics not found' in res.stderr
     assert 'Traceback' not in res.stderr
+
+
+def test_phase_train_schedule_and_epochs_as_upstream(tmp_path, monkeypatch, capsys):
+    """Phase train hands fit the epochs from-epoch .. stop-epoch, a schedule over to-epoch with
+    batches per epoch = lines of the SOURCE list // batch-images (not the samples trained on),
+    and the self-training NLL epsilon."""
+    from conftest import write_model_weights
+    from issegm import self_training, training
+    from test_training_schedule import upstream_lrs
+    gta, cs, out = tmp_path / 'gta', tmp_path / 'cs', tmp_path / 'out'
+    write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 9, hw=(32, 64)))
+    with open(gta / 'train.lst', 'a') as f:
+        f.write('\n')  # a blank last line: upstream's readlines() counts it
+    cs_pairs = make_layout(str(cs), 'cityscapes', 3, hw=(32, 64), split='val', seed=2)
+    write_list(str(cs / 'val.lst'), cs_pairs)
+    write_list(str(out / '0' / 'self_train' / 'val_training.lst'), cs_pairs)
+    weights = write_model_weights(tmp_path / 'gta_rna-tiny_cls19_s8_ep-0000.params',
+                                  'gta_rna-tiny_cls19_s8')
+    calls = []
+
+    def fake_fit(symbol, train_iter, contexts, arg, aux, begin, end, prefix, lr, wd, kv,
+                 **kwargs):
+        calls.append((len(train_iter.samples), train_iter.batches_per_epoch, begin, end, lr,
+                      kwargs['nll_eps']))
+        return []
+    monkeypatch.setattr(training, 'fit', fake_fit)
+    argv = ['--phase', 'train', '--dataset', 'gta', '--dataset-tgt', 'cityscapes',
+            '--split', str(gta / 'train.lst'), '--split-tgt', str(cs / 'val.lst'),
+            '--data-root', str(gta), '--data-root-tgt', str(cs), '--output', str(out),
+            '--model', 'cityscapes_rna-tiny_cls19_s8', '--weights', weights, '--gpus', 'cpu',
+            '--batch-images', '2', '--crop-size', '64', '--init-src-port', '0.5',
+            '--mine-port', '0', '--prefetch-threads', '0', '--no-progress',
+            '--lr-type', 'linear', '--base-lr', '0.01', '--from-epoch', '2', '--stop-epoch', '3',
+            '--to-epoch', '5']
+    assert self_training.main(argv) == 0
+    (samples, iter_batches, begin, end, schedule, eps), = calls
+    assert (samples, iter_batches) == (4 + 3, 3)  # int(9 * 0.5) source + 3 target
+    assert (begin, end) == (2, 3) and eps == training.NLL_EPS_SELF_TRAINING
+    per_epoch = 10 // 2  # the list file's 10 lines
+    assert [schedule(n) for n in range(1, 40)] == upstream_lrs(
+        'linear', 0.01, '', 2 * per_epoch, 5 * per_epoch, 39)
+    with pytest.raises(SystemExit):
+        self_training.main(argv[:-4] + ['--stop-epoch', '6', '--to-epoch', '5'])
+    assert '--stop-epoch 6 is beyond --to-epoch 5' in capsys.readouterr().err

@@ -125,3 +125,53 @@ def test_bad_inputs_give_one_error_line(gta, classifier, tmp_path):
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith('error: '), (expected, err)
         assert expected in lines[0], (expected, lines[0])
+
+
+def test_schedule_epochs_and_metric_as_upstream(gta, classifier, tmp_path, monkeypatch):
+    """fit gets epochs from .. --stop-epoch, a schedule over --to-epoch with len(samples) //
+    batch-images batches per epoch, and train_src's NLL epsilon 1e-6."""
+    from issegm import training
+    from test_training_schedule import upstream_lrs
+    calls = []
+
+    def fake_fit(symbol, train_iter, contexts, arg, aux, begin, end, prefix, lr, **kwargs):
+        calls.append((begin, end, lr, kwargs['nll_eps']))
+        return []
+    monkeypatch.setattr(training, 'fit', fake_fit)
+    argv = _argv(gta, tmp_path / 'o', classifier, '--lr-type', 'linear',
+                 '--stop-epoch', 2, '--to-epoch', 3)
+    assert train_src.main(argv) == 0
+    (begin, end, schedule, eps), = calls
+    assert (begin, end, eps) == (0, 2, training.NLL_EPS_SOURCE)
+    from issegm.datasets import read_list
+    per_epoch = len(read_list(gta[1])) // 2  # the samples // --batch-images
+    assert [schedule(n) for n in range(1, 10)] == upstream_lrs('linear', 0.001, '', 0,
+                                                               3 * per_epoch, 9)
+
+
+def test_phase_val_evaluates_the_weights_on_the_split(gta, tmp_path):
+    """--phase val runs issegm/evaluate.py on --split with the test flags translated."""
+    import json
+    from conftest import write_model_weights
+    from issegm import evaluate
+    root, lst = gta
+    weights = write_model_weights(tmp_path / ('%s_ep-0003.params' % MODEL), MODEL, seed=7)
+    common = ['--gpus', 'cpu', '--split', lst, '--data-root', root, '--weights', weights,
+              '--test-scales', '96', '--test-flipping', '--no-progress']
+    assert train_src.main(common + ['--phase', 'val', '--output', str(tmp_path / 'a'),
+                                    '--batch-images', '4', '--lr-type', 'poly']) == 0
+    assert evaluate.main(common + ['--output', str(tmp_path / 'b'), '--dataset', 'gta']) == 0
+    a = json.loads((tmp_path / 'a' / 'metrics.json').read_text())
+    b = json.loads((tmp_path / 'b' / 'metrics.json').read_text())
+    assert a == b and 0 <= a['miou'] <= 1
+    assert sorted(os.listdir(tmp_path / 'a' / 'labelId')) == \
+        sorted(os.listdir(tmp_path / 'b' / 'labelId'))
+    args = train_src.parse_args(common + ['--phase', 'val', '--output', 'o', '--save-predictions',
+                                          '--no-save-results', '--no-cudnn', '--debug',
+                                          '--test-steps', '2', '--cache-images', '1'])
+    translated = evaluate.parse_args(train_src.evaluate_argv(args))
+    for name in ('test_flipping', 'save_predictions', 'no_save_results', 'no_cudnn', 'debug',
+                 'no_progress'):
+        assert getattr(translated, name) is True, name
+    assert (translated.split, translated.test_scales, translated.test_steps) == (lst, '96', 2)
+    assert translated.dataset == 'gta' and translated.weights == weights

@@ -49,11 +49,37 @@ def check_test_steps(test_steps, stride):
     return int(test_steps)
 
 
-def set_mxnet_switches(backward_do_mirror=False, no_cudnn=False):
-    """`--backward-do-mirror` and `--no-cudnn` as upstream: environment variables MXNet reads
-    when it builds a graph, so call this before any module is bound."""
+def set_mxnet_switches(backward_do_mirror=False, no_cudnn=False, debug=False):
+    """`--backward-do-mirror`, `--no-cudnn` and `--debug` as upstream's scripts set them:
+    environment variables MXNet reads when it builds a graph (the first two) or when it is
+    imported (MXNET_ENGINE_TYPE), so call this before `import mxnet`."""
     import os
     if backward_do_mirror:
         os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
     if no_cudnn:
         os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] = '0'
+    if debug:
+        os.environ['MXNET_ENGINE_TYPE'] = 'NaiveEngine'
+
+
+def py2_str(value):
+    """A number as upstream's Python 2 `str()` wrote it into a child's command line: floats
+    with 12 significant digits ('%.12g', plus '.0' when that looks like an integer), so that
+    e.g. 0.02 + 0.0025 + 0.0025 is passed as '0.025', not '0.024999999999999998'."""
+    if isinstance(value, float):
+        text = '%.12g' % value
+        if text.lstrip('-').isdigit():
+            text += '.0'
+        return text
+    return str(value)
+
+
+def check_epochs(from_epoch, stop_epoch, to_epoch):
+    """Training runs epochs from_epoch .. stop_epoch of a schedule that spans to to_epoch, as
+    upstream's --stop-epoch (it asserted from_epoch < stop_epoch <= to_epoch)."""
+    from util.errors import UserError
+    if from_epoch >= stop_epoch:
+        raise UserError('nothing to train: from epoch %d to epoch %d' % (from_epoch, stop_epoch))
+    if stop_epoch > to_epoch:
+        raise UserError('--stop-epoch %d is beyond --to-epoch %d (the end of the lr schedule)'
+                        % (stop_epoch, to_epoch))

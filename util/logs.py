@@ -4,10 +4,11 @@ import os
 import sys
 
 
-def setup_logging(log_file=None, name='cbst'):
-    """Configure the project logger: INFO lines to stdout and to `log_file` when given."""
+def setup_logging(log_file=None, name='cbst', debug=False):
+    """Configure the project logger: INFO lines (DEBUG too with `debug`, the scripts' --debug)
+    to stdout and to `log_file` when given."""
     logger = logging.getLogger(name)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()

@@ -1,68 +1,108 @@
-"""Learning-rate schedules for `--lr-type fixed|step|linear|poly` (per update, MXNet style).
+"""Learning-rate schedules for `--lr-type fixed|step|linear|poly`, as upstream builds them.
+
+yzou2/CBST issegm/solve_ST.py and issegm/train_src.py, _train_impl, with upstream's
+util/lr_scheduler.py (FixedScheduler, LinearScheduler, PolyScheduler) and MXNet's
+MultiFactorScheduler. With from_iter = from_epoch * B and to_iter = to_epoch * B (B: the
+batches per epoch the caller counts) and n = MXNet's num_update (1 at the first update of this
+process: the optimizer's begin_num_update stays 0, as upstream never set it):
+
+* fixed: base_lr.
+* step (`--lr-steps` in ITERATIONS): the optimizer starts at base_lr * 0.1 ** #{s < from_iter}
+  (strictly from_iter > s), then MultiFactor(steps, 0.1) multiplies by 0.1 for every s < n,
+  counted from this process's first update with the ORIGINAL steps. QUIRK kept: upstream also
+  computed the steps shifted by from_iter but never used them, so a resumed run is reduced twice.
+* linear: base_lr * (1 - min(from_iter + n, U) / U), U = to_iter + 1, at least
+  stop_lr = min(base_lr / 100, 1e-6).
+* poly: base_lr * (1 - min(from_iter + n, U) / U) ** 0.9, at least min(base_lr / 100, 1e-8).
 
 The schedules are plain module-level classes that pickle and unpickle without MXNet: with a
 dist kvstore MXNet pickles the optimizer, scheduler included, to the parameter servers, which
 unpickle it while `import mxnet` is still running (their server loop starts inside it), so a
 subclass of mx.lr_scheduler.LRScheduler could not be loaded there. MXNet's optimizer only needs
-`base_lr` and `__call__(num_update)`.
+`base_lr` (it sets it to its learning_rate) and `__call__(num_update)`. Each is a function of
+num_update alone, so calling one for a log line changes nothing.
 """
 from util.errors import UserError
 
 LR_TYPES = ('fixed', 'step', 'linear', 'poly')
+STEP_FACTOR = 0.1
+POLY_POWER = 0.9
 
 
-class _Schedule(object):
-    """lr(t) = base_lr * factor(t), t counted in updates from the start of training (epoch 0)."""
+class FixedSchedule(object):
+    """base_lr at every update (upstream's FixedScheduler)."""
 
     def __init__(self, base_lr):
         self.base_lr = base_lr
 
-    def factor(self, num_update):
-        raise NotImplementedError
+    def __call__(self, num_update):
+        return self.base_lr
+
+
+class MultiFactorSchedule(FixedSchedule):
+    """base_lr * factor ** (number of steps s with num_update > s): what MXNet's
+    MultiFactorScheduler(step=steps, factor=factor) returns for non-decreasing num_update."""
+
+    def __init__(self, base_lr, steps, factor=STEP_FACTOR):
+        super().__init__(base_lr)
+        self.steps, self.factor = list(steps), factor
 
     def __call__(self, num_update):
-        return self.base_lr * self.factor(num_update)
+        lr = self.base_lr
+        for step in self.steps:
+            if num_update > step:
+                lr *= self.factor
+        return lr
 
 
-class StepSchedule(_Schedule):
-    """Divide by 10 after each of `steps` (in updates)."""
+class PolySchedule(FixedSchedule):
+    """base_lr * (1 - min(offset + n, updates) / updates) ** power, at least stop_lr when
+    stop_lr > 0 (upstream's LinearScheduler for power 1, PolyScheduler otherwise)."""
 
-    def __init__(self, base_lr, steps):
+    def __init__(self, base_lr, updates, stop_lr, offset, power):
         super().__init__(base_lr)
-        self.steps = list(steps)
+        self.updates, self.stop_lr, self.offset, self.power = updates, stop_lr, offset, power
 
-    def factor(self, num_update):
-        return 0.1 ** sum(num_update > s for s in self.steps)
-
-
-class PolySchedule(_Schedule):
-    """(1 - t / total) ** power, 0 from `total` updates on (power 1: linear)."""
-
-    def __init__(self, base_lr, total, power):
-        super().__init__(base_lr)
-        self.total, self.power = total, power
-
-    def factor(self, num_update):
-        return max(0.0, 1.0 - num_update / self.total) ** self.power
+    def __call__(self, num_update):
+        now = min(self.offset + num_update, self.updates)
+        fraction = 1 - float(now) / self.updates
+        lr = self.base_lr * (fraction if self.power == 1 else fraction ** self.power)
+        if self.stop_lr > 0 and lr < self.stop_lr:
+            lr = self.stop_lr
+        return lr
 
 
-def make_lr_scheduler(lr_type, base_lr, batches_per_epoch, to_epoch, lr_steps=None):
-    """None for `fixed`; otherwise a scheduler over `to_epoch` epochs of updates.
+def parse_lr_steps(text):
+    """`--lr-steps 1000,2000` -> [1000, 2000]: increasing iteration counts >= 1 (MXNet's
+    MultiFactorScheduler refuses anything else)."""
+    try:
+        steps = [int(s) for s in (text or '').split(',') if s.strip()]
+    except ValueError:
+        raise UserError('bad --lr-steps %r: expected a comma list of iteration counts, '
+                        'e.g. 20000,40000' % (text,))
+    if not steps:
+        raise UserError('--lr-type step needs --lr-steps (iteration counts, e.g. 20000,40000)')
+    if steps[0] < 1 or any(b <= a for a, b in zip(steps, steps[1:])):
+        raise UserError('bad --lr-steps %r: iteration counts must be >= 1 and increasing'
+                        % (text,))
+    return steps
 
-    `step` divides by 10 at each epoch of `lr_steps` (comma list); `linear` decays to 0 at
-    to_epoch; `poly` decays with power 0.9.
-    """
+
+def make_lr_scheduler(lr_type, base_lr, lr_steps, from_iter, to_iter):
+    """The schedule of one training process (see the module docstring); its `base_lr` is the
+    learning rate to give the optimizer (for `step` already reduced for from_iter)."""
     if lr_type not in LR_TYPES:
         raise UserError('unknown --lr-type %r (allowed: %s)' % (lr_type, ', '.join(LR_TYPES)))
     if lr_type == 'fixed':
-        return None
-    total = max(1, batches_per_epoch * to_epoch)
+        return FixedSchedule(base_lr)
     if lr_type == 'step':
-        try:
-            steps = [int(s) * batches_per_epoch for s in (lr_steps or '').split(',') if s.strip()]
-        except ValueError:
-            raise UserError('bad --lr-steps %r: expected a comma list of epochs' % lr_steps)
-        return StepSchedule(base_lr, steps)
+        steps = parse_lr_steps(lr_steps)
+        start_lr = base_lr
+        for step in steps:
+            if from_iter > step:
+                start_lr *= STEP_FACTOR
+        return MultiFactorSchedule(start_lr, steps)
+    updates = to_iter + 1
     if lr_type == 'linear':
-        return PolySchedule(base_lr, total, 1.0)
-    return PolySchedule(base_lr, total, 0.9)
+        return PolySchedule(base_lr, updates, min(base_lr / 100.0, 1e-6), from_iter, 1)
+    return PolySchedule(base_lr, updates, min(base_lr / 100.0, 1e-8), from_iter, POLY_POWER)

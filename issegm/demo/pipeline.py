@@ -2,12 +2,12 @@
 
     python -m issegm.demo --output runs/demo [--seed 0] [--smoke]
 
-Runs the same scripts and flags a GPU user runs, only smaller: make_demo_data.py (a synthetic
-GTA-5 -> Cityscapes shift), train_src.py (source-only model), make_prior.py (spatial prior),
-the round orchestrator three times (ST, CBST, CBST-SP), and evaluate.py on the target val split
-for the source model and after every round. Writes results.json, results.md,
-miou_per_round.png and predictions.png under --output. Finished steps are skipped when it is
-run again. `--smoke` is a tiny configuration for the test suite.
+Runs the same scripts and flags a GPU user runs, only smaller: the demo data generator
+(issegm/demo/make_data.py, a synthetic GTA-5 -> Cityscapes shift), train_src.py (source-only
+model), make_prior.py (spatial prior), the round orchestrator three times (ST, CBST, CBST-SP),
+and evaluate.py on the target val split for the source model and after every round. Writes
+results.json, results.md, miou_per_round.png and predictions.png under --output. Finished steps
+are skipped when it is run again. `--smoke` is a tiny configuration for the test suite.
 """
 import argparse
 import json
@@ -16,12 +16,19 @@ import subprocess
 import sys
 import time
 
-if __package__ in (None, ''):  # run by path without installation: the repo root holds issegm
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import matplotlib
+import numpy as np
+from PIL import Image
 
-from util.errors import UserError, cli_entry  # noqa: E402
+from issegm.datasets import get_dataset, load_samples, read_sample, sample_name
+from issegm.demo.make_data import generate
+from util.errors import UserError, cli_entry
+from util.metrics import format_table
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+
+SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # issegm/
 SOURCE_MODEL = 'gta_rna-tiny_cls19_s8'
 TARGET_MODEL = 'cityscapes_rna-tiny_cls19_s8'
 METHODS = (('st', 'ST', ['--kc-policy', 'global', '--with-prior', 'False']),
@@ -48,7 +55,8 @@ CONFIGS = {
 
 
 def script(name):
-    return os.path.join(HERE, name)
+    """Path of one of the pipeline's scripts in issegm/."""
+    return os.path.join(SCRIPTS, name)
 
 
 def run(step, command):
@@ -64,9 +72,8 @@ def checkpoint(folder, model, epoch):
     return os.path.join(folder, '%s_ep-%04d.params' % (model, epoch))
 
 
-def make_data(output, cfg, seed):
+def generate_domains(output, cfg, seed):
     """Generate the two domains once (a marker records the configuration)."""
-    from issegm.make_demo_data import generate
     data = os.path.join(output, 'data')
     marker = os.path.join(data, 'generated.json')
     wanted = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()
@@ -89,7 +96,7 @@ def make_data(output, cfg, seed):
 
 def train_source(output, cfg, paths, seed):
     """Source-only model: the narrow network from random weights (no ImageNet model exists)."""
-    from util.symbols import parameter_shapes
+    from util.symbols import parameter_shapes  # these import mxnet: only when training runs
     from util.weights import initial_weights, save_weights
     folder = os.path.join(output, 'source')
     final = checkpoint(folder, SOURCE_MODEL, cfg['src_epochs'])
@@ -102,8 +109,9 @@ def train_source(output, cfg, paths, seed):
         sys.executable, script('train_src.py'), '--gpus', 'cpu', '--dataset', 'gta',
         '--split', paths['gta_train_list'], '--data-root', paths['gta_root'], '--output', folder,
         '--model', SOURCE_MODEL, '--weights', start, '--batch-images', str(cfg['batch']),
-        '--crop-size', str(cfg['crop']), '--scale-rate-range', '0.7,1.3', '--lr-type', 'poly',
-        '--base-lr', str(cfg['src_lr']), '--to-epoch', str(cfg['src_epochs']),
+        '--crop-size', str(cfg['crop']), '--origin-size', str(max(cfg['source_size'])),
+        '--scale-rate-range', '0.7,1.3', '--lr-type', 'poly', '--base-lr', str(cfg['src_lr']),
+        '--to-epoch', str(cfg['src_epochs']),
         '--prefetch-threads', '2', '--seed', str(seed), '--no-progress'])
     return final
 
@@ -147,7 +155,9 @@ def evaluate(output, cfg, paths, weights, name):
     """evaluate.py on the target val split; returns its metrics.json."""
     folder = os.path.join(output, 'eval', name)
     metrics_path = os.path.join(folder, 'metrics.json')
-    if not os.path.isfile(metrics_path) or os.path.getmtime(metrics_path) < os.path.getmtime(weights):
+    stale = os.path.isfile(metrics_path) and \
+        os.path.getmtime(metrics_path) < os.path.getmtime(weights)
+    if stale or not os.path.isfile(metrics_path):
         run('evaluation: %s' % name, [
             sys.executable, script('evaluate.py'), '--data-root', paths['cityscapes_root'],
             '--output', folder, '--dataset', 'cityscapes', '--phase', 'val',
@@ -160,8 +170,6 @@ def evaluate(output, cfg, paths, weights, name):
 
 def write_results(output, curves, finals, class_names):
     """results.json, results.md and miou_per_round.png."""
-    import numpy as np
-    from util.metrics import format_table
     results = {key: round(100 * m['miou'], 2) for key, m in finals.items()}
     with open(os.path.join(output, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
@@ -172,9 +180,6 @@ def write_results(output, curves, finals, class_names):
     with open(os.path.join(output, 'results.md'), 'w') as f:
         f.write('# Demo: synthetic GTA-5 -> Cityscapes, target val IoU (%)\n\n' + table + '\n')
 
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, title, _ in METHODS:
         ax.plot(range(len(curves[key])), [100 * v for v in curves[key]], marker='o', label=title)
@@ -191,12 +196,6 @@ def write_results(output, curves, finals, class_names):
 
 def write_prediction_grid(output, paths, columns, rows=4):
     """predictions.png: target image, ground truth, then the colour predictions of `columns`."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from issegm.datasets import get_dataset, load_samples, read_sample, sample_name
-    from PIL import Image
     info = get_dataset('cityscapes')
     samples = load_samples(paths['cityscapes_root'], paths['cityscapes_val_list'], 'cityscapes')
     samples = samples[:rows]
@@ -222,7 +221,8 @@ def write_prediction_grid(output, paths, columns, rows=4):
 
 @cli_entry
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m issegm.demo',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('--output', default=os.path.join('runs', 'demo'))
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--smoke', action='store_true', help='tiny sizes, one round (tests)')
@@ -232,7 +232,7 @@ def main(argv=None):
     output = os.path.abspath(args.output)
     os.makedirs(output, exist_ok=True)
 
-    paths = make_data(output, cfg, args.seed)
+    paths = generate_domains(output, cfg, args.seed)
     source_weights = train_source(output, cfg, paths, args.seed)
     prior = make_prior(output, cfg, paths)
     source_metrics = evaluate(output, cfg, paths, source_weights, 'source')
@@ -244,7 +244,6 @@ def main(argv=None):
             metrics = evaluate(output, cfg, paths, weights, '%s/round_%d' % (key, r))
             curve.append(metrics['miou'])
         curves[key], finals[key] = curve, metrics
-    from issegm.datasets import get_dataset
     results, table = write_results(output, curves, finals, get_dataset('cityscapes').class_names)
     last = cfg['rounds'] - 1
     write_prediction_grid(output, paths, [

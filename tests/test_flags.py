@@ -1,0 +1,182 @@
+"""Every flag of upstream's four scripts is accepted by ours, and the shared flag helpers."""
+import logging
+import os
+
+import pytest
+
+from issegm import evaluate, orchestrator, self_training, train_src
+from issegm.datasets import target_dataset
+from util.errors import UserError
+from util.flags import check_epochs, py2_str, set_mxnet_switches
+
+# The argparse flags of yzou2/CBST's scripts, copied from their parsers, each with a value to
+# try (None: a switch without a value).
+UPSTREAM_SOLVE_AO = {
+    '--dataset': 'gta', '--dataset-tgt': 'cityscapes', '--split': 'train',
+    '--split-tgt': 'train', '--data-root': 'DATA', '--data-root-tgt': 'DATA_TGT',
+    '--output': None, '--model': 'cityscapes_rna-a1_cls19_s8', '--weights': None,
+    '--batch-images': '2', '--crop-size': '500', '--origin-size': '1914',
+    '--origin-size-tgt': '2048', '--init-tgt-port': '0.15', '--init-src-port': '0.03',
+    '--max-tgt-port': '0.5', '--max-src-port': '0.06', '--step-tgt-port': '0.05',
+    '--step-src-port': '0.0025', '--epoch-per-round': '2', '--seed-int': '0',
+    '--mine-port': '0.8', '--mine-id-number': '3', '--mine-thresh': '0.001',
+    '--with-prior': 'True', '--num-round': '6', '--test-scales': '1850',
+    '--scale-rate-range': '0.7,1.3', '--base-lr': '1e-4', '--to-epoch': '2',
+    '--source-sample-policy': 'cumulative', '--self-training-script': None,
+    '--kc-policy': 'cb', '--prefetch-threads': '2', '--gpus': '0',
+}
+UPSTREAM_SOLVE_ST = {
+    '--dataset': 'gta', '--dataset-tgt': 'cityscapes', '--split': 'train',
+    '--split-tgt': 'train', '--data-root': 'DATA', '--data-root-tgt': 'DATA_TGT',
+    '--output': None, '--model': 'cityscapes_rna-a1_cls19_s8', '--batch-images': '2',
+    '--crop-size': '500', '--origin-size': '1914', '--origin-size-tgt': '2048',
+    '--scale-rate-range': '0.7,1.3', '--weights': None, '--gpus': '0', '--lr-type': 'step',
+    '--base-lr': '1e-4', '--lr-steps': '1000,2000', '--weight-decay': '0.0005',
+    '--from-epoch': '0', '--stop-epoch': '1', '--to-epoch': '2', '--idx-round': '1',
+    '--init-tgt-port': '0.15', '--init-src-port': '0.03', '--seed-int': '0',
+    '--mine-port': '0.8', '--mine-id-number': '3', '--mine-thresh': '0.001',
+    '--mine-id-address': 'OUT/stats', '--phase': 'val', '--with-prior': 'False',
+    '--test-scales': '1850', '--test-flipping': None, '--test-steps': '1', '--kvstore': 'local',
+    '--prefetch-threads': '2', '--prefetcher': 'process', '--cache-images': '0',
+    '--log-file': 'x.log', '--check-start': '1', '--check-step': '4', '--debug': None,
+    '--backward-do-mirror': None, '--no-cudnn': None, '--kc-policy': 'cb',
+}
+UPSTREAM_TRAIN_SRC = {
+    '--gpus': '0,1', '--dataset': 'gta', '--split': 'train', '--data-root': None,
+    '--output': None, '--model': 'gta_rna-a1_cls19_s8', '--batch-images': '16',
+    '--crop-size': '500', '--origin-size': '1914', '--scale-rate-range': '0.7,1.3',
+    '--weights': None, '--lr-type': 'poly', '--base-lr': '0.0016', '--lr-steps': '10,20',
+    '--weight-decay': '0.0005', '--from-epoch': '0', '--stop-epoch': '10', '--to-epoch': '30',
+    '--phase': 'val', '--test-scales': '1914', '--test-flipping': None, '--test-steps': '1',
+    '--save-predictions': None, '--no-save-results': None, '--kvstore': 'device',
+    '--prefetch-threads': '16', '--prefetcher': 'process', '--cache-images': '0',
+    '--log-file': 'x.log', '--check-start': '1', '--check-step': '4', '--debug': None,
+    '--backward-do-mirror': None, '--no-cudnn': None,
+}
+UPSTREAM_EVALUATE = {
+    '--gpus': '0', '--dataset': 'cityscapes', '--split': 'val', '--data-root': None,
+    '--output': None, '--model': 'gta_rna-a1_cls19_s8', '--weights': None, '--phase': 'val',
+    '--test-scales': '2048', '--test-flipping': None, '--test-steps': '1',
+    '--save-predictions': None, '--no-save-results': None, '--prefetch-threads': '1',
+    '--cache-images': '1', '--log-file': 'x.log', '--debug': None, '--no-cudnn': None,
+}
+# Flags the base command lines below already give (their values are not switches).
+GIVEN = {'--output', '--weights', '--data-root', '--self-training-script'}
+
+
+def _base(script, tmp_path):
+    weights = tmp_path / 'gta_rna-a1_cls19_s8_ep-0000.params'
+    weights.write_bytes(b'')
+    out = str(tmp_path / 'out')
+    if script == 'orchestrator':
+        return orchestrator.parse_args, ['--output', out, '--weights', str(weights)]
+    if script == 'self_training':
+        return self_training.parse_args, ['--output', out, '--weights', str(weights)]
+    if script == 'train_src':
+        return train_src.parse_args, ['--output', out, '--weights', str(weights),
+                                      '--data-root', 'DATA']
+    return evaluate.parse_args, ['--output', out, '--weights', str(weights), '--data-root', 'D']
+
+
+def _dest(flag):
+    return flag.lstrip('-').replace('-', '_')
+
+
+@pytest.mark.parametrize('script,flags', [('orchestrator', UPSTREAM_SOLVE_AO),
+                                          ('self_training', UPSTREAM_SOLVE_ST),
+                                          ('train_src', UPSTREAM_TRAIN_SRC),
+                                          ('evaluate', UPSTREAM_EVALUATE)])
+def test_every_upstream_flag_is_accepted(script, flags, tmp_path):
+    parse, base = _base(script, tmp_path)
+    for flag, value in flags.items():
+        if flag in GIVEN:
+            continue
+        argv = base + ([flag] if value is None else [flag, value])
+        args = parse(argv)  # raises SystemExit on an unknown flag
+        name = _dest(flag)
+        if flag == '--no-save-results':
+            assert args.no_save_results is True
+        elif value is None:
+            assert getattr(args, name) is True, flag
+        elif flag == '--dataset-tgt':
+            assert args.dataset_tgt == 'cityscapes'
+        elif flag in ('--with-prior', '--cache-images'):
+            assert getattr(args, name) == (value in ('True', '1')), flag
+        else:
+            assert str(getattr(args, name)) == value or \
+                float(getattr(args, name)) == float(value), flag
+
+
+def test_stop_epoch_is_not_to_epoch(tmp_path):
+    parse, base = _base('self_training', tmp_path)
+    args = parse(base + ['--to-epoch', '4', '--stop-epoch', '3'])
+    assert (args.stop_epoch, args.to_epoch) == (3, 4)
+    assert parse(base + ['--to-epoch', '4']).stop_epoch == 4
+    parse, base = _base('train_src', tmp_path)
+    args = parse(base + ['--to-epoch', '40', '--stop-epoch', '30'])
+    assert (args.stop_epoch, args.to_epoch) == (30, 40)
+
+
+def test_check_epochs_as_upstream_asserts():
+    # upstream: assert stop_epoch > from_epoch and stop_epoch <= to_epoch
+    for from_epoch, stop, to in [(0, 1, 1), (2, 3, 5), (0, 30, 30), (4, 5, 9)]:
+        check_epochs(from_epoch, stop, to)
+    for from_epoch, stop, to in [(1, 1, 2), (3, 2, 4), (0, 5, 4)]:
+        with pytest.raises(UserError):
+            check_epochs(from_epoch, stop, to)
+
+
+def test_py2_str_is_python2_str_of_floats():
+    # Python 2.7 str(float): 12 significant digits, '.0' added to integral values.
+    def restated(x):
+        text = '%.12g' % x
+        return text + '.0' if all(c.isdigit() or c == '-' for c in text) else text
+    values = [0.02 + 0.0025 * 2, 1e-4 / 2 ** 0.5, 0.001, 0.3 + 0.05 * 3, 1.0, 2.0, 1e-05,
+              123456789012345.0, -3.0, 0.1 + 0.2]
+    for x in values:
+        assert py2_str(x) == restated(x)
+        assert float(py2_str(x)) == float('%.12g' % x)
+    assert py2_str(0.1 + 0.2) == '0.3' and py2_str(1.0) == '1.0' and py2_str(1e-05) == '1e-05'
+    assert py2_str(7) == '7' and py2_str('abc') == 'abc'
+
+
+def test_target_dataset_rule():
+    # upstream get_dataset_specs_tgt: (synthia, cityscapes) -> the 16-class Cityscapes tables
+    for source in ('gta', 'synthia'):
+        for target in ('cityscapes', 'cityscapes16'):
+            expected = 'cityscapes16' if (source, target) == ('synthia', 'cityscapes') \
+                else target
+            assert target_dataset(source, target) == expected
+
+
+def test_debug_sets_naive_engine_and_debug_logging(monkeypatch, tmp_path):
+    for var in ('MXNET_ENGINE_TYPE', 'MXNET_BACKWARD_DO_MIRROR', 'MXNET_CUDNN_AUTOTUNE_DEFAULT'):
+        monkeypatch.setenv(var, 'before')  # recorded, so the variables are restored after
+        monkeypatch.delenv(var)
+    set_mxnet_switches()
+    assert 'MXNET_ENGINE_TYPE' not in os.environ
+    set_mxnet_switches(backward_do_mirror=True, no_cudnn=True, debug=True)
+    assert os.environ['MXNET_ENGINE_TYPE'] == 'NaiveEngine'
+    assert os.environ['MXNET_BACKWARD_DO_MIRROR'] == '1'
+    assert os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] == '0'
+    from util.logs import setup_logging
+    assert setup_logging(None, name='cbst-test', debug=True).level == logging.DEBUG
+    assert setup_logging(None, name='cbst-test').level == logging.INFO
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize('module', [train_src, self_training])
+def test_scripts_pass_debug_to_the_switches(module, monkeypatch, tmp_path):
+    calls = []
+
+    def record(backward_do_mirror=False, no_cudnn=False, debug=False):
+        calls.append((backward_do_mirror, no_cudnn, debug))
+        raise Stop
+    monkeypatch.setattr(module, 'set_mxnet_switches', record)
+    _, base = _base('train_src' if module is train_src else 'self_training', tmp_path)
+    with pytest.raises(Stop):
+        module.main(base + ['--debug', '--backward-do-mirror'])
+    assert calls == [(True, False, True)]

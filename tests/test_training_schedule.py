@@ -1,0 +1,264 @@
+"""Learning rate per update and the training log's NLL, against restatements of upstream's rules
+(yzou2/CBST issegm/solve_ST.py and train_src.py _train_impl and _get_metric, util/lr_scheduler.py,
+MXNet's MultiFactorScheduler and log_train_metric(10, auto_reset=False))."""
+import logging
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from conftest import write_model_weights
+from issegm import training
+from util.errors import UserError
+from util.lr_scheduler import make_lr_scheduler
+
+MODEL = 'gta_rna-tiny_cls19_s8'
+
+
+# ----------------------------------------------------------------------------------------------
+# Restatements
+
+def upstream_lrs(lr_type, base_lr, lr_steps, from_iter, to_iter, count):
+    """The lr upstream's optimizer applies at updates n = 1 .. count of one process."""
+    if lr_type == 'fixed':
+        return [base_lr] * count
+    if lr_type == 'step':
+        steps = [int(x) for x in lr_steps.split(',')]
+        start = base_lr
+        for step in steps:  # every step already passed before this process: one factor 0.1
+            if from_iter > step:
+                start *= 0.1
+        # ... then MXNet's own scheduler on the unshifted steps, from this process's update 1
+        mxnet_scheduler = mx.lr_scheduler.MultiFactorScheduler(step=steps, factor=0.1,
+                                                                base_lr=start)
+        return [mxnet_scheduler(n) for n in range(1, count + 1)]
+    total = to_iter + 1
+    out = []
+    for n in range(1, count + 1):
+        done = from_iter + n
+        if done > total:
+            done = total
+        if lr_type == 'linear':
+            lr = base_lr * (1 - float(done) / total)
+            floor = min(base_lr / 100.0, 1e-6)
+        else:
+            lr = base_lr * (1 - float(done) / total) ** 0.9
+            floor = min(base_lr / 100.0, 1e-8)
+        out.append(floor if lr < floor else lr)
+    return out
+
+
+def upstream_st_loss(label, pred):
+    """solve_ST.py _get_metric for one device: the float32 probability of the true class at
+    every labelled pixel (raster order), -log(p + 1e-32) summed in float32; count + 1 if 0."""
+    classes = pred.shape[1]
+    flat_labels = label.reshape(-1)
+    per_class = np.stack([pred[:, k].astype(np.float32).reshape(-1) for k in range(classes)])
+    terms = [-np.log(per_class[int(flat_labels[i]), i] + np.float32(1e-32))
+             for i in range(flat_labels.size) if flat_labels[i] != 255]
+    count = len(terms)
+    return np.array(terms, np.float32).sum(), count + (1 if count == 0 else 0)
+
+
+def upstream_src_loss(label, pred):
+    """train_src.py _get_metric: the same pixels, minus the float32 sum of log(p + 1e-6)."""
+    batch, classes, height, width = pred.shape
+    label = label.reshape(batch, height, width)
+    logs = []
+    for b in range(batch):
+        for y in range(height):
+            for x in range(width):
+                if label[b, y, x] != 255:
+                    logs.append(np.log(pred[b, int(label[b, y, x]), y, x] + np.float32(1e-6)))
+    count = len(logs)
+    return -np.array(logs, np.float32).sum(), count + (1 if count == 0 else 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Schedules alone
+
+CONFIGS = [  # lr_type, base_lr, lr_steps, from_iter, to_iter
+    ('fixed', 0.0016, '', 0, 30),
+    ('step', 0.01, '3,7,12', 0, 20),
+    ('step', 0.01, '3,7,12', 8, 20),     # resumed after two steps: reduced twice (QUIRK)
+    ('step', 0.01, '3,7,12', 7, 20),     # from_iter == step: not passed (strictly >)
+    ('linear', 0.01, '', 0, 10),
+    ('linear', 0.01, '', 6, 10),         # runs past to_iter: capped, then the 1e-6 floor
+    ('linear', 1e-5, '', 4, 12),         # floor base / 100
+    ('poly', 0.01, '', 0, 10),
+    ('poly', 2.5e-4, '', 9, 10),         # floor min(base / 100, 1e-8)
+]
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_schedule_equals_upstream_per_update(config):
+    lr_type, base_lr, steps, from_iter, to_iter = config
+    schedule = make_lr_scheduler(lr_type, base_lr, steps, from_iter, to_iter)
+    count = 25
+    got = [schedule(n) for n in range(1, count + 1)]
+    assert got == upstream_lrs(lr_type, base_lr, steps, from_iter, to_iter, count)
+    # calling it again (e.g. for a log line) changes nothing
+    assert [schedule(n) for n in range(1, count + 1)] == got
+
+
+def test_step_schedule_flag_errors():
+    for bad in ('', 'a,b', '5,3', '0,4'):
+        with pytest.raises(UserError, match='lr-steps'):
+            make_lr_scheduler('step', 0.1, bad, 0, 10)
+    with pytest.raises(UserError, match='unknown --lr-type'):
+        make_lr_scheduler('cosine', 0.1, '', 0, 10)
+
+
+# ----------------------------------------------------------------------------------------------
+# fit: the lr the optimizer applies at each update
+
+class Batches(mx.io.NDArrayIter):
+    """Fixed batches in order; batches_per_epoch as SegTrainIter has it."""
+
+    @property
+    def batches_per_epoch(self):
+        return self.num_data // self.batch_size
+
+
+def _data(num, seed=0, empty=()):
+    rng = np.random.RandomState(seed)
+    data = rng.randn(num, 3, 64, 64).astype(np.float32)
+    label = rng.randint(0, 19, (num, 8, 8)).astype(np.float32)
+    label[:, :2] = 255  # some ignored pixels everywhere
+    for i in empty:
+        label[i] = 255  # images without any labelled pixel
+    return data, label
+
+
+@pytest.fixture(scope='module')
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp('schedule') / ('%s_ep-0000.params' % MODEL)
+    return write_model_weights(path, MODEL, seed=4)
+
+
+def _fit(weights, tmp_path, schedule, data, label, from_epoch, stop_epoch, contexts, **kw):
+    from util.symbols import build_symbol
+    from util.weights import load_weights
+    arg, aux = load_weights(weights)
+    it = Batches(data, label, batch_size=2, label_name='softmax_label')
+    kv = training.create_kvstore('local', len(contexts))
+    seen = []
+
+    def record(epoch, nbatch, module):
+        opt = module._optimizer
+        outputs = [o.asnumpy() for o in module.get_outputs(merge_multi_context=False)[0]]
+        seen.append({'epoch': epoch, 'nbatch': nbatch, 'num_update': opt.num_update,
+                     'begin': opt.begin_num_update, 'lr': opt.learning_rate,
+                     'outputs': outputs})
+    history = training.fit(build_symbol(MODEL), it, contexts, arg, aux, from_epoch, stop_epoch,
+                           str(tmp_path / (MODEL + '_ep')), schedule, kvstore=kv,
+                           progress=False, batch_end_callback=record, **kw)
+    return history, seen
+
+
+FIT_CONFIGS = [  # lr_type, lr_steps, from_epoch, stop_epoch, to_epoch, schedule batches/epoch
+    ('fixed', '', 0, 1, 2, 3),
+    ('step', '2,4,20', 2, 4, 5, 3),   # from_iter 6: two steps passed, then counted again
+    ('linear', '', 1, 3, 3, 5),       # schedule epochs of 5 batches, iterator epochs of 3
+    ('linear', '', 0, 2, 2, 1),       # past the end of the schedule: the floor
+    ('poly', '', 1, 2, 4, 3),         # --stop-epoch 2 of a schedule to epoch 4
+]
+
+
+@pytest.mark.parametrize('config', FIT_CONFIGS)
+def test_fit_applies_upstream_lr_at_every_update(weights, tmp_path, config):
+    lr_type, steps, from_epoch, stop_epoch, to_epoch, per_epoch = config
+    base_lr = 0.01
+    schedule = make_lr_scheduler(lr_type, base_lr, steps, from_epoch * per_epoch,
+                                 to_epoch * per_epoch)
+    data, label = _data(6)
+    history, seen = _fit(weights, tmp_path, schedule, data, label, from_epoch, stop_epoch,
+                         [mx.cpu()])
+    count = (stop_epoch - from_epoch) * 3
+    assert [h['epoch'] for h in history] == list(range(from_epoch, stop_epoch))
+    assert [s['num_update'] for s in seen] == list(range(1, count + 1))
+    assert {s['begin'] for s in seen} == {0}
+    expected = upstream_lrs(lr_type, base_lr, steps, from_epoch * per_epoch,
+                            to_epoch * per_epoch, count)
+    assert [s['lr'] for s in seen] == expected
+    # only the epochs up to --stop-epoch are written
+    written = sorted(p.name for p in tmp_path.glob('*.params'))
+    assert written == ['%s_ep-%04d.params' % (MODEL, e) for e in range(from_epoch + 1,
+                                                                      stop_epoch + 1)]
+
+
+def test_fit_lr_on_two_devices(weights, tmp_path):
+    """With a local kvstore over two devices the optimizer runs in the kvstore: same lrs."""
+    schedule = make_lr_scheduler('step', 0.01, '1,3', 0, 6)
+    data, label = _data(4)
+    _, seen = _fit(weights, tmp_path, schedule, data, label, 0, 2, [mx.cpu(0), mx.cpu(1)])
+    assert [s['num_update'] for s in seen] == [1, 2, 3, 4]
+    assert [s['lr'] for s in seen] == upstream_lrs('step', 0.01, '1,3', 0, 6, 4)
+
+
+# ----------------------------------------------------------------------------------------------
+# The NLL: per device slice, cumulative over the epoch, logged at batches 0, 10, 20, ...
+
+def _random_case(rng, batch, classes=19, hw=(8, 8), empty=False):
+    pred = rng.dirichlet(np.ones(classes), size=(batch,) + hw).transpose(0, 3, 1, 2)
+    pred = pred.astype(np.float32)
+    pred[0, :, 0, 0] = 0  # a true-class probability of exactly 0
+    pred[0, :, 0, 1] = 1e-40  # a denormal float32
+    label = rng.randint(0, classes, (batch,) + hw).astype(np.float32)
+    label[:, 1] = 255
+    if empty:
+        label[:] = 255
+    return label, pred
+
+
+@pytest.mark.parametrize('empty', [False, True])
+def test_nll_sum_equals_upstream_metrics(empty):
+    rng = np.random.RandomState(1)
+    for _ in range(3):
+        label, pred = _random_case(rng, 2, empty=empty)
+        st = training.nll_sum(label, pred, training.NLL_EPS_SELF_TRAINING)
+        src = training.nll_sum(label, pred, training.NLL_EPS_SOURCE)
+        assert st == tuple(float(v) for v in upstream_st_loss(label, pred))
+        assert src == tuple(float(v) for v in upstream_src_loss(label, pred))
+        assert (st[1] == 1) == empty
+
+
+class ListHandler(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.parametrize('eps,restated', [(training.NLL_EPS_SELF_TRAINING, upstream_st_loss),
+                                          (training.NLL_EPS_SOURCE, upstream_src_loss)])
+def test_logged_nll_is_cumulative_over_the_epoch(weights, tmp_path, eps, restated):
+    logger = logging.getLogger('cbst')
+    handler = ListHandler()
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        data, label = _data(24, seed=2, empty=(2, 7))  # batches 1 and 3 have an empty slice
+        history, seen = _fit(weights, tmp_path, 1e-3, data, label, 0, 1,
+                             [mx.cpu(0), mx.cpu(1)], nll_eps=eps)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    # CustomMetric: each device's (sum, count) added since the epoch started
+    total, count, expected = 0.0, 0, {}
+    for s in seen:
+        for device, output in enumerate(s['outputs']):
+            image = 2 * s['nbatch'] + device
+            part_sum, part_count = restated(label[image:image + 1], output)
+            total += part_sum
+            count += part_count
+        if s['nbatch'] % 10 == 0:
+            expected[s['nbatch']] = '%f' % (total / count)
+    logged = {int(m.split('Batch[')[1].split(']')[0]): m.split('Train-loss=')[1].split()[0]
+              for m in handler.messages if 'Train-loss=' in m}
+    assert sorted(logged) == [0, 10] and logged == expected
+    assert history[0]['nll'] == pytest.approx(total / count, rel=1e-12)
+    assert history[0]['pixels'] == count
