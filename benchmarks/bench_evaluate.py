@@ -2,7 +2,8 @@
 
 Measured directly on the functions evaluate.py calls for each image at test scale 2048, s8:
 reading the image and its label (read_sample), upsampling 19x128x256 network maps to
-19x1024x2048 (upsample_probs: bicubic per class), argmax (cbst.argmax_max), the confusion
+19x1024x2048 (upsample_probs: Pillow bicubic per class, on the 2 threads evaluate.py's
+Predictor uses), argmax (cbst.argmax_max), the confusion
 update and writing the four PNGs (save_outputs). The network itself is not run.
 
     python benchmarks/bench_evaluate.py [--repeat 3] [--scores]
@@ -19,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from issegm.cbst import argmax_max  # noqa: E402
 from issegm.datasets import get_dataset, read_sample, write_png  # noqa: E402
 from issegm.evaluate import save_outputs  # noqa: E402
-from issegm.inference import upsample_probs  # noqa: E402
+from issegm.inference import UPSAMPLE_THREADS, upsample_probs  # noqa: E402
 from util.metrics import ConfusionMeter  # noqa: E402
 
 HEIGHT, WIDTH, STRIDE, CLASSES = 1024, 2048, 8, 19
@@ -61,7 +62,8 @@ def main():
             image, label = read_sample(image_path, label_path)
             times['loading'].append(time.perf_counter() - t)
             t = time.perf_counter()
-            probs = upsample_probs(net, STRIDE, (HEIGHT, WIDTH), image.shape[:2])
+            probs = upsample_probs(net, STRIDE, (HEIGHT, WIDTH), image.shape[:2],
+                                   threads=UPSAMPLE_THREADS)
             times['upsampling'].append(time.perf_counter() - t)
             t = time.perf_counter()
             pred = argmax_max(probs)[0]

@@ -6,8 +6,10 @@
 
 Test procedure as phase val (SPEC 5, steps 1-3, issegm/inference.py). Several comma-separated
 `--test-scales` average the softmax maps at the original image size (upstream took one scale);
-`--test-flipping` also averages with the mirrored image. Default scale: the longer side of the
-dataset's max shape (cityscapes 2048, gta 1914, synthia 1280).
+`--test-flipping` also averages with the mirrored image; `--test-steps N` (a divisor of the
+model's stride) runs N x N passes on the image shifted by stride/N and interleaves them into
+maps at stride/N, as upstream. Default scale: the longer side of the dataset's max shape
+(cityscapes 2048, gta 1914, synthia 1280).
 
 Outputs under OUTPUT (NAME = image file name without extension):
   labelId/NAME.png          argmax as the dataset's label ids (train id -> label id)
@@ -37,7 +39,8 @@ import numpy as np  # noqa: E402
 
 from issegm.datasets import sample_name  # noqa: E402
 from util.errors import UserError, cli_entry  # noqa: E402
-from util.flags import parse_bool, parse_test_scales, set_mxnet_switches  # noqa: E402
+from util.flags import (check_test_steps, parse_bool, parse_test_scales,  # noqa: E402
+                        set_mxnet_switches)
 
 __all__ = ['resolve_model', 'Timings', 'save_outputs',
            'evaluate_samples', 'write_report', 'main']
@@ -259,13 +262,11 @@ def main(argv=None):
     args = parse_args(argv)
     # Checks of the flags and files first, before MXNet is even imported (a quick error).
     info = get_dataset(args.dataset)
-    if args.test_steps != 1:
-        raise UserError('--test-steps %d is not supported: one network pass per image (1)'
-                        % args.test_steps)
     if args.prefetch_threads < 0:
         raise UserError('--prefetch-threads must be >= 0, got %d' % args.prefetch_threads)
     scales = parse_test_scales(args.test_scales or str(max(info.max_shape)))
     model, parsed = resolve_model(args.model, args.weights, info)
+    check_test_steps(args.test_steps, parsed.stride)
     samples = load_samples(args.data_root, args.split, args.dataset, require_labels=False)
     require_file(args.weights, 'weight file')
     set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
@@ -283,7 +284,8 @@ def main(argv=None):
              model, args.weights, args.dataset, args.split, len(samples),
              ','.join(map(str, scales)), 'on' if args.test_flipping else 'off', contexts[0],
              ' (of %d given)' % len(contexts) if len(contexts) > 1 else '')
-    predictor = Predictor(model, arg_params, aux_params, contexts[0], parsed.stride)
+    predictor = Predictor(model, arg_params, aux_params, contexts[0], parsed.stride,
+                          args.test_steps)
     timings = Timings()
     t0 = time.time()
     conf = evaluate_samples(predictor, samples, info, scales, args.test_flipping, args.output,

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import time
 
 import numpy as np
@@ -158,16 +159,22 @@ def _load_model(args, allow_missing=False):
 
 # ----------------------------------------------------------------------------------- phase val
 def run_val(args):
-    """Pseudo-label the target split (SPEC 5) and write the mining statistics."""
+    """Pseudo-label the target split (SPEC 5) and write the mining statistics.
+
+    Pass 1a runs the network on every image and keeps only its network-resolution maps (under
+    3 MB per image). Pass 1b makes each full-size map from them (argmax PNGs, scores, the
+    confidence pool); pass 2, once the thresholds are known, makes it again, exactly, for the
+    pseudo-labels. Passes 1b and 2 handle two images at a time.
+    """
     from tqdm import tqdm
 
     from issegm import cbst
-    from issegm.datasets import (get_dataset, load_samples, read_sample, sample_name, write_list,
-                                 write_png)
+    from issegm.datasets import (get_dataset, load_samples, read_label, read_sample, sample_name,
+                                 write_list, write_png)
     from issegm.inference import Predictor, upsample_probs
     from util.devices import parse_devices
     from util.metrics import ConfusionMeter, format_table, metrics_dict
-    from util.prefetch import BackgroundTasks, Prefetcher
+    from util.prefetch import Prefetcher
 
     info = get_dataset(args.dataset_tgt)
     num_classes = args.parsed_model.num_classes
@@ -176,6 +183,8 @@ def run_val(args):
                         % (args.model, num_classes, args.dataset_tgt, len(info.class_names)))
     if len(args.test_scales_list) != 1:
         raise UserError('phase val takes one test scale, got --test-scales %s' % args.test_scales)
+    from util.flags import check_test_steps
+    check_test_steps(args.test_steps, args.parsed_model.stride)
     samples = load_samples(args.data_root_tgt, args.split_tgt, args.dataset_tgt,
                            require_labels=False)
     contexts = parse_devices(args.gpus)
@@ -187,7 +196,7 @@ def run_val(args):
         first_image, _ = read_sample(samples[0][0], None)
         prior = load_prior(prior_path, num_classes, first_image.shape[:2])
     predictor = Predictor(args.model, arg_params, aux_params, contexts[0],
-                          args.parsed_model.stride)
+                          args.parsed_model.stride, args.test_steps)
     pool = cbst.ConfidencePool(num_classes, args.kc_policy)
     has_gt = all(label is not None and os.path.isfile(label) for _, label in samples)
     meter = ConfusionMeter(num_classes) if has_gt else None
@@ -208,22 +217,32 @@ def run_val(args):
             probs *= prior
         return probs
 
-    def full_probs(net, scaled_hw, hw):
-        return apply_prior(upsample_probs(net, predictor.stride, scaled_hw, hw))
+    def cache_file(name):
+        return os.path.join(cache, name + '.npy')
 
-    log.info('round %d phase val: %d target images, scale %d, flipping %s, prior %s, policy %s',
-             args.idx_round, len(samples), args.test_scales_list[0], args.test_flipping,
-             args.with_prior, args.kc_policy)
-    writer = BackgroundTasks(1, max_pending=8)  # PNGs are written while the next image computes
+    reused = threading.local()  # per worker thread: its full-size map array
+
+    def full_probs(name, scaled_hw, hw):
+        """The full-size map of an image from its cached network map (passes 1b and 2 compute
+        it alike; one thread each, as they run two images at a time). Written into an array
+        the thread reuses: valid until the thread's next image."""
+        net = np.load(cache_file(name))
+        shape = (net.shape[0],) + tuple(hw)
+        if getattr(reused, 'probs', None) is None or reused.probs.shape != shape:
+            reused.probs = np.empty(shape, np.float32)
+        return upsample_probs(net, predictor.pred_stride, scaled_hw, hw, out=reused.probs)
+
+    log.info('round %d phase val: %d target images, scale %d, flipping %s, test steps %d, '
+             'prior %s, policy %s', args.idx_round, len(samples), args.test_scales_list[0],
+             args.test_flipping, args.test_steps, args.with_prior, args.kc_policy)
 
     def write_label_pngs(ids_dir, color_dir, name, train_ids):
         label_ids = info.train_to_label[train_ids]
         write_png(os.path.join(ids_dir, name + '.png'), label_ids)
         write_png(os.path.join(color_dir, name + '.png'), label_ids, info.palette)
 
-    def save_label_pngs(*args):
-        writer.submit(write_label_pngs, *args)
-
+    # Pass 1a: the network on every image, keeping only its small maps (the cache). Labels are
+    # read here too, for read_sample's size check before the long network pass.
     geometry = []
     started = time.perf_counter()
     network_seconds = 0.0
@@ -233,30 +252,44 @@ def run_val(args):
     bar = tqdm(zip(samples, loader.map(samples)), total=len(samples),
                desc='round %d val' % args.idx_round, unit='img', disable=args.no_progress,
                dynamic_ncols=True)
-    for (image_path, _), (image, gt) in bar:
+    for (image_path, _), (image, _) in bar:
         name = sample_name(image_path)
         tick = time.perf_counter()
         net, scaled_hw = predictor.network_probs(image, args.test_scales_list[0],
                                                  args.test_flipping)
         network_seconds += time.perf_counter() - tick
-        np.save(os.path.join(cache, name + '.npy'), net)
-        cache_bytes += os.path.getsize(os.path.join(cache, name + '.npy'))
-        hw = image.shape[:2]
-        geometry.append((name, scaled_hw, hw))
-        probs = upsample_probs(net, predictor.stride, scaled_hw, hw)
-        pred, top = cbst.argmax_max(probs)
-        save_label_pngs(out('results', 'nplabelIds'), out('results', 'npcolor'), name, pred)
-        if has_gt:
-            meter.update(info.label_to_train[gt], pred)
-        if prior is not None:
-            probs = apply_prior(probs)
-            sp, top = cbst.argmax_max(probs)
-            save_label_pngs(out('self_train', 'splabelIds'), out('self_train', 'spcolor'), name, sp)
-            if has_gt:
-                meter_prior.update(info.label_to_train[gt], sp)
-            pred = sp
-        pool.add_argmax_max(pred, top)  # the (prior-weighted) map's argmax and max
+        np.save(cache_file(name), net)
+        cache_bytes += os.path.getsize(cache_file(name))
+        geometry.append((name, scaled_hw, image.shape[:2]))
     loader.close()
+
+    def first_pass(item):
+        """Pass 1b for one image: its full-size map, argmax PNGs, and what the thresholds and
+        the scores need: the (prior-weighted) map's argmax and max, the ground truth."""
+        (name, scaled_hw, hw), (_, label_path) = item
+        probs = full_probs(name, scaled_hw, hw)
+        pred, top = cbst.argmax_max(probs)
+        write_label_pngs(out('results', 'nplabelIds'), out('results', 'npcolor'), name, pred)
+        sp = None
+        if prior is not None:
+            sp, top = cbst.argmax_max(apply_prior(probs))
+            write_label_pngs(out('self_train', 'splabelIds'), out('self_train', 'spcolor'), name,
+                             sp)
+        gt = info.label_to_train[read_label(label_path)] if has_gt else None
+        return pred, sp, top, gt
+
+    # Passes 1b and 2: two images at a time, one thread each (images are independent, and
+    # Pillow, NumPy and zlib release the GIL); the pool and the scores take them in order.
+    items = list(zip(geometry, samples))
+    with Prefetcher(first_pass, num_workers=2, kind='thread', ahead=4) as firsts:
+        for pred, sp, top, gt in tqdm(firsts.map(items), total=len(items),
+                                      desc='round %d maps' % args.idx_round, unit='img',
+                                      disable=args.no_progress, dynamic_ncols=True):
+            pool.add_argmax_max(pred if sp is None else sp, top)
+            if has_gt:
+                meter.update(gt, pred)
+                if sp is not None:
+                    meter_prior.update(gt, sp)
 
     cls_thresh, cls_size = pool.thresholds(args.init_tgt_port)
     mine_id, mine_id_priority = cbst.mining_classes(cls_size, args.mine_id_number, args.mine_thresh)
@@ -276,8 +309,7 @@ def run_val(args):
     def label_one(item):
         """Second pass for one image: recompute its map exactly, threshold, write PNGs."""
         (name, scaled_hw, hw), (image_path, _) = item
-        cache_file = os.path.join(cache, name + '.npy')
-        probs = full_probs(np.load(cache_file), scaled_hw, hw)
+        probs = apply_prior(full_probs(name, scaled_hw, hw))
         pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
         # unselected pixels (255) are stored as label id 0 (unlabeled)
         write_label_pngs(out('self_train', 'pseudo_labelIds'), out('self_train', 'pseudo_color'),
@@ -288,22 +320,18 @@ def run_val(args):
         if args.keep_probmaps:
             os.makedirs(probmap_dir, exist_ok=True)
             np.save(os.path.join(probmap_dir, name + '.npy'), probs)
-        os.remove(cache_file)
+        os.remove(cache_file(name))
         row = (os.path.relpath(image_path, args.data_root_tgt),
                os.path.join(final_pseudo_dir, name + '.png'))
         return np.bincount(pseudo.ravel(), minlength=256)[:num_classes], pseudo.size, row
 
-    writer.wait()  # first-pass PNGs done: the second pass uses both cores itself
-    # Images are independent here and NumPy/OpenCV/zlib release the GIL: two threads.
     with Prefetcher(label_one, num_workers=2, kind='thread', ahead=4) as labeller:
-        items = list(zip(geometry, samples))
         for counts, pixels, row in tqdm(labeller.map(items), total=len(items),
                                         desc='round %d labels' % args.idx_round, unit='img',
                                         disable=args.no_progress, dynamic_ncols=True):
             selected += counts
             total_pixels += pixels
             list_rows.append(row)
-    writer.close()
     shutil.rmtree(cache)
     write_list(out('self_train', os.path.basename(target_list_path(args))), list_rows)
 

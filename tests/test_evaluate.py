@@ -153,6 +153,27 @@ def test_multiscale_and_flipping(data, tiny_weights, tmp_path):
     assert np.abs(flipped - big).max() > 1e-2
 
 
+@pytest.mark.parametrize('steps', [2, 4])
+def test_test_steps_reach_the_predictor(data, tiny_weights, tmp_path, steps):
+    """--test-steps N: the saved scores are those of a Predictor with N steps (float16)."""
+    import mxnet as mx
+    from issegm.datasets import read_image
+    from issegm.inference import Predictor
+    from util.weights import load_weights
+    out = _run(data, tiny_weights, tmp_path / 'steps', '--test-scales', 96, '--test-flipping',
+               '--test-steps', steps, '--save-predictions')
+    arg, aux = load_weights(tiny_weights)
+    predictor = Predictor(TINY, arg, aux, mx.cpu(), 8, test_steps=steps)
+    single = Predictor(TINY, arg, aux, mx.cpu(), 8)
+    root, lst = data
+    for name, (image, _) in zip(_names(data), read_list(lst)):
+        rgb = read_image(os.path.join(root, image))
+        want = predictor.predict(rgb, [96], True)
+        saved = np.load(os.path.join(out, 'scores', name + '.npy'))
+        np.testing.assert_array_equal(saved, want.astype(np.float16))
+        assert np.abs(want - single.predict(rgb, [96], True)).max() > 1e-3
+
+
 def test_evaluate_samples_and_threads(data, tiny_weights, tmp_path):
     """The reusable loop: same confusion and files with and without helper threads."""
     from issegm.datasets import load_samples
@@ -212,6 +233,8 @@ def test_bad_inputs_give_one_error_line(data, tiny_weights, tmp_path):
             '--data-root', root, '--weights', tiny_weights, '--dataset', 'cityscapes16'],
         'bad --test-scales': ['--data-root', root, '--weights', tiny_weights,
                               '--test-scales', 'big'],
+        "bad --test-steps 3: it must divide the model's stride 8": [
+            '--data-root', root, '--weights', tiny_weights, '--test-steps', '3'],
     }
     procs = {k: subprocess.Popen([sys.executable, SCRIPT] + base + v, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))

@@ -97,11 +97,48 @@ def test_phase_val_with_prior(target, gta_s8_weights, tmp_path):
     assert not (out2 / '0').exists()
 
 
+def test_phase_val_test_steps(target, tmp_path):
+    """--test-steps 2: the kept maps are those of a Predictor with 2 steps, and the thresholds
+    and pseudo-labels follow from them."""
+    import mxnet as mx
+    from conftest import write_model_weights
+    from issegm.datasets import read_image
+    from issegm.inference import Predictor
+    from util.weights import load_weights
+    model = 'cityscapes_rna-tiny_cls19_s8'
+    weights = write_model_weights(tmp_path / ('%s_ep-0000.params' % model), model, seed=4)
+    out = tmp_path / 'run'
+    args = val_args(target, weights, out, '--test-steps', '2', '--keep-probmaps')
+    args[args.index('--model') + 1] = model
+    res = run(*args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    arg, aux = load_weights(weights)
+    predictor = Predictor(model, arg, aux, mx.cpu(), 8, test_steps=2)
+    root, lst = target
+    pool = cbst.ConfidencePool(19, 'cb')
+    maps = []
+    for image, _ in read_list(lst):
+        name = os.path.splitext(os.path.basename(image))[0]
+        want = predictor.predict(read_image(os.path.join(root, image)), [64], True)
+        kept = np.load(out / 'probmap' / (name + '.npy'))
+        np.testing.assert_array_equal(kept, want)
+        pool.add(want)
+        maps.append((name, want))
+    thresh, _ = pool.thresholds(0.3)
+    np.testing.assert_array_equal(np.load(out / 'stats' / 'cls_thresh.npy'), thresh)
+    info = get_dataset('cityscapes')
+    for name, m in maps:
+        saved = read_label(str(out / '0' / 'self_train' / 'pseudo_labelIds' / (name + '.png')))
+        np.testing.assert_array_equal(saved, info.train_to_label[cbst.pseudo_labels(m, thresh)])
+
+
 @pytest.mark.parametrize('extra,message', [
     (['--kc-policy', 'bogus'], "unknown --kc-policy 'bogus'"),
     (['--source-sample-policy', 'x'], "unknown --source-sample-policy 'x'"),
     (['--model', 'cityscapes_rna-a1_cls16_s8'], 'does not fit'),
     (['--test-scales', '64,96'], 'one test scale'),
+    (['--test-steps', '3'], "bad --test-steps 3: it must divide the model's stride 8"),
+    (['--test-steps', '0'], 'bad --test-steps 0'),
 ])
 def test_phase_val_bad_input(target, gta_s8_weights, tmp_path, extra, message):
     args = val_args(target, gta_s8_weights, tmp_path / 'run')

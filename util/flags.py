@@ -37,6 +37,18 @@ def parse_test_scales(text):
     return scales
 
 
+def check_test_steps(test_steps, stride):
+    """`--test-steps N` for a model of feature stride `stride`: N must divide the stride
+    (the N x N shifted passes interleave into maps at stride // N; upstream's integer division
+    gives wrong-sized maps otherwise). Returns N."""
+    from util.errors import UserError
+    divisors = [d for d in range(1, int(stride) + 1) if stride % d == 0]
+    if test_steps not in divisors:
+        raise UserError('bad --test-steps %s: it must divide the model\'s stride %d (allowed: %s)'
+                        % (test_steps, stride, ', '.join(map(str, divisors))))
+    return int(test_steps)
+
+
 def set_mxnet_switches(backward_do_mirror=False, no_cudnn=False, debug=False):
     """`--backward-do-mirror`, `--no-cudnn` and `--debug` as upstream's scripts set them:
     environment variables MXNet reads when it builds a graph (the first two) or when it is
