@@ -232,7 +232,8 @@ def parse_args(argv):
     a('--test-scales', help='longer side(s) at test time, comma-separated; several are averaged '
                             '(default: the dataset\'s longer side, e.g. 2048)')
     a('--test-flipping', action='store_true', help='average with the mirrored image')
-    a('--test-steps', type=int, default=1, help='network passes per image (only 1, as upstream)')
+    a('--test-steps', type=int, default=1,
+      help='N x N shifted network passes per image, predicting at stride // N (as upstream)')
     a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0 (the first device is used)')
     a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
     a('--debug', action='store_true',
