@@ -339,7 +339,8 @@ def test_all_weights_zero_give_the_plain_symbol():
     assert fresh_names(training_symbol, MODEL, crst_settings(0.2)).tojson() != plain
 
 
-@pytest.mark.parametrize('settings', [CrstSettings(0.25, 'kld', 0.01), CrstSettings(0.0, 'l2', 1.0)])
+@pytest.mark.parametrize('settings', [CrstSettings(0.25, 'kld', 0.01),
+                                      CrstSettings(0.0, 'l2', 1.0)])
 def test_network_and_frozen_batchnorm_are_the_plain_symbols(settings):
     plain = fresh_names(build_symbol, MODEL)
     sym = fresh_names(training_symbol, MODEL, settings)
