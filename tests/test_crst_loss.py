@@ -261,6 +261,42 @@ def test_two_devices_normalise_per_device_like_softmax_output():
         assert np.abs(pooled - expected).max() > 1e-3  # one pooled count would differ
 
 
+def test_probability_output_feeds_the_nll_metric():
+    # The training log's NLL (a CustomMetric over label and softmax output) reads the head's
+    # first output and first label when told their names; it then equals the plain symbol's.
+    rng = np.random.RandomState(5)
+    data = rng.randn(2, 3, 4, 5).astype(np.float32)
+    weight = rng.randn(NUM_CLASSES, 3, 1, 1).astype(np.float32)
+    label = rng.randint(0, NUM_CLASSES, (2, 4, 5)).astype(np.float32)
+    label[0, 0] = 255
+    labels = {crst_loss.LABEL: label, crst_loss.SOFT_LABEL: one_hot(label).astype(np.float32),
+              crst_loss.REG_MASK: np.ones(label.shape, np.float32)}
+
+    def nll(lab, prob):
+        valid = lab != 255
+        picked = np.take_along_axis(prob, np.where(valid, lab, 0).astype(int)[:, None], 1)[:, 0]
+        return float(-np.log(picked[valid]).sum()), int(valid.sum())
+
+    values = []
+    for settings in (None, CrstSettings(0.3, 'kld', 0.01)):
+        names = label_names(settings) if settings is not None else ('softmax_label',)
+        mod = mx.mod.Module(_conv_net(settings), data_names=('data',), label_names=names,
+                            context=[mx.cpu(0), mx.cpu(1)])
+        mod.bind(data_shapes=[('data', data.shape)],
+                 label_shapes=[(n, labels[n].shape) for n in names])
+        mod.init_params(arg_params={'w': mx.nd.array(weight)}, aux_params={})
+        batch = mx.io.DataBatch(data=[mx.nd.array(data)],
+                                label=[mx.nd.array(labels[n]) for n in names])
+        mod.forward(batch, is_train=True)
+        output = mod.output_names[0]
+        metric = mx.metric.CustomMetric(nll, name='loss', output_names=[output],
+                                        label_names=['softmax_label'])
+        mod.update_metric(metric, batch.label)
+        values.append(metric.get()[1])
+    assert values[1] == pytest.approx(values[0], rel=1e-6)
+    assert values[0] > 0
+
+
 # ----------------------------------------------------------------------------------------------
 # The released code's weight
 
