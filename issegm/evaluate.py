@@ -274,7 +274,7 @@ def main(argv=None):
 
     from issegm.inference import Predictor
     from util.devices import parse_devices
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes
     from util.weights import load_for_model
     contexts = parse_devices(args.gpus)
     arg_params, aux_params = load_for_model(args.weights, parameter_shapes(model))

@@ -25,7 +25,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     parse_model_label(args.model)
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes
     from util.weights import check_fit, describe_misfit, load_weights
     expected = parameter_shapes(args.model)
     arg_params, aux_params = load_weights(args.weights)

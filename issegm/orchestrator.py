@@ -157,7 +157,7 @@ def phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed):
     return val, train
 
 
-LAUNCH_SCRIPT = os.path.join(HERE, 'launch.py')
+LAUNCH_SCRIPT = os.path.join(os.path.dirname(HERE), 'util', 'launch.py')
 
 
 def child_command(args, script_args, distributed=False):

@@ -152,7 +152,7 @@ def default_prior_path(dataset):
 
 
 def _load_model(args, allow_missing=False):
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes
     from util.weights import load_for_model
     return load_for_model(args.weights, parameter_shapes(args.model), allow_missing=allow_missing)
 
@@ -393,7 +393,7 @@ def run_train(args):
     from util.devices import parse_devices
     from util.flags import check_epochs
     from util.lr_scheduler import make_lr_scheduler
-    from util.symbols import build_symbol
+    from util.symbol.resnet38 import build_symbol
 
     src_info = get_dataset(args.dataset)
     tgt_info = get_dataset(args.dataset_tgt)

@@ -138,7 +138,7 @@ def load_start_weights(path, model, continuing, from_epoch):
     """Parameters to start from: a checkpoint of the model must fit exactly; another model's
     file (the classifier) may lack the head (only at epoch 0) and have extra parameters, which
     are dropped. Returns ((arg_params, aux_params), names of the missing parameters)."""
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes
     from util.weights import check_fit, load_for_model
     expected = parameter_shapes(model)
     if continuing:
@@ -207,7 +207,7 @@ def main(argv=None):
     from issegm.training import NLL_EPS_SOURCE, create_kvstore, fit
     from util.devices import parse_devices
     from util.logs import setup_logging
-    from util.symbols import build_symbol
+    from util.symbol.resnet38 import build_symbol
 
     contexts = parse_devices(args.gpus)
     if args.batch_images < len(contexts):

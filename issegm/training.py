@@ -94,14 +94,14 @@ def create_kvstore(kind, num_devices):
     A dist kvstore needs the environment issegm.launch sets (DMLC_ROLE, ...). Once it exists,
     this process leaves with os._exit on an uncaught exception or a reported UserError:
     a normal exit would wait in the kvstore finalizer for the other workers and hang
-    instead of ending with a non-zero status (see issegm/launch.py)."""
+    instead of ending with a non-zero status (see util/launch.py)."""
     if kind not in KVSTORES:
         raise UserError('unknown --kvstore %r (allowed: %s)' % (kind, ', '.join(KVSTORES)))
     if kind.startswith('dist'):
         if 'DMLC_ROLE' not in os.environ or 'DMLC_NUM_WORKER' not in os.environ:
             raise UserError('--kvstore %s needs the parameter-server environment: start the '
                             'script with python -m issegm.launch -n WORKERS -- COMMAND' % kind)
-        from issegm.launch import install_fail_fast
+        from util.launch import install_fail_fast
         from util.errors import exit_hard_on_errors
         kv = mx.kvstore.create(kind)
         install_fail_fast(1)

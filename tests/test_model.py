@@ -10,7 +10,7 @@ from conftest import reference_params, write_model_weights, write_weight_file
 from util.devices import parse_devices
 from util.errors import UserError
 from util.model_label import is_classifier, parse_model_label, split_weights_name
-from util.symbols import build_symbol, inference_symbol, parameter_shapes
+from util.symbol.resnet38 import build_symbol, inference_symbol, parameter_shapes
 from util.weights import check_fit, load_for_model, load_weights
 
 PUBLISHED = [('gta_rna-a1_cls19_s8', 'gta_rna-a1_cls19_s8'),

@@ -96,7 +96,7 @@ def generate_domains(output, cfg, seed):
 
 def train_source(output, cfg, paths, seed):
     """Source-only model: the narrow network from random weights (no ImageNet model exists)."""
-    from util.symbols import parameter_shapes  # these import mxnet: only when training runs
+    from util.symbol.resnet38 import parameter_shapes  # these import mxnet: only when training runs
     from util.weights import initial_weights, save_weights
     folder = os.path.join(output, 'source')
     final = checkpoint(folder, SOURCE_MODEL, cfg['src_epochs'])
