@@ -222,8 +222,3 @@ def write_png(path, array, palette=None):
         img.putpalette(np.asarray(palette, np.uint8).ravel().tolist())
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     img.save(path, compress_level=1)  # fast: phase val writes several PNGs per image
-
-
-def colorize(label_ids, palette):
-    """RGB image of label ids through a (256, 3) palette."""
-    return palette[label_ids]
