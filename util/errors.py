@@ -52,7 +52,6 @@ def cli_entry(main):
 
 def require_file(path, what='file'):
     """Raise a UserError naming `path` unless it is an existing file."""
-    import os
     if not path or not os.path.isfile(path):
         raise UserError('%s not found: %s' % (what, path))
     return path
@@ -60,7 +59,6 @@ def require_file(path, what='file'):
 
 def require_dir(path, what='directory'):
     """Raise a UserError naming `path` unless it is an existing directory."""
-    import os
     if not path or not os.path.isdir(path):
         raise UserError('%s not found: %s' % (what, path))
     return path
