@@ -37,16 +37,14 @@ import mxnet as mx
 import numpy as np
 from tqdm import tqdm
 
-from util.errors import UserError
+from util.errors import UserError, exit_hard_on_errors
+from util.flags import KVSTORES
+from util.launch import install_fail_fast
 from util.lr_scheduler import FixedSchedule
+from util.model_label import checkpoint_path
 from util.weights import save_weights
 
 log = logging.getLogger('cbst')
-
-
-def checkpoint_path(prefix, epoch):
-    """`PREFIX-%04d.params`, e.g. OUTPUT/0/cityscapes_rna-a1_cls19_s8_ep-0002.params."""
-    return '%s-%04d.params' % (prefix, epoch)
 
 
 # The epsilon inside -log(p + eps) of the training NLL: yzou2/CBST issegm/solve_ST.py _get_metric
@@ -80,9 +78,6 @@ def nll_metric(eps):
     return mx.metric.CustomMetric(functools.partial(nll_sum, eps=eps), name='loss')
 
 
-KVSTORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
-
-
 def is_distributed(kvstore):
     """True for a parameter-server (dist_*) kvstore."""
     return kvstore is not None and 'dist' in kvstore.type
@@ -101,8 +96,6 @@ def create_kvstore(kind, num_devices):
         if 'DMLC_ROLE' not in os.environ or 'DMLC_NUM_WORKER' not in os.environ:
             raise UserError('--kvstore %s needs the parameter-server environment: start the '
                             'script with python -m issegm.launch -n WORKERS -- COMMAND' % kind)
-        from util.launch import install_fail_fast
-        from util.errors import exit_hard_on_errors
         kv = mx.kvstore.create(kind)
         install_fail_fast(1)
         exit_hard_on_errors()

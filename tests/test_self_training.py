@@ -136,7 +136,6 @@ def test_phase_val_test_steps(target, tmp_path):
 
 @pytest.mark.parametrize('extra,message', [
     (['--kc-policy', 'bogus'], "unknown --kc-policy 'bogus'"),
-    (['--source-sample-policy', 'x'], "unknown --source-sample-policy 'x'"),
     (['--model', 'cityscapes_rna-a1_cls16_s8'], 'does not fit'),
     (['--test-scales', '64,96'], 'one test scale'),
     (['--test-steps', '3'], "bad --test-steps 3: it must divide the model's stride 8"),
