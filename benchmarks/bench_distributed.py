@@ -34,7 +34,7 @@ MODEL = 'gta_rna-tiny_cls19_s8'
 def write_data(root, count, hw=(256, 512), seed=0):
     import numpy as np
     from issegm.datasets import write_list, write_png
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes
     from util.weights import initial_weights, save_weights
     rng = np.random.RandomState(seed)
     ids = np.array([7, 8, 11, 17, 21, 23, 24, 26, 0], np.uint8)
@@ -58,7 +58,7 @@ def worker(args):
     from issegm import training
     from issegm.data_iter import SegTrainIter, source_only_samples
     from issegm.datasets import get_dataset, load_samples
-    from util.symbols import build_symbol
+    from util.symbol.resnet38 import build_symbol
     from util.weights import load_weights
 
     kv = training.create_kvstore(args.kvstore, 1) if args.kvstore else None
