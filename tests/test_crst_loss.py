@@ -9,7 +9,7 @@ import pytest
 from util import crst_loss
 from util.crst_loss import CrstSettings, crst_settings, label_names, training_symbol
 from util.errors import UserError
-from util.symbols import build_symbol
+from util.symbol.resnet38 import build_symbol
 from util.weights import initial_weights
 
 NUM_CLASSES = 4

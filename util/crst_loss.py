@@ -42,7 +42,7 @@ import math
 import mxnet as mx
 
 from util.errors import UserError
-from util.symbols import build_symbol
+from util.symbol.resnet38 import build_symbol
 
 __all__ = ['LABEL', 'SOFT_LABEL', 'REG_MASK', 'IGNORE', 'REGULARISERS', 'CrstSettings',
            'crst_settings', 'label_names', 'crst_head', 'training_symbol']
@@ -139,7 +139,7 @@ def crst_head(logits, settings):
 
 
 def training_symbol(model, settings=None):
-    """The training symbol of a segmentation model label: the plain one (util.symbols
+    """The training symbol of a segmentation model label: the plain one (util.symbol.resnet38
     build_symbol, SoftmaxOutput head) when no CRST weight is on, else its logits with
     crst_head."""
     plain = build_symbol(model)
