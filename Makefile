@@ -29,13 +29,16 @@ $(STAMP): requirements.txt setup.py
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-test: install
+# The suite and the benchmarks exercise --kvstore horovod: they install with Horovod.
+test:
+	$(MAKE) install HOROVOD=1
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 demo: install
 	$(PY) -m issegm.demo --output runs/demo
 
-bench: install
+bench:
+	$(MAKE) install HOROVOD=1
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -17,7 +18,8 @@ from issegm.self_training import TRAIN_DONE, VAL_DONE, shared_flags
 from util.errors import UserError, cli_entry
 from util.files import write_json
 from util.flags import FlagParser, py2_str
-from util.launch import LAUNCHERS
+from util.hvd import INSTALL_HINT
+from util.launch import LAUNCHERS as PS_LAUNCHERS
 from util.logs import setup_logging
 from util.model_label import check_num_classes, checkpoint_file, model_from_weights
 
@@ -33,6 +35,9 @@ LAUNCH_SCRIPT = os.path.join(os.path.dirname(HERE), 'util', 'launch.py')
 SOURCE_SAMPLE_POLICIES = ('cumulative', 'random')
 # Flags upstream's solve_AO.py accepted and never used: accepted here too, with a warning.
 IGNORED_FLAGS = {'--to-epoch': 'round r trains until epoch (r + 1) * --epoch-per-round'}
+# How phase train runs on --workers N: issegm.launch's parameter-server job (local or ssh), or
+# horovodrun (all-reduce, --kvstore horovod).
+LAUNCHERS = PS_LAUNCHERS + ('horovod',)
 
 
 def parse_args(argv):
@@ -65,11 +70,15 @@ def parse_args(argv):
     a('--self-training-script', default=DEFAULT_ROUND_SCRIPT,
       help='the per-round script run for each phase')
     a('--workers', type=int, default=1,
-      help='run phase train on N workers via issegm.launch (phase val stays one process); '
-           'with N > 1 --kvstore local means dist_sync and device means dist_device_sync')
+      help='run phase train on N workers (phase val stays one process): with --launcher '
+           'local or ssh a parameter-server job through issegm.launch, where --kvstore local '
+           'means dist_sync and device means dist_device_sync; with --launcher horovod under '
+           'horovodrun with --kvstore horovod (see the per-round script\'s --kvstore for what '
+           'each does to the learning rate)')
     a('--servers', type=int, help='parameter servers for --workers (default: as many as workers)')
     a('--launcher', default='local', choices=LAUNCHERS, help='with --workers')
-    a('--hostfile', help='hosts for --launcher ssh, one per line')
+    a('--hostfile', help='--launcher ssh: hosts, one per line; --launcher horovod: '
+                         'horovodrun\'s host file ("HOST slots=N" lines; default localhost)')
     return check_args(parser.parse_args(argv))
 
 
@@ -86,16 +95,29 @@ def check_args(args):
             raise UserError('--launcher ssh needs --hostfile (one host per line)')
         if args.hostfile and not os.path.isfile(args.hostfile):
             raise UserError('--hostfile not found: %s' % args.hostfile)
-        # Workers of one job must share a parameter server: the single-machine kvstores
-        # become their distributed counterparts.
-        args.kvstore = {'local': 'dist_sync', 'device': 'dist_device_sync'}.get(
-            args.kvstore, args.kvstore)
+        if args.launcher == 'horovod':
+            args.kvstore = 'horovod'
+            args.horovodrun = horovodrun_path()
+        else:
+            # Workers of one job must share a parameter server: the single-machine kvstores
+            # become their distributed counterparts.
+            args.kvstore = {'local': 'dist_sync', 'device': 'dist_device_sync'}.get(
+                args.kvstore, args.kvstore)
     args.model = model_from_weights(args.model, args.weights)
     # The phases read the target with these tables (cityscapes16 under a synthia source).
     target = get_dataset(target_dataset(args.dataset, args.dataset_tgt))
     check_num_classes(args.model, target,
                       'the target %s (with source %s)' % (target.name, args.dataset))
     return args
+
+
+def horovodrun_path():
+    """horovodrun beside this Python (a venv's bin), else on PATH; a UserError if missing."""
+    beside = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
+    found = beside if os.path.isfile(beside) else shutil.which('horovodrun')
+    if not found:
+        raise UserError('--launcher horovod: horovodrun not found. ' + INSTALL_HINT)
+    return found
 
 
 def ignored_flag_warnings(args):
@@ -171,12 +193,18 @@ def phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed):
 
 
 def child_command(args, script_args, distributed=False):
-    """This Python running the per-round script; through issegm.launch for --workers > 1.
+    """This Python running the per-round script; for --workers > 1 through issegm.launch or
+    horovodrun.
 
-    The launcher runs the same command for the scheduler, the servers and the workers (on the
-    hosts of --hostfile with --launcher ssh: this Python and script path must exist there)."""
+    issegm.launch runs the same command for the scheduler, the servers and the workers (on the
+    hosts of --hostfile with --launcher ssh: this Python and script path must exist there);
+    horovodrun runs it once per worker (rank), on localhost or the hosts of its --hostfile."""
     command = [sys.executable, args.self_training_script] + script_args
-    if distributed and args.workers > 1:
+    if distributed and args.workers > 1 and args.launcher == 'horovod':
+        hosts = (['--hostfile', args.hostfile] if args.hostfile
+                 else ['-H', 'localhost:%d' % args.workers])
+        command = [args.horovodrun, '-np', str(args.workers)] + hosts + command
+    elif distributed and args.workers > 1:
         launch = [sys.executable, LAUNCH_SCRIPT, '-n', str(args.workers)]
         launch += _flag('s', args.servers) + ['--launcher', args.launcher] + _flag('H', args.hostfile)
         command = launch + ['--'] + command

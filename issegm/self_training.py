@@ -15,8 +15,9 @@ from issegm.cbst import POLICIES
 from issegm.datasets import get_dataset, load_samples, resolve_split, target_dataset
 from util.errors import UserError, cli_entry
 from util.files import write_json
-from util.flags import (KVSTORES, FlagParser, check_epochs, parse_bool, parse_scale_range,
-                        parse_test_scales, set_mxnet_switches, training_switch_flags)
+from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, parse_bool,
+                        parse_scale_range, parse_test_scales, set_mxnet_switches,
+                        training_switch_flags)
 from util.logs import rank_log_file, setup_logging
 from util.lr_scheduler import LR_TYPES, make_lr_scheduler
 from util.model_label import (checkpoint_path, checkpoint_prefix, model_from_weights,
@@ -70,7 +71,7 @@ def shared_flags():
            'solve_AO.py passed; its solve_ST.py cached the image files when not given)')
     a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0,1')
     a('--keep-probmaps', action='store_true', help='keep OUTPUT/probmap/NAME.npy (C,H,W) maps')
-    a('--kvstore', default='local', choices=KVSTORES)
+    a('--kvstore', default='local', choices=KVSTORES, help=KVSTORE_HELP)
     a('--no-progress', action='store_true', help='no progress bars')
     return parser
 
@@ -419,14 +420,12 @@ def _clear_round_outputs(args, prefix):
 def _train_round(args, infos, tgt_list, mining, batches, schedule):
     """Phase train's MXNet part: devices, weights, kvstore, the round's samples, fit."""
     from issegm.data_iter import SegTrainIter, self_training_samples  # these import MXNet
-    from issegm.training import NLL_EPS_SELF_TRAINING, create_kvstore, fit
+    from issegm.training import NLL_EPS_SELF_TRAINING, fit, start_worker
     from util.devices import parse_devices
     from util.symbol.resnet38 import build_symbol
 
-    contexts = parse_devices(args.gpus)
     arg_params, aux_params = _load_model(args, allow_missing=args.from_epoch == 0)
-    kv = create_kvstore(args.kvstore, len(contexts))
-    rank, workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
+    kv, contexts, (_, rank, workers) = start_worker(args.kvstore, parse_devices(args.gpus))
     if rank > 0:
         setup_logging(rank_log_file(phase_log_file(args), rank), debug=args.debug)
     source = load_samples(args.data_root, args.split, args.dataset)

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from issegm import evaluate  # noqa: E402
 from issegm.datasets import get_dataset, load_samples  # noqa: E402
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
-from util.flags import (KVSTORES, FlagParser, check_epochs, parse_bool,  # noqa: E402
+from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, parse_bool,  # noqa: E402
                         parse_scale_range, set_mxnet_switches, training_switch_flags)
 from util.logs import rank_log_file, setup_logging  # noqa: E402
 from util.lr_scheduler import LR_TYPES, make_lr_scheduler  # noqa: E402
@@ -79,7 +79,7 @@ def parse_args(argv):
     a('--test-steps', type=int, default=1, help='--phase val: see evaluate.py')
     a('--save-predictions', action='store_true', help='--phase val: keep the score maps')
     a('--no-save-results', action='store_true', help='--phase val: no prediction PNGs')
-    a('--kvstore', default='local', choices=KVSTORES)
+    a('--kvstore', default='local', choices=KVSTORES, help=KVSTORE_HELP)
     a('--prefetch-threads', type=int, default=1, help='crop workers (0: inline)')
     a('--prefetcher', default='thread', choices=PREFETCHER_KINDS, help='crop workers')
     a('--cache-images', type=parse_bool, default=False,
@@ -188,17 +188,14 @@ def train(args, samples, schedule):
     import mxnet as mx  # MXNet and the modules using it: only once the flags are checked
 
     from issegm.data_iter import SegTrainIter, source_only_samples
-    from issegm.training import NLL_EPS_SOURCE, create_kvstore, fit
+    from issegm.training import NLL_EPS_SOURCE, fit, start_worker
     from util.devices import parse_devices
     from util.symbol.resnet38 import build_symbol
 
-    contexts = parse_devices(args.gpus)
+    kv, contexts, (_, rank, workers) = start_worker(args.kvstore, parse_devices(args.gpus))
     if args.batch_images < len(contexts):
         raise UserError('--batch-images %d is less than the %d devices'
                         % (args.batch_images, len(contexts)))
-    kv = create_kvstore(args.kvstore, len(contexts))
-    dist = kv is not None and kv.type.startswith('dist')
-    rank, workers = (kv.rank, kv.num_workers) if dist else (0, 1)
     os.makedirs(args.output, exist_ok=True)
     setup_logging(rank_log_file(args.log_file or os.path.join(args.output, 'train_src.log'),
                                 rank), debug=args.debug)

@@ -23,8 +23,17 @@ Data parallelism (as upstream, through MXNet's Module and kvstore):
   same weights after every batch, so they stay identical. dist_async applies each worker's
   push as it arrives: workers may hold different weights at any moment (only rank 0's are
   saved), and an lr schedule advances once per push, i.e. about N times per batch.
+* several workers with Horovod (`--kvstore horovod`, started by horovodrun; util/hvd.py):
+  no parameter server and no MXNet kvstore; each worker (rank) trains on ONE device (its
+  local rank picks it from --gpus) and its own shard, and Horovod's DistributedOptimizer
+  all-reduces the gradients before every update: the MEAN over the ranks of each rank's
+  valid-pixel-normalised gradient, the same step as one process with one device per rank and
+  rescale_grad = 1 / devices. So N ranks of `--batch-images B` take the step of one machine
+  with N devices and a batch of N * B: keep the --base-lr of that machine. Rank 0's starting
+  weights are broadcast to all ranks (random heads included).
 * only rank 0 writes the symbol json and the checkpoints; the epoch NLL is reduced over
-  all workers (see reduce_over_workers) so rank 0 logs and returns the global mean.
+  all workers (see reduce_over_workers; all-reduced with Horovod) so rank 0 logs and returns
+  the global mean.
 """
 import collections
 import functools
@@ -39,6 +48,7 @@ import numpy as np
 from tqdm import tqdm
 
 from util.errors import UserError, exit_hard_on_errors
+from util import hvd
 from util.flags import KVSTORES
 from util.launch import install_fail_fast
 from util.lr_scheduler import FixedSchedule
@@ -79,14 +89,29 @@ def nll_metric(eps):
     return mx.metric.CustomMetric(functools.partial(nll_sum, eps=eps), name='loss')
 
 
+class HorovodStore(object):
+    """What stands for the kvstore with `--kvstore horovod`: this process's rank among the
+    horovodrun workers. There is no MXNet kvstore then (MXNet 1.9.1's 'horovod' kvstore is
+    silently a local one): gradients go through util.hvd.distributed_optimizer."""
+    type = 'horovod'
+
+    def __init__(self):
+        _, self.rank, self.num_workers, self.local_rank = hvd.init()
+
+
+def is_horovod(kvstore):
+    return isinstance(kvstore, HorovodStore)
+
+
 def is_distributed(kvstore):
-    """True for a parameter-server (dist_*) kvstore."""
-    return kvstore is not None and 'dist' in kvstore.type
+    """True for several workers: a parameter-server (dist_*) kvstore or Horovod."""
+    return kvstore is not None and ('dist' in kvstore.type or is_horovod(kvstore))
 
 
 def create_kvstore(kind, num_devices):
     """An MXNet kvstore for `--kvstore` (None when a single device trains without one).
 
+    'horovod' gives a HorovodStore (run under horovodrun).
     A dist kvstore needs the environment issegm.launch sets (DMLC_ROLE, ...). Once it exists,
     this process leaves with os._exit on an uncaught exception or a reported UserError:
     a normal exit would wait in the kvstore finalizer for the other workers and hang
@@ -101,9 +126,24 @@ def create_kvstore(kind, num_devices):
         install_fail_fast(1)
         exit_hard_on_errors()
         return kv
+    if kind == 'horovod':
+        return HorovodStore()
     if num_devices == 1:
         return None
     return mx.kvstore.create(kind)
+
+
+def start_worker(kind, contexts):
+    """(kvstore, this process's contexts, Worker) for `--kvstore kind` and the `--gpus`
+    contexts. A Horovod rank takes one device: the one of its local rank (ranks on one host
+    share a CPU)."""
+    kvstore = create_kvstore(kind, len(contexts))
+    if is_horovod(kvstore):
+        if kvstore.local_rank >= len(contexts) and contexts[0].device_type != 'cpu':
+            raise UserError('Horovod rank %d on this host has no device: --gpus lists %d '
+                            '(one per rank of a host)' % (kvstore.local_rank, len(contexts)))
+        contexts = [contexts[kvstore.local_rank % len(contexts)]]
+    return kvstore, contexts, worker_of(kvstore)
 
 
 SHARED_FILE_WAIT = 60.0  # seconds a worker waits for another worker's file to become visible
@@ -193,6 +233,13 @@ def init_sgd(module, scheduler, weight_decay, num_devices, kvstore):
     # to the parameter servers (which run the updates there).
     optimizer_params = dict(learning_rate=scheduler.base_lr, lr_scheduler=scheduler,
                             momentum=0.9, wd=weight_decay, rescale_grad=1.0 / num_devices)
+    if is_horovod(kvstore):
+        # Rank 0's starting weights everywhere, then an optimizer that all-reduces the
+        # gradients (Horovod multiplies rescale_grad, 1 here, by 1 / ranks: the mean).
+        hvd.broadcast_parameters(module)
+        module.init_optimizer(kvstore=None,
+                              optimizer=hvd.distributed_optimizer(module, **optimizer_params))
+        return
     module.init_optimizer(kvstore=kvstore if kvstore is not None else 'local', optimizer='sgd',
                           optimizer_params=optimizer_params)
     if is_distributed(kvstore) and not module._update_on_kvstore:
@@ -256,9 +303,13 @@ def epoch_entry(metric, epoch, batches, kvstore, worker, prefix):
     if worker.dist:
         entry['worker_nll'] = total_nll / max(total_pixels, 1)
         entry['worker_pixels'] = total_pixels
-        total_nll, total_pixels = reduce_over_workers(
-            kvstore, (total_nll, total_pixels), os.path.dirname(os.path.abspath(prefix)),
-            '%s-%04d.nll' % (os.path.basename(prefix), epoch + 1))
+        if is_horovod(kvstore):
+            total_nll, total_pixels = hvd.allreduce_sum((total_nll, total_pixels),
+                                                        'nll%d' % epoch)
+        else:
+            total_nll, total_pixels = reduce_over_workers(
+                kvstore, (total_nll, total_pixels), os.path.dirname(os.path.abspath(prefix)),
+                '%s-%04d.nll' % (os.path.basename(prefix), epoch + 1))
         total_pixels = int(round(total_pixels))
     epoch_nll = total_nll / max(total_pixels, 1)
     entry.update(nll=epoch_nll, pixels=total_pixels)
@@ -293,8 +344,9 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
     lr: a learning rate (fixed) or a schedule from util.lr_scheduler.make_lr_scheduler; as
     upstream's Module.fit, the optimizer counts updates from 0 in this process (MXNet's
     num_update is 1 at the first update) and the schedule carries any offset itself.
-    kvstore: None (one device), a local/device kvstore (several devices) or a dist kvstore
-    (several workers; train_iter must read this worker's shard). Only rank 0 writes files.
+    kvstore: None (one device), a local/device kvstore (several devices), a dist kvstore or a
+    HorovodStore (several workers; train_iter must read this worker's shard; see
+    start_worker). Only rank 0 writes files.
     nll_eps: the epsilon of the logged NLL (see nll_sum; NLL_EPS_SOURCE for train_src).
     epoch_end_callback(epoch, symbol, arg_params, aux_params), MXNet's signature, is called on
     every worker after each epoch (e.g. mx.callback.do_checkpoint(PREFIX) on one machine);
@@ -325,4 +377,6 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
         if epoch_end_callback is not None:
             epoch_end_callback(epoch, symbol, arg, aux)
         history.append(entry)
+    if is_horovod(kvstore):
+        hvd.barrier()  # no rank may leave while another still waits in a collective
     return history

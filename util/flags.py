@@ -6,7 +6,16 @@ import sys
 from util.errors import UserError
 
 # MXNet's kvstore types the training scripts accept (`--kvstore`, issegm.training.create_kvstore).
-KVSTORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
+KVSTORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async', 'horovod')
+KVSTORE_HELP = (
+    'local / device: the --gpus devices of one process (gradients summed on the CPU / on the '
+    'GPUs, rescale_grad = 1 / devices: the mean). dist_sync, dist_device_sync, dist_async: '
+    'several workers through parameter servers (start with python -m issegm.launch); the '
+    'servers SUM the workers\' mean gradients, so N workers step N times as far as one: divide '
+    '--base-lr by N to keep the one-machine step. horovod: several workers under horovodrun, '
+    'one device each (its local rank picks it from --gpus); the gradients are AVERAGED, so N '
+    'workers with --batch-images B step as one machine with N devices and a batch of N * B: '
+    'keep that machine\'s --base-lr')
 
 
 class FlagParser(argparse.ArgumentParser):
