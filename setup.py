@@ -26,5 +26,8 @@ setup(
         'cpu': ['mxnet==1.9.1'],
         'cu112': ['mxnet-cu112==1.9.1'],
         'test': ['pytest==8.3.3'],
+        # Build it against the installed MXNet (see the README, "Scaling out"):
+        # HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 ... pip install --no-build-isolation .[horovod]
+        'horovod': ['horovod==0.28.1'],
     },
 )

@@ -1,4 +1,5 @@
-"""Training throughput of 1 and 2 local workers (dist_sync through issegm.launch), side by side.
+"""Training throughput of 1 and 2 local workers, parameter server (dist_sync through
+issegm.launch) and Horovod (horovodrun, Gloo all-reduce), side by side.
 
 Writes a small GTA-5 layout (random images) and rna-tiny weights to a temporary directory, then
 trains the narrow `gta_rna-tiny_cls19_s8` model on the CPU with issegm.training.fit:
@@ -6,7 +7,9 @@ trains the narrow `gta_rna-tiny_cls19_s8` model on the CPU with issegm.training.
 * `no kvstore`: one process, no parameter server (the plain single-device path);
 * `1 worker`:  issegm.launch -n 1 -s 1, --kvstore dist_sync (the parameter-server overhead);
 * `2 workers`: issegm.launch -n 2 -s 2, --kvstore dist_sync, each worker reads half the
-  samples (its shard), so one epoch of the same samples takes half the batches per worker.
+  samples (its shard), so one epoch of the same samples takes half the batches per worker;
+* `hvd 1 rank` / `hvd 2 ranks`: horovodrun -np 1 / -np 2 with --kvstore horovod (no servers:
+  the gradients are all-reduced between the ranks), the same shards.
 
 Each run trains --epochs epochs; the first epoch is warm-up, the rate is taken over the others:
 samples/s = (samples of all workers in the timed epochs) / (wall time of those epochs). The
@@ -34,7 +37,7 @@ MODEL = 'gta_rna-tiny_cls19_s8'
 def write_data(root, count, hw=(256, 512), seed=0):
     import numpy as np
     from issegm.datasets import write_list, write_png
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes
     from util.weights import initial_weights, save_weights
     rng = np.random.RandomState(seed)
     ids = np.array([7, 8, 11, 17, 21, 23, 24, 26, 0], np.uint8)
@@ -58,11 +61,10 @@ def worker(args):
     from issegm import training
     from issegm.data_iter import SegTrainIter, source_only_samples
     from issegm.datasets import get_dataset, load_samples
-    from util.symbols import build_symbol
+    from util.symbol.resnet38 import build_symbol
     from util.weights import load_weights
 
-    kv = training.create_kvstore(args.kvstore, 1) if args.kvstore else None
-    rank, workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
+    kv, _, (_, rank, workers) = training.start_worker(args.kvstore or 'local', [mx.cpu()])
     info = get_dataset('gta')
     samples = source_only_samples(load_samples(args.root, args.list, 'gta'), info, 512)
     it = SegTrainIter(samples, args.batch, args.crop, stride=8, seed=1, prefetch_threads=1,
@@ -138,6 +140,12 @@ def main():
                 launch + ['-n', '2', '-s', '2', '--'] + me
                 + ['--kvstore', 'dist_sync', '--out', os.path.join(tmp, 'w2')], env),
         ]
+        horovodrun = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
+        for ranks in (1, 2):
+            out = os.path.join(tmp, 'hvd%d' % ranks)
+            results.append(run('hvd %d rank%s' % (ranks, 's' if ranks > 1 else ''), out,
+                               [horovodrun, '-np', str(ranks), '-H', 'localhost:%d' % ranks]
+                               + me + ['--kvstore', 'horovod', '--out', out], env))
     print('narrow model %s, CPU, %d samples, batch %d per worker, crop %d, %d timed epoch(s), '
           '%d CPU core(s), OMP_NUM_THREADS=%s'
           % (MODEL, args.images, args.batch, args.crop, args.epochs - 1, os.cpu_count(),
@@ -146,8 +154,10 @@ def main():
     for r in results:
         print('%-12s %8d %12.2f %10.2f %14.2f' % (r['label'], r['workers'], r['rate'], r['seconds'],
                                                    r['total']))
-    base = results[1]['rate']
-    print('2 workers / 1 worker: %.2fx (no target)' % (results[2]['rate'] / base))
+    print('dist_sync 2 workers / 1 worker: %.2fx; horovod 2 ranks / 1 rank: %.2fx; '
+          'horovod 2 ranks / dist_sync 2 workers: %.2fx (no target)'
+          % (results[2]['rate'] / results[1]['rate'], results[4]['rate'] / results[3]['rate'],
+             results[4]['rate'] / results[2]['rate']))
     return 0
 
 

@@ -133,7 +133,7 @@ def crop_rates(pipelines, count):
 
 def model_step_seconds(batch=2, repeat=3):
     import mxnet as mx
-    from util.symbols import build_symbol
+    from util.symbol.resnet38 import build_symbol
     mod = mx.mod.Module(build_symbol('gta_rna-tiny_cls19_s8'), context=mx.cpu(),
                         data_names=['data'], label_names=['softmax_label'])
     mod.bind(data_shapes=[('data', (batch, 3, CROP, CROP))],

@@ -5,8 +5,8 @@ Pure NumPy, no MXNet and no file I/O, so it can be tested and benchmarked on its
 * :class:`ConfidencePool` collects the per-class confidences of the target predictions
   (SPEC 5, step 6) and turns them into class thresholds (policies ``'cb'`` and ``'global'``).
 * :func:`mining_classes` derives the small-class patch-mining statistics from ``cls_size``.
-* :func:`pseudo_labels`, :func:`reweighted_argmax` and :func:`pseudo_label_maps` label one
-  image given the thresholds.
+* :func:`pseudo_label_maps` labels one image given the thresholds (pseudo-labels and the
+  reweighted argmax).
 * :func:`select_source_subset` picks the source samples of a round (SPEC 6).
 
 The numbers follow the original implementation exactly, including its quirks, which are kept on
@@ -23,8 +23,8 @@ import math
 
 import numpy as np
 
-__all__ = ['POLICIES', 'ConfidencePool', 'argmax_max', 'mining_classes', 'pseudo_labels',
-           'reweighted_argmax', 'pseudo_label_maps', 'select_source_subset']
+__all__ = ['POLICIES', 'ConfidencePool', 'argmax_max', 'mining_classes', 'pseudo_label_maps',
+           'select_source_subset']
 
 POLICIES = ('cb', 'global')
 
@@ -295,16 +295,6 @@ def pseudo_label_maps(prob, cls_thresh):
         cls[~(top >= 1)] = 255
         pseudo[r0:r1] = cls
     return pseudo, rw
-
-
-def pseudo_labels(prob, cls_thresh):
-    """Pseudo-label train ids (uint8 (H, W), 255 = unselected); see :func:`pseudo_label_maps`."""
-    return pseudo_label_maps(prob, cls_thresh)[0]
-
-
-def reweighted_argmax(prob, cls_thresh):
-    """argmax_k of p_k / threshold_k (uint8 (H, W)); see :func:`pseudo_label_maps`."""
-    return pseudo_label_maps(prob, cls_thresh)[1]
 
 
 def select_source_subset(num_source, num_selected, seed):

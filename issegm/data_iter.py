@@ -27,7 +27,7 @@ import os
 import mxnet as mx
 import numpy as np
 
-from issegm import datasets
+from issegm import cbst, datasets
 from issegm.sampling import RULES, SELF_TRAINING, SOURCE_ONLY, canvas_rect, crop_side, plan_crop
 from util.errors import UserError
 from util.image import PAD_UINT8, normalize_chw, resize_image, resize_label
@@ -78,7 +78,6 @@ def self_training_samples(source_samples, source_dataset, target_samples, target
     through the target dataset's; max shapes come from SELF_TRAINING_MAX_SHAPES; all use the
     SELF_TRAINING crop rule (yzou2/CBST issegm/data.py).
     """
-    from issegm import cbst  # lazily: the algorithm core is optional for source training
     src = _dataset_info(source_dataset)
     tgt = _dataset_info(target_dataset)
     source_samples = list(source_samples)

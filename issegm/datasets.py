@@ -7,8 +7,10 @@ In self-training, `target_dataset` picks the target's tables from the source/tar
 import collections
 import os
 
+import cv2
 import numpy as np
 from cityscapesscripts.helpers.labels import id2label, labels as CITYSCAPES_LABELS, trainId2label
+from PIL import Image
 
 from util.errors import UserError
 
@@ -170,7 +172,6 @@ def sample_name(image_path):
 
 def read_image(path):
     """RGB uint8 (H, W, 3); a missing or corrupt file is a UserError naming it."""
-    import cv2
     if not os.path.isfile(path):
         raise UserError('image not found: %s' % path)
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -181,7 +182,6 @@ def read_image(path):
 
 def read_label(path):
     """Label ids, uint8 (H, W), from a single-channel or palette PNG."""
-    from PIL import Image
     if not os.path.isfile(path):
         raise UserError('label not found: %s' % path)
     try:
@@ -216,14 +216,8 @@ def read_sample(image_path, label_path):
 
 def write_png(path, array, palette=None):
     """Write a uint8 array as PNG (a palette image when a (256, 3) palette is given)."""
-    from PIL import Image
     img = Image.fromarray(np.ascontiguousarray(array))
     if palette is not None:  # an L image becomes P, keeping the ids as palette indices
         img.putpalette(np.asarray(palette, np.uint8).ravel().tolist())
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     img.save(path, compress_level=1)  # fast: phase val writes several PNGs per image
-
-
-def colorize(label_ids, palette):
-    """RGB image of label ids through a (256, 3) palette."""
-    return palette[label_ids]

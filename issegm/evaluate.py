@@ -1,8 +1,6 @@
 """Evaluate a segmentation model on a labelled split (SPEC 2.3).
 
-    python issegm/evaluate.py --data-root DATA_ROOT_CITYSCAPES --output val/gta-city \
-        --dataset cityscapes --phase val --weights models/gta_rna-a1_cls19_s8_ep-0000.params \
-        --split val --test-scales 2048 --test-flipping --gpus 0 --no-cudnn
+Commands: see the README, "Evaluation".
 
 Test procedure as phase val (SPEC 5, steps 1-3, issegm/inference.py). Several comma-separated
 `--test-scales` average the softmax maps at the original image size (upstream took one scale);
@@ -25,7 +23,6 @@ Outputs under OUTPUT (NAME = image file name without extension):
   evaluate.log              the log (or --log-file)
 --no-save-results skips the PNGs (metrics, table and log are always written).
 """
-import argparse
 import functools
 import logging
 import os
@@ -38,13 +35,17 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
 import numpy as np  # noqa: E402
 
 from issegm.cbst import argmax_max  # noqa: E402
-from issegm.datasets import sample_name, write_png  # noqa: E402
+from issegm.datasets import get_dataset, load_samples, sample_name, write_png  # noqa: E402
 from issegm.testtime import (Timings, device_names, predict_samples,  # noqa: E402
                              write_label_pngs)
-from util.errors import UserError, cli_entry  # noqa: E402
-from util.flags import (check_test_steps, parse_bool, parse_test_scales,  # noqa: E402
-                        set_mxnet_switches)
-from util.metrics import ConfusionMeter  # noqa: E402
+from util.errors import UserError, cli_entry, require_file  # noqa: E402
+from util.files import write_json  # noqa: E402
+from util.flags import (FlagParser, check_test_steps, parse_bool,  # noqa: E402
+                        parse_test_scales, set_mxnet_switches)
+from util.logs import setup_logging  # noqa: E402
+from util.metrics import ConfusionMeter, format_table, metrics_dict, scores  # noqa: E402
+from util.model_label import (check_num_classes, is_classifier,  # noqa: E402
+                              model_from_weights, parse_model_label)
 
 __all__ = ['resolve_model', 'Timings', 'save_outputs',
            'evaluate_samples', 'write_report', 'main']
@@ -57,15 +58,10 @@ CORRECT, WRONG, IGNORED = 127, 0, 255
 def resolve_model(model, weights, info):
     """The model label (default: the weights file name before `_ep-`) and its parsed form,
     checked to be a segmentation model with the dataset's number of classes."""
-    from util.model_label import is_classifier, model_from_weights, parse_model_label
     model = model_from_weights(model, weights)
-    parsed = parse_model_label(model)
-    if is_classifier(parsed):
+    if is_classifier(parse_model_label(model)):
         raise UserError('model %s is the ImageNet classifier, not a segmentation model' % model)
-    if parsed.num_classes != len(info.class_names):
-        raise UserError('model %s has %d classes but dataset %s has %d'
-                        % (model, parsed.num_classes, info.name, len(info.class_names)))
-    return model, parsed
+    return model, check_num_classes(model, info)
 
 
 def correct_map(pred, gt_train):
@@ -150,8 +146,6 @@ def _write_image(output, info, save_results, sample, result):
 
 def write_report(output, conf, info, title):
     """metrics.json and results.md of a confusion matrix; returns the metrics dict."""
-    from util.files import write_json
-    from util.metrics import format_table, metrics_dict, scores
     metrics = metrics_dict(conf, info.class_names)
     s = scores(conf)
     table = format_table([(title, s['iou'], s['miou'])], info.class_names)
@@ -164,7 +158,7 @@ def write_report(output, conf, info, title):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = FlagParser(description=__doc__.splitlines()[0])
     a = parser.add_argument
     a('--data-root', required=True, help='dataset root (paths in the list file are relative)')
     a('--output', required=True, help='output folder')
@@ -196,17 +190,12 @@ def parse_args(argv):
     a('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     if args.dataset is None:
-        from util.model_label import model_from_weights, parse_model_label
         args.dataset = parse_model_label(model_from_weights(args.model, args.weights)).dataset
     return args
 
 
 @cli_entry
 def main(argv=None):
-    from issegm.datasets import get_dataset, load_samples
-    from util.errors import require_file
-    from util.logs import setup_logging
-
     args = parse_args(argv)
     # Checks of the flags and files first, before MXNet is even imported (a quick error).
     info = get_dataset(args.dataset)
@@ -219,9 +208,9 @@ def main(argv=None):
     require_file(args.weights, 'weight file')
     set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
 
-    from issegm.inference import make_predictors
+    from issegm.inference import make_predictors  # these import MXNet: after the flags
     from util.devices import parse_devices
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes
     from util.weights import load_for_model
     contexts = parse_devices(args.gpus)
     arg_params, aux_params = load_for_model(args.weights, parameter_shapes(model))

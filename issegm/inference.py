@@ -23,7 +23,7 @@ from PIL import Image
 from util.flags import check_test_steps
 from util.image import interp_filter, normalize, pad_to_multiple, resize_image, scale_longer_side
 from util.prefetch import Prefetcher
-from util.symbols import inference_symbol
+from util.symbol.resnet38 import inference_symbol
 
 __all__ = ['Predictor', 'make_predictors', 'upsample_probs', 'UPSAMPLE_THREADS']
 

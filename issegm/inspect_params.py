@@ -3,7 +3,6 @@
 Exit 0 with a one-line summary when every parameter fits; exit 1 listing each missing,
 unexpected and wrong-shape parameter by name otherwise.
 """
-import argparse
 import os
 import sys
 
@@ -11,11 +10,12 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from util.errors import UserError, cli_entry  # noqa: E402
+from util.flags import FlagParser  # noqa: E402
 from util.model_label import parse_model_label  # noqa: E402
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = FlagParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', required=True, help='model label, e.g. gta_rna-a1_cls19_s8')
     parser.add_argument('--weights', required=True, help='weight file (.params)')
     return parser.parse_args(argv)
@@ -25,7 +25,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     parse_model_label(args.model)
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes  # these import MXNet: after the flags
     from util.weights import check_fit, describe_misfit, load_weights
     expected = parameter_shapes(args.model)
     arg_params, aux_params = load_weights(args.weights)

@@ -1,12 +1,8 @@
 """Write list files (`image<TAB>label`, relative to the data root) from a dataset folder.
 
-    python issegm/make_lists.py --layout cityscapes --data-root DATA --split val
-    python issegm/make_lists.py --layout gta --data-root DATA_GTA5            # split train
-    python issegm/make_lists.py --layout synthia --data-root DATA_SYNTHIA
-
-By default the list goes to issegm/data_list/DATASET/SPLIT.lst, where split names resolve.
+Command: see the README, "Data, list files, weights and priors". By default the list goes to
+issegm/data_list/DATASET/SPLIT.lst, where split names resolve.
 """
-import argparse
 import glob
 import os
 import sys
@@ -16,8 +12,7 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
 
 from issegm.datasets import DATA_LIST_DIR, write_list  # noqa: E402
 from util.errors import UserError, cli_entry, require_dir  # noqa: E402
-
-LAYOUTS = ('cityscapes', 'gta', 'synthia')
+from util.flags import FlagParser  # noqa: E402
 
 
 def cityscapes_pairs(root, split):
@@ -34,17 +29,18 @@ def flat_pairs(root, image_dir, label_dir):
         yield os.path.relpath(image, root), os.path.join(label_dir, os.path.basename(image))
 
 
+# Layouts with one folder of images and one of labels of the same file names.
+FLAT_LAYOUTS = {'gta': ('images', 'labels'), 'synthia': ('RGB', os.path.join('GT', 'labels'))}
+LAYOUTS = ('cityscapes',) + tuple(FLAT_LAYOUTS)
+
+
 def list_pairs(layout, root, split):
     """[(image, label)] relative to root for a dataset layout (SPEC 4); labels must exist."""
     if layout == 'cityscapes':
-        pairs = list(cityscapes_pairs(root, split))
-        where = os.path.join(root, 'leftImg8bit', split)
-    elif layout == 'gta':
-        pairs, where = list(flat_pairs(root, 'images', 'labels')), os.path.join(root, 'images')
-    elif layout == 'synthia':
-        pairs, where = list(flat_pairs(root, 'RGB', os.path.join('GT', 'labels'))), os.path.join(root, 'RGB')
+        pairs, where = list(cityscapes_pairs(root, split)), os.path.join(root, 'leftImg8bit', split)
     else:
-        raise UserError('unknown --layout %r (allowed: %s)' % (layout, ', '.join(LAYOUTS)))
+        image_dir, label_dir = FLAT_LAYOUTS[layout]
+        pairs, where = list(flat_pairs(root, image_dir, label_dir)), os.path.join(root, image_dir)
     if not pairs:
         raise UserError('no images found under %s' % where)
     missing = [label for _, label in pairs if not os.path.isfile(os.path.join(root, label))]
@@ -56,8 +52,8 @@ def list_pairs(layout, root, split):
 
 @cli_entry
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='Write a list file from a dataset folder.')
-    parser.add_argument('--layout', required=True, help='cityscapes, gta or synthia')
+    parser = FlagParser(description='Write a list file from a dataset folder.')
+    parser.add_argument('--layout', required=True, choices=LAYOUTS)
     parser.add_argument('--data-root', required=True)
     parser.add_argument('--split', default=None, help='cityscapes: train/val/test (default train)')
     parser.add_argument('--output', help='list file (default issegm/data_list/LAYOUT/SPLIT.lst)')

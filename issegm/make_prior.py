@@ -1,10 +1,8 @@
 """Build the spatial prior of a source dataset: `spatial_prior/DATASET/prior_array.mat`.
 
-    python issegm/make_prior.py --data-root DATA_ROOT_GTA5 --dataset gta --split train \
-        [--size 1024x2048] [--window 70] [--output spatial_prior/gta/prior_array.mat]
-
-The prior (used by phase val with `--with-prior True`, SPEC 5 step 4) is a float32 array
-`prior_array` of shape (classes, H, W) at the target image size, saved with scipy.io.savemat:
+Command: see the README, "Data, list files, weights and priors". The prior (used by phase val
+with `--with-prior True`, SPEC 5 step 4) is a float32 array `prior_array` of shape
+(classes, H, W) at the target image size, saved with scipy.io.savemat:
 
 1. every label map of the split is mapped to train ids and resized to H x W with nearest
    neighbour (pixel-centre aligned, util.image.resize_label, as the training crops do);
@@ -24,7 +22,6 @@ class is black).
 `load_prior(path, num_classes, size_hw)` reads a prior back (also the published
 `spatial_prior/gta/prior_array.mat`) and checks its shape.
 """
-import argparse
 import os
 import sys
 import time
@@ -32,9 +29,16 @@ import time
 if __package__ in (None, ''):  # run by path without installation: the repo root holds `util`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+import scipy.io  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
+from issegm.datasets import get_dataset, load_samples, read_label, write_png  # noqa: E402
 from util.errors import UserError, cli_entry  # noqa: E402
+from util.flags import FlagParser  # noqa: E402
+from util.image import resize_label  # noqa: E402
+from util.logs import setup_logging  # noqa: E402
 
 __all__ = ['parse_size', 'gaussian_params', 'PriorCounter', 'smooth_and_normalise',
            'write_prior', 'load_prior', 'prior_png_name', 'main']
@@ -87,7 +91,6 @@ class PriorCounter(object):
 
     def add(self, train_ids):
         """Count one train-id map (any size; resized to the prior's size with nearest)."""
-        from util.image import resize_label
         train_ids = np.asarray(train_ids)
         if train_ids.ndim != 2:
             raise ValueError('expected an (H, W) train-id map, got shape %s'
@@ -117,7 +120,6 @@ class PriorCounter(object):
 
 def smooth_and_normalise(counts, window):
     """Gaussian-smoothed counts, normalised per pixel over the classes: float32 (C, H, W)."""
-    import cv2
     prior = np.array(counts, np.float32)
     params = gaussian_params(window)
     if params is not None:
@@ -139,8 +141,6 @@ def prior_png_name(class_name):
 
 def write_prior(path, prior, class_names):
     """Save `prior_array` to `path` (.mat, written atomically) and one PNG per class beside it."""
-    import scipy.io
-    from issegm.datasets import write_png
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, '.%s.tmp.mat' % os.path.basename(path))
@@ -164,7 +164,6 @@ def write_prior(path, prior, class_names):
 def load_prior(path, num_classes, size_hw):
     """The float32 (C, H, W) prior of a .mat file; a UserError if missing, unreadable or of
     another shape than (num_classes, H, W)."""
-    import scipy.io
     if not path or not os.path.isfile(path):
         raise UserError('spatial prior not found: %s (build one with issegm/make_prior.py)'
                         % path)
@@ -189,7 +188,7 @@ def load_prior(path, num_classes, size_hw):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = FlagParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data-root', required=True, help='root of the source dataset')
     parser.add_argument('--dataset', default='gta', help='gta, synthia, cityscapes, cityscapes16')
     parser.add_argument('--split', default='train', help='split name or path to a .lst file')
@@ -207,9 +206,6 @@ def parse_args(argv):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from tqdm import tqdm
-    from issegm.datasets import get_dataset, load_samples, read_label
-    from util.logs import setup_logging
     log = setup_logging(args.log_file)
     info = get_dataset(args.dataset)
     size_hw = parse_size(args.size)

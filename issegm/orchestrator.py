@@ -5,42 +5,60 @@ issegm/script-self-paced-self-trained-segresnet.py (and upstream's later name so
 Calling it again with the same arguments skips every phase that finished (each phase leaves
 `OUTPUT/R/val.done` / `train.done` holding its command line) and continues where it stopped.
 """
-import argparse
 import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
 
-from issegm.self_training import (SOURCE_SAMPLE_POLICIES, TRAIN_DONE, VAL_DONE, KC_POLICIES,
-                                  add_shared_args)
+from issegm.datasets import get_dataset, target_dataset
+from issegm.self_training import TRAIN_DONE, VAL_DONE, shared_flags
 from util.errors import UserError, cli_entry
 from util.files import write_json
-from util.flags import parse_bool, py2_str
+from util.flags import FlagParser, py2_str
+from util.hvd import INSTALL_HINT
+from util.launch import LAUNCHERS as PS_LAUNCHERS
+from util.logs import setup_logging
+from util.model_label import check_num_classes, checkpoint_file, model_from_weights
 
 log = logging.getLogger('cbst')
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ROUND_SCRIPT = os.path.join(HERE, 'self-paced-self-trained-segresnet.py')
+# Run by path, so it works without installation from any working directory.
+LAUNCH_SCRIPT = os.path.join(os.path.dirname(HERE), 'util', 'launch.py')
+
+# How each round picks its source images: 'cumulative' always draws with --seed-int (a larger
+# portion adds images), 'random' with the round number (yzou2/CBST issegm/solve_AO.py).
+SOURCE_SAMPLE_POLICIES = ('cumulative', 'random')
+# Flags upstream's solve_AO.py accepted and never used: accepted here too, with a warning.
+IGNORED_FLAGS = {'--to-epoch': 'round r trains until epoch (r + 1) * --epoch-per-round'}
+# How phase train runs on --workers N: issegm.launch's parameter-server job (local or ssh), or
+# horovodrun (all-reduce, --kvstore horovod).
+LAUNCHERS = PS_LAUNCHERS + ('horovod',)
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description='CBST self-training rounds (orchestrator).',
+    parser = FlagParser(
+        description='CBST self-training rounds (orchestrator).', parents=[shared_flags()],
         epilog='As upstream\'s solve_AO.py, phase val always gets --test-flipping and phase '
                'train --mine-id-address OUTPUT/stats; by default phase val also gets --no-cudnn '
                'and phase train --backward-do-mirror, --prefetcher process and --cache-images '
                '0 (see the flags above to change them). Numbers are passed as Python 2\'s '
                'str() wrote them (12 significant digits).')
-    add_shared_args(parser)
+    parser.set_defaults(prefetcher='process')  # as upstream's solve_AO.py passed
     a = parser.add_argument
-    a('--to-epoch', type=int, help='accepted and unused, as upstream (round r trains until '
-                                   'epoch (r + 1) * --epoch-per-round)')
-    a('--prefetcher', default='process',
-      help='phase train: thread or process crop workers (default process, as upstream)')
-    a('--cache-images', type=parse_bool, default=False,
-      help='phase train: 1 keeps decoded images in memory (default 0, as upstream passed)')
+    a('--num-round', type=int, default=12)
+    a('--epoch-per-round', type=int, default=2, help='epochs each round trains')
+    a('--max-tgt-port', type=float, default=0.5, help='the target portion grows while below it')
+    a('--max-src-port', type=float, default=0.06, help='the source portion grows while below it')
+    a('--step-tgt-port', type=float, default=0.05, help='target portion added per round')
+    a('--step-src-port', type=float, default=0.0025, help='source portion added per round')
+    a('--source-sample-policy', default='cumulative', choices=SOURCE_SAMPLE_POLICIES)
+    for flag, why in IGNORED_FLAGS.items():
+        a(flag, type=int, help='accepted and ignored (a warning says so), as upstream: ' + why)
     a('--backward-do-mirror', dest='backward_do_mirror', action='store_true', default=True,
       help='phase train: pass --backward-do-mirror (the default, as upstream)')
     a('--no-backward-do-mirror', dest='backward_do_mirror', action='store_false',
@@ -52,26 +70,24 @@ def parse_args(argv):
     a('--self-training-script', default=DEFAULT_ROUND_SCRIPT,
       help='the per-round script run for each phase')
     a('--workers', type=int, default=1,
-      help='run phase train on N workers via issegm.launch (phase val stays one process); '
-           'with N > 1 --kvstore local means dist_sync and device means dist_device_sync')
+      help='run phase train on N workers (phase val stays one process): with --launcher '
+           'local or ssh a parameter-server job through issegm.launch, where --kvstore local '
+           'means dist_sync and device means dist_device_sync; with --launcher horovod under '
+           'horovodrun with --kvstore horovod (see the per-round script\'s --kvstore for what '
+           'each does to the learning rate)')
     a('--servers', type=int, help='parameter servers for --workers (default: as many as workers)')
-    a('--launcher', default='local', help='local or ssh (with --workers)')
-    a('--hostfile', help='hosts for --launcher ssh, one per line')
-    a('--no-progress', action='store_true', help='no progress bars in the children')
-    args = parser.parse_args(argv)
-    if args.kc_policy not in KC_POLICIES:
-        raise UserError('unknown --kc-policy %r (allowed: %s)' % (args.kc_policy, ', '.join(KC_POLICIES)))
-    if args.source_sample_policy not in SOURCE_SAMPLE_POLICIES:
-        raise UserError('unknown --source-sample-policy %r (allowed: %s)'
-                        % (args.source_sample_policy, ', '.join(SOURCE_SAMPLE_POLICIES)))
-    if args.prefetcher not in ('thread', 'process'):
-        raise UserError('unknown --prefetcher %r (allowed: thread, process)' % args.prefetcher)
+    a('--launcher', default='local', choices=LAUNCHERS, help='with --workers')
+    a('--hostfile', help='--launcher ssh: hosts, one per line; --launcher horovod: '
+                         'horovodrun\'s host file ("HOST slots=N" lines; default localhost)')
+    return check_args(parser.parse_args(argv))
+
+
+def check_args(args):
+    """Validate the flags and files; fill in the model label and the distributed kvstore."""
     if not os.path.isfile(args.self_training_script):
         raise UserError('--self-training-script not found: %s' % args.self_training_script)
     if not os.path.isfile(args.weights):
         raise UserError('weight file not found: %s' % args.weights)
-    if args.launcher not in ('local', 'ssh'):
-        raise UserError('unknown --launcher %r (allowed: local, ssh)' % args.launcher)
     if args.workers < 1 or (args.servers is not None and args.servers < 1):
         raise UserError('--workers and --servers must be at least 1')
     if args.workers > 1:
@@ -79,21 +95,40 @@ def parse_args(argv):
             raise UserError('--launcher ssh needs --hostfile (one host per line)')
         if args.hostfile and not os.path.isfile(args.hostfile):
             raise UserError('--hostfile not found: %s' % args.hostfile)
-        # Workers of one job must share a parameter server: the single-machine kvstores
-        # become their distributed counterparts.
-        args.kvstore = {'local': 'dist_sync', 'device': 'dist_device_sync'}.get(
-            args.kvstore, args.kvstore)
-    from issegm.datasets import get_dataset, target_dataset
-    from util.model_label import model_from_weights, parse_model_label
+        if args.launcher == 'horovod':
+            args.kvstore = 'horovod'
+            args.horovodrun = horovodrun_path()
+        else:
+            # Workers of one job must share a parameter server: the single-machine kvstores
+            # become their distributed counterparts.
+            args.kvstore = {'local': 'dist_sync', 'device': 'dist_device_sync'}.get(
+                args.kvstore, args.kvstore)
     args.model = model_from_weights(args.model, args.weights)
     # The phases read the target with these tables (cityscapes16 under a synthia source).
     target = get_dataset(target_dataset(args.dataset, args.dataset_tgt))
-    num_classes = parse_model_label(args.model).num_classes
-    if num_classes != len(target.class_names):
-        raise UserError('model %s has %d classes but the target %s (with source %s) has %d'
-                        % (args.model, num_classes, target.name, args.dataset,
-                           len(target.class_names)))
+    check_num_classes(args.model, target,
+                      'the target %s (with source %s)' % (target.name, args.dataset))
     return args
+
+
+def horovodrun_path():
+    """horovodrun beside this Python (a venv's bin), else on PATH; a UserError if missing."""
+    beside = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
+    found = beside if os.path.isfile(beside) else shutil.which('horovodrun')
+    if not found:
+        raise UserError('--launcher horovod: horovodrun not found. ' + INSTALL_HINT)
+    return found
+
+
+def ignored_flag_warnings(args):
+    """One warning line per flag of IGNORED_FLAGS given on the command line."""
+    lines = []
+    for flag, why in IGNORED_FLAGS.items():
+        value = getattr(args, flag[2:].replace('-', '_'))
+        if value is not None:
+            lines.append('warning: %s %s is accepted and ignored, as upstream (%s)'
+                         % (flag, value, why))
+    return lines
 
 
 def _flag(name, value):
@@ -124,7 +159,7 @@ def round_settings(args):
 
 def round_weights(args, r, to_epoch):
     """The checkpoint round r ends with, which round r + 1 starts from."""
-    return os.path.join(args.output, str(r), '%s_ep-%04d.params' % (args.model, to_epoch))
+    return checkpoint_file(os.path.join(args.output, str(r)), args.model, to_epoch)
 
 
 def phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed):
@@ -157,17 +192,19 @@ def phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed):
     return val, train
 
 
-LAUNCH_SCRIPT = os.path.join(HERE, 'launch.py')
-
-
 def child_command(args, script_args, distributed=False):
-    """This Python running the per-round script; through issegm.launch for --workers > 1.
+    """This Python running the per-round script; for --workers > 1 through issegm.launch or
+    horovodrun.
 
-    The launcher runs the same command for the scheduler, the servers and the workers (on the
-    hosts of --hostfile with --launcher ssh: this Python and script path must exist there)."""
+    issegm.launch runs the same command for the scheduler, the servers and the workers (on the
+    hosts of --hostfile with --launcher ssh: this Python and script path must exist there);
+    horovodrun runs it once per worker (rank), on localhost or the hosts of its --hostfile."""
     command = [sys.executable, args.self_training_script] + script_args
-    if distributed and args.workers > 1:
-        # By path, so it works without installation from any working directory.
+    if distributed and args.workers > 1 and args.launcher == 'horovod':
+        hosts = (['--hostfile', args.hostfile] if args.hostfile
+                 else ['-H', 'localhost:%d' % args.workers])
+        command = [args.horovodrun, '-np', str(args.workers)] + hosts + command
+    elif distributed and args.workers > 1:
         launch = [sys.executable, LAUNCH_SCRIPT, '-n', str(args.workers)]
         launch += _flag('s', args.servers) + ['--launcher', args.launcher] + _flag('H', args.hostfile)
         command = launch + ['--'] + command
@@ -220,10 +257,11 @@ def round_summary(args, r, tgt_port, src_port, lr):
 
 @cli_entry
 def main(argv=None):
-    from util.logs import setup_logging
     args = parse_args(argv)
     os.makedirs(args.output, exist_ok=True)
     setup_logging(os.path.join(args.output, 'rounds.log'))
+    for line in ignored_flag_warnings(args):
+        log.warning('%s', line)
     weights = args.weights
     redo_rest = False  # once a phase re-runs, every later phase depends on new results
     for r, tgt_port, src_port, lr, to_epoch, seed in round_settings(args):

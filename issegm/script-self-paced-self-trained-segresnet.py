@@ -1,4 +1,8 @@
-"""Upstream's command name for issegm.orchestrator (see that module); kept so old command lines work."""
+"""Wrapper: upstream's first-release name for issegm.orchestrator (the round loop).
+
+Named as yzou2/CBST issegm/script-self-paced-self-trained-segresnet.py; it only runs
+issegm.orchestrator.main (the code and its documentation are in issegm/orchestrator.py).
+"""
 import os
 import sys
 

@@ -1,4 +1,8 @@
-"""Upstream's command name for issegm.self_training (see that module); kept so old command lines work."""
+"""Wrapper: upstream's first-release name for issegm.self_training (one phase of one round).
+
+Named as yzou2/CBST issegm/self-paced-self-trained-segresnet.py; it only runs
+issegm.self_training.main (the code and its documentation are in issegm/self_training.py).
+"""
 import os
 import sys
 

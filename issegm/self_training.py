@@ -2,7 +2,6 @@
 retrains on source + pseudo-labelled target. Wrapped by issegm/self-paced-self-trained-segresnet.py
 (and its later upstream name solve_ST.py).
 """
-import argparse
 import logging
 import os
 import sys
@@ -10,20 +9,33 @@ import time
 
 import numpy as np
 
+from issegm.cbst import POLICIES
+from issegm.datasets import (get_dataset, load_samples, read_sample, resolve_split,
+                             target_dataset)
+from issegm.make_prior import load_prior
+from issegm.testtime import device_names
 from util.errors import UserError, cli_entry
 from util.files import write_json
-from util.flags import parse_bool, set_mxnet_switches
+from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, check_test_steps,
+                        parse_bool, parse_scale_range, parse_test_scales, set_mxnet_switches,
+                        training_switch_flags)
+from util.logs import rank_log_file, setup_logging
+from util.lr_scheduler import LR_TYPES, make_lr_scheduler
+from util.metrics import format_table
+from util.model_label import (check_num_classes, checkpoint_path, checkpoint_prefix,
+                              model_from_weights, parse_model_label, start_epoch)
+from util.prefetch import KINDS as PREFETCHER_KINDS
 
 log = logging.getLogger('cbst')
 
-KC_POLICIES = ('global', 'cb')
-SOURCE_SAMPLE_POLICIES = ('cumulative', 'random')
 VAL_DONE = 'val.done'
 TRAIN_DONE = 'train.done'
 
 
-def add_shared_args(parser):
-    """Flags of the orchestrator that the per-round script takes too (SPEC 2.1)."""
+def shared_flags():
+    """A parent parser of the flags the orchestrator passes on to this script, which both take
+    (argparse `parents=`); a new one per call, as a child's set_defaults changes its actions."""
+    parser = FlagParser(add_help=False)
     a = parser.add_argument
     a('--dataset', default='gta', help='source dataset: gta or synthia')
     a('--dataset-tgt', default='cityscapes',
@@ -42,44 +54,41 @@ def add_shared_args(parser):
     a('--origin-size-tgt', type=int, default=2048, help='target image size the scales refer to')
     a('--init-tgt-port', type=float, default=0.3, help='portion of target pixels to pseudo-label')
     a('--init-src-port', type=float, default=0.3, help='portion of source images to train on')
-    a('--max-tgt-port', type=float, default=0.5)
-    a('--max-src-port', type=float, default=0.06)
-    a('--step-tgt-port', type=float, default=0.05)
-    a('--step-src-port', type=float, default=0.0025)
-    a('--epoch-per-round', type=int, default=2)
     a('--seed-int', type=int, default=0, help='source sampling seed (cumulative policy)')
     a('--mine-port', type=float, default=0.5, help='probability of small-class patch mining')
     a('--mine-id-number', type=int, default=3, help='number of rarest classes to mine')
     a('--mine-thresh', type=float, default=0.001, help='class ratio below which mining has priority')
     a('--with-prior', type=parse_bool, default=False, help="'True' to weight maps by the spatial prior")
     a('--prior', help='spatial prior .mat (default spatial_prior/DATASET/prior_array.mat)')
-    a('--num-round', type=int, default=12)
     a('--test-scales', default='2048', help='longer side at test time (one value in phase val)')
     a('--scale-rate-range', default='0.7,1.3', help='training scale range lo,hi')
     a('--base-lr', type=float, default=1e-4)
-    a('--source-sample-policy', default='cumulative', help='cumulative or random')
-    a('--kc-policy', default='cb', help='cb (class-balanced) or global (plain ST)')
+    a('--kc-policy', default='cb', choices=POLICIES,
+      help='cb (class-balanced) or global (plain ST)')
     a('--prefetch-threads', type=int, default=1)
+    a('--prefetcher', default='thread', choices=PREFETCHER_KINDS,
+      help='phase train: crop workers in threads or processes (default %(default)s)')
+    a('--cache-images', type=parse_bool, default=False,
+      help='phase train: 1 keeps decoded training images in memory (default 0, as upstream\'s '
+           'solve_AO.py passed; its solve_ST.py cached the image files when not given)')
     a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0,1')
     a('--keep-probmaps', action='store_true', help='keep OUTPUT/probmap/NAME.npy (C,H,W) maps')
-    a('--kvstore', default='local', help='local, device, dist_sync, dist_device_sync, dist_async')
+    a('--kvstore', default='local', choices=KVSTORES, help=KVSTORE_HELP)
+    a('--no-progress', action='store_true', help='no progress bars')
+    return parser
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         description='One phase of one CBST self-training round.',
+        parents=[shared_flags(), training_switch_flags()],
         epilog='--check-start and --check-step are accepted and ignored, as upstream (a '
-               'checkpoint is written after every epoch). The flags of the rounds '
-               '(--max-tgt-port, --max-src-port, --step-tgt-port, --step-src-port, '
-               '--epoch-per-round, --num-round, --source-sample-policy) are shared with the '
-               'orchestrator and unused here.')
-    add_shared_args(parser)
+               'checkpoint is written after every epoch).')
     a = parser.add_argument
-    a('--phase', default='train', help='train or val')
+    a('--phase', default='train', choices=('train', 'val'))
     a('--idx-round', type=int, default=0)
     a('--to-epoch', type=int, default=2, help='phase train: the epoch the lr schedule ends at')
-    a('--prefetcher', default='thread', help='phase train: thread or process crop workers')
-    a('--lr-type', default='fixed', help='fixed, step, linear or poly')
+    a('--lr-type', default='fixed', choices=LR_TYPES)
     a('--lr-steps', default='', help='--lr-type step: iterations (batches) at which the lr is '
                                      'multiplied by 0.1, e.g. 20000,40000')
     a('--weight-decay', type=float, default=0.0005)
@@ -90,35 +99,13 @@ def parse_args(argv):
     a('--mine-id-address', help='folder with mine_id.npy and mine_id_priority.npy (phase train)')
     a('--test-flipping', action='store_true')
     a('--test-steps', type=int, default=1)
-    a('--cache-images', type=parse_bool, default=False,
-      help='phase train: 1 keeps decoded training images in memory (default 0; upstream cached '
-           'the image files in phase train when the flag was not given)')
     a('--log-file')
-    a('--check-start', type=int, default=1, help='ignored, as upstream')
-    a('--check-step', type=int, default=4, help='ignored, as upstream')
-    a('--debug', action='store_true',
-      help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
-    a('--backward-do-mirror', action='store_true', help='sets MXNET_BACKWARD_DO_MIRROR=1')
-    a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
-    a('--no-progress', action='store_true', help='no progress bars')
     args = parser.parse_args(argv)
     return check_args(args)
 
 
 def check_args(args):
     """Validate flag values and fill in defaults derived from other flags."""
-    from issegm.datasets import target_dataset
-    from util.flags import parse_scale_range, parse_test_scales
-    from util.model_label import model_from_weights, parse_model_label, start_epoch
-    if args.phase not in ('train', 'val'):
-        raise UserError('unknown --phase %r (allowed: train, val)' % args.phase)
-    if args.kc_policy not in KC_POLICIES:
-        raise UserError('unknown --kc-policy %r (allowed: %s)' % (args.kc_policy, ', '.join(KC_POLICIES)))
-    if args.source_sample_policy not in SOURCE_SAMPLE_POLICIES:
-        raise UserError('unknown --source-sample-policy %r (allowed: %s)'
-                        % (args.source_sample_policy, ', '.join(SOURCE_SAMPLE_POLICIES)))
-    if args.prefetcher not in ('thread', 'process'):
-        raise UserError('unknown --prefetcher %r (allowed: thread, process)' % args.prefetcher)
     args.dataset_tgt = target_dataset(args.dataset, args.dataset_tgt)
     args.model = model_from_weights(args.model, args.weights)
     args.parsed_model = parse_model_label(args.model)
@@ -150,28 +137,21 @@ def default_prior_path(dataset):
 
 
 def _load_model(args, allow_missing=False):
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes  # these import MXNet: after the flags
     from util.weights import load_for_model
     return load_for_model(args.weights, parameter_shapes(args.model), allow_missing=allow_missing)
 
 
 # ----------------------------------------------------------------------------------- phase val
 def run_val(args):
-    """Pseudo-label the target split (SPEC 5) and write the mining statistics: the checks, the
-    model and prior, then the steps of issegm/phase_val.py."""
-    from issegm import phase_val
-    from issegm.datasets import get_dataset, load_samples
+    """Pseudo-label the target split (yzou2/CBST issegm/solve_ST.py, _val_impl) and write the
+    mining statistics: the checks, the model and prior, then the steps of issegm/phase_val.py."""
+    from issegm import phase_val  # these import MXNet: after the flags
     from issegm.inference import make_predictors
-    from issegm.testtime import device_names
     from util.devices import parse_devices
-    from util.flags import check_test_steps
-    from util.metrics import format_table
 
     info = get_dataset(args.dataset_tgt)
-    num_classes = args.parsed_model.num_classes
-    if num_classes != len(info.class_names):
-        raise UserError('model %s has %d classes but dataset %s has %d'
-                        % (args.model, num_classes, args.dataset_tgt, len(info.class_names)))
+    num_classes = check_num_classes(args.model, info).num_classes
     if len(args.test_scales_list) != 1:
         raise UserError('phase val takes one test scale, got --test-scales %s' % args.test_scales)
     check_test_steps(args.test_steps, args.parsed_model.stride)
@@ -223,8 +203,6 @@ def _load_prior(args, samples, num_classes):
     """The spatial prior with --with-prior (sized as the first target image), else None."""
     if not args.with_prior:
         return None
-    from issegm.datasets import read_sample
-    from issegm.make_prior import load_prior
     first_image, _ = read_sample(samples[0][0], None)
     return load_prior(args.prior or default_prior_path(args.dataset), num_classes,
                       first_image.shape[:2])
@@ -248,73 +226,87 @@ def schedule_batches_per_epoch(args):
     """Batches per epoch of the lr schedule: the number of lines of the SOURCE list file //
     --batch-images (yzou2/CBST issegm/solve_ST.py, _train_impl). QUIRK kept: not the number of
     samples this phase trains on (selected source + pseudo-labelled target)."""
-    from issegm.datasets import resolve_split
     with open(resolve_split(args.dataset, args.split)) as f:
         lines = len(f.readlines())
     return lines // args.batch_images
 
 
-def run_train(args):
-    """Retrain on the selected source images and the pseudo-labelled target (SPEC 6)."""
-    from issegm.data_iter import SegTrainIter, self_training_samples
-    from issegm.datasets import get_dataset, load_samples
-    from issegm.training import NLL_EPS_SELF_TRAINING, checkpoint_path, create_kvstore, fit
-    from util.devices import parse_devices
-    from util.flags import check_epochs
-    from util.lr_scheduler import make_lr_scheduler
-    from util.symbols import build_symbol
+def mining_statistics(args):
+    """(mine_id, mine_id_priority) as lists from --mine-id-address (phase val's OUTPUT/stats);
+    empty without mining (--mine-port 0)."""
+    if args.mine_port <= 0:
+        return (), ()
+    if not args.mine_id_address:
+        raise UserError('--mine-id-address is required in phase train when --mine-port > 0 '
+                        '(the stats folder written by phase val, e.g. OUTPUT/stats)')
+    files = [os.path.join(args.mine_id_address, n + '.npy') for n in ('mine_id', 'mine_id_priority')]
+    for f in files:
+        if not os.path.isfile(f):
+            raise UserError('mining statistics not found: %s' % f)
+    mine_id, mine_id_priority = (np.load(f).astype(int).tolist() for f in files)
+    return mine_id, mine_id_priority
 
-    src_info = get_dataset(args.dataset)
-    tgt_info = get_dataset(args.dataset_tgt)
+
+def phase_log_file(args):
+    return args.log_file or os.path.join(args.output, 'round%d-%s.log' % (args.idx_round,
+                                                                          args.phase))
+
+
+def run_train(args):
+    """Retrain on the selected source images and the pseudo-labelled target (SPEC 6): the
+    checks of the flags and files, then _train_round."""
+    infos = get_dataset(args.dataset), get_dataset(args.dataset_tgt)
     tgt_list = target_list_path(args)
     if not os.path.isfile(tgt_list):
         raise UserError('pseudo-label list %s not found: run phase val of round %d first'
                         % (tgt_list, args.idx_round))
-    mine_id, mine_id_priority = (), ()
-    if args.mine_port > 0:
-        if not args.mine_id_address:
-            raise UserError('--mine-id-address is required in phase train when --mine-port > 0 '
-                            '(the stats folder written by phase val, e.g. OUTPUT/stats)')
-        files = [os.path.join(args.mine_id_address, n + '.npy') for n in ('mine_id', 'mine_id_priority')]
-        for f in files:
-            if not os.path.isfile(f):
-                raise UserError('mining statistics not found: %s' % f)
-        mine_id, mine_id_priority = (np.load(f).astype(int).tolist() for f in files)
+    mining = mining_statistics(args)
     check_epochs(args.from_epoch, args.stop_epoch, args.to_epoch)
     if args.batch_images < 1:
         raise UserError('--batch-images must be positive, got %d' % args.batch_images)
     batches = schedule_batches_per_epoch(args)
     schedule = make_lr_scheduler(args.lr_type, args.base_lr, args.lr_steps,
                                  args.from_epoch * batches, args.to_epoch * batches)
-    contexts = parse_devices(args.gpus)
+    return _train_round(args, infos, tgt_list, mining, batches, schedule)
+
+
+def _clear_round_outputs(args, prefix):
+    """A redone phase starts clean: no checkpoints or marker of an earlier, killed attempt."""
+    for epoch in range(args.from_epoch + 1, args.stop_epoch + 1):
+        stale = checkpoint_path(prefix, epoch)
+        if os.path.exists(stale):
+            os.remove(stale)
+    done = os.path.join(round_dir(args), TRAIN_DONE)
+    if os.path.exists(done):
+        os.remove(done)
+
+
+def _train_round(args, infos, tgt_list, mining, batches, schedule):
+    """Phase train's MXNet part: devices, weights, kvstore, the round's samples, fit."""
+    from issegm.data_iter import SegTrainIter, self_training_samples  # these import MXNet
+    from issegm.training import NLL_EPS_SELF_TRAINING, fit, start_worker
+    from util.devices import parse_devices
+    from util.symbol.resnet38 import build_symbol
+
     arg_params, aux_params = _load_model(args, allow_missing=args.from_epoch == 0)
-    kv = create_kvstore(args.kvstore, len(contexts))
-    rank, workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
-    if rank > 0:  # one log per worker: appending to one file from several hosts garbles it
-        from util.logs import setup_logging
-        setup_logging('%s.rank%d.log' % (os.path.splitext(args.log_file or os.path.join(
-            args.output, 'round%d-train.log' % args.idx_round))[0], rank), debug=args.debug)
+    kv, contexts, (_, rank, workers) = start_worker(args.kvstore, parse_devices(args.gpus))
+    if rank > 0:
+        setup_logging(rank_log_file(phase_log_file(args), rank), debug=args.debug)
     source = load_samples(args.data_root, args.split, args.dataset)
     target = load_samples(args.data_root_tgt, tgt_list, args.dataset_tgt)
-    samples = self_training_samples(source, src_info, target, tgt_info, args.init_src_port,
+    samples = self_training_samples(source, infos[0], target, infos[1], args.init_src_port,
                                     args.seed_int, args.origin_size, args.origin_size_tgt)
     train_iter = SegTrainIter(samples, args.batch_images, args.crop_size,
                               stride=args.parsed_model.stride, scale_rate_range=args.scale_range,
-                              mine_port=args.mine_port, mine_id=mine_id,
-                              mine_id_priority=mine_id_priority, seed=args.seed_int + args.idx_round,
+                              mine_port=args.mine_port, mine_id=mining[0],
+                              mine_id_priority=mining[1], seed=args.seed_int + args.idx_round,
                               prefetch_threads=args.prefetch_threads, prefetcher=args.prefetcher,
                               num_parts=workers, part_index=rank,
                               cache_images=bool(args.cache_images))
-    final = round_dir(args)
-    prefix = os.path.join(final, '%s_ep' % args.model)
-    os.makedirs(final, exist_ok=True)
-    if rank == 0:  # a redone phase starts clean: no checkpoints of an earlier, killed attempt
-        for epoch in range(args.from_epoch + 1, args.stop_epoch + 1):
-            stale = checkpoint_path(prefix, epoch)
-            if os.path.exists(stale):
-                os.remove(stale)
-        if os.path.exists(os.path.join(final, TRAIN_DONE)):
-            os.remove(os.path.join(final, TRAIN_DONE))
+    prefix = checkpoint_prefix(round_dir(args), args.model)
+    os.makedirs(round_dir(args), exist_ok=True)
+    if rank == 0:
+        _clear_round_outputs(args, prefix)
     log.info('round %d phase train: %d source (portion %s, seed %d) + %d target samples, '
              'epochs %d..%d of a schedule to %d (%d batches per epoch), lr %s %g, %d device(s), '
              'worker %d/%d', args.idx_round, len(samples) - len(target), args.init_src_port,
@@ -326,24 +318,22 @@ def run_train(args):
                       args.weight_decay, kv, allow_missing=args.from_epoch == 0,
                       nll_eps=NLL_EPS_SELF_TRAINING, progress=not args.no_progress)
     finally:
-        if hasattr(train_iter, 'close'):
-            train_iter.close()
+        train_iter.close()
     if rank == 0:
-        write_json(os.path.join(final, TRAIN_DONE), {'argv': args.argv, 'history': history})
+        write_json(os.path.join(round_dir(args), TRAIN_DONE),
+                   {'argv': args.argv, 'history': history})
     return history
 
 
 @cli_entry
 def main(argv=None):
-    from util.logs import setup_logging
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     args.argv = argv
     # Environment switches before MXNet is imported (it reads them then, or at graph building).
     set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
     os.makedirs(args.output, exist_ok=True)
-    setup_logging(args.log_file or os.path.join(
-        args.output, 'round%d-%s.log' % (args.idx_round, args.phase)), debug=args.debug)
+    setup_logging(phase_log_file(args), debug=args.debug)
     if args.phase == 'val':
         run_val(args)
     else:

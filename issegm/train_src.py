@@ -1,12 +1,6 @@
 """Train a segmentation model on a labelled source dataset (SPEC 2.4).
 
-    python issegm/train_src.py --gpus 0,1,2,3 --split train --data-root DATA_ROOT_GTA \
-        --output gta_train --model gta_rna-a1_cls19_s8 --batch-images 16 --crop-size 500 \
-        --scale-rate-range 0.7,1.3 --weights models/ilsvrc-cls_rna-a1_cls1000_ep-0001.params \
-        --lr-type fixed --base-lr 0.0016 --to-epoch 30 --kvstore local --prefetch-threads 16 \
-        --prefetcher process --cache-images 0 --backward-do-mirror --origin-size 1914
-
-Starting point (`--weights`):
+Commands: see the README, "Source training". Starting point (`--weights`):
 * the ImageNet classifier (or any file whose model part differs from `--model`): the trunk is
   loaded, the segmentation head (`conv6a`, `linearN`) is missing there and initialised (Xavier,
   gaussian, fan-in, magnitude 2), parameters the model does not have (`linear1000`) are dropped.
@@ -18,11 +12,7 @@ from_epoch+1 .. stop_epoch (`--stop-epoch`, default `--to-epoch`; the lr schedul
 to `--to-epoch`, see util/lr_scheduler.py). The log (OUTPUT/train_src.log unless --log-file)
 shows, every 10 batches, the mean negative log-likelihood since the epoch started, with
 upstream's train_src metric -log(p + 1e-6).
-
-`--phase val` evaluates `--weights` on `--split` with issegm/evaluate.py (its outputs under
-`--output`); upstream's train_src.py parsed `--phase` but ran only `train`.
 """
-import argparse
 import logging
 import os
 import sys
@@ -30,18 +20,28 @@ import sys
 if __package__ in (None, ''):  # run by path without installation: the repo root holds `util`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util.errors import UserError, cli_entry, require_file  # noqa: E402
-from util.flags import parse_bool, parse_scale_range, set_mxnet_switches  # noqa: E402
-from util.lr_scheduler import make_lr_scheduler  # noqa: E402
+import numpy as np  # noqa: E402
 
-__all__ = ['parse_args', 'evaluate_argv', 'resolve_start', 'load_start_weights', 'main']
+from issegm import evaluate  # noqa: E402
+from issegm.datasets import get_dataset, load_samples  # noqa: E402
+from util.errors import UserError, cli_entry, require_file  # noqa: E402
+from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, parse_bool,  # noqa: E402
+                        parse_scale_range, set_mxnet_switches, training_switch_flags)
+from util.logs import rank_log_file, setup_logging  # noqa: E402
+from util.lr_scheduler import LR_TYPES, make_lr_scheduler  # noqa: E402
+from util.model_label import (check_num_classes, checkpoint_prefix, is_classifier,  # noqa: E402
+                              parse_model_label, split_weights_name, start_epoch)
+from util.prefetch import KINDS as PREFETCHER_KINDS  # noqa: E402
+
+__all__ = ['parse_args', 'evaluate_argv', 'resolve_start', 'load_start_weights', 'check_args',
+           'lr_schedule', 'train', 'main']
 
 log = logging.getLogger('cbst')
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
+    parser = FlagParser(
+        description=__doc__.splitlines()[0], parents=[training_switch_flags()],
         epilog='--phase val evaluates --weights on the source --split through issegm/'
                'evaluate.py (upstream parsed --phase but ran only train); the test flags '
                '(--test-scales, --test-flipping, --test-steps, --save-predictions, '
@@ -63,7 +63,7 @@ def parse_args(argv):
     a('--scale-rate-range', default='0.7,1.3', help='random scale range lo,hi')
     a('--origin-size', type=int, help='image size the scale rates refer to (default: the '
                                       'longer side of the dataset max shape, e.g. 1914 for gta)')
-    a('--lr-type', default='fixed', help='fixed, step, linear or poly')
+    a('--lr-type', default='fixed', choices=LR_TYPES)
     a('--base-lr', type=float, default=0.0016)
     a('--lr-steps', default='', help='--lr-type step: iterations (batches) at which the lr is '
                                      'multiplied by 0.1, e.g. 20000,40000')
@@ -79,19 +79,13 @@ def parse_args(argv):
     a('--test-steps', type=int, default=1, help='--phase val: see evaluate.py')
     a('--save-predictions', action='store_true', help='--phase val: keep the score maps')
     a('--no-save-results', action='store_true', help='--phase val: no prediction PNGs')
-    a('--kvstore', default='local', help='local, device, dist_sync, dist_device_sync, dist_async')
+    a('--kvstore', default='local', choices=KVSTORES, help=KVSTORE_HELP)
     a('--prefetch-threads', type=int, default=1, help='crop workers (0: inline)')
-    a('--prefetcher', default='thread', help='thread or process')
+    a('--prefetcher', default='thread', choices=PREFETCHER_KINDS, help='crop workers')
     a('--cache-images', type=parse_bool, default=False,
       help='0 or 1: keep decoded images in memory (default 0; upstream cached the image files '
            'when the flag was not given)')
     a('--log-file', help='log file (default OUTPUT/train_src.log)')
-    a('--check-start', type=int, default=1, help='ignored, as upstream')
-    a('--check-step', type=int, default=4, help='ignored, as upstream')
-    a('--debug', action='store_true',
-      help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
-    a('--backward-do-mirror', action='store_true', help='sets MXNET_BACKWARD_DO_MIRROR=1')
-    a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
     a('--seed', type=int, default=0, help='seed of the crops, the shuffling and the head init')
     a('--no-progress', action='store_true', help='no progress bars')
     return parser.parse_args(argv)
@@ -118,7 +112,6 @@ def evaluate_argv(args):
 
 def resolve_start(model, weights, from_epoch):
     """(model label, parsed label, from_epoch, continuing) from the flags (SPEC 2.2 rules)."""
-    from util.model_label import is_classifier, parse_model_label, split_weights_name, start_epoch
     weights_model = split_weights_name(weights)[0]
     if not model:
         if weights_model is None or is_classifier(parse_model_label(weights_model)):
@@ -138,7 +131,7 @@ def load_start_weights(path, model, continuing, from_epoch):
     """Parameters to start from: a checkpoint of the model must fit exactly; another model's
     file (the classifier) may lack the head (only at epoch 0) and have extra parameters, which
     are dropped. Returns ((arg_params, aux_params), names of the missing parameters)."""
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes  # these import MXNet: after the flags
     from util.weights import check_fit, load_for_model
     expected = parameter_shapes(model)
     if continuing:
@@ -160,92 +153,89 @@ def load_start_weights(path, model, continuing, from_epoch):
     return (arg_params, aux_params), missing
 
 
-@cli_entry
-def main(argv=None):
-    import numpy as np
-
-    from issegm.datasets import get_dataset, load_samples
-    from util.flags import check_epochs
-
-    args = parse_args(argv)
-    if args.phase == 'val':
-        from issegm import evaluate
-        return evaluate.main(evaluate_argv(args))
-    # Environment switches first: MXNet reads them when it is imported or builds the graph.
-    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
-
-    # Checks of the flags and files that need no MXNet come first (a quick error).
+def check_args(args):
+    """Checks of the flags and files that need no MXNet (a quick error), in upstream's order of
+    use; fills in the model (label, parsed, continuing), its dataset `info`, the epochs, the
+    scale range and the origin size."""
     require_file(args.weights, 'weight file')
-    model, parsed, from_epoch, continuing = resolve_start(args.model, args.weights,
-                                                          args.from_epoch)
-    info = get_dataset(args.dataset or parsed.dataset)
-    if parsed.num_classes != len(info.class_names):
-        raise UserError('model %s has %d classes but dataset %s has %d'
-                        % (model, parsed.num_classes, info.name, len(info.class_names)))
-    stop_epoch = args.to_epoch if args.stop_epoch is None else args.stop_epoch
-    check_epochs(from_epoch, stop_epoch, args.to_epoch)
+    args.model, args.parsed_model, args.from_epoch, args.continuing = resolve_start(
+        args.model, args.weights, args.from_epoch)
+    args.info = get_dataset(args.dataset or args.parsed_model.dataset)
+    check_num_classes(args.model, args.info)
+    args.stop_epoch = args.to_epoch if args.stop_epoch is None else args.stop_epoch
+    check_epochs(args.from_epoch, args.stop_epoch, args.to_epoch)
     if args.batch_images < 1 or args.crop_size < 1:
         raise UserError('--batch-images and --crop-size must be positive')
     if args.prefetch_threads < 0:
         raise UserError('--prefetch-threads must be >= 0, got %d' % args.prefetch_threads)
-    if args.prefetcher not in ('thread', 'process'):
-        raise UserError('unknown --prefetcher %r (allowed: thread, process)' % args.prefetcher)
-    scale_range = parse_scale_range(args.scale_rate_range)
-    origin_size = args.origin_size or max(info.max_shape)
-    if origin_size <= 0:
-        raise UserError('--origin-size must be positive, got %d' % origin_size)
-    samples = load_samples(args.data_root, args.split, info.name)
-    # yzou2/CBST issegm/train_src.py, _train_impl: the schedule counts the iterator's batches
-    # per epoch, len(samples) // batch_images.
-    batches = len(samples) // args.batch_images
-    schedule = make_lr_scheduler(args.lr_type, args.base_lr, args.lr_steps,
-                                 from_epoch * batches, args.to_epoch * batches)
+    args.scale_range = parse_scale_range(args.scale_rate_range)
+    args.origin_size = args.origin_size or max(args.info.max_shape)
+    if args.origin_size <= 0:
+        raise UserError('--origin-size must be positive, got %d' % args.origin_size)
+    return args
 
-    import mxnet as mx
+
+def lr_schedule(args, num_samples):
+    """The lr schedule over epochs 0 .. --to-epoch. yzou2/CBST issegm/train_src.py,
+    _train_impl: it counts the iterator's batches per epoch, len(samples) // batch_images."""
+    batches = num_samples // args.batch_images
+    return make_lr_scheduler(args.lr_type, args.base_lr, args.lr_steps,
+                             args.from_epoch * batches, args.to_epoch * batches)
+
+
+def train(args, samples, schedule):
+    """The MXNet part: devices, kvstore, the per-rank log, weights, seeds, iterator, fit."""
+    import mxnet as mx  # MXNet and the modules using it: only once the flags are checked
 
     from issegm.data_iter import SegTrainIter, source_only_samples
-    from issegm.training import NLL_EPS_SOURCE, create_kvstore, fit
+    from issegm.training import NLL_EPS_SOURCE, fit, start_worker
     from util.devices import parse_devices
-    from util.logs import setup_logging
-    from util.symbols import build_symbol
+    from util.symbol.resnet38 import build_symbol
 
-    contexts = parse_devices(args.gpus)
+    kv, contexts, (_, rank, workers) = start_worker(args.kvstore, parse_devices(args.gpus))
     if args.batch_images < len(contexts):
         raise UserError('--batch-images %d is less than the %d devices'
                         % (args.batch_images, len(contexts)))
-    kv = create_kvstore(args.kvstore, len(contexts))
-    rank, workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
-    dist = kv is not None and kv.type.startswith('dist')
-
     os.makedirs(args.output, exist_ok=True)
-    setup_logging(args.log_file or os.path.join(
-        args.output, 'train_src.log' if rank == 0 else 'train_src.rank%d.log' % rank),
-        debug=args.debug)
-    (arg_params, aux_params), missing = load_start_weights(args.weights, model, continuing,
-                                                           from_epoch)
+    setup_logging(rank_log_file(args.log_file or os.path.join(args.output, 'train_src.log'),
+                                rank), debug=args.debug)
+    (arg_params, aux_params), missing = load_start_weights(args.weights, args.model,
+                                                           args.continuing, args.from_epoch)
     np.random.seed(args.seed)
     mx.random.seed(args.seed)  # the initialiser of the missing head draws from MXNet's generator
-    train_iter = SegTrainIter(source_only_samples(samples, info, origin_size), args.batch_images,
-                              args.crop_size, stride=parsed.stride, scale_rate_range=scale_range,
-                              seed=args.seed, prefetch_threads=args.prefetch_threads,
-                              prefetcher=args.prefetcher,
-                              num_parts=workers if dist else 1, part_index=rank if dist else 0,
-                              cache_images=args.cache_images, begin_epoch=from_epoch)
-    prefix = os.path.join(args.output, '%s_ep' % model)
+    train_iter = SegTrainIter(source_only_samples(samples, args.info, args.origin_size),
+                              args.batch_images, args.crop_size, stride=args.parsed_model.stride,
+                              scale_rate_range=args.scale_range, seed=args.seed,
+                              prefetch_threads=args.prefetch_threads, prefetcher=args.prefetcher,
+                              num_parts=workers, part_index=rank,
+                              cache_images=args.cache_images, begin_epoch=args.from_epoch)
     log.info('train_src %s on %s %s: %d samples, %d batches of %d per epoch, crop %d, scales %s, '
              'origin %d, epochs %d..%d of a schedule to %d, lr %s %g, wd %g, %d device(s) %s, '
-             'kvstore %s, worker %d/%d, from %s', model, info.name, args.split, len(samples),
-             len(train_iter), args.batch_images, train_iter.crop, args.scale_rate_range,
-             origin_size, from_epoch, stop_epoch, args.to_epoch, args.lr_type, args.base_lr,
-             args.weight_decay, len(contexts), ','.join(map(str, contexts)), args.kvstore, rank,
-             workers, args.weights)
+             'kvstore %s, worker %d/%d, from %s', args.model, args.info.name, args.split,
+             len(samples), len(train_iter), args.batch_images, train_iter.crop,
+             args.scale_rate_range, args.origin_size, args.from_epoch, args.stop_epoch,
+             args.to_epoch, args.lr_type, args.base_lr, args.weight_decay, len(contexts),
+             ','.join(map(str, contexts)), args.kvstore, rank, workers, args.weights)
     try:
-        history = fit(build_symbol(parsed), train_iter, contexts, arg_params, aux_params,
-                      from_epoch, stop_epoch, prefix, schedule, weight_decay=args.weight_decay,
-                      kvstore=kv, allow_missing=bool(missing), nll_eps=NLL_EPS_SOURCE,
-                      progress=not args.no_progress)
+        return fit(build_symbol(args.parsed_model), train_iter, contexts, arg_params, aux_params,
+                   args.from_epoch, args.stop_epoch, checkpoint_prefix(args.output, args.model),
+                   schedule, weight_decay=args.weight_decay, kvstore=kv,
+                   allow_missing=bool(missing), nll_eps=NLL_EPS_SOURCE,
+                   progress=not args.no_progress)
     finally:
         train_iter.close()
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    if args.phase == 'val':
+        return evaluate.main(evaluate_argv(args))
+    # Environment switches first: MXNet reads them when it is imported or builds the graph.
+    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
+    check_args(args)
+    samples = load_samples(args.data_root, args.split, args.info.name)
+    history = train(args, samples, lr_schedule(args, len(samples)))
     for h in history:
         log.info('epoch %d: NLL %.5f over %d batches', h['epoch'], h['nll'], h['batches'])
     return 0

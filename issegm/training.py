@@ -23,9 +23,19 @@ Data parallelism (as upstream, through MXNet's Module and kvstore):
   same weights after every batch, so they stay identical. dist_async applies each worker's
   push as it arrives: workers may hold different weights at any moment (only rank 0's are
   saved), and an lr schedule advances once per push, i.e. about N times per batch.
+* several workers with Horovod (`--kvstore horovod`, started by horovodrun; util/hvd.py):
+  no parameter server and no MXNet kvstore; each worker (rank) trains on ONE device (its
+  local rank picks it from --gpus) and its own shard, and Horovod's DistributedOptimizer
+  all-reduces the gradients before every update: the MEAN over the ranks of each rank's
+  valid-pixel-normalised gradient, the same step as one process with one device per rank and
+  rescale_grad = 1 / devices. So N ranks of `--batch-images B` take the step of one machine
+  with N devices and a batch of N * B: keep the --base-lr of that machine. Rank 0's starting
+  weights are broadcast to all ranks (random heads included).
 * only rank 0 writes the symbol json and the checkpoints; the epoch NLL is reduced over
-  all workers (see reduce_over_workers) so rank 0 logs and returns the global mean.
+  all workers (see reduce_over_workers; all-reduced with Horovod) so rank 0 logs and returns
+  the global mean.
 """
+import collections
 import functools
 import json
 import logging
@@ -37,16 +47,15 @@ import mxnet as mx
 import numpy as np
 from tqdm import tqdm
 
-from util.errors import UserError
+from util.errors import UserError, exit_hard_on_errors
+from util import hvd
+from util.flags import KVSTORES
+from util.launch import install_fail_fast
 from util.lr_scheduler import FixedSchedule
+from util.model_label import checkpoint_path
 from util.weights import save_weights
 
 log = logging.getLogger('cbst')
-
-
-def checkpoint_path(prefix, epoch):
-    """`PREFIX-%04d.params`, e.g. OUTPUT/0/cityscapes_rna-a1_cls19_s8_ep-0002.params."""
-    return '%s-%04d.params' % (prefix, epoch)
 
 
 # The epsilon inside -log(p + eps) of the training NLL: yzou2/CBST issegm/solve_ST.py _get_metric
@@ -80,36 +89,61 @@ def nll_metric(eps):
     return mx.metric.CustomMetric(functools.partial(nll_sum, eps=eps), name='loss')
 
 
-KVSTORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
+class HorovodStore(object):
+    """What stands for the kvstore with `--kvstore horovod`: this process's rank among the
+    horovodrun workers. There is no MXNet kvstore then (MXNet 1.9.1's 'horovod' kvstore is
+    silently a local one): gradients go through util.hvd.distributed_optimizer."""
+    type = 'horovod'
+
+    def __init__(self):
+        _, self.rank, self.num_workers, self.local_rank = hvd.init()
+
+
+def is_horovod(kvstore):
+    return isinstance(kvstore, HorovodStore)
 
 
 def is_distributed(kvstore):
-    """True for a parameter-server (dist_*) kvstore."""
-    return kvstore is not None and 'dist' in kvstore.type
+    """True for several workers: a parameter-server (dist_*) kvstore or Horovod."""
+    return kvstore is not None and ('dist' in kvstore.type or is_horovod(kvstore))
 
 
 def create_kvstore(kind, num_devices):
     """An MXNet kvstore for `--kvstore` (None when a single device trains without one).
 
+    'horovod' gives a HorovodStore (run under horovodrun).
     A dist kvstore needs the environment issegm.launch sets (DMLC_ROLE, ...). Once it exists,
     this process leaves with os._exit on an uncaught exception or a reported UserError:
     a normal exit would wait in the kvstore finalizer for the other workers and hang
-    instead of ending with a non-zero status (see issegm/launch.py)."""
+    instead of ending with a non-zero status (see util/launch.py)."""
     if kind not in KVSTORES:
         raise UserError('unknown --kvstore %r (allowed: %s)' % (kind, ', '.join(KVSTORES)))
     if kind.startswith('dist'):
         if 'DMLC_ROLE' not in os.environ or 'DMLC_NUM_WORKER' not in os.environ:
             raise UserError('--kvstore %s needs the parameter-server environment: start the '
                             'script with python -m issegm.launch -n WORKERS -- COMMAND' % kind)
-        from issegm.launch import install_fail_fast
-        from util.errors import exit_hard_on_errors
         kv = mx.kvstore.create(kind)
         install_fail_fast(1)
         exit_hard_on_errors()
         return kv
+    if kind == 'horovod':
+        return HorovodStore()
     if num_devices == 1:
         return None
     return mx.kvstore.create(kind)
+
+
+def start_worker(kind, contexts):
+    """(kvstore, this process's contexts, Worker) for `--kvstore kind` and the `--gpus`
+    contexts. A Horovod rank takes one device: the one of its local rank (ranks on one host
+    share a CPU)."""
+    kvstore = create_kvstore(kind, len(contexts))
+    if is_horovod(kvstore):
+        if kvstore.local_rank >= len(contexts) and contexts[0].device_type != 'cpu':
+            raise UserError('Horovod rank %d on this host has no device: --gpus lists %d '
+                            '(one per rank of a host)' % (kvstore.local_rank, len(contexts)))
+        contexts = [contexts[kvstore.local_rank % len(contexts)]]
+    return kvstore, contexts, worker_of(kvstore)
 
 
 SHARED_FILE_WAIT = 60.0  # seconds a worker waits for another worker's file to become visible
@@ -166,6 +200,142 @@ def reduce_over_workers(kvstore, values, folder, tag):
     return totals
 
 
+# This process's place in a run: dist (a parameter-server kvstore), its rank, the worker count.
+Worker = collections.namedtuple('Worker', 'dist rank num_workers')
+
+
+def worker_of(kvstore):
+    """The Worker of this process for its kvstore (rank 0 of 1 without a dist kvstore)."""
+    if is_distributed(kvstore):
+        return Worker(True, kvstore.rank, kvstore.num_workers)
+    return Worker(False, 0, 1)
+
+
+def bind_module(symbol, train_iter, contexts, arg_params, aux_params, allow_missing=False):
+    """A Module bound for training on `contexts`, its parameters from arg/aux_params; with
+    allow_missing, the ones absent there are drawn by Xavier (gaussian, fan-in, magnitude 2)."""
+    module = mx.mod.Module(symbol, data_names=('data',), label_names=('softmax_label',),
+                           context=contexts)
+    module.bind(data_shapes=train_iter.provide_data, label_shapes=train_iter.provide_label,
+                for_training=True)
+    initializer = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
+    module.init_params(initializer=initializer, arg_params=arg_params, aux_params=aux_params,
+                       allow_missing=allow_missing, allow_extra=True)
+    return module
+
+
+def init_sgd(module, scheduler, weight_decay, num_devices, kvstore):
+    """Upstream's optimizer on the module: SGD, momentum 0.9, the lr `scheduler`, through
+    `kvstore` ('local' without one)."""
+    # rescale_grad = 1 / devices of this worker, as upstream (see the module docstring for
+    # what that means with dist_sync); begin_num_update stays 0 as in upstream's Module.fit.
+    # The scheduler is part of the optimizer, so it also reaches the copy that MXNet pickles
+    # to the parameter servers (which run the updates there).
+    optimizer_params = dict(learning_rate=scheduler.base_lr, lr_scheduler=scheduler,
+                            momentum=0.9, wd=weight_decay, rescale_grad=1.0 / num_devices)
+    if is_horovod(kvstore):
+        # Rank 0's starting weights everywhere, then an optimizer that all-reduces the
+        # gradients (Horovod multiplies rescale_grad, 1 here, by 1 / ranks: the mean).
+        hvd.broadcast_parameters(module)
+        module.init_optimizer(kvstore=None,
+                              optimizer=hvd.distributed_optimizer(module, **optimizer_params))
+        return
+    module.init_optimizer(kvstore=kvstore if kvstore is not None else 'local', optimizer='sgd',
+                          optimizer_params=optimizer_params)
+    if is_distributed(kvstore) and not module._update_on_kvstore:
+        # MXNET_UPDATE_ON_KVSTORE=0: the servers only sum the gradients and every worker runs
+        # the optimizer itself. Module then merely initialises the kvstore (from rank 0), so
+        # fetch rank 0's starting weights as Gluon does, or randomly initialised parameters
+        # would differ between workers for good. dist_async cannot work that way.
+        if 'async' in kvstore.type:
+            raise UserError('--kvstore %s needs the optimizer on the servers: unset '
+                            'MXNET_UPDATE_ON_KVSTORE' % kvstore.type)
+        group = module._exec_group
+        for i, name in enumerate(group.param_names):
+            kvstore.pull(name, out=group.param_arrays[i], priority=-i)
+
+
+def train_epoch(module, train_iter, metric, epoch, scheduler, updates, worker, log_every=10,
+                progress=True, batch_end_callback=None):
+    """One epoch: forward, backward and update for every batch of `train_iter`, the NLL
+    `metric` from 0 (reset first), a log line every `log_every` batches. `updates` counts this
+    process's updates before the epoch. Returns (batches, updates after the epoch)."""
+    train_iter.reset()
+    metric.reset()
+    bar = tqdm(train_iter, total=train_iter.batches_per_epoch,
+               disable=not progress or worker.rank != 0, desc='epoch %d' % epoch, unit='batch',
+               dynamic_ncols=True, leave=False)
+    batches = 0
+    for nbatch, batch in enumerate(bar):
+        batches += 1
+        module.forward_backward(batch)
+        module.update()
+        updates += 1
+        module.update_metric(metric, batch.label)
+        if not math.isfinite(metric.sum_metric):
+            raise UserError('training loss became %s at epoch %d batch %d; try a lower '
+                            '--base-lr' % (metric.sum_metric, epoch, nbatch))
+        if nbatch % log_every == 0:
+            value = metric.get()[1]
+            bar.set_postfix(nll='%.4f' % value)
+            # The local optimizer does not count updates run on the servers: compute it.
+            _log_batch(epoch, nbatch, value, scheduler(updates), worker)
+        if batch_end_callback is not None:
+            batch_end_callback(epoch, nbatch, module)
+    bar.close()
+    return batches, updates
+
+
+def _log_batch(epoch, nbatch, value, rate, worker):
+    if worker.dist:
+        log.info('Epoch[%d] Batch[%d] worker %d/%d Train-loss=%f lr=%g', epoch, nbatch,
+                 worker.rank, worker.num_workers, value, rate)
+    else:
+        log.info('Epoch[%d] Batch[%d] Train-loss=%f lr=%g', epoch, nbatch, value, rate)
+
+
+def epoch_entry(metric, epoch, batches, kvstore, worker, prefix):
+    """The history entry of an epoch: {epoch, batches, workers, nll, pixels} from the metric,
+    summed over all workers (files beside `prefix`, see reduce_over_workers), plus
+    worker_nll / worker_pixels with a dist kvstore. A NaN/inf NLL is a UserError."""
+    total_nll, total_pixels = float(metric.sum_metric), int(metric.num_inst)
+    entry = {'epoch': epoch, 'batches': batches, 'workers': worker.num_workers}
+    if worker.dist:
+        entry['worker_nll'] = total_nll / max(total_pixels, 1)
+        entry['worker_pixels'] = total_pixels
+        if is_horovod(kvstore):
+            total_nll, total_pixels = hvd.allreduce_sum((total_nll, total_pixels),
+                                                        'nll%d' % epoch)
+        else:
+            total_nll, total_pixels = reduce_over_workers(
+                kvstore, (total_nll, total_pixels), os.path.dirname(os.path.abspath(prefix)),
+                '%s-%04d.nll' % (os.path.basename(prefix), epoch + 1))
+        total_pixels = int(round(total_pixels))
+    epoch_nll = total_nll / max(total_pixels, 1)
+    entry.update(nll=epoch_nll, pixels=total_pixels)
+    if not math.isfinite(epoch_nll):
+        raise UserError('training loss became %s in epoch %d; try a lower --base-lr'
+                        % (epoch_nll, epoch))
+    return entry
+
+
+def finish_epoch(module, entry, prefix, worker):
+    """The epoch's log line and, on rank 0, its checkpoint PREFIX-%04d.params (epoch + 1).
+    Returns the module's (arg_params, aux_params)."""
+    arg, aux = module.get_params()
+    epoch, batches, epoch_nll = entry['epoch'], entry['batches'], entry['nll']
+    if worker.dist and worker.rank != 0:
+        log.info('Epoch[%d] done: %d batches on worker %d/%d, NLL=%.5f here, %.5f over '
+                 'all workers', epoch, batches, worker.rank, worker.num_workers,
+                 entry['worker_nll'], epoch_nll)
+    if worker.rank == 0:
+        path = checkpoint_path(prefix, epoch + 1)
+        save_weights(path, arg, aux)
+        log.info('Epoch[%d] done: %d batches%s, NLL=%.5f, saved %s', epoch, batches,
+                 ' x %d workers' % worker.num_workers if worker.dist else '', epoch_nll, path)
+    return arg, aux
+
+
 def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_epoch, prefix,
         lr, weight_decay=0.0005, kvstore=None, allow_missing=False, nll_eps=NLL_EPS_SELF_TRAINING,
         log_every=10, progress=True, epoch_end_callback=None, batch_end_callback=None):
@@ -174,8 +344,9 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
     lr: a learning rate (fixed) or a schedule from util.lr_scheduler.make_lr_scheduler; as
     upstream's Module.fit, the optimizer counts updates from 0 in this process (MXNet's
     num_update is 1 at the first update) and the schedule carries any offset itself.
-    kvstore: None (one device), a local/device kvstore (several devices) or a dist kvstore
-    (several workers; train_iter must read this worker's shard). Only rank 0 writes files.
+    kvstore: None (one device), a local/device kvstore (several devices), a dist kvstore or a
+    HorovodStore (several workers; train_iter must read this worker's shard; see
+    start_worker). Only rank 0 writes files.
     nll_eps: the epsilon of the logged NLL (see nll_sum; NLL_EPS_SOURCE for train_src).
     epoch_end_callback(epoch, symbol, arg_params, aux_params), MXNet's signature, is called on
     every worker after each epoch (e.g. mx.callback.do_checkpoint(PREFIX) on one machine);
@@ -188,98 +359,24 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
     plus one per device slice without any), batches is per worker; with several workers also
     worker_nll / worker_pixels (this worker's own). A NaN/inf loss is a UserError.
     """
-    dist = is_distributed(kvstore)
-    rank = kvstore.rank if dist else 0
-    num_workers = kvstore.num_workers if dist else 1
-    module = mx.mod.Module(symbol, data_names=('data',), label_names=('softmax_label',),
-                           context=contexts)
-    module.bind(data_shapes=train_iter.provide_data, label_shapes=train_iter.provide_label,
-                for_training=True)
-    initializer = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
-    module.init_params(initializer=initializer, arg_params=arg_params, aux_params=aux_params,
-                       allow_missing=allow_missing, allow_extra=True)
+    worker = worker_of(kvstore)
+    module = bind_module(symbol, train_iter, contexts, arg_params, aux_params, allow_missing)
     scheduler = lr if callable(lr) else FixedSchedule(lr)
-    # rescale_grad = 1 / devices of this worker, as upstream (see the module docstring for
-    # what that means with dist_sync); begin_num_update stays 0 as in upstream's Module.fit.
-    # The scheduler is part of the optimizer, so it also reaches the copy that MXNet pickles
-    # to the parameter servers (which run the updates there).
-    optimizer_params = dict(learning_rate=scheduler.base_lr, lr_scheduler=scheduler,
-                            momentum=0.9, wd=weight_decay, rescale_grad=1.0 / len(contexts))
-    module.init_optimizer(kvstore=kvstore if kvstore is not None else 'local', optimizer='sgd',
-                          optimizer_params=optimizer_params)
-    if dist and not module._update_on_kvstore:
-        # MXNET_UPDATE_ON_KVSTORE=0: the servers only sum the gradients and every worker runs
-        # the optimizer itself. Module then merely initialises the kvstore (from rank 0), so
-        # fetch rank 0's starting weights as Gluon does, or randomly initialised parameters
-        # would differ between workers for good. dist_async cannot work that way.
-        if 'async' in kvstore.type:
-            raise UserError('--kvstore %s needs the optimizer on the servers: unset '
-                            'MXNET_UPDATE_ON_KVSTORE' % kvstore.type)
-        group = module._exec_group
-        for i, name in enumerate(group.param_names):
-            kvstore.pull(name, out=group.param_arrays[i], priority=-i)
-
-    if rank == 0:
+    init_sgd(module, scheduler, weight_decay, len(contexts), kvstore)
+    if worker.rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
         symbol.save('%s-symbol.json' % prefix)
     metric = nll_metric(nll_eps)
     updates = 0  # this process's updates: the optimizer's num_update (the servers' copy too)
     history = []
     for epoch in range(begin_epoch, end_epoch):
-        train_iter.reset()
-        metric.reset()
-        bar = tqdm(train_iter, total=train_iter.batches_per_epoch,
-                   disable=not progress or rank != 0, desc='epoch %d' % epoch, unit='batch',
-                   dynamic_ncols=True, leave=False)
-        batches = 0
-        for nbatch, batch in enumerate(bar):
-            batches += 1
-            module.forward_backward(batch)
-            module.update()
-            updates += 1
-            module.update_metric(metric, batch.label)
-            if not math.isfinite(metric.sum_metric):
-                raise UserError('training loss became %s at epoch %d batch %d; try a lower '
-                                '--base-lr' % (metric.sum_metric, epoch, nbatch))
-            if nbatch % log_every == 0:
-                value = metric.get()[1]
-                bar.set_postfix(nll='%.4f' % value)
-                # The local optimizer does not count updates run on the servers: compute it.
-                rate = scheduler(updates)
-                if dist:
-                    log.info('Epoch[%d] Batch[%d] worker %d/%d Train-loss=%f lr=%g', epoch,
-                             nbatch, rank, num_workers, value, rate)
-                else:
-                    log.info('Epoch[%d] Batch[%d] Train-loss=%f lr=%g', epoch, nbatch, value,
-                             rate)
-            if batch_end_callback is not None:
-                batch_end_callback(epoch, nbatch, module)
-        bar.close()
-        total_nll, total_pixels = float(metric.sum_metric), int(metric.num_inst)
-        entry = {'epoch': epoch, 'batches': batches, 'workers': num_workers}
-        if dist:
-            entry['worker_nll'] = total_nll / max(total_pixels, 1)
-            entry['worker_pixels'] = total_pixels
-            total_nll, total_pixels = reduce_over_workers(
-                kvstore, (total_nll, total_pixels), os.path.dirname(os.path.abspath(prefix)),
-                '%s-%04d.nll' % (os.path.basename(prefix), epoch + 1))
-            total_pixels = int(round(total_pixels))
-        epoch_nll = total_nll / max(total_pixels, 1)
-        entry.update(nll=epoch_nll, pixels=total_pixels)
-        if not math.isfinite(epoch_nll):
-            raise UserError('training loss became %s in epoch %d; try a lower --base-lr'
-                            % (epoch_nll, epoch))
-        arg, aux = module.get_params()
-        if dist and rank != 0:
-            log.info('Epoch[%d] done: %d batches on worker %d/%d, NLL=%.5f here, %.5f over '
-                     'all workers', epoch, batches, rank, num_workers, entry['worker_nll'],
-                     epoch_nll)
-        if rank == 0:
-            path = checkpoint_path(prefix, epoch + 1)
-            save_weights(path, arg, aux)
-            log.info('Epoch[%d] done: %d batches%s, NLL=%.5f, saved %s', epoch, batches,
-                     ' x %d workers' % num_workers if dist else '', epoch_nll, path)
+        batches, updates = train_epoch(module, train_iter, metric, epoch, scheduler, updates,
+                                       worker, log_every, progress, batch_end_callback)
+        entry = epoch_entry(metric, epoch, batches, kvstore, worker, prefix)
+        arg, aux = finish_epoch(module, entry, prefix, worker)
         if epoch_end_callback is not None:
             epoch_end_callback(epoch, symbol, arg, aux)
         history.append(entry)
+    if is_horovod(kvstore):
+        hvd.barrier()  # no rank may leave while another still waits in a collective
     return history

@@ -26,7 +26,7 @@ def write_weight_file(path, expected, seed=0):
 
 def write_model_weights(path, model, seed=0):
     """A published-format weight file for any model label (e.g. the narrow rna-tiny variant)."""
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes
     return write_weight_file(path, parameter_shapes(model), seed)
 
 

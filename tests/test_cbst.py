@@ -235,8 +235,6 @@ def test_pseudo_labels_match_loop(case):
             assert pl.dtype == np.uint8 and rw.dtype == np.uint8
             np.testing.assert_array_equal(pl, ref_pl)
             np.testing.assert_array_equal(rw, ref_rw)
-            np.testing.assert_array_equal(cbst.pseudo_labels(p, thr), ref_pl)
-            np.testing.assert_array_equal(cbst.reweighted_argmax(p, thr), ref_rw)
 
 
 def test_pseudo_labels_tall_map_blocks_and_selection():
@@ -244,7 +242,7 @@ def test_pseudo_labels_tall_map_blocks_and_selection():
     rng = np.random.default_rng(9)
     p = rng.dirichlet(np.ones(3), size=(150, 4)).transpose(2, 0, 1).astype(np.float32)
     thr = np.array([0.0, 0.5, 0.9])
-    pl = cbst.pseudo_labels(p, thr)
+    pl = cbst.pseudo_label_maps(p, thr)[0]
     ref_pl, _ = ref_pseudo(p, thr)
     np.testing.assert_array_equal(pl, ref_pl)
     # Class 0 has threshold 0 -> 1.0: selected only where p0 == 1 (never here).
@@ -253,9 +251,9 @@ def test_pseudo_labels_tall_map_blocks_and_selection():
     q = np.zeros((3, 1, 2), np.float32)
     q[1] = np.float32(0.5)
     q[2, 0, 1] = np.float32(0.6)
-    np.testing.assert_array_equal(cbst.pseudo_labels(q, thr), [[1, 1]])
+    np.testing.assert_array_equal(cbst.pseudo_label_maps(q, thr)[0], [[1, 1]])
     with pytest.raises(ValueError):
-        cbst.pseudo_labels(q, [0.1, 0.2])
+        cbst.pseudo_label_maps(q, [0.1, 0.2])
 
 
 # ----------------------------------------------------------------------------------------------

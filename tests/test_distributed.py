@@ -28,7 +28,7 @@ WORKER = textwrap.dedent('''
     from issegm import training
     from issegm.data_iter import SegTrainIter, source_only_samples
     from issegm.datasets import get_dataset, load_samples
-    from util.symbols import build_symbol
+    from util.symbol.resnet38 import build_symbol
     from util.weights import load_weights
 
     kv = training.create_kvstore('dist_sync', 1)
@@ -171,11 +171,11 @@ def test_two_cpu_contexts_equal_one_context_with_twice_the_batch(monkeypatch, tm
     and dropout is off so that both forwards are deterministic."""
     import mxnet as mx
     from issegm.training import create_kvstore, fit
-    from util import symbols
+    from util.symbol import resnet38
     from util.devices import parse_devices
     from util.weights import load_weights
-    monkeypatch.setattr(symbols, 'DROPOUT', {6: 0.0, 7: 0.0})
-    symbol = symbols.build_symbol(MODEL)
+    monkeypatch.setattr(resnet38, 'DROPOUT', {6: 0.0, 7: 0.0})
+    symbol = resnet38.build_symbol(MODEL)
     assert not [n for n in symbol.get_internals().list_outputs() if 'dropout' in n]
 
     rng = np.random.RandomState(0)
@@ -233,7 +233,7 @@ def test_orchestrator_train_phase_on_two_workers(tmp_path):
     res = subprocess.run(cmd, cwd=str(tmp_path), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-4000:]
-    assert 'issegm/launch.py -n 2 --launcher local --' in res.stdout
+    assert 'util/launch.py -n 2 --launcher local --' in res.stdout
     assert '--kvstore dist_sync' in res.stdout
     assert '[worker 0]' in res.stdout and '[worker 1]' in res.stdout
     assert (out / '0' / ('%s_ep-0001.params' % model)).is_file()

@@ -1,13 +1,21 @@
-"""Every flag of upstream's four scripts is accepted by ours, and the shared flag helpers."""
+"""Every flag of upstream's four scripts is accepted by ours, every script's --help is quick
+(no MXNet import), and the shared flag helpers."""
+import glob
 import logging
 import os
+import re
+import subprocess
+import sys
 
 import pytest
 
 from issegm import evaluate, orchestrator, self_training, train_src
 from issegm.datasets import target_dataset
 from util.errors import UserError
-from util.flags import check_epochs, py2_str, set_mxnet_switches
+from util.flags import FlagParser, check_epochs, py2_str, set_mxnet_switches
+from util.logs import rank_log_file
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The argparse flags of yzou2/CBST's scripts, copied from their parsers, each with a value to
 # try (None: a switch without a value).
@@ -180,3 +188,53 @@ def test_scripts_pass_debug_to_the_switches(module, monkeypatch, tmp_path):
     with pytest.raises(Stop):
         module.main(base + ['--debug', '--backward-do-mirror'])
     assert calls == [(True, False, True)]
+
+
+def _scripts():
+    """Every script: the files with a `__main__` block under issegm/ and util/ (run by path)
+    and the packages run with -m."""
+    paths = sorted(glob.glob(os.path.join(REPO, 'issegm', '*.py'))
+                   + glob.glob(os.path.join(REPO, 'util', '*.py')))
+    scripts = [[os.path.relpath(p, REPO)] for p in paths
+               if "if __name__ == '__main__':" in open(p).read()]
+    return scripts + [['-m', 'issegm.demo'], ['-m', 'issegm.launch']]
+
+
+def test_help_of_every_script_is_quick_and_imports_no_mxnet():
+    scripts = _scripts()
+    assert ['issegm/train_src.py'] in scripts and ['issegm/solve_ST.py'] in scripts
+    procs = [(s, subprocess.Popen([sys.executable, '-X', 'importtime'] + s + ['--help'],
+                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)) for s in scripts]
+    for script, proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, (script, err[-2000:])
+        assert 'usage:' in out, script
+        imported = [line.rsplit('|', 1)[-1].strip() for line in err.splitlines()
+                    if line.startswith('import time:')]
+        assert 'argparse' in imported, script  # the check sees the imports
+        assert not [m for m in imported if m == 'mxnet' or m.startswith('mxnet.')], script
+
+
+def test_flag_errors_are_one_line(capsys):
+    parser = FlagParser(prog='x')
+    parser.add_argument('--kind', choices=('thread', 'process'))
+    parser.add_argument('--need', required=True)
+    assert parser.parse_args(['--need', '1', '--kind', 'process']).kind == 'process'
+    for argv, message in ((['--need', '1', '--kind', 'fork'],
+                           "error: unknown --kind 'fork' (allowed: thread, process)"),
+                          ([], 'error: the following arguments are required: --need'),
+                          (['--need', '1', '--nope'], 'error: unrecognized arguments: --nope')):
+        with pytest.raises(SystemExit) as exit:
+            parser.parse_args(argv)
+        assert exit.value.code == 2  # argparse's status for a bad command line
+        assert capsys.readouterr().err.splitlines() == [message]
+
+
+def test_rank_log_files_sit_beside_rank_0s():
+    # as phase train named them before: '%s.rank%d.log' % (os.path.splitext(log)[0], rank)
+    for log in ('out/round3-train.log', 'x.log', 'logs/train_src'):
+        assert rank_log_file(log, 0) == log
+        for rank in (1, 2, 11):
+            assert rank_log_file(log, rank) == '%s.rank%d.log' % (os.path.splitext(log)[0], rank)
+    assert rank_log_file('out/train_src.log', 1) == 'out/train_src.rank1.log'

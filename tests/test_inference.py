@@ -16,7 +16,7 @@ from test_image import original_interp  # get_interp_method, restated
 from issegm.inference import Predictor, upsample_probs
 from util.errors import UserError
 from util.flags import check_test_steps
-from util.symbols import parameter_shapes
+from util.symbol.resnet38 import parameter_shapes
 from util.weights import initial_weights
 
 STRIDE = 8

@@ -1,4 +1,5 @@
-"""Tests for issegm.launch: local parameter-server jobs on 127.0.0.1 and ssh command lines."""
+"""util.launch (run as `python -m issegm.launch`): local parameter-server jobs on 127.0.0.1
+and ssh command lines."""
 import io
 import os
 import re
@@ -11,7 +12,7 @@ import time
 import pytest
 
 from conftest import procs_mentioning
-from issegm import launch as L
+from util import launch as L
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,7 +43,7 @@ FAIL_SCRIPT = textwrap.dedent('''
     if mode == 'before_kvstore' and first:
         sys.exit(3)
     if mode == 'uncaught_after_kvstore':
-        from issegm.launch import install_fail_fast
+        from util.launch import install_fail_fast
         install_fail_fast(3)
     kv = mx.kv.create('dist_sync')
     if first:

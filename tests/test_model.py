@@ -9,8 +9,11 @@ import pytest
 from conftest import reference_params, write_model_weights, write_weight_file
 from util.devices import parse_devices
 from util.errors import UserError
-from util.model_label import is_classifier, parse_model_label, split_weights_name
-from util.symbols import build_symbol, inference_symbol, parameter_shapes
+from issegm.datasets import get_dataset
+from util.model_label import (check_num_classes, checkpoint_file, checkpoint_path,
+                              checkpoint_prefix, is_classifier, parse_model_label,
+                              split_weights_name)
+from util.symbol.resnet38 import build_symbol, inference_symbol, parameter_shapes
 from util.weights import check_fit, load_for_model, load_weights
 
 PUBLISHED = [('gta_rna-a1_cls19_s8', 'gta_rna-a1_cls19_s8'),
@@ -40,6 +43,27 @@ def test_model_labels():
             parse_model_label(bad)
     assert split_weights_name('models/gta_rna-a1_cls19_s8_ep-0003.params') == ('gta_rna-a1_cls19_s8', 3)
     assert split_weights_name('models/foo.params') == (None, None)
+
+
+def test_checkpoint_names_as_upstream():
+    # yzou2/CBST: solve_ST.py saves with mx.callback.do_checkpoint(OUTPUT/R/MODEL_ep), i.e.
+    # '%s-%04d.params' % (prefix, epoch); solve_AO.py starts round R + 1 from
+    # args.output + '/' + str(R) + '/' + args.model + '_ep-%04d.params' % to_epoch.
+    model = 'cityscapes_rna-a1_cls19_s8'
+    for folder, epoch in (('out/0', 2), ('o', 12), ('/a/b/5', 1234)):
+        upstream = folder + '/' + model + '_ep-%04d.params' % epoch
+        prefix = checkpoint_prefix(folder, model)
+        assert checkpoint_path(prefix, epoch) == checkpoint_file(folder, model, epoch) == upstream
+        assert '%s-%04d.params' % (prefix, epoch) == upstream
+        assert split_weights_name(upstream) == (model, epoch)
+
+
+def test_class_count_check():
+    assert check_num_classes('gta_rna-a1_cls19_s8', get_dataset('cityscapes')).num_classes == 19
+    with pytest.raises(UserError, match='has 19 classes but dataset synthia has 16'):
+        check_num_classes('gta_rna-a1_cls19_s8', get_dataset('synthia'))
+    with pytest.raises(UserError, match='has 16 classes but the target cityscapes has 19'):
+        check_num_classes('x_rna-a1_cls16_s8', get_dataset('cityscapes'), 'the target cityscapes')
 
 
 def test_strides_give_expected_output_sizes():

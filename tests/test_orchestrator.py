@@ -196,3 +196,55 @@ def test_synthia_source_reads_cityscapes_with_16_classes(tmp_path):
         _orchestrator_args(tmp_path, model='cityscapes_rna-a1_cls19_s8', dataset='synthia')
     with pytest.raises(UserError, match='has 16 classes but the target cityscapes '):
         _orchestrator_args(tmp_path, model='cityscapes_rna-a1_cls16_s8', dataset='gta')
+
+
+@pytest.mark.parametrize('extra,message', [
+    # --source-sample-policy is the orchestrator's alone (upstream's solve_ST.py never took it)
+    (['--source-sample-policy', 'x'], "unknown --source-sample-policy 'x'"),
+    (['--kc-policy', 'bogus'], "unknown --kc-policy 'bogus'"),
+    (['--launcher', 'telnet'], "unknown --launcher 'telnet'"),
+    (['--kvstore', 'nfs'], "unknown --kvstore 'nfs'"),
+])
+def test_bad_flag_values_give_one_error_line(data, tmp_path, extra, message):
+    res = subprocess.run(command(data, tmp_path / 'run', *extra), capture_output=True, text=True)
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ') and message in lines[0], res.stderr
+    assert not (tmp_path / 'run').exists()
+
+
+def test_shared_flags_are_those_both_scripts_use(tmp_path):
+    """The parent parser holds only flags the orchestrator passes on to the per-round script;
+    the flags of the round loop itself are not the per-round script's."""
+    from issegm import self_training
+    args = _orchestrator_args(tmp_path, '--num-round', '1', '--data-root', 'S',
+                              '--data-root-tgt', 'T', '--prior', 'p.mat', '--keep-probmaps',
+                              '--no-progress')
+    val, train = next(_children(args))
+    passed = {token for token in val + train if token.startswith('--')}
+    shared = {flag for action in self_training.shared_flags()._actions
+              for flag in action.option_strings}
+    assert shared and shared <= passed, shared - passed
+    base = ['--output', str(tmp_path / 'o'), '--weights', str(args.weights)]
+    for flag in ('--num-round', '--max-tgt-port', '--max-src-port', '--step-tgt-port',
+                 '--step-src-port', '--epoch-per-round', '--source-sample-policy'):
+        assert flag not in shared
+        with pytest.raises(SystemExit):
+            self_training.parse_args(base + [flag, '1'])
+
+
+def test_ignored_upstream_flags_warn_and_change_nothing(data, tmp_path, capsys):
+    from issegm import orchestrator
+    assert '--to-epoch' in orchestrator.IGNORED_FLAGS
+    for flag in orchestrator.IGNORED_FLAGS:
+        out = tmp_path / flag.strip('-')
+        argv = command(data, out, '--num-round', '0')[2:]  # no round: nothing runs
+        assert orchestrator.main(argv + [flag, '7']) == 0
+        line = 'warning: %s 7 is accepted and ignored' % flag
+        assert line in capsys.readouterr().out and line in (out / 'rounds.log').read_text()
+        assert orchestrator.main(argv) == 0
+        assert 'warning' not in capsys.readouterr().out
+        # ignored: the children's command lines are the same with and without it
+        given = orchestrator.parse_args(command(data, out)[2:] + [flag, '7'])
+        plain = orchestrator.parse_args(command(data, out)[2:])
+        assert list(_children(given)) == list(_children(plain))

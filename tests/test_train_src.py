@@ -41,7 +41,7 @@ def _argv(gta, output, weights, *extra):
 
 
 def test_from_classifier_then_continue(gta, classifier, tmp_path):
-    from util.symbols import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes
     from util.weights import check_fit, load_weights
     out = tmp_path / 'run'
     assert train_src.main(_argv(gta, out, classifier, '--to-epoch', 1)) == 0

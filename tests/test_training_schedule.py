@@ -137,7 +137,7 @@ def weights(tmp_path_factory):
 
 
 def _fit(weights, tmp_path, schedule, data, label, from_epoch, stop_epoch, contexts, **kw):
-    from util.symbols import build_symbol
+    from util.symbol.resnet38 import build_symbol
     from util.weights import load_weights
     arg, aux = load_weights(weights)
     it = Batches(data, label, batch_size=2, label_name='softmax_label')

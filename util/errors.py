@@ -20,7 +20,7 @@ def exit_hard_on_errors(enable=True):
 
     For distributed workers: once a dist kvstore exists, a normal interpreter exit runs its
     finalizer, which waits in a barrier for every other worker, so a failing worker would
-    hang instead of ending with its status (see issegm/launch.py)."""
+    hang instead of ending with its status (see util/launch.py)."""
     global _EXIT_HARD
     _EXIT_HARD = bool(enable)
 
@@ -52,7 +52,6 @@ def cli_entry(main):
 
 def require_file(path, what='file'):
     """Raise a UserError naming `path` unless it is an existing file."""
-    import os
     if not path or not os.path.isfile(path):
         raise UserError('%s not found: %s' % (what, path))
     return path
@@ -60,7 +59,6 @@ def require_file(path, what='file'):
 
 def require_dir(path, what='directory'):
     """Raise a UserError naming `path` unless it is an existing directory."""
-    import os
     if not path or not os.path.isdir(path):
         raise UserError('%s not found: %s' % (what, path))
     return path

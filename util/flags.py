@@ -1,5 +1,36 @@
-"""Parsing of upstream-style flag values."""
+"""The scripts' argument parser and the parsing of upstream-style flag values."""
 import argparse
+import os
+import sys
+
+from util.errors import UserError
+
+# MXNet's kvstore types the training scripts accept (`--kvstore`, issegm.training.create_kvstore).
+KVSTORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async', 'horovod')
+KVSTORE_HELP = (
+    'local / device: the --gpus devices of one process (gradients summed on the CPU / on the '
+    'GPUs, rescale_grad = 1 / devices: the mean). dist_sync, dist_device_sync, dist_async: '
+    'several workers through parameter servers (start with python -m issegm.launch); the '
+    'servers SUM the workers\' mean gradients, so N workers step N times as far as one: divide '
+    '--base-lr by N to keep the one-machine step. horovod: several workers under horovodrun, '
+    'one device each (its local rank picks it from --gpus); the gradients are AVERAGED, so N '
+    'workers with --batch-images B step as one machine with N devices and a batch of N * B: '
+    'keep that machine\'s --base-lr')
+
+
+class FlagParser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: `error: MESSAGE` on stderr, exit status 2
+    (argparse's), no usage block; a value outside `choices=` reads
+    `unknown --FLAG 'VALUE' (allowed: A, B)`."""
+
+    def _check_value(self, action, value):  # argparse's check of `choices=`
+        if action.choices is not None and value not in action.choices:
+            raise argparse.ArgumentError(None, 'unknown %s %r (allowed: %s)' % (
+                '/'.join(action.option_strings), value, ', '.join(map(str, action.choices))))
+
+    def error(self, message):
+        sys.stderr.flush()
+        self.exit(2, 'error: %s\n' % message)
 
 
 def parse_bool(text):
@@ -14,7 +45,6 @@ def parse_bool(text):
 
 def parse_scale_range(text):
     """`--scale-rate-range lo,hi` -> (lo, hi) with 0 < lo <= hi."""
-    from util.errors import UserError
     try:
         lo, hi = (float(v) for v in str(text).split(','))
     except ValueError:
@@ -26,7 +56,6 @@ def parse_scale_range(text):
 
 def parse_test_scales(text):
     """`--test-scales 1024,2048` -> [1024, 2048] (positive integers, at least one)."""
-    from util.errors import UserError
     try:
         scales = [int(s) for s in str(text).split(',') if s.strip()]
     except ValueError:
@@ -41,7 +70,6 @@ def check_test_steps(test_steps, stride):
     """`--test-steps N` for a model of feature stride `stride`: N must divide the stride
     (the N x N shifted passes interleave into maps at stride // N; upstream's integer division
     gives wrong-sized maps otherwise). Returns N."""
-    from util.errors import UserError
     divisors = [d for d in range(1, int(stride) + 1) if stride % d == 0]
     if test_steps not in divisors:
         raise UserError('bad --test-steps %s: it must divide the model\'s stride %d (allowed: %s)'
@@ -49,11 +77,25 @@ def check_test_steps(test_steps, stride):
     return int(test_steps)
 
 
+def training_switch_flags():
+    """A parent parser (argparse `parents=`) of the flags upstream's training scripts (solve_ST.py,
+    train_src.py) share: the MXNet switches of set_mxnet_switches and the ignored checkpoint
+    schedule (a checkpoint is written after every epoch)."""
+    parser = FlagParser(add_help=False)
+    a = parser.add_argument
+    a('--check-start', type=int, default=1, help='ignored, as upstream')
+    a('--check-step', type=int, default=4, help='ignored, as upstream')
+    a('--debug', action='store_true',
+      help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
+    a('--backward-do-mirror', action='store_true', help='sets MXNET_BACKWARD_DO_MIRROR=1')
+    a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
+    return parser
+
+
 def set_mxnet_switches(backward_do_mirror=False, no_cudnn=False, debug=False):
     """`--backward-do-mirror`, `--no-cudnn` and `--debug` as upstream's scripts set them:
     environment variables MXNet reads when it builds a graph (the first two) or when it is
     imported (MXNET_ENGINE_TYPE), so call this before `import mxnet`."""
-    import os
     if backward_do_mirror:
         os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
     if no_cudnn:
@@ -77,7 +119,6 @@ def py2_str(value):
 def check_epochs(from_epoch, stop_epoch, to_epoch):
     """Training runs epochs from_epoch .. stop_epoch of a schedule that spans to to_epoch, as
     upstream's --stop-epoch (it asserted from_epoch < stop_epoch <= to_epoch)."""
-    from util.errors import UserError
     if from_epoch >= stop_epoch:
         raise UserError('nothing to train: from epoch %d to epoch %d' % (from_epoch, stop_epoch))
     if stop_epoch > to_epoch:

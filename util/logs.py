@@ -23,3 +23,11 @@ def setup_logging(log_file=None, name='cbst', debug=False):
         logger.addHandler(handler)
     logger.propagate = False
     return logger
+
+
+def rank_log_file(log_file, rank):
+    """The log file of one worker of a distributed run: `log_file` for rank 0, `BASE.rankR.log`
+    beside it for the others (several hosts appending to one file would garble it)."""
+    if rank == 0:
+        return log_file
+    return '%s.rank%d.log' % (os.path.splitext(log_file)[0], rank)

@@ -12,6 +12,12 @@ _LABEL_RE = re.compile(
     r'^(?P<dataset>[A-Za-z0-9][A-Za-z0-9-]*?)_(?P<net_type>[a-z]+)-(?P<net_name>[A-Za-z0-9]+)'
     r'_cls(?P<num_classes>\d+)(?:_s(?P<stride>\d+))?$')
 
+# Checkpoints are MODEL_ep-NNNN.params: MXNet's PREFIX-%04d.params with the prefix MODEL_ep
+# (yzou2/CBST issegm/train_src.py and solve_ST.py, _train_impl; solve_AO.py's weights of a round).
+CHECKPOINT_TAG = '_ep'
+_CHECKPOINT_RE = re.compile(r'^(?P<model>.+)%s-(?P<epoch>\d+)\.params$'
+                            % re.escape(CHECKPOINT_TAG))
+
 KNOWN_NET_TYPES = ('rna',)
 KNOWN_NET_NAMES = ('a1', 'tiny')
 KNOWN_STRIDES = (8, 16, 32)
@@ -51,10 +57,37 @@ def split_weights_name(path):
     Returns (None, None) when the file name does not follow the `MODEL_ep-NNNN.params` pattern.
     """
     base = os.path.basename(path or '')
-    m = re.match(r'^(?P<model>.+)_ep-(?P<epoch>\d+)\.params$', base)
+    m = _CHECKPOINT_RE.match(base)
     if m is None:
         return None, None
     return m.group('model'), int(m.group('epoch'))
+
+
+def checkpoint_prefix(folder, model):
+    """`FOLDER/MODEL_ep`: the prefix of a model's checkpoints (and of its `-symbol.json`)."""
+    return os.path.join(folder, model + CHECKPOINT_TAG)
+
+
+def checkpoint_path(prefix, epoch):
+    """`PREFIX-%04d.params`, e.g. OUTPUT/0/cityscapes_rna-a1_cls19_s8_ep-0002.params."""
+    return '%s-%04d.params' % (prefix, epoch)
+
+
+def checkpoint_file(folder, model, epoch):
+    """`FOLDER/MODEL_ep-%04d.params`: a model's checkpoint after `epoch`."""
+    return checkpoint_path(checkpoint_prefix(folder, model), epoch)
+
+
+def check_num_classes(model, info, dataset_text=None):
+    """The parsed model label, after checking that it has as many classes as the dataset
+    `info` (an issegm.datasets.DatasetInfo); `dataset_text` names the dataset in the error
+    (default `dataset NAME`)."""
+    parsed = parse_model_label(model)
+    if parsed.num_classes != len(info.class_names):
+        raise UserError('model %s has %d classes but %s has %d'
+                        % (model, parsed.num_classes, dataset_text or 'dataset %s' % info.name,
+                           len(info.class_names)))
+    return parsed
 
 
 def model_from_weights(model, weights):

@@ -19,6 +19,8 @@ import multiprocessing
 import signal
 from concurrent import futures
 
+import cv2
+
 from util.errors import UserError
 
 __all__ = ['Prefetcher', 'KINDS']
@@ -28,11 +30,7 @@ KINDS = ('thread', 'process')
 
 def _process_worker_init():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import cv2
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    cv2.setNumThreads(1)
 
 
 def _clean(exc):

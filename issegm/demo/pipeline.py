@@ -24,6 +24,7 @@ from issegm.datasets import get_dataset, load_samples, read_sample, sample_name
 from issegm.demo.make_data import generate
 from util.errors import UserError, cli_entry
 from util.metrics import format_table
+from util.model_label import checkpoint_file
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -68,10 +69,6 @@ def run(step, command):
                         exit_code=status)
 
 
-def checkpoint(folder, model, epoch):
-    return os.path.join(folder, '%s_ep-%04d.params' % (model, epoch))
-
-
 def generate_domains(output, cfg, seed):
     """Generate the two domains once (a marker records the configuration)."""
     data = os.path.join(output, 'data')
@@ -96,13 +93,13 @@ def generate_domains(output, cfg, seed):
 
 def train_source(output, cfg, paths, seed):
     """Source-only model: the narrow network from random weights (no ImageNet model exists)."""
-    from util.symbols import parameter_shapes  # these import mxnet: only when training runs
+    from util.symbol.resnet38 import parameter_shapes  # these import mxnet: only when training runs
     from util.weights import initial_weights, save_weights
     folder = os.path.join(output, 'source')
-    final = checkpoint(folder, SOURCE_MODEL, cfg['src_epochs'])
+    final = checkpoint_file(folder, SOURCE_MODEL, cfg['src_epochs'])
     if os.path.isfile(final):
         return final
-    start = checkpoint(folder, SOURCE_MODEL, 0)
+    start = checkpoint_file(folder, SOURCE_MODEL, 0)
     if not os.path.isfile(start):
         save_weights(start, *initial_weights(parameter_shapes(SOURCE_MODEL), seed))
     run('source-only training', [
@@ -147,8 +144,8 @@ def self_train(output, cfg, paths, source_weights, prior, key, flags):
         '--source-sample-policy', 'cumulative', '--prefetch-threads', '2', '--gpus', 'cpu',
         '--prior', prior, '--no-progress'] + flags
     run('self-training: %s' % key, command)
-    return [checkpoint(os.path.join(folder, str(r)), TARGET_MODEL, (r + 1) * cfg['epoch_per_round'])
-            for r in range(cfg['rounds'])]
+    return [checkpoint_file(os.path.join(folder, str(r)), TARGET_MODEL,
+                            (r + 1) * cfg['epoch_per_round']) for r in range(cfg['rounds'])]
 
 
 def evaluate(output, cfg, paths, weights, name):

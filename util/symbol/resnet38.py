@@ -1,5 +1,8 @@
 """ResNet-38 (model A1, `rna-a1`) symbols whose parameter names match the published weight files.
 
+The network of itijyou/ademxapp util/symbol/resnet_v2.py (rna_feat_a1, rn_top for the
+classifier, fcrna_model_a1 for segmentation), which yzou2/CBST uses; written anew here.
+
 Pre-activation residual units (BN -> ReLU -> conv). BatchNorm statistics are frozen
 (`use_global_stats`), and betas/biases carry lr_mult 2, wd_mult 0 as upstream (SPEC 3).
 

@@ -1,0 +1,233 @@
+"""--kvstore horovod: ranks launched by horovodrun (Gloo), gradients all-reduced by Horovod's
+DistributedOptimizer. Needs Horovod built against MXNet (`make install HOROVOD=1`, which
+`make test` runs)."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from conftest import make_layout, procs_mentioning, write_model_weights
+from issegm.datasets import write_list
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOROVODRUN = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
+MODEL = 'gta_rna-tiny_cls19_s8'
+TIMEOUT = 240
+
+# Two images of one fixed batch of four per rank (rank r: images 2r, 2r + 1), dropout off,
+# one SGD step through fit(). Rank 1 starts from disturbed weights: rank 0's must win.
+WORKER = textwrap.dedent('''
+    import json, os, sys
+    sys.path.insert(0, %(repo)r)
+    import mxnet as mx
+    import numpy as np
+    from issegm.training import fit, start_worker
+    from util.devices import parse_devices
+    from util.symbol import resnet38
+    from util.weights import load_weights
+
+    out, weights = sys.argv[1:3]
+    resnet38.DROPOUT = {6: 0.0, 7: 0.0}
+    kv, contexts, worker = start_worker('horovod', parse_devices('cpu'))
+    rng = np.random.RandomState(0)
+    data = rng.randn(4, 3, 64, 64).astype(np.float32)
+    label = rng.randint(0, 19, (4, 8, 8)).astype(np.float32)
+    mine = slice(2 * worker.rank, 2 * worker.rank + 2)
+
+    class OneBatch(mx.io.NDArrayIter):
+        batches_per_epoch = 1
+
+    it = OneBatch(data[mine], label[mine], batch_size=2, label_name='softmax_label')
+    arg, aux = load_weights(weights)
+    if worker.rank == 1:
+        arg = {k: v + 0.01 for k, v in arg.items()}
+    final = {}
+    history = fit(resnet38.build_symbol(%(model)r), it, contexts, arg, aux, 0, 1,
+                  os.path.join(out, %(model)r + '_ep'), 0.05, kvstore=kv, progress=False,
+                  epoch_end_callback=lambda e, s, a, x: final.update(a))
+    mx.nd.save(os.path.join(out, 'final.rank%%d.params' %% worker.rank), final)
+    with open(os.path.join(out, 'worker.rank%%d.json' %% worker.rank), 'w') as f:
+        json.dump({'history': history, 'worker': list(worker), 'contexts': str(contexts)}, f)
+''') % {'repo': REPO, 'model': MODEL}
+
+
+def horovodrun(ranks, command, **kwargs):
+    return subprocess.run([HOROVODRUN, '-np', str(ranks), '-H', 'localhost:%d' % ranks]
+                          + command, cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT, **kwargs)
+
+
+def one_process_step(monkeypatch, weights, prefix):
+    """The reference: one process, one device, the whole batch of four, rank 0's head."""
+    import mxnet as mx
+    from issegm.training import fit
+    from util.symbol import resnet38
+    from util.weights import load_weights
+    monkeypatch.setattr(resnet38, 'DROPOUT', {6: 0.0, 7: 0.0})
+    rng = np.random.RandomState(0)
+    data = rng.randn(4, 3, 64, 64).astype(np.float32)
+    label = rng.randint(0, 19, (4, 8, 8)).astype(np.float32)
+
+    class OneBatch(mx.io.NDArrayIter):
+        batches_per_epoch = 1
+
+    arg, aux = load_weights(weights)
+    history = fit(resnet38.build_symbol(MODEL), OneBatch(data, label, batch_size=4,
+                                                          label_name='softmax_label'),
+                  [mx.cpu()], arg, aux, 0, 1, prefix, 0.05, progress=False)
+    return load_weights(prefix + '-0001.params')[0], history[0]
+
+
+def test_two_ranks_equal_one_process_with_twice_the_batch(monkeypatch, tmp_path):
+    """Rank 0's starting weights everywhere, the same weights on both ranks after the step,
+    and that step is the one of a single process with both ranks' images (same rule as the
+    --gpus cpu:2 test: every device holds the same number of valid pixels, dropout off)."""
+    import mxnet as mx
+    from util.weights import load_weights
+    weights = write_model_weights(tmp_path / ('%s_ep-0000.params' % MODEL), MODEL, seed=3)
+    script = tmp_path / 'worker.py'
+    script.write_text(WORKER)
+    out = tmp_path / 'out'
+    out.mkdir()
+    res = horovodrun(2, [sys.executable, str(script), str(out), weights])
+    assert res.returncode == 0, res.stdout[-4000:]
+    reports = [json.loads((out / ('worker.rank%d.json' % r)).read_text()) for r in (0, 1)]
+    assert [r['worker'] for r in reports] == [[True, 0, 2], [True, 1, 2]]
+    finals = [mx.nd.load(str(out / ('final.rank%d.params' % r))) for r in (0, 1)]
+    for name in finals[0]:
+        np.testing.assert_array_equal(finals[0][name].asnumpy(), finals[1][name].asnumpy(),
+                                      err_msg=name)
+    # only rank 0 saved
+    assert sorted(p.name for p in out.iterdir() if p.name.endswith('.params')) == sorted([
+        '%s_ep-0001.params' % MODEL, 'final.rank0.params', 'final.rank1.params'])
+
+    # that step is a single process's with all four images, from rank 0's (the file's) weights
+    start, _ = load_weights(weights)
+    ckpt = load_weights(str(out / ('%s_ep-0001.params' % MODEL)))[0]
+    ref, ref_entry = one_process_step(monkeypatch, weights, str(tmp_path / 'one' / 'm_ep'))
+    moved = 0
+    for name in ref:
+        s = start[name].asnumpy()
+        d_hvd, d_ref = ckpt[name].asnumpy() - s, ref[name].asnumpy() - s
+        scale = max(np.abs(d_ref).max(), 1e-12)
+        np.testing.assert_allclose(d_hvd, d_ref, rtol=0, atol=1e-3 * scale + 1e-7, err_msg=name)
+        moved += np.abs(d_ref).max() > 1e-6
+    assert moved > len(ref) // 2
+    # the epoch NLL is all-reduced: both ranks report the one process's value over all pixels
+    for r in reports:
+        entry = r['history'][0]
+        assert entry['workers'] == 2 and entry['pixels'] == ref_entry['pixels'] == 4 * 64
+        assert entry['nll'] == pytest.approx(ref_entry['nll'], rel=1e-5)
+    assert reports[0]['history'][0]['worker_nll'] != reports[1]['history'][0]['worker_nll']
+
+
+@pytest.fixture(scope='module')
+def gta(tmp_path_factory):
+    base = tmp_path_factory.mktemp('hvd_gta')
+    root = base / 'gta'
+    lst = str(root / 'train.lst')
+    write_list(lst, make_layout(str(root), 'gta', 8, hw=(48, 96), seed=4))
+    weights = write_model_weights(base / ('%s_ep-0000.params' % MODEL), MODEL, seed=2)
+    return str(root), lst, weights
+
+
+def test_failing_rank_stops_the_job(gta, tmp_path):
+    """Rank 1 reads undecodable images: its one-line error ends the whole job quickly with a
+    non-zero status, and nothing is saved."""
+    root, lst, weights = gta
+    bad = tmp_path / 'bad_root'
+    for image, label in (line.split('\t') for line in open(lst).read().splitlines()):
+        for rel, data in ((image, b'not a png'), (label.strip(), None)):
+            dst = bad / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(data if data is not None else open(os.path.join(root, rel), 'rb').read())
+    out = tmp_path / 'out'
+    train_src = [sys.executable, os.path.join(REPO, 'issegm', 'train_src.py'), '--gpus', 'cpu',
+                 '--split', lst, '--output', str(out), '--model', MODEL, '--weights', weights,
+                 '--batch-images', '2', '--crop-size', '64', '--to-epoch', '1',
+                 '--origin-size', '96', '--kvstore', 'horovod', '--prefetch-threads', '1',
+                 '--no-progress']
+    script = ('root=%s; if [ "$HOROVOD_RANK" = 1 ]; then root=%s; fi; exec %s --data-root '
+              '"$root"' % (root, bad, ' '.join(train_src)))
+    t0 = time.time()
+    res = horovodrun(2, ['sh', '-c', script])
+    assert res.returncode != 0, res.stdout[-4000:]
+    assert time.time() - t0 < 120
+    assert 'error: cannot decode image' in res.stdout
+    assert not (out / ('%s_ep-0001.params' % MODEL)).exists()
+    deadline = time.time() + 10
+    while procs_mentioning(str(bad)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert procs_mentioning(str(bad)) == []
+
+
+def test_train_src_on_two_ranks(gta, tmp_path):
+    """train_src.py itself under horovodrun: disjoint shards of equal size, rank 0 saves, each
+    rank logs to its own file."""
+    root, lst, weights = gta
+    out = tmp_path / 'out'
+    res = horovodrun(2, [sys.executable, os.path.join(REPO, 'issegm', 'train_src.py'),
+                         '--gpus', 'cpu', '--data-root', root, '--split', lst,
+                         '--output', str(out), '--model', MODEL, '--weights', weights,
+                         '--batch-images', '2', '--crop-size', '64', '--to-epoch', '1',
+                         '--origin-size', '96', '--kvstore', 'horovod', '--no-progress'])
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert (out / ('%s_ep-0001.params' % MODEL)).is_file()
+    assert (out / 'train_src.log').is_file() and (out / 'train_src.rank1.log').is_file()
+    # 8 samples, 2 ranks, 2 images per batch: 2 batches on each rank
+    assert 'Epoch[0] done: 2 batches x 2 workers' in (out / 'train_src.log').read_text()
+
+
+def test_orchestrator_round_on_two_horovod_ranks(tmp_path):
+    """One round whose phase train runs under horovodrun on two local ranks."""
+    gta, cs = tmp_path / 'gta', tmp_path / 'cs'
+    write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 8, hw=(48, 96), seed=5))
+    write_list(str(cs / 'val.lst'), make_layout(str(cs), 'cityscapes', 4, hw=(48, 96),
+                                                split='val', seed=6))
+    model = 'cityscapes_rna-tiny_cls19_s8'
+    weights = write_model_weights(tmp_path / 'gta_rna-tiny_cls19_s8_ep-0000.params',
+                                  'gta_rna-tiny_cls19_s8')
+    out = tmp_path / 'run'
+    cmd = [sys.executable, os.path.join(REPO, 'issegm', 'solve_AO.py'), '--num-round', '1',
+           '--epoch-per-round', '1', '--test-scales', '96', '--dataset', 'gta',
+           '--dataset-tgt', 'cityscapes', '--split', str(gta / 'train.lst'),
+           '--split-tgt', str(cs / 'val.lst'), '--data-root', str(gta),
+           '--data-root-tgt', str(cs), '--output', str(out), '--model', model,
+           '--weights', weights, '--batch-images', '2', '--crop-size', '64',
+           '--init-tgt-port', '0.2', '--init-src-port', '0.5', '--mine-port', '0.5',
+           '--base-lr', '1e-3', '--gpus', 'cpu', '--no-progress', '--workers', '2',
+           '--launcher', 'horovod', '--prefetcher', 'thread']
+    res = subprocess.run(cmd, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT)
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert 'horovodrun -np 2 -H localhost:2 ' in res.stdout
+    assert '--kvstore horovod' in res.stdout
+    assert (out / '0' / ('%s_ep-0001.params' % model)).is_file()
+    done = json.loads((out / '0' / 'train.done').read_text())
+    # 4 source + 4 target samples, 2 ranks, 2 images per batch: 2 batches per rank
+    assert done['history'][0]['workers'] == 2 and done['history'][0]['batches'] == 2
+    assert (out / 'round0-train.rank1.log').is_file()
+
+
+def test_kvstore_horovod_without_horovod_is_one_error_line(gta, tmp_path):
+    """A Python where `import horovod.mxnet` fails: one error line saying how to install it."""
+    root, lst, weights = gta
+    fake = tmp_path / 'fake' / 'horovod'
+    fake.mkdir(parents=True)
+    (fake / '__init__.py').write_text('raise ImportError("no horovod here")\n')
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / 'fake'))
+    res = subprocess.run([sys.executable, os.path.join(REPO, 'issegm', 'train_src.py'),
+                          '--gpus', 'cpu', '--data-root', root, '--split', lst,
+                          '--output', str(tmp_path / 'out'), '--model', MODEL,
+                          '--weights', weights, '--to-epoch', '1', '--kvstore', 'horovod'],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode != 0
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith('error: ') and 'HOROVOD=1' in lines[0], \
+        res.stderr
+    assert not (tmp_path / 'out' / ('%s_ep-0001.params' % MODEL)).exists()
