@@ -134,12 +134,13 @@ def _two_at_a_time(fn, images, progress, desc):
 
 
 # ------------------------------------------------------------------------------------ pass 1
-def predict_target(predictors, target, scale, flip, policy, progress=True, label='val'):
-    """Pass 1: the network pass, then the argmax pass; a FirstPass."""
+def predict_target(predictors, target, scale, flip, policy, progress=True, prefix='round 0'):
+    """Pass 1 at test scale `scale` (with flipping when `flip`): the network pass on every
+    device, then the argmax pass; a FirstPass. Progress bars 'PREFIX val', 'PREFIX maps'."""
     timings = Timings()
-    images = network_pass(predictors, target, scale, flip, timings, progress, label + ' val')
+    images = network_pass(predictors, target, scale, flip, timings, progress, prefix + ' val')
     cache_bytes = sum(os.path.getsize(target.cache.path(image.name)) for image in images)
-    pool, meter, meter_prior = argmax_pass(target, images, policy, progress, label + ' maps')
+    pool, meter, meter_prior = argmax_pass(target, images, policy, progress, prefix + ' maps')
     return FirstPass(images, pool, meter, meter_prior, timings.seconds['network'], cache_bytes)
 
 

@@ -70,7 +70,6 @@ def write_label_pngs(info, name, train_ids, ids_dir, color_dir):
     label_ids = info.train_to_label[train_ids]
     write_png(os.path.join(ids_dir, name + '.png'), label_ids)
     write_png(os.path.join(color_dir, name + '.png'), label_ids, info.palette)
-    return label_ids
 
 
 def _timed_read(timings, read, sample):
