@@ -9,8 +9,9 @@ device against two (`--gpus cpu` and `--gpus cpu:2`).
 2. evaluate.evaluate_samples, network included (the narrow rna-tiny model), on --images
    generated images with one Predictor on cpu(0) and with one on each of cpu(0) and cpu(1):
    seconds per image side by side, and a check that the outputs are byte-identical. MXNet
-   already spreads each operator over the cores, so on a 2-core machine expect little gain;
-   the split pays with several GPUs.
+   already spreads each operator over the cores, so on a 2-core machine the gain is only the
+   overlap of one image's upsampling with the other device's network; the split pays with
+   several GPUs.
 
     python benchmarks/bench_evaluate.py [--repeat 3] [--scores] [--images 4]
 """
@@ -132,7 +133,8 @@ def one_device_against_two(tmp, num_images, repeat):
     print('  --gpus cpu:2  %6.3f s   (%.2fx the speed of one device; %d cores)'
           % (best['cpu:2'], best['cpu'] / best['cpu:2'], os.cpu_count()))
     same = outputs['cpu'] == outputs['cpu:2']
-    print('  outputs byte-identical: %s (%d files)' % ('yes' if same else 'NO', len(outputs['cpu'])))
+    print('  outputs byte-identical: %s (%d files)'
+          % ('yes' if same else 'NO', len(outputs['cpu'])))
     return same
 
 

@@ -175,7 +175,8 @@ def parse_args(argv):
     a('--test-flipping', action='store_true', help='average with the mirrored image')
     a('--test-steps', type=int, default=1,
       help='N x N shifted network passes per image, predicting at stride // N (as upstream)')
-    a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0 (the first device is used)')
+    a('--gpus', default='0',
+      help='cpu, cpu:N or GPU ids like 0,1 (the images are spread over all of them)')
     a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
     a('--debug', action='store_true',
       help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
