@@ -7,7 +7,8 @@ Test procedure as phase val (SPEC 5, steps 1-3, issegm/inference.py). Several co
 `--test-flipping` also averages with the mirrored image; `--test-steps N` (a divisor of the
 model's stride) runs N x N passes on the image shifted by stride/N and interleaves them into
 maps at stride/N, as upstream. Default scale: the longer side of the dataset's max shape
-(cityscapes 2048, gta 1914, synthia 1280).
+(cityscapes 2048, gta 1914, synthia 1280). Several devices (`--gpus 0,1,2,3`, `--gpus cpu:2`)
+share the images, one model on each (upstream used the first); the outputs are those of one.
 
 Outputs under OUTPUT (NAME = image file name without extension):
   labelId/NAME.png          argmax as the dataset's label ids (train id -> label id)
@@ -22,11 +23,10 @@ Outputs under OUTPUT (NAME = image file name without extension):
   evaluate.log              the log (or --log-file)
 --no-save-results skips the PNGs (metrics, table and log are always written).
 """
-import collections
+import functools
 import logging
 import os
 import sys
-import threading
 import time
 
 if __package__ in (None, ''):  # run by path without installation: the repo root holds `util`
@@ -34,13 +34,16 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
 
 import numpy as np  # noqa: E402
 
+from issegm.cbst import argmax_max  # noqa: E402
 from issegm.datasets import get_dataset, load_samples, sample_name, write_png  # noqa: E402
+from issegm.testtime import (Timings, device_names, predict_samples,  # noqa: E402
+                             write_label_pngs)
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.files import write_json  # noqa: E402
 from util.flags import (FlagParser, check_test_steps, parse_bool,  # noqa: E402
                         parse_test_scales, set_mxnet_switches)
 from util.logs import setup_logging  # noqa: E402
-from util.metrics import format_table, metrics_dict, scores  # noqa: E402
+from util.metrics import ConfusionMeter, format_table, metrics_dict, scores  # noqa: E402
 from util.model_label import (check_num_classes, is_classifier,  # noqa: E402
                               model_from_weights, parse_model_label)
 
@@ -50,7 +53,6 @@ __all__ = ['resolve_model', 'Timings', 'save_outputs',
 log = logging.getLogger('cbst')
 
 CORRECT, WRONG, IGNORED = 127, 0, 255
-NON_NETWORK_STEPS = ('loading', 'upsampling', 'argmax', 'confusion', 'writing')
 
 
 def resolve_model(model, weights, info):
@@ -60,36 +62,6 @@ def resolve_model(model, weights, info):
     if is_classifier(parse_model_label(model)):
         raise UserError('model %s is the ImageNet classifier, not a segmentation model' % model)
     return model, check_num_classes(model, info)
-
-
-class Timings(object):
-    """Seconds spent per step, summed over images (thread-safe: writers run in threads)."""
-
-    def __init__(self):
-        self.seconds = collections.defaultdict(float)
-        self.images = 0
-        self._lock = threading.Lock()
-
-    def add(self, step, seconds):
-        with self._lock:
-            self.seconds[step] += seconds
-
-    def timed(self, step, fn, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            self.add(step, time.perf_counter() - t0)
-
-    def per_image_ms(self, step):
-        return 1000.0 * self.seconds.get(step, 0.0) / max(self.images, 1)
-
-    def summary(self):
-        non_network = sum(self.seconds.get(s, 0.0) for s in NON_NETWORK_STEPS)
-        parts = ', '.join('%s %.1f' % (s, self.per_image_ms(s)) for s in NON_NETWORK_STEPS)
-        return ('per image over %d images: network %.1f ms; non-network %.1f ms (%s ms)'
-                % (self.images, self.per_image_ms('network'),
-                   1000.0 * non_network / max(self.images, 1), parts))
 
 
 def correct_map(pred, gt_train):
@@ -103,10 +75,9 @@ def save_outputs(output, name, pred, gt_train, info, probs=None):
     """Write the PNGs of one image (none when `pred` is None) and its float16 scores (when
     `probs` is given)."""
     if pred is not None:
-        label_ids = info.train_to_label[pred]
-        write_png(os.path.join(output, 'labelId', name + '.png'), label_ids)
+        write_label_pngs(info, name, pred, os.path.join(output, 'labelId'),
+                         os.path.join(output, 'color'))
         write_png(os.path.join(output, 'trainId', name + '.png'), pred)
-        write_png(os.path.join(output, 'color', name + '.png'), label_ids, info.palette)
         if gt_train is not None:
             write_png(os.path.join(output, 'color', 'correct', name + '.png'),
                       correct_map(pred, gt_train))
@@ -129,72 +100,48 @@ def _check_names(samples):
         seen[name] = image
 
 
-def evaluate_samples(predictor, samples, info, scales, flip, output, save_results=True,
+def evaluate_samples(predictors, samples, info, scales, flip, output, save_results=True,
                      save_predictions=False, prefetch_threads=0, timings=None, progress=True):
     """Predict every (image, label-or-None) sample, write its outputs under `output` and
     return the (C, C) int64 confusion matrix (rows ground truth, train ids) over the samples
     with labels.
 
-    `predictor` is an issegm.inference.Predictor; the class maps of the `scales` are averaged
-    at the original size. With `prefetch_threads` > 0 images are read and outputs written by
-    that many threads while the network runs. `timings` (a Timings) receives the seconds of
-    each step.
+    `predictors`: one issegm.inference.Predictor per device (or a single Predictor); image i
+    goes to predictors[i % N] (issegm.testtime.predict_samples). The class maps of the
+    `scales` are averaged at the original size. With `prefetch_threads` > 0 images are read and
+    outputs written by that many threads while the network runs. `timings` (a Timings)
+    receives the seconds of each step.
     """
-    from concurrent import futures
-
-    from tqdm import tqdm
-
-    from issegm.cbst import argmax_max
-    from issegm.datasets import read_sample
-    from util.metrics import ConfusionMeter
-    from util.prefetch import Prefetcher
-
+    if not isinstance(predictors, (list, tuple)):
+        predictors = [predictors]
     timings = timings if timings is not None else Timings()
-    num_classes = len(info.class_names)
-    meter = ConfusionMeter(num_classes)
+    meter = ConfusionMeter(len(info.class_names))
     _check_names(samples)
-
-    def load(sample):
-        return timings.timed('loading', read_sample, *sample)
-
-    def write(name, pred, gt_train, probs):
-        timings.timed('writing', save_outputs, output, name, pred, gt_train, info, probs)
-
-    writer = futures.ThreadPoolExecutor(prefetch_threads, thread_name_prefix='evaluate-write') \
-        if prefetch_threads > 0 else None
-    pending = collections.deque()
-    try:
-        with Prefetcher(load, num_workers=prefetch_threads, kind='thread',
-                        ahead=2 * prefetch_threads) as loader:
-            bar = tqdm(zip(samples, loader.map(samples)), total=len(samples), desc='evaluate',
-                       unit='img', disable=not progress, dynamic_ncols=True)
-            for (image_path, _), (image, gt) in bar:
-                probs = predictor.predict(image, scales, flip, timed=timings.timed)
-                pred = timings.timed('argmax', argmax_max, probs)[0]
-                gt_train = None
-                if gt is not None:
-                    gt_train = info.label_to_train[gt]
-                    timings.timed('confusion', meter.update, gt_train, pred)
-                timings.images += 1
-                if not (save_results or save_predictions):
-                    continue
-                job = (sample_name(image_path), pred if save_results else None, gt_train,
-                       probs if save_predictions else None)
-                if writer is None:
-                    write(*job)
-                    continue
-                pending.append(writer.submit(write, *job))
-                while len(pending) > 2 * prefetch_threads:
-                    pending.popleft().result()
-            bar.close()
-        while pending:
-            pending.popleft().result()
-    finally:
-        if writer is not None:
-            for fut in pending:
-                fut.cancel()
-            writer.shutdown(wait=True)
+    predict = functools.partial(_predict_image, info, scales, flip, save_predictions)
+    write = (functools.partial(_write_image, output, info, save_results)
+             if save_results or save_predictions else None)
+    for _, (pred, gt_train, _) in predict_samples(
+            predictors, samples, predict, write, threads=prefetch_threads, timings=timings,
+            progress=progress, desc='evaluate'):
+        if gt_train is not None:
+            timings.timed('confusion', meter.update, gt_train, pred)
+        timings.images += 1
     return meter.matrix
+
+
+def _predict_image(info, scales, flip, keep_probs, predictor, image, label, timings):
+    """One image on a device thread: (argmax train ids, ground truth as train ids or None,
+    the averaged class map when `keep_probs` else None)."""
+    probs = predictor.predict(image, scales, flip, timed=timings.timed)
+    pred = timings.timed('argmax', argmax_max, probs)[0]
+    gt_train = None if label is None else info.label_to_train[label]
+    return pred, gt_train, probs if keep_probs else None
+
+
+def _write_image(output, info, save_results, sample, result):
+    pred, gt_train, probs = result
+    save_outputs(output, sample_name(sample[0]), pred if save_results else None, gt_train, info,
+                 probs)
 
 
 def write_report(output, conf, info, title):
@@ -228,7 +175,8 @@ def parse_args(argv):
     a('--test-flipping', action='store_true', help='average with the mirrored image')
     a('--test-steps', type=int, default=1,
       help='N x N shifted network passes per image, predicting at stride // N (as upstream)')
-    a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0 (the first device is used)')
+    a('--gpus', default='0',
+      help='cpu, cpu:N or GPU ids like 0,1 (the images are spread over all of them)')
     a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
     a('--debug', action='store_true',
       help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
@@ -261,7 +209,7 @@ def main(argv=None):
     require_file(args.weights, 'weight file')
     set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
 
-    from issegm.inference import Predictor  # these import MXNet: after the flags
+    from issegm.inference import make_predictors  # these import MXNet: after the flags
     from util.devices import parse_devices
     from util.symbol.resnet38 import parameter_shapes
     from util.weights import load_for_model
@@ -270,15 +218,15 @@ def main(argv=None):
 
     os.makedirs(args.output, exist_ok=True)
     setup_logging(args.log_file or os.path.join(args.output, 'evaluate.log'), debug=args.debug)
-    log.info('evaluate %s (%s) on %s %s: %d images, scales %s, flipping %s, device %s%s',
+    log.info('evaluate %s (%s) on %s %s: %d images, scales %s, flipping %s, devices %s',
              model, args.weights, args.dataset, args.split, len(samples),
-             ','.join(map(str, scales)), 'on' if args.test_flipping else 'off', contexts[0],
-             ' (of %d given)' % len(contexts) if len(contexts) > 1 else '')
-    predictor = Predictor(model, arg_params, aux_params, contexts[0], parsed.stride,
-                          args.test_steps)
+             ','.join(map(str, scales)), 'on' if args.test_flipping else 'off',
+             device_names(contexts))
+    predictors = make_predictors(model, arg_params, aux_params, contexts, parsed.stride,
+                                 args.test_steps)
     timings = Timings()
     t0 = time.time()
-    conf = evaluate_samples(predictor, samples, info, scales, args.test_flipping, args.output,
+    conf = evaluate_samples(predictors, samples, info, scales, args.test_flipping, args.output,
                             save_results=not args.no_save_results,
                             save_predictions=args.save_predictions,
                             prefetch_threads=args.prefetch_threads, timings=timings,

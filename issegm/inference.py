@@ -14,6 +14,8 @@
 `Predictor.network_probs` stops after step 2, returning the small network-resolution maps;
 `upsample_probs` does step 3. Phase val keeps only the former between its two passes.
 """
+import os
+
 import mxnet as mx
 import numpy as np
 from PIL import Image
@@ -23,7 +25,7 @@ from util.image import interp_filter, normalize, pad_to_multiple, resize_image, 
 from util.prefetch import Prefetcher
 from util.symbol.resnet38 import inference_symbol
 
-__all__ = ['Predictor', 'upsample_probs', 'UPSAMPLE_THREADS']
+__all__ = ['Predictor', 'make_predictors', 'upsample_probs', 'UPSAMPLE_THREADS']
 
 # Threads sharing out the class planes in Predictor.predict (Pillow releases the GIL while it
 # resizes): the machines this runs on have at least 2 cores.
@@ -44,7 +46,7 @@ class Predictor:
         self.pred_stride = stride // self.test_steps  # the stride of network_probs' maps
         self.upsample_threads = upsample_threads
         self.ctx = ctx if isinstance(ctx, mx.Context) else ctx[0]
-        self.symbol = inference_symbol(model)
+        self.symbol = partition_as_on_cpu0(inference_symbol(model), self.ctx)
         self.arg_params = arg_params
         self.aux_params = aux_params
         self.module = None
@@ -132,6 +134,27 @@ class Predictor:
         if len(scales) > 1:
             total /= len(scales)
         return total
+
+
+def partition_as_on_cpu0(symbol, ctx):
+    """The symbol as MXNet optimises it on cpu(0), for binding on `ctx`.
+
+    MXNet's default CPU graph optimisation (the MKLDNN subgraph backend, MXNET_SUBGRAPH_BACKEND,
+    which fuses operators, changing float sums in the last bits) applies only to executors on
+    cpu(0), the context the backend is registered for. On cpu(1), cpu(2), ... (`--gpus cpu:N`)
+    the same partition is made here, so every CPU context gives cpu(0)'s numbers.
+    """
+    if ctx.device_type != 'cpu' or ctx.device_id == 0:
+        return symbol
+    default = 'MKLDNN' if mx.runtime.Features().is_enabled('MKLDNN') else ''
+    if os.environ.get('MXNET_SUBGRAPH_BACKEND', default) != 'MKLDNN':
+        return symbol
+    return symbol.get_backend_symbol('MKLDNN')
+
+
+def make_predictors(model, arg_params, aux_params, contexts, stride, test_steps=1):
+    """One Predictor per device (MXNet context), sharing the host copy of the weights."""
+    return [Predictor(model, arg_params, aux_params, ctx, stride, test_steps) for ctx in contexts]
 
 
 def _call(step, fn, *args, **kwargs):

@@ -4,24 +4,26 @@ retrains on source + pseudo-labelled target. Wrapped by issegm/self-paced-self-t
 """
 import logging
 import os
-import shutil
 import sys
-import threading
 import time
 
 import numpy as np
 
 from issegm.cbst import POLICIES
-from issegm.datasets import get_dataset, load_samples, resolve_split, target_dataset
+from issegm.datasets import (get_dataset, load_samples, read_sample, resolve_split,
+                             target_dataset)
+from issegm.make_prior import load_prior
+from issegm.testtime import device_names
 from util.errors import UserError, cli_entry
 from util.files import write_json
-from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, parse_bool,
-                        parse_scale_range, parse_test_scales, set_mxnet_switches,
+from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, check_test_steps,
+                        parse_bool, parse_scale_range, parse_test_scales, set_mxnet_switches,
                         training_switch_flags)
 from util.logs import rank_log_file, setup_logging
 from util.lr_scheduler import LR_TYPES, make_lr_scheduler
-from util.model_label import (checkpoint_path, checkpoint_prefix, model_from_weights,
-                              parse_model_label, start_epoch)
+from util.metrics import format_table
+from util.model_label import (check_num_classes, checkpoint_path, checkpoint_prefix,
+                              model_from_weights, parse_model_label, start_epoch)
 from util.prefetch import KINDS as PREFETCHER_KINDS
 
 log = logging.getLogger('cbst')
@@ -142,219 +144,81 @@ def _load_model(args, allow_missing=False):
 
 # ----------------------------------------------------------------------------------- phase val
 def run_val(args):
-    """Pseudo-label the target split (SPEC 5) and write the mining statistics.
-
-    Pass 1a runs the network on every image and keeps only its network-resolution maps (under
-    3 MB per image). Pass 1b makes each full-size map from them (argmax PNGs, scores, the
-    confidence pool); pass 2, once the thresholds are known, makes it again, exactly, for the
-    pseudo-labels. Passes 1b and 2 handle two images at a time.
-    """
-    from tqdm import tqdm
-
-    from issegm import cbst
-    from issegm.datasets import (get_dataset, load_samples, read_label, read_sample, sample_name,
-                                 write_list, write_png)
-    from issegm.inference import Predictor, upsample_probs
+    """Pseudo-label the target split (yzou2/CBST issegm/solve_ST.py, _val_impl) and write the
+    mining statistics: the checks, the model and prior, then the steps of issegm/phase_val.py."""
+    from issegm import phase_val  # these import MXNet: after the flags
+    from issegm.inference import make_predictors
     from util.devices import parse_devices
-    from util.metrics import ConfusionMeter, format_table, metrics_dict
-    from util.prefetch import Prefetcher
 
     info = get_dataset(args.dataset_tgt)
-    num_classes = args.parsed_model.num_classes
-    if num_classes != len(info.class_names):
-        raise UserError('model %s has %d classes but dataset %s has %d'
-                        % (args.model, num_classes, args.dataset_tgt, len(info.class_names)))
+    num_classes = check_num_classes(args.model, info).num_classes
     if len(args.test_scales_list) != 1:
         raise UserError('phase val takes one test scale, got --test-scales %s' % args.test_scales)
-    from util.flags import check_test_steps
     check_test_steps(args.test_steps, args.parsed_model.stride)
     samples = load_samples(args.data_root_tgt, args.split_tgt, args.dataset_tgt,
                            require_labels=False)
     contexts = parse_devices(args.gpus)
     arg_params, aux_params = _load_model(args)
-    prior = None
-    if args.with_prior:
-        from issegm.make_prior import load_prior
-        prior_path = args.prior or default_prior_path(args.dataset)
-        first_image, _ = read_sample(samples[0][0], None)
-        prior = load_prior(prior_path, num_classes, first_image.shape[:2])
-    predictor = Predictor(args.model, arg_params, aux_params, contexts[0],
-                          args.parsed_model.stride, args.test_steps)
-    pool = cbst.ConfidencePool(num_classes, args.kc_policy)
+    prior = _load_prior(args, samples, num_classes)
+    predictors = make_predictors(args.model, arg_params, aux_params, contexts,
+                                 args.parsed_model.stride, args.test_steps)
     has_gt = all(label is not None and os.path.isfile(label) for _, label in samples)
-    meter = ConfusionMeter(num_classes) if has_gt else None
-    meter_prior = ConfusionMeter(num_classes) if has_gt and prior is not None else None
-
-    final = round_dir(args)
-    stage = final + '.val-partial'  # everything is written here, then moved in place at the end
-    shutil.rmtree(stage, ignore_errors=True)
-    cache = os.path.join(stage, 'cache')
-    os.makedirs(cache)
-    out = lambda *parts: os.path.join(stage, *parts)  # noqa: E731
-
-    def apply_prior(probs):
-        if prior is not None:
-            if prior.shape[1:] != probs.shape[1:]:
-                raise UserError('spatial prior is %dx%d but target image is %dx%d'
-                                % (prior.shape[1:] + probs.shape[1:]))
-            probs *= prior
-        return probs
-
-    def cache_file(name):
-        return os.path.join(cache, name + '.npy')
-
-    reused = threading.local()  # per worker thread: its full-size map array
-
-    def full_probs(name, scaled_hw, hw):
-        """The full-size map of an image from its cached network map (passes 1b and 2 compute
-        it alike; one thread each, as they run two images at a time). Written into an array
-        the thread reuses: valid until the thread's next image."""
-        net = np.load(cache_file(name))
-        shape = (net.shape[0],) + tuple(hw)
-        if getattr(reused, 'probs', None) is None or reused.probs.shape != shape:
-            reused.probs = np.empty(shape, np.float32)
-        return upsample_probs(net, predictor.pred_stride, scaled_hw, hw, out=reused.probs)
-
     log.info('round %d phase val: %d target images, scale %d, flipping %s, test steps %d, '
-             'prior %s, policy %s', args.idx_round, len(samples), args.test_scales_list[0],
-             args.test_flipping, args.test_steps, args.with_prior, args.kc_policy)
-
-    def write_label_pngs(ids_dir, color_dir, name, train_ids):
-        label_ids = info.train_to_label[train_ids]
-        write_png(os.path.join(ids_dir, name + '.png'), label_ids)
-        write_png(os.path.join(color_dir, name + '.png'), label_ids, info.palette)
-
-    # Pass 1a: the network on every image, keeping only its small maps (the cache). Labels are
-    # read here too, for read_sample's size check before the long network pass.
-    geometry = []
+             'prior %s, policy %s, devices %s', args.idx_round, len(samples),
+             args.test_scales_list[0], args.test_flipping, args.test_steps, args.with_prior,
+             args.kc_policy, device_names(contexts))
+    final = round_dir(args)
+    label = 'round %d' % args.idx_round
+    progress = not args.no_progress
     started = time.perf_counter()
-    network_seconds = 0.0
-    cache_bytes = 0
-    loader = Prefetcher(lambda s: read_sample(s[0], s[1] if has_gt else None), num_workers=1,
-                        kind='thread', ahead=2)  # the next image decodes while this one runs
-    bar = tqdm(zip(samples, loader.map(samples)), total=len(samples),
-               desc='round %d val' % args.idx_round, unit='img', disable=args.no_progress,
-               dynamic_ncols=True)
-    for (image_path, _), (image, _) in bar:
-        name = sample_name(image_path)
-        tick = time.perf_counter()
-        net, scaled_hw = predictor.network_probs(image, args.test_scales_list[0],
-                                                 args.test_flipping)
-        network_seconds += time.perf_counter() - tick
-        np.save(cache_file(name), net)
-        cache_bytes += os.path.getsize(cache_file(name))
-        geometry.append((name, scaled_hw, image.shape[:2]))
-    loader.close()
-
-    def first_pass(item):
-        """Pass 1b for one image: its full-size map, argmax PNGs, and what the thresholds and
-        the scores need: the (prior-weighted) map's argmax and max, the ground truth."""
-        (name, scaled_hw, hw), (_, label_path) = item
-        probs = full_probs(name, scaled_hw, hw)
-        pred, top = cbst.argmax_max(probs)
-        write_label_pngs(out('results', 'nplabelIds'), out('results', 'npcolor'), name, pred)
-        sp = None
-        if prior is not None:
-            sp, top = cbst.argmax_max(apply_prior(probs))
-            write_label_pngs(out('self_train', 'splabelIds'), out('self_train', 'spcolor'), name,
-                             sp)
-        gt = info.label_to_train[read_label(label_path)] if has_gt else None
-        return pred, sp, top, gt
-
-    # Passes 1b and 2: two images at a time, one thread each (images are independent, and
-    # Pillow, NumPy and zlib release the GIL); the pool and the scores take them in order.
-    items = list(zip(geometry, samples))
-    with Prefetcher(first_pass, num_workers=2, kind='thread', ahead=4) as firsts:
-        for pred, sp, top, gt in tqdm(firsts.map(items), total=len(items),
-                                      desc='round %d maps' % args.idx_round, unit='img',
-                                      disable=args.no_progress, dynamic_ncols=True):
-            pool.add_argmax_max(pred if sp is None else sp, top)
-            if has_gt:
-                meter.update(gt, pred)
-                if sp is not None:
-                    meter_prior.update(gt, sp)
-
-    cls_thresh, cls_size = pool.thresholds(args.init_tgt_port)
-    mine_id, mine_id_priority = cbst.mining_classes(cls_size, args.mine_id_number, args.mine_thresh)
-    os.makedirs(out('stats'))
-    for key, value in (('mine_id', mine_id), ('mine_id_priority', mine_id_priority),
-                       ('cls_thresh', cls_thresh), ('cls_size', cls_size)):
-        np.save(out('stats', key + '.npy'), value)
-    log.info('thresholds (portion %.4f, %s): %s', args.init_tgt_port, args.kc_policy,
-             ' '.join('%.4f' % t for t in cls_thresh))
-    log.info('mine_id %s, mine_id_priority %s', list(mine_id), list(mine_id_priority))
-
-    selected = np.zeros(num_classes, np.int64)
-    total_pixels = 0
-    list_rows = []
-    final_pseudo_dir = os.path.join(os.path.abspath(final), 'self_train', 'pseudo_labelIds')
-    probmap_dir = os.path.join(args.output, 'probmap')
-    def label_one(item):
-        """Second pass for one image: recompute its map exactly, threshold, write PNGs."""
-        (name, scaled_hw, hw), (image_path, _) = item
-        probs = apply_prior(full_probs(name, scaled_hw, hw))
-        pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
-        # unselected pixels (255) are stored as label id 0 (unlabeled)
-        write_label_pngs(out('self_train', 'pseudo_labelIds'), out('self_train', 'pseudo_color'),
-                         name, pseudo)
-        if args.kc_policy == 'cb':
-            write_label_pngs(out('self_train', 'rwlabelIds'), out('self_train', 'rwcolor'), name,
-                             reweighted)
-        if args.keep_probmaps:
-            os.makedirs(probmap_dir, exist_ok=True)
-            np.save(os.path.join(probmap_dir, name + '.npy'), probs)
-        os.remove(cache_file(name))
-        row = (os.path.relpath(image_path, args.data_root_tgt),
-               os.path.join(final_pseudo_dir, name + '.png'))
-        return np.bincount(pseudo.ravel(), minlength=256)[:num_classes], pseudo.size, row
-
-    with Prefetcher(label_one, num_workers=2, kind='thread', ahead=4) as labeller:
-        for counts, pixels, row in tqdm(labeller.map(items), total=len(items),
-                                        desc='round %d labels' % args.idx_round, unit='img',
-                                        disable=args.no_progress, dynamic_ncols=True):
-            selected += counts
-            total_pixels += pixels
-            list_rows.append(row)
-    shutil.rmtree(cache)
-    write_list(out('self_train', os.path.basename(target_list_path(args))), list_rows)
-
-    report = {'round': args.idx_round, 'tgt_port': args.init_tgt_port, 'kc_policy': args.kc_policy,
-              'with_prior': bool(args.with_prior), 'num_images': len(samples),
-              'cls_thresh': [float(t) for t in cls_thresh],
-              'cls_size': [int(s) for s in cls_size],
-              'selected_share': {n: float(s) / max(total_pixels, 1)
-                                 for n, s in zip(info.class_names, selected)},
-              'selected_total': float(selected.sum()) / max(total_pixels, 1)}
-    if has_gt:
-        report.update(metrics_dict(meter.matrix, info.class_names))
-        log.info('round %d mIoU on %s (network argmax):\n%s', args.idx_round, args.split_tgt,
-                 format_table([('round %d' % args.idx_round, meter.scores()['iou'],
-                                meter.scores()['miou'])], info.class_names))
-        if meter_prior is not None:
-            report['with_prior_metrics'] = metrics_dict(meter_prior.matrix, info.class_names)
-    other_seconds = time.perf_counter() - started - network_seconds
-    report['timing'] = {'network_s_per_image': network_seconds / len(samples),
-                        'other_s_per_image': other_seconds / len(samples),
-                        'cache_bytes_per_image': cache_bytes / len(samples)}
-    log.info('per image: network %.3f s, everything else %.3f s; kept %.2f MB between passes',
-             network_seconds / len(samples), other_seconds / len(samples),
-             cache_bytes / len(samples) / 1e6)
-    write_json(out('metrics.json'), report)
-
-    # Move the finished outputs in place; a run killed before this line leaves only the stage.
-    os.makedirs(final, exist_ok=True)
-    for part in ('results', 'self_train', 'metrics.json'):
-        dest = os.path.join(final, part)
-        if os.path.isdir(dest):
-            shutil.rmtree(dest)
-        if os.path.exists(out(part)):
-            os.replace(out(part), dest)
-    stats_dir = os.path.join(args.output, 'stats')
-    shutil.rmtree(stats_dir, ignore_errors=True)
-    os.replace(out('stats'), stats_dir)
-    shutil.rmtree(stage)
+    with phase_val.staged_output(final, _val_parts(args, final)) as stage:
+        target = phase_val.TargetSplit(info, samples, has_gt, prior, stage, phase_val.MapCache(
+            os.path.join(stage, 'cache'), predictors[0].pred_stride))
+        first = phase_val.predict_target(predictors, target, args.test_scales_list[0],
+                                         args.test_flipping, args.kc_policy, progress, label)
+        cls_thresh, cls_size = first.pool.thresholds(args.init_tgt_port)
+        log.info('thresholds (portion %.4f, %s): %s', args.init_tgt_port, args.kc_policy,
+                 ' '.join('%.4f' % t for t in cls_thresh))
+        phase_val.write_mining_stats(os.path.join(stage, 'stats'), cls_thresh, cls_size,
+                                     args.mine_id_number, args.mine_thresh)
+        selected, total_pixels = phase_val.label_target(
+            target, first.images, cls_thresh, args.kc_policy,
+            os.path.join(stage, 'self_train', os.path.basename(target_list_path(args))),
+            os.path.join(os.path.abspath(final), 'self_train', 'pseudo_labelIds'),
+            args.data_root_tgt, os.path.join(args.output, 'probmap') if args.keep_probmaps
+            else None, progress, label + ' labels')
+        if first.meter is not None:
+            log.info('%s mIoU on %s (network argmax):\n%s', label, args.split_tgt,
+                     format_table([(label, first.meter.scores()['iou'],
+                                    first.meter.scores()['miou'])], info.class_names))
+        report = phase_val.write_round_report(
+            os.path.join(stage, 'metrics.json'), _val_header(args, len(samples)), info, first,
+            cls_thresh, cls_size, selected, total_pixels,
+            phase_val.round_timing(time.perf_counter() - started, first, len(contexts)))
     write_json(os.path.join(final, VAL_DONE), {'argv': args.argv})
     return report
+
+
+def _load_prior(args, samples, num_classes):
+    """The spatial prior with --with-prior (sized as the first target image), else None."""
+    if not args.with_prior:
+        return None
+    first_image, _ = read_sample(samples[0][0], None)
+    return load_prior(args.prior or default_prior_path(args.dataset), num_classes,
+                      first_image.shape[:2])
+
+
+def _val_parts(args, final):
+    """Where phase val's staged outputs go: {name in the stage: destination}."""
+    parts = {part: os.path.join(final, part) for part in ('results', 'self_train', 'metrics.json')}
+    parts['stats'] = os.path.join(args.output, 'stats')
+    return parts
+
+
+def _val_header(args, num_images):
+    return {'round': args.idx_round, 'tgt_port': args.init_tgt_port,
+            'kc_policy': args.kc_policy, 'with_prior': bool(args.with_prior),
+            'num_images': num_images}
 
 
 # --------------------------------------------------------------------------------- phase train

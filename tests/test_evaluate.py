@@ -246,3 +246,44 @@ def test_bad_inputs_give_one_error_line(data, tiny_weights, tmp_path):
         assert len(lines) == 1 and lines[0].startswith('error: '), (expected, err)
         assert expected in lines[0], (expected, lines[0])
         assert 'Traceback' not in err
+
+
+def _file_bytes(folder, skip=('evaluate.log',)):
+    files = {}
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            if name not in skip:
+                path = os.path.join(dirpath, name)
+                with open(path, 'rb') as f:
+                    files[os.path.relpath(path, folder)] = f.read()
+    return files
+
+
+def test_several_devices_split_the_images_with_identical_outputs(data, tiny_weights, tmp_path,
+                                                                 monkeypatch):
+    """--gpus cpu:2: image i on device i mod 2, each device driven by one thread, and every
+    output byte-identical to --gpus cpu's; the first log line names both devices."""
+    import threading
+    from issegm.inference import Predictor
+    calls = []
+    predict = Predictor.predict
+
+    def recording(self, image, *args, **kwargs):
+        calls.append((str(self.ctx), threading.current_thread().name, image.tobytes()))
+        return predict(self, image, *args, **kwargs)
+    monkeypatch.setattr(Predictor, 'predict', recording)
+    extra = ['--test-scales', '128,96', '--test-flipping', '--save-predictions']
+    one = _run(data, tiny_weights, tmp_path / 'one', '--gpus', 'cpu', *extra)
+    assert {ctx for ctx, _, _ in calls} == {'cpu(0)'}
+    single = [image for _, _, image in calls]
+    del calls[:]
+    two = _run(data, tiny_weights, tmp_path / 'two', '--gpus', 'cpu:2', *extra)
+    assert [ctx for ctx, _, _ in calls] == ['cpu(0)', 'cpu(1)', 'cpu(0)']
+    assert [image for _, _, image in calls] == single  # the same images, split over devices
+    threads = {ctx: {t for c, t, _ in calls if c == ctx} for ctx in ('cpu(0)', 'cpu(1)')}
+    assert all(len(t) == 1 for t in threads.values()) and threads['cpu(0)'] != threads['cpu(1)']
+    assert len(_file_bytes(one)) == 3 * 5 + 2  # 4 PNGs and the scores per image; the report
+    assert _file_bytes(two) == _file_bytes(one)
+    with open(os.path.join(two, 'evaluate.log')) as f:
+        first = f.readline()
+    assert first.rstrip().endswith('devices cpu(0), cpu(1)'), first

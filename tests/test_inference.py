@@ -215,9 +215,25 @@ def test_copy_image_into_checks_the_target():
 
 
 # ------------------------------------------------------------ the real (tiny) network
-def tiny_predictor(test_steps=1):
+def tiny_predictor(test_steps=1, ctx=None):
     arg, aux = initial_weights(parameter_shapes('gta_rna-tiny_cls19_s8'), seed=3)
-    return Predictor('gta_rna-tiny_cls19_s8', arg, aux, mx.cpu(), 8, test_steps)
+    return Predictor('gta_rna-tiny_cls19_s8', arg, aux, ctx or mx.cpu(), 8, test_steps)
+
+
+def test_every_cpu_context_gives_cpu0s_numbers(monkeypatch):
+    """MXNet optimises the graph (MKLDNN subgraphs) on cpu(0) only; Predictor makes the same
+    partition on cpu(1), cpu(2), ...: bit-identical maps on every CPU context (--gpus cpu:N)."""
+    image = (np.random.RandomState(2).rand(40, 70, 3) * 255).astype(np.uint8)
+    first = tiny_predictor(2)
+    assert '_sg_mkldnn' not in first.symbol.tojson()  # MXNet partitions it when it binds
+    on_cpu0 = first.network_probs(image, 64, flip=True)[0]
+    for ctx in (mx.cpu(1), mx.cpu(2)):
+        predictor = tiny_predictor(2, ctx)
+        assert '_sg_mkldnn_conv' in predictor.symbol.tojson()  # the fused convolutions
+        np.testing.assert_array_equal(predictor.network_probs(image, 64, flip=True)[0], on_cpu0)
+    # With MXNet's optimisation switched off (MXNET_SUBGRAPH_BACKEND=NONE) nothing is added.
+    monkeypatch.setenv('MXNET_SUBGRAPH_BACKEND', 'NONE')
+    assert '_sg_mkldnn' not in tiny_predictor(ctx=mx.cpu(1)).symbol.tojson()
 
 
 def test_network_probs_pads_to_stride_and_scales_longer_side():

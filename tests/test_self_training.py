@@ -210,3 +210,93 @@ def test_phase_train_schedule_and_epochs_as_upstream(tmp_path, monkeypatch, caps
     with pytest.raises(SystemExit):
         self_training.main(argv[:-4] + ['--stop-epoch', '6', '--to-epoch', '5'])
     assert '--stop-epoch 6 is beyond --to-epoch 5' in capsys.readouterr().err
+
+
+def _outputs(folder):
+    """{relative path: bytes} of a phase val output, metrics.json without its timing."""
+    files = {}
+    for dirpath, _, names in os.walk(str(folder)):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, str(folder))
+            if name.endswith('.log') or name == 'val.done':
+                continue
+            with open(path, 'rb') as f:
+                files[rel] = f.read()
+            if name == 'metrics.json':
+                report = json.loads(files[rel])
+                assert report.pop('timing')['network_s_per_image'] > 0
+                files[rel] = json.dumps(report)
+    return files
+
+
+def test_phase_val_on_two_devices_equals_one(target, tmp_path, monkeypatch):
+    """--gpus cpu:2: the network pass sends image i to device i mod 2 (one thread each) and
+    every output is byte-identical to --gpus cpu's; the first log line names both devices."""
+    import shutil
+    import threading
+    from conftest import write_model_weights
+    from issegm import self_training
+    from issegm.inference import Predictor
+    model = 'cityscapes_rna-tiny_cls19_s8'
+    weights = write_model_weights(tmp_path / ('%s_ep-0000.params' % model), model, seed=5)
+    prior = np.random.RandomState(1).rand(19, 48, 96).astype(np.float32)
+    scipy.io.savemat(str(tmp_path / 'prior.mat'), {'prior_array': prior})
+    calls = []
+    network_probs = Predictor.network_probs
+
+    def recording(self, image, *args):
+        calls.append((str(self.ctx), threading.current_thread().name, image.tobytes()))
+        return network_probs(self, image, *args)
+    monkeypatch.setattr(Predictor, 'network_probs', recording)
+    out = tmp_path / 'run'
+    argv = val_args(target, weights, out, '--with-prior', 'True', '--prior',
+                    tmp_path / 'prior.mat', '--keep-probmaps', '--kc-policy', 'cb')[1:]
+    argv[argv.index('--model') + 1] = model
+    argv = [str(a) for a in argv]
+    outputs = {}
+    for gpus in ('cpu', 'cpu:2'):
+        shutil.rmtree(str(out), ignore_errors=True)
+        assert self_training.main(argv + ['--gpus', gpus]) == 0
+        outputs[gpus] = _outputs(out)
+        with open(str(out / 'round0-val.log')) as f:
+            first_line = f.readline().rstrip()
+    assert [ctx for ctx, _, _ in calls] == ['cpu(0)'] * 3 + ['cpu(0)', 'cpu(1)', 'cpu(0)']
+    assert [image for _, _, image in calls[:3]] == [image for _, _, image in calls[3:]]
+    two = calls[3:]
+    threads = {ctx: {t for c, t, _ in two if c == ctx} for ctx in ('cpu(0)', 'cpu(1)')}
+    assert all(len(t) == 1 for t in threads.values()) and threads['cpu(0)'] != threads['cpu(1)']
+    assert first_line.endswith('devices cpu(0), cpu(1)'), first_line
+    assert any(k.startswith(os.path.join('0', 'self_train', 'splabelIds')) for k in outputs['cpu'])
+    assert len(outputs['cpu']) == 3 * 9 + 4 + 2  # per image 8 PNGs and a map; stats; report, list
+    assert outputs['cpu:2'] == outputs['cpu']
+
+
+def test_staged_output_moves_parts_in_place_only_on_success(tmp_path):
+    from issegm.phase_val import staged_output
+    final, stats = tmp_path / 'out' / '0', tmp_path / 'out' / 'stats'
+    (final / 'results').mkdir(parents=True)
+    (final / 'results' / 'old.png').write_text('earlier round')
+    (final / 'keep.txt').write_text('not a part')
+    stats.mkdir()
+    (stats / 'old.npy').write_text('earlier')
+    stale = tmp_path / 'out' / '0.val-partial'
+    stale.mkdir()
+    (stale / 'junk').write_text('a killed run')
+    parts = {'results': str(final / 'results'), 'metrics.json': str(final / 'metrics.json'),
+             'stats': str(stats)}
+    with pytest.raises(RuntimeError):
+        with staged_output(str(final), parts) as stage:
+            assert os.listdir(stage) == []  # a fresh stage
+            os.makedirs(os.path.join(stage, 'results'))
+            raise RuntimeError('killed half-way')
+    assert (final / 'results' / 'old.png').exists() and (stats / 'old.npy').exists()
+    assert stale.exists()  # the failed stage is left, the round as it was
+    with staged_output(str(final), parts) as stage:
+        os.makedirs(os.path.join(stage, 'results'))
+        open(os.path.join(stage, 'results', 'new.png'), 'w').close()
+        open(os.path.join(stage, 'metrics.json'), 'w').close()
+        os.makedirs(os.path.join(stage, 'stats'))
+    assert os.listdir(str(final / 'results')) == ['new.png']
+    assert (final / 'metrics.json').exists() and os.listdir(str(stats)) == []
+    assert (final / 'keep.txt').exists() and not stale.exists()

@@ -69,19 +69,22 @@ class Prefetcher(object):
                     initializer=_process_worker_init)
         return self._executor
 
+    def _submit(self, index, job):
+        """Start fn(job) for the job at `index` (its position in map's jobs); a Future."""
+        return self._get_executor().submit(self.fn, job)
+
     def map(self, jobs):
         """Generator of fn(job) for each job, in order, computed up to `ahead` jobs early."""
         if self.num_workers == 0:
             for job in jobs:
                 yield self.fn(job)
             return
-        executor = self._get_executor()
         pending = collections.deque()
-        job_iter = iter(jobs)
+        job_iter = enumerate(jobs)
 
         def submit_next():
-            for job in job_iter:
-                pending.append(executor.submit(self.fn, job))
+            for index, job in job_iter:
+                pending.append(self._submit(index, job))
                 return True
             return False
 
@@ -122,6 +125,43 @@ class Prefetcher(object):
             self.close()
         except Exception:  # pragma: no cover - interpreter shutdown
             pass
+
+
+class RoundRobin(Prefetcher):
+    """Like Prefetcher, with one function per worker thread: job i runs fns[i % n] on thread
+    i % n (n = len(fns)), so each function (e.g. a predictor bound to one device) is only ever
+    called from one thread, jobs i, i + n, i + 2n, ... in order. Results in job order; at most
+    `ahead` (default n) jobs are submitted but not yet consumed.
+
+        with RoundRobin([predictor_a.run, predictor_b.run]) as devices:
+            for result in devices.map(images):   # a, b, a, b, ...
+                ...
+    """
+
+    def __init__(self, fns, ahead=None):
+        fns = list(fns)
+        if not fns:
+            raise ValueError('RoundRobin needs at least one function')
+        super().__init__(None, num_workers=len(fns), kind='thread',
+                         ahead=len(fns) if ahead is None else ahead)
+        self.fns = fns
+        self._threads = None
+
+    def _submit(self, index, job):
+        if self._closed:
+            raise RuntimeError('prefetcher is closed')
+        if self._threads is None:
+            self._threads = [futures.ThreadPoolExecutor(1, thread_name_prefix='worker%d' % k)
+                             for k in range(len(self.fns))]
+        k = index % len(self.fns)
+        return self._threads[k].submit(self.fns[k], job)
+
+    def close(self):
+        """Cancel queued jobs and stop the threads (waits for running jobs to finish)."""
+        self._closed = True
+        threads, self._threads = self._threads, None
+        for executor in threads or ():
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 class BackgroundTasks(object):

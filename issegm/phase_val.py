@@ -1,0 +1,301 @@
+"""Phase val of a CBST round, step by step (yzou2/CBST issegm/solve_ST.py, _val_impl; the
+paper's pseudo-label generation). issegm/self_training.py --phase val loads the model and calls:
+
+1. predict_target: pass 1 over the target split. The network on every image (its maps kept at
+   network resolution for pass 2, MapCache), the argmax PNGs, the confusion with the ground
+   truth and the confidence pool;
+2. ConfidencePool.thresholds (issegm/cbst.py), then write_mining_stats;
+3. label_target: pass 2. The full-size maps again, exactly, thresholded into pseudo-labels
+   (and, policy cb, the reweighted argmax); the pseudo-labelled training list;
+4. write_round_report: metrics.json.
+
+All of it is written into a staging folder, moved in place at the end (staged_output).
+"""
+import collections
+import contextlib
+import functools
+import logging
+import os
+import shutil
+import threading
+
+import numpy as np
+from tqdm import tqdm
+
+from issegm import cbst
+from issegm.datasets import read_label, read_sample, sample_name, write_list
+from issegm.inference import upsample_probs
+from issegm.testtime import Timings, predict_samples, write_label_pngs
+from util.errors import UserError
+from util.files import write_json
+from util.metrics import ConfusionMeter, metrics_dict
+from util.prefetch import Prefetcher
+
+__all__ = ['STAGE_SUFFIX', 'staged_output', 'TargetSplit', 'TargetImage', 'FirstPass',
+           'MapCache', 'weight_by_prior', 'predict_target', 'network_pass', 'argmax_pass',
+           'write_mining_stats', 'label_target', 'round_timing', 'write_round_report']
+
+log = logging.getLogger('cbst')
+
+STAGE_SUFFIX = '.val-partial'
+
+
+@contextlib.contextmanager
+def staged_output(final, parts):
+    """Yield a fresh staging folder FINAL.val-partial. When the block ends without an error,
+    each of `parts` ({name in the stage: destination}) that the block wrote replaces its
+    destination, and the stage is removed; an error leaves the stage and every destination as
+    they were (a run killed half-way never leaves half a round)."""
+    stage = final + STAGE_SUFFIX
+    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(stage)
+    yield stage
+    os.makedirs(final, exist_ok=True)
+    for part, dest in parts.items():
+        if os.path.isdir(dest):
+            shutil.rmtree(dest)
+        if os.path.exists(os.path.join(stage, part)):
+            os.replace(os.path.join(stage, part), dest)
+    shutil.rmtree(stage)
+
+
+class TargetSplit(collections.namedtuple('TargetSplit', 'info samples has_gt prior stage cache')):
+    """What the steps share: the target dataset's tables, the [(image, label)] samples, whether
+    every one has a label file, the float32 (C, H, W) spatial prior (or None), the staging
+    folder and the MapCache."""
+
+
+class TargetImage(collections.namedtuple('TargetImage',
+                                         'name image_path label_path scaled_hw hw')):
+    """One target image after the network pass: its output name, its files, the size of the
+    scaled (unpadded) network input and its own size."""
+
+
+class FirstPass(collections.namedtuple('FirstPass', 'images pool meter meter_prior '
+                                                    'network_seconds cache_bytes')):
+    """What pass 1 leaves: [TargetImage] in order, the ConfidencePool, the confusion of the
+    argmax (and of the prior-weighted argmax) with the ground truth (None without), the
+    seconds in the network (summed over devices) and the bytes kept for pass 2."""
+
+
+class MapCache(object):
+    """The network-resolution maps, kept on disk between the two passes (under 3 MB an image,
+    where upstream kept 160 MB full-size maps), and the full-size maps made from them, alike in
+    both passes (issegm.inference.upsample_probs)."""
+
+    def __init__(self, folder, pred_stride):
+        self.folder = folder
+        self.pred_stride = pred_stride
+        os.makedirs(folder)
+        self._reused = threading.local()  # per thread: its full-size map array
+
+    def path(self, name):
+        return os.path.join(self.folder, name + '.npy')
+
+    def save(self, name, net_probs):
+        np.save(self.path(name), net_probs)
+
+    def full_probs(self, image):
+        """The (C, H, W) float32 map of a TargetImage, in an array the calling thread reuses (a
+        fresh 150 MB array costs its page faults): valid until the thread's next call."""
+        net = np.load(self.path(image.name))
+        shape = (net.shape[0],) + tuple(image.hw)
+        if getattr(self._reused, 'probs', None) is None or self._reused.probs.shape != shape:
+            self._reused.probs = np.empty(shape, np.float32)
+        return upsample_probs(net, self.pred_stride, image.scaled_hw, image.hw,
+                              out=self._reused.probs)
+
+    def remove(self, name):
+        os.remove(self.path(name))
+
+    def close(self):
+        shutil.rmtree(self.folder)
+
+
+def weight_by_prior(probs, prior):
+    """probs *= prior in place (yzou2/CBST issegm/solve_ST.py, _val_impl, --with-prior);
+    `probs` unchanged when prior is None."""
+    if prior is None:
+        return probs
+    if prior.shape[1:] != probs.shape[1:]:
+        raise UserError('spatial prior is %dx%d but target image is %dx%d'
+                        % (prior.shape[1:] + probs.shape[1:]))
+    probs *= prior
+    return probs
+
+
+def _two_at_a_time(fn, images, progress, desc):
+    """fn(image) for every image, two at a time, one thread each (images are independent;
+    Pillow, NumPy and zlib release the GIL); results in order, under a progress bar."""
+    with Prefetcher(fn, num_workers=2, kind='thread', ahead=4) as workers:
+        for result in tqdm(workers.map(images), total=len(images), desc=desc, unit='img',
+                           disable=not progress, dynamic_ncols=True):
+            yield result
+
+
+# ------------------------------------------------------------------------------------ pass 1
+def predict_target(predictors, target, scale, flip, policy, progress=True, prefix='round 0'):
+    """Pass 1 at test scale `scale` (with flipping when `flip`): the network pass on every
+    device, then the argmax pass; a FirstPass. Progress bars 'PREFIX val', 'PREFIX maps'."""
+    timings = Timings()
+    images = network_pass(predictors, target, scale, flip, timings, progress, prefix + ' val')
+    cache_bytes = sum(os.path.getsize(target.cache.path(image.name)) for image in images)
+    pool, meter, meter_prior = argmax_pass(target, images, policy, progress, prefix + ' maps')
+    return FirstPass(images, pool, meter, meter_prior, timings.seconds['network'], cache_bytes)
+
+
+def network_pass(predictors, target, scale, flip, timings, progress=True, desc='val'):
+    """Pass 1a: the network on every image (issegm.testtime.predict_samples, on every device),
+    keeping only its network-resolution maps (target.cache); [TargetImage] in order. Labels
+    are read too, for read_sample's size check before the long pass."""
+    images = []
+    for (image_path, label_path), (_, scaled_hw, hw) in predict_samples(
+            predictors, target.samples, functools.partial(_network_maps, scale, flip),
+            write=functools.partial(_keep_network_maps, target.cache),
+            read=functools.partial(_read_target, target.has_gt), threads=1, timings=timings,
+            progress=progress, desc=desc):
+        images.append(TargetImage(sample_name(image_path), image_path, label_path, scaled_hw,
+                                  hw))
+    return images
+
+
+def _read_target(has_gt, image_path, label_path):
+    return read_sample(image_path, label_path if has_gt else None)
+
+
+def _network_maps(scale, flip, predictor, image, label, timings):
+    net, scaled_hw = timings.timed('network', predictor.network_probs, image, scale, flip)
+    return net, scaled_hw, image.shape[:2]
+
+
+def _keep_network_maps(cache, sample, result):
+    cache.save(sample_name(sample[0]), result[0])
+
+
+def argmax_pass(target, images, policy, progress=True, desc='maps'):
+    """Pass 1b: each image's full-size map, its argmax PNGs (and those of the prior-weighted
+    map), the confusion with the ground truth and the confidence pool of the (prior-weighted)
+    map. Returns (ConfidencePool, meter, meter of the prior-weighted argmax); a meter is None
+    without ground truth or prior."""
+    num_classes = len(target.info.class_names)
+    pool = cbst.ConfidencePool(num_classes, policy)
+    meter = ConfusionMeter(num_classes) if target.has_gt else None
+    meter_prior = (ConfusionMeter(num_classes) if meter is not None and target.prior is not None
+                   else None)
+    for pred, sp, top, gt in _two_at_a_time(functools.partial(_argmax_image, target), images,
+                                            progress, desc):
+        pool.add_argmax_max(pred if sp is None else sp, top)
+        if meter is not None:
+            meter.update(gt, pred)
+            if sp is not None:
+                meter_prior.update(gt, sp)
+    return pool, meter, meter_prior
+
+
+def _argmax_image(target, image):
+    """Pass 1b for one image: (argmax, prior-weighted argmax or None, the max of the map the
+    pool takes, ground truth as train ids or None)."""
+    probs = target.cache.full_probs(image)
+    pred, top = cbst.argmax_max(probs)
+    write_label_pngs(target.info, image.name, pred, _staged(target, 'results', 'nplabelIds'),
+                     _staged(target, 'results', 'npcolor'))
+    sp = None
+    if target.prior is not None:
+        sp, top = cbst.argmax_max(weight_by_prior(probs, target.prior))
+        write_label_pngs(target.info, image.name, sp, _staged(target, 'self_train', 'splabelIds'),
+                         _staged(target, 'self_train', 'spcolor'))
+    gt = target.info.label_to_train[read_label(image.label_path)] if target.has_gt else None
+    return pred, sp, top, gt
+
+
+def _staged(target, *parts):
+    return os.path.join(target.stage, *parts)
+
+
+# ------------------------------------------------------------------------------- thresholds
+def write_mining_stats(folder, cls_thresh, cls_size, mine_id_number, mine_thresh):
+    """FOLDER/{mine_id,mine_id_priority,cls_thresh,cls_size}.npy (phase train's
+    --mine-id-address); returns (mine_id, mine_id_priority) of cbst.mining_classes."""
+    mine_id, mine_id_priority = cbst.mining_classes(cls_size, mine_id_number, mine_thresh)
+    os.makedirs(folder)
+    for key, value in (('mine_id', mine_id), ('mine_id_priority', mine_id_priority),
+                       ('cls_thresh', cls_thresh), ('cls_size', cls_size)):
+        np.save(os.path.join(folder, key + '.npy'), value)
+    log.info('mine_id %s, mine_id_priority %s', list(mine_id), list(mine_id_priority))
+    return mine_id, mine_id_priority
+
+
+# ------------------------------------------------------------------------------------ pass 2
+def label_target(target, images, cls_thresh, policy, list_path, pseudo_dir, data_root,
+                 probmap_dir=None, progress=True, desc='labels'):
+    """Pass 2: each image's map again, exactly as in pass 1 (prior-weighted), thresholded into
+    pseudo-label PNGs (and reweighted argmax PNGs, policy cb; the map itself under
+    `probmap_dir` when given); then the cache is removed and the training list written: one
+    row (image relative to `data_root`, PSEUDO_DIR/NAME.png) per image. Returns (pixels
+    selected per class, pixels in all)."""
+    selected = np.zeros(len(target.info.class_names), np.int64)
+    total_pixels = 0
+    for counts, pixels in _two_at_a_time(
+            functools.partial(_label_image, target, cls_thresh, policy, probmap_dir), images,
+            progress, desc):
+        selected += counts
+        total_pixels += pixels
+    target.cache.close()
+    write_list(list_path, [(os.path.relpath(image.image_path, data_root),
+                            os.path.join(pseudo_dir, image.name + '.png')) for image in images])
+    return selected, total_pixels
+
+
+def _label_image(target, cls_thresh, policy, probmap_dir, image):
+    """Pass 2 for one image: its PNGs; (pixels selected per class, pixels)."""
+    probs = weight_by_prior(target.cache.full_probs(image), target.prior)
+    pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
+    # unselected pixels (255) are stored as label id 0 (unlabeled)
+    write_label_pngs(target.info, image.name, pseudo,
+                     _staged(target, 'self_train', 'pseudo_labelIds'),
+                     _staged(target, 'self_train', 'pseudo_color'))
+    if policy == 'cb':
+        write_label_pngs(target.info, image.name, reweighted,
+                         _staged(target, 'self_train', 'rwlabelIds'),
+                         _staged(target, 'self_train', 'rwcolor'))
+    if probmap_dir is not None:
+        os.makedirs(probmap_dir, exist_ok=True)
+        np.save(os.path.join(probmap_dir, image.name + '.npy'), probs)
+    target.cache.remove(image.name)
+    num_classes = len(target.info.class_names)
+    return np.bincount(pseudo.ravel(), minlength=256)[:num_classes], pseudo.size
+
+
+# ------------------------------------------------------------------------------------ report
+def round_timing(seconds, first, num_devices):
+    """metrics.json 'timing': per image, the seconds in the network (summed over devices), the
+    rest of the phase's `seconds` (wall time less the network's share of each device) and the
+    bytes kept between the passes."""
+    n = len(first.images)
+    return {'network_s_per_image': first.network_seconds / n,
+            'other_s_per_image': (seconds - first.network_seconds / num_devices) / n,
+            'cache_bytes_per_image': first.cache_bytes / n}
+
+
+def write_round_report(path, header, info, first, cls_thresh, cls_size, selected, total_pixels,
+                       timing):
+    """metrics.json of the round: `header` (round, portion, policy, ...), the thresholds, the
+    share of pixels selected per class, the scores of pass 1's argmax when the split has
+    ground truth (and of the prior-weighted argmax), the timing. Returns the dict."""
+    report = dict(header)
+    report.update({'cls_thresh': [float(t) for t in cls_thresh],
+                   'cls_size': [int(s) for s in cls_size],
+                   'selected_share': {n: float(s) / max(total_pixels, 1)
+                                      for n, s in zip(info.class_names, selected)},
+                   'selected_total': float(selected.sum()) / max(total_pixels, 1)})
+    if first.meter is not None:
+        report.update(metrics_dict(first.meter.matrix, info.class_names))
+        if first.meter_prior is not None:
+            report['with_prior_metrics'] = metrics_dict(first.meter_prior.matrix,
+                                                         info.class_names)
+    report['timing'] = timing
+    log.info('per image: network %.3f s, everything else %.3f s; kept %.2f MB between passes',
+             timing['network_s_per_image'], timing['other_s_per_image'],
+             timing['cache_bytes_per_image'] / 1e6)
+    write_json(path, report)
+    return report
