@@ -17,8 +17,7 @@ from issegm.datasets import get_dataset, target_dataset
 from issegm.self_training import TRAIN_DONE, VAL_DONE, shared_flags
 from util.errors import UserError, cli_entry
 from util.files import write_json
-from util.flags import FlagParser, py2_str
-from util.hvd import INSTALL_HINT
+from util.flags import HOROVOD_INSTALL_HINT, FlagParser, py2_str
 from util.launch import LAUNCHERS as PS_LAUNCHERS
 from util.logs import setup_logging
 from util.model_label import check_num_classes, checkpoint_file, model_from_weights
@@ -116,7 +115,7 @@ def horovodrun_path():
     beside = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
     found = beside if os.path.isfile(beside) else shutil.which('horovodrun')
     if not found:
-        raise UserError('--launcher horovod: horovodrun not found. ' + INSTALL_HINT)
+        raise UserError('--launcher horovod: horovodrun not found. ' + HOROVOD_INSTALL_HINT)
     return found
 
 

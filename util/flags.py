@@ -7,6 +7,9 @@ from util.errors import UserError
 
 # MXNet's kvstore types the training scripts accept (`--kvstore`, issegm.training.create_kvstore).
 KVSTORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async', 'horovod')
+HOROVOD_INSTALL_HINT = ('--kvstore horovod needs Horovod built against MXNet: run `make install '
+                        'HOROVOD=1` (or see the README, "Scaling out", for pip and GPU/NCCL '
+                        'builds)')
 KVSTORE_HELP = (
     'local / device: the --gpus devices of one process (gradients summed on the CPU / on the '
     'GPUs, rescale_grad = 1 / devices: the mean). dist_sync, dist_device_sync, dist_async: '

@@ -21,12 +21,11 @@ import mxnet as mx
 import numpy as np
 
 from util.errors import UserError
+from util.flags import HOROVOD_INSTALL_HINT
 
 __all__ = ['import_horovod', 'init', 'distributed_optimizer', 'broadcast_parameters',
-           'allreduce_sum', 'barrier', 'INSTALL_HINT']
+           'allreduce_sum', 'barrier']
 
-INSTALL_HINT = ('--kvstore horovod needs Horovod built against MXNet: run `make install '
-                'HOROVOD=1` (or see the README, "Scaling out", for pip and GPU/NCCL builds)')
 
 
 def import_horovod():
@@ -35,9 +34,9 @@ def import_horovod():
     try:
         import horovod.mxnet as hvd
     except ImportError as e:
-        raise UserError('%s (import failed: %s)' % (INSTALL_HINT, e))
+        raise UserError('%s (import failed: %s)' % (HOROVOD_INSTALL_HINT, e))
     if not (hvd.gloo_built() or hvd.mpi_built()):
-        raise UserError('%s (this Horovod has neither Gloo nor MPI)' % INSTALL_HINT)
+        raise UserError('%s (this Horovod has neither Gloo nor MPI)' % HOROVOD_INSTALL_HINT)
     return hvd
 
 
