@@ -1,13 +1,14 @@
-"""Algorithm core of class-balanced self-training (SPEC section 5 and the sampling of section 6).
+"""Algorithm core of class-balanced self-training (paper section 3.2; yzou2/CBST solve_ST.py
+_val_impl and data.py parse_split_file; docs/algorithm.md sections 2 and 3).
 
 Pure NumPy, no MXNet and no file I/O, so it can be tested and benchmarked on its own:
 
 * :class:`ConfidencePool` collects the per-class confidences of the target predictions
-  (SPEC 5, step 6) and turns them into class thresholds (policies ``'cb'`` and ``'global'``).
+  (docs/algorithm.md section 2, step 5) and turns them into class thresholds (policies ``'cb'`` and ``'global'``).
 * :func:`mining_classes` derives the small-class patch-mining statistics from ``cls_size``.
 * :func:`pseudo_label_maps` labels one image given the thresholds (pseudo-labels and the
   reweighted argmax).
-* :func:`select_source_subset` picks the source samples of a round (SPEC 6).
+* :func:`select_source_subset` picks the source samples of a round (data.py parse_split_file).
 
 The numbers follow the original implementation exactly, including its quirks, which are kept on
 purpose and marked "QUIRK" below. What changed is the cost: the original kept every sampled
@@ -32,7 +33,7 @@ POLICIES = ('cb', 'global')
 # 2048-wide map are 16K pixels); measured fastest among 8..128 rows on 19x1024x2048 maps.
 _BLOCK_ROWS = 8
 
-# SPEC 5 step 6: keep every 4th pixel of each class (indices 0, 4, 8, ... within the class).
+# yzou2/CBST solve_ST.py _val_impl, confidence collection: keep every 4th pixel of each class (indices 0, 4, 8, ... within the class).
 _SAMPLE_STEP = 4
 
 
@@ -114,7 +115,7 @@ class ConfidencePool(object):
         return self._counts.copy()
 
     def add(self, prob):
-        """Sample the confidences of one image (SPEC 5 step 6).
+        """Sample the confidences of one image (docs/algorithm.md section 2, step 5).
 
         ``prob`` is the (C, H, W) class-probability map, after the spatial prior if used. It is
         handled as float32 (cast if given another float type; the pipeline's maps are float32).
@@ -298,7 +299,7 @@ def pseudo_label_maps(prob, cls_thresh):
 
 
 def select_source_subset(num_source, num_selected, seed):
-    """Indices of the source samples used in a round (SPEC 6), an int64 array.
+    """Indices of the source samples used in a round (yzou2/CBST data.py parse_split_file), an int64 array.
 
     Same numbers as the original ``np.random.seed(seed); np.random.choice(num_source,
     num_selected, replace=False)`` (legacy Mersenne-Twister generator) but from a local

@@ -1,4 +1,4 @@
-"""Dataset facts (SPEC 4): label maps, class names, palettes, max shapes, list files, loading.
+"""Dataset facts (docs/algorithm.md section 6; yzou2/CBST solve_ST.py get_dataset_specs_tgt): label maps, class names, palettes, max shapes, list files, loading.
 
 `cityscapes` and `gta` use the official Cityscapes trainIds from `cityscapesscripts`;
 `cityscapes16` (Cityscapes images for SYNTHIA models) and `synthia` use the 16-class tables.
@@ -22,11 +22,12 @@ DATA_LIST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data_l
 DatasetInfo = collections.namedtuple(
     'DatasetInfo', 'name class_names label_to_train train_to_label palette max_shape list_dataset')
 
-# Cityscapes label id -> 16-class train id (SPEC 4).
+# Cityscapes label id -> 16-class train id (yzou2/CBST data/cityscapesscripts/helpers/
+# labels_cityscapes_synthia.py).
 CITYSCAPES16_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 23: 9, 24: 10,
                     25: 11, 26: 12, 28: 13, 32: 14, 33: 15}
 # SYNTHIA class id -> 16-class train id; void, parking-slot, road-work, terrain, truck, train and
-# lanemarking are ignored (SPEC 4).
+# lanemarking are ignored (yzou2/CBST data/cityscapesscripts/helpers/labels_synthia.py).
 SYNTHIA_IDS = {1: 9, 2: 2, 3: 0, 4: 1, 5: 4, 6: 8, 7: 5, 8: 12, 9: 7, 10: 10, 11: 15, 12: 14,
                15: 6, 17: 11, 19: 13, 21: 3}
 

@@ -1,8 +1,10 @@
-"""Evaluate a segmentation model on a labelled split (SPEC 2.3).
+"""Evaluate a segmentation model on a labelled split.
+
+As yzou2/CBST evaluate.py, _val_impl.
 
 Commands: see the README, "Evaluation".
 
-Test procedure as phase val (SPEC 5, steps 1-3, issegm/inference.py). Several comma-separated
+Test procedure as phase val (docs/algorithm.md section 2, steps 1-2; issegm/inference.py). Several comma-separated
 `--test-scales` average the softmax maps at the original image size (upstream took one scale);
 `--test-flipping` also averages with the mirrored image; `--test-steps N` (a divisor of the
 model's stride) runs N x N passes on the image shifted by stride/N and interleaves them into

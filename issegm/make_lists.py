@@ -35,7 +35,7 @@ LAYOUTS = ('cityscapes',) + tuple(FLAT_LAYOUTS)
 
 
 def list_pairs(layout, root, split):
-    """[(image, label)] relative to root for a dataset layout (SPEC 4); labels must exist."""
+    """[(image, label)] relative to root for a dataset layout (docs/algorithm.md section 6); labels must exist."""
     if layout == 'cityscapes':
         pairs, where = list(cityscapes_pairs(root, split)), os.path.join(root, 'leftImg8bit', split)
     else:

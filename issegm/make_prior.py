@@ -1,7 +1,7 @@
 """Build the spatial prior of a source dataset: `spatial_prior/DATASET/prior_array.mat`.
 
 Command: see the README, "Data, list files, weights and priors". The prior (used by phase val
-with `--with-prior True`, SPEC 5 step 4) is a float32 array `prior_array` of shape
+with `--with-prior True`, docs/algorithm.md section 2 step 3) is a float32 array `prior_array` of shape
 (classes, H, W) at the target image size, saved with scipy.io.savemat:
 
 1. every label map of the split is mapped to train ids and resized to H x W with nearest

@@ -1,4 +1,4 @@
-"""The CBST round loop (SPEC 2.1): for each round, run the per-round script's phase val, then
+"""The CBST round loop (yzou2/CBST solve_AO.py, main; docs/algorithm.md section 1): for each round, run the per-round script's phase val, then
 phase train, each as a child process with this Python. Wrapped by
 issegm/script-self-paced-self-trained-segresnet.py (and upstream's later name solve_AO.py).
 

@@ -1,4 +1,4 @@
-"""One CBST round phase (SPEC 2.2, 5, 6): `--phase val` makes pseudo-labels, `--phase train`
+"""One CBST round phase (yzou2/CBST solve_ST.py; docs/algorithm.md sections 2 and 3): `--phase val` makes pseudo-labels, `--phase train`
 retrains on source + pseudo-labelled target. Wrapped by issegm/self-paced-self-trained-segresnet.py
 (and its later upstream name solve_ST.py).
 """
@@ -92,7 +92,8 @@ def parse_args(argv):
     a('--lr-steps', default='', help='--lr-type step: iterations (batches) at which the lr is '
                                      'multiplied by 0.1, e.g. 20000,40000')
     a('--weight-decay', type=float, default=0.0005)
-    a('--from-epoch', type=int, help='default: from the weights file name (SPEC 2.2)')
+    a('--from-epoch', type=int, help='default: NNNN of the weights when they are this model\'s checkpoint '
+                                     'MODEL_ep-NNNN.params, else 0 (as upstream)')
     a('--stop-epoch', type=int,
       help='phase train: stop after this epoch (from-epoch < stop-epoch <= to-epoch); the lr '
            'schedule still spans to --to-epoch (default: --to-epoch)')
@@ -253,7 +254,8 @@ def phase_log_file(args):
 
 
 def run_train(args):
-    """Retrain on the selected source images and the pseudo-labelled target (SPEC 6): the
+    """Retrain on the selected source images and the pseudo-labelled target (yzou2/CBST solve_ST.py
+    _train_impl): the
     checks of the flags and files, then _train_round."""
     infos = get_dataset(args.dataset), get_dataset(args.dataset_tgt)
     tgt_list = target_list_path(args)

@@ -1,4 +1,6 @@
-"""Train a segmentation model on a labelled source dataset (SPEC 2.4).
+"""Train a segmentation model on a labelled source dataset.
+
+As yzou2/CBST train_src.py and data_src.py (docs/algorithm.md section 4).
 
 Commands: see the README, "Source training". Starting point (`--weights`):
 * the ImageNet classifier (or any file whose model part differs from `--model`): the trunk is
@@ -111,7 +113,7 @@ def evaluate_argv(args):
 
 
 def resolve_start(model, weights, from_epoch):
-    """(model label, parsed label, from_epoch, continuing) from the flags (SPEC 2.2 rules)."""
+    """(model label, parsed label, from_epoch, continuing) from the flags (yzou2/CBST train_src.py parse_args rules)."""
     weights_model = split_weights_name(weights)[0]
     if not model:
         if weights_model is None or is_classifier(parse_model_label(weights_model)):

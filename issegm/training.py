@@ -1,4 +1,5 @@
-"""SGD training of a segmentation Module, shared by phase train and train_src.py (SPEC 6).
+"""SGD training of a segmentation Module, shared by phase train and train_src.py
+(yzou2/CBST solve_ST.py and train_src.py, _train_impl; docs/algorithm.md section 3).
 
 SGD with momentum 0.9, rescale_grad = 1 / devices, Xavier (gaussian, fan-in, magnitude 2) for
 parameters missing from the weights, frozen BN statistics (in the symbol), one atomic checkpoint

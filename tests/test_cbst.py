@@ -1,4 +1,5 @@
-"""Tests of issegm/cbst.py against slow, plain restatements of SPEC section 5 (and 6)."""
+"""Tests of issegm/cbst.py against slow, plain restatements of yzou2/CBST solve_ST.py
+_val_impl (confidence pools, thresholds, pseudo-labels) and data.py parse_split_file."""
 import math
 import warnings
 
@@ -9,7 +10,7 @@ from issegm import cbst
 
 
 # ----------------------------------------------------------------------------------------------
-# Slow reference: SPEC 5 step 6 and the threshold rules, written the plain way (per image, per
+# Slow reference: the confidence collection and the threshold rules of _val_impl, written the plain way (per image, per
 # class, pools grown with np.append from [0.0], full descending sorts).
 
 def ref_collect(maps, num_classes):
@@ -291,7 +292,7 @@ def test_mining_all_zero_sizes_no_warning():
 
 
 # ----------------------------------------------------------------------------------------------
-# Source sampling (SPEC 6)
+# Source sampling (data.py parse_split_file)
 
 def legacy_choice(n, s, seed):
     np.random.seed(seed)

@@ -1,4 +1,4 @@
-"""Segmentation metrics (SPEC section 8): confusion matrix, accuracies, IoU, tables.
+"""Segmentation metrics (yzou2/CBST solve_ST.py ScoreUpdater; docs/algorithm.md section 5): confusion matrix, accuracies, IoU, tables.
 
 Pure NumPy, no MXNet and no file I/O, so it can be used from evaluation, the
 pseudo-label rounds and the tests alike.
@@ -137,7 +137,7 @@ def _ratio(num, den):
 
 
 def scores(conf):
-    """Scores of a confusion matrix (rows = ground truth), SPEC section 8.
+    """Scores of a confusion matrix (rows = ground truth), as ScoreUpdater.scores.
 
     Returns a dict of
 

@@ -1,4 +1,4 @@
-"""Model labels `DATASET_NETTYPE-NETNAME_clsN_sK` (SPEC 3), e.g. `cityscapes_rna-a1_cls19_s8`."""
+"""Model labels `DATASET_NETTYPE-NETNAME_clsN_sK` (yzou2/CBST solve_ST.py parse_model_label), e.g. `cityscapes_rna-a1_cls19_s8`."""
 import collections
 import os
 import re
@@ -91,7 +91,7 @@ def check_num_classes(model, info, dataset_text=None):
 
 
 def model_from_weights(model, weights):
-    """`--model` as given, else the weights file name before `_ep-` (SPEC 2.2)."""
+    """`--model` as given, else the weights file name before `_ep-` (solve_ST.py parse_args)."""
     if model:
         return model
     weights_model = split_weights_name(weights)[0]
@@ -104,7 +104,7 @@ def model_from_weights(model, weights):
 def start_epoch(model, weights, from_epoch=None):
     """(from_epoch, continuing): training continues this model's own checkpoint (and its epoch
     count) only when the weights file's model part equals `model`; otherwise it starts at 0
-    (SPEC 2.2). An explicit `from_epoch` wins."""
+    (solve_ST.py parse_args). An explicit `from_epoch` wins."""
     weights_model, weights_epoch = split_weights_name(weights)
     continuing = weights_model == model
     if from_epoch is None:

@@ -4,7 +4,7 @@ The network of itijyou/ademxapp util/symbol/resnet_v2.py (rna_feat_a1, rn_top fo
 classifier, fcrna_model_a1 for segmentation), which yzou2/CBST uses; written anew here.
 
 Pre-activation residual units (BN -> ReLU -> conv). BatchNorm statistics are frozen
-(`use_global_stats`), and betas/biases carry lr_mult 2, wd_mult 0 as upstream (SPEC 3).
+(`use_global_stats`), and betas/biases carry lr_mult 2, wd_mult 0 as upstream (ademxapp util/symbol/symbol.py, lr_type 'alex').
 
 `rna-tiny` is a narrow variant for CPU demos and tests: the same levels, unit kinds, strides,
 dilations, head and parameter naming, with channels divided by 8 and fewer identity units.
