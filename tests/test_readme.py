@@ -15,7 +15,8 @@ PLACEHOLDER = '...'  # "the other flags as above": only the flags shown are chec
 
 def readme_commands():
     """`python ...` command lines: every line of a fenced code block (backslash continuations
-    joined, # comments dropped) and every inline `python ...` code span."""
+    joined, # comments dropped; `horovodrun ... python ...`: the python part) and every inline
+    `python ...` code span."""
     with open(os.path.join(REPO, 'README.md')) as f:
         text = f.read()
     commands = []
@@ -23,6 +24,8 @@ def readme_commands():
     for block in blocks:
         for line in block.replace('\\\n', ' ').splitlines():
             line = line.strip()
+            if line.startswith('horovodrun') and ' python ' in line:
+                line = line[line.index(' python ') + 1:]  # the command each rank runs
             if line.startswith('python'):
                 commands.append(line)
     outside = re.sub(r'^```[^\n]*\n.*?^```', '', text, flags=re.S | re.M)
