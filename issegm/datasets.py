@@ -1,4 +1,5 @@
-"""Dataset facts (docs/algorithm.md section 6; yzou2/CBST solve_ST.py get_dataset_specs_tgt): label maps, class names, palettes, max shapes, list files, loading.
+"""Dataset facts (docs/algorithm.md section 6; yzou2/CBST solve_ST.py get_dataset_specs_tgt):
+label maps, class names, palettes, max shapes, list files, loading.
 
 `cityscapes` and `gta` use the official Cityscapes trainIds from `cityscapesscripts`;
 `cityscapes16` (Cityscapes images for SYNTHIA models) and `synthia` use the 16-class tables.

@@ -1,6 +1,7 @@
-"""The CBST round loop (yzou2/CBST solve_AO.py, main; docs/algorithm.md section 1): for each round, run the per-round script's phase val, then
-phase train, each as a child process with this Python. Wrapped by
-issegm/script-self-paced-self-trained-segresnet.py (and upstream's later name solve_AO.py).
+"""The CBST round loop (yzou2/CBST solve_AO.py, main; docs/algorithm.md section 1): for each
+round, run the per-round script's phase val, then phase train, each as a child process with this
+Python. Wrapped by issegm/script-self-paced-self-trained-segresnet.py (and upstream's later name
+solve_AO.py).
 
 Calling it again with the same arguments skips every phase that finished (each phase leaves
 `OUTPUT/R/val.done` / `train.done` holding its command line) and continues where it stopped.

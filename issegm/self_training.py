@@ -1,6 +1,6 @@
-"""One CBST round phase (yzou2/CBST solve_ST.py; docs/algorithm.md sections 2 and 3): `--phase val` makes pseudo-labels, `--phase train`
-retrains on source + pseudo-labelled target. Wrapped by issegm/self-paced-self-trained-segresnet.py
-(and its later upstream name solve_ST.py).
+"""One CBST round phase (yzou2/CBST solve_ST.py; docs/algorithm.md sections 2 and 3):
+`--phase val` makes pseudo-labels, `--phase train` retrains on source + pseudo-labelled target.
+Wrapped by issegm/self-paced-self-trained-segresnet.py (and its later upstream name solve_ST.py).
 """
 import logging
 import os
@@ -18,9 +18,9 @@ from util.errors import UserError, cli_entry
 from util.files import write_json
 from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, check_test_steps,
                         parse_bool, parse_scale_range, parse_test_scales, set_mxnet_switches,
-                        training_switch_flags)
+                        training_schedule_flags, training_switch_flags)
 from util.logs import rank_log_file, setup_logging
-from util.lr_scheduler import LR_TYPES, make_lr_scheduler
+from util.lr_scheduler import make_lr_scheduler
 from util.metrics import format_table
 from util.model_label import (check_num_classes, checkpoint_path, checkpoint_prefix,
                               model_from_weights, parse_model_label, start_epoch)
@@ -81,22 +81,12 @@ def shared_flags():
 def parse_args(argv):
     parser = FlagParser(
         description='One phase of one CBST self-training round.',
-        parents=[shared_flags(), training_switch_flags()],
+        parents=[shared_flags(), training_switch_flags(), training_schedule_flags(to_epoch=2)],
         epilog='--check-start and --check-step are accepted and ignored, as upstream (a '
                'checkpoint is written after every epoch).')
     a = parser.add_argument
     a('--phase', default='train', choices=('train', 'val'))
     a('--idx-round', type=int, default=0)
-    a('--to-epoch', type=int, default=2, help='phase train: the epoch the lr schedule ends at')
-    a('--lr-type', default='fixed', choices=LR_TYPES)
-    a('--lr-steps', default='', help='--lr-type step: iterations (batches) at which the lr is '
-                                     'multiplied by 0.1, e.g. 20000,40000')
-    a('--weight-decay', type=float, default=0.0005)
-    a('--from-epoch', type=int, help='default: NNNN of the weights when they are this model\'s checkpoint '
-                                     'MODEL_ep-NNNN.params, else 0 (as upstream)')
-    a('--stop-epoch', type=int,
-      help='phase train: stop after this epoch (from-epoch < stop-epoch <= to-epoch); the lr '
-           'schedule still spans to --to-epoch (default: --to-epoch)')
     a('--mine-id-address', help='folder with mine_id.npy and mine_id_priority.npy (phase train)')
     a('--test-flipping', action='store_true')
     a('--test-steps', type=int, default=1)

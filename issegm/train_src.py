@@ -28,9 +28,10 @@ from issegm import evaluate  # noqa: E402
 from issegm.datasets import get_dataset, load_samples  # noqa: E402
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, parse_bool,  # noqa: E402
-                        parse_scale_range, set_mxnet_switches, training_switch_flags)
+                        parse_scale_range, set_mxnet_switches, training_schedule_flags,
+                        training_switch_flags)
 from util.logs import rank_log_file, setup_logging  # noqa: E402
-from util.lr_scheduler import LR_TYPES, make_lr_scheduler  # noqa: E402
+from util.lr_scheduler import make_lr_scheduler  # noqa: E402
 from util.model_label import (check_num_classes, checkpoint_prefix, is_classifier,  # noqa: E402
                               parse_model_label, split_weights_name, start_epoch)
 from util.prefetch import KINDS as PREFETCHER_KINDS  # noqa: E402
@@ -43,7 +44,8 @@ log = logging.getLogger('cbst')
 
 def parse_args(argv):
     parser = FlagParser(
-        description=__doc__.splitlines()[0], parents=[training_switch_flags()],
+        description=__doc__.splitlines()[0],
+        parents=[training_switch_flags(), training_schedule_flags(to_epoch=30)],
         epilog='--phase val evaluates --weights on the source --split through issegm/'
                'evaluate.py (upstream parsed --phase but ran only train); the test flags '
                '(--test-scales, --test-flipping, --test-steps, --save-predictions, '
@@ -65,17 +67,7 @@ def parse_args(argv):
     a('--scale-rate-range', default='0.7,1.3', help='random scale range lo,hi')
     a('--origin-size', type=int, help='image size the scale rates refer to (default: the '
                                       'longer side of the dataset max shape, e.g. 1914 for gta)')
-    a('--lr-type', default='fixed', choices=LR_TYPES)
     a('--base-lr', type=float, default=0.0016)
-    a('--lr-steps', default='', help='--lr-type step: iterations (batches) at which the lr is '
-                                     'multiplied by 0.1, e.g. 20000,40000')
-    a('--weight-decay', type=float, default=0.0005)
-    a('--from-epoch', type=int, help='default: NNNN of the weights when they are this model\'s '
-                                     'checkpoint, else 0')
-    a('--stop-epoch', type=int,
-      help='stop after this epoch (from-epoch < stop-epoch <= to-epoch); the lr schedule still '
-           'spans to --to-epoch (default: --to-epoch)')
-    a('--to-epoch', type=int, default=30, help='the epoch the lr schedule ends at')
     a('--test-scales', help='--phase val: longer side(s) at test time, comma-separated')
     a('--test-flipping', action='store_true', help='--phase val: average with the mirror image')
     a('--test-steps', type=int, default=1, help='--phase val: see evaluate.py')
@@ -113,7 +105,8 @@ def evaluate_argv(args):
 
 
 def resolve_start(model, weights, from_epoch):
-    """(model label, parsed label, from_epoch, continuing) from the flags (yzou2/CBST train_src.py parse_args rules)."""
+    """(model label, parsed label, from_epoch, continuing) from the flags (the rules of
+    yzou2/CBST train_src.py parse_args)."""
     weights_model = split_weights_name(weights)[0]
     if not model:
         if weights_model is None or is_classifier(parse_model_label(weights_model)):

@@ -4,6 +4,7 @@ import os
 import sys
 
 from util.errors import UserError
+from util.lr_scheduler import LR_TYPES
 
 # MXNet's kvstore types the training scripts accept (`--kvstore`, issegm.training.create_kvstore).
 KVSTORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async', 'horovod')
@@ -92,6 +93,24 @@ def training_switch_flags():
       help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
     a('--backward-do-mirror', action='store_true', help='sets MXNET_BACKWARD_DO_MIRROR=1')
     a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
+    return parser
+
+
+def training_schedule_flags(to_epoch):
+    """A parent parser of the epoch and learning-rate flags of upstream's training scripts
+    (solve_ST.py and train_src.py parse_args); `to_epoch` is the script's --to-epoch default."""
+    parser = FlagParser(add_help=False)
+    a = parser.add_argument
+    a('--lr-type', default='fixed', choices=LR_TYPES)
+    a('--lr-steps', default='', help='--lr-type step: iterations (batches) at which the lr is '
+                                     'multiplied by 0.1, e.g. 20000,40000')
+    a('--weight-decay', type=float, default=0.0005)
+    a('--from-epoch', type=int, help='default: NNNN of the weights when they are this model\'s '
+                                     'checkpoint MODEL_ep-NNNN.params, else 0 (as upstream)')
+    a('--stop-epoch', type=int,
+      help='stop training after this epoch (from-epoch < stop-epoch <= to-epoch); the lr '
+           'schedule still spans to --to-epoch (default: --to-epoch)')
+    a('--to-epoch', type=int, default=to_epoch, help='the epoch the lr schedule ends at')
     return parser
 
 

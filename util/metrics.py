@@ -1,4 +1,5 @@
-"""Segmentation metrics (yzou2/CBST solve_ST.py ScoreUpdater; docs/algorithm.md section 5): confusion matrix, accuracies, IoU, tables.
+"""Segmentation metrics (yzou2/CBST solve_ST.py ScoreUpdater; docs/algorithm.md section 5):
+confusion matrix, accuracies, IoU, tables.
 
 Pure NumPy, no MXNet and no file I/O, so it can be used from evaluation, the
 pseudo-label rounds and the tests alike.

@@ -1,4 +1,5 @@
-"""Model labels `DATASET_NETTYPE-NETNAME_clsN_sK` (yzou2/CBST solve_ST.py parse_model_label), e.g. `cityscapes_rna-a1_cls19_s8`."""
+"""Model labels `DATASET_NETTYPE-NETNAME_clsN_sK` (yzou2/CBST solve_ST.py parse_model_label),
+e.g. `cityscapes_rna-a1_cls19_s8`."""
 import collections
 import os
 import re
