@@ -18,7 +18,14 @@ the ratio little. Also prints SegTrainIter with 2 prefetch threads, the decode
 time alone, and the forward+backward+update time of the narrow `gta_rna-tiny_cls19_s8` model
 for one batch of two 504 crops on the CPU, to see whether data loading limits a CPU run.
 
-    python benchmarks/bench_iterator.py [--crops 16] [--images 4] [--no-model]
+CRST side by side (skip with --no-crst): the same images as a pseudo-labelled target round of
+LR-ENT as phase val leaves it (a 19 x 128 x 256 network map per image shaped like a stride-8
+prediction of its label, issegm/netmaps.py's record, the LR-ENT pseudo-label PNGs, alpha 0.25,
+thresholds of portion 0.5), then, interleaved as above, the hard-label target crop (CBST) and
+the CRST crop with LR-ENT + MR-KLD (the same crop plus its soft label and regulariser mask),
+both iterators with 2 prefetch threads, and the model step with the CRST loss head.
+
+    python benchmarks/bench_iterator.py [--crops 16] [--images 4] [--no-model] [--no-crst]
 """
 import argparse
 import os
@@ -31,9 +38,12 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from issegm import datasets  # noqa: E402
+from issegm import cbst, crst, datasets, netmaps  # noqa: E402
 from issegm.data_iter import SegTrainIter, TrainSample, make_train_crop  # noqa: E402
+from issegm.inference import upsample_probs  # noqa: E402
+from issegm.phase_val import TargetImage  # noqa: E402
 from issegm.sampling import SELF_TRAINING, crop_side  # noqa: E402
+from util.crst_settings import LABEL, REG_MASK, SOFT_LABEL, CrstSettings, label_names  # noqa: E402
 from util.image import MEAN, STD  # noqa: E402
 
 HEIGHT, WIDTH = 1024, 2048
@@ -42,6 +52,10 @@ STRIDE = 8
 ORIGIN = 2048
 MAX_SHAPE = (1024, 2048)
 RATES = (0.7, 1.3)
+NUM_CLASSES = 19
+ALPHA = 0.25  # lrent.sh: --lr-weight-ent 0.25
+PORTION = 0.5
+CRST = CrstSettings(ALPHA, 'kld', 0.01)  # LR-ENT and MR-KLD (mrkld.sh's 0.1, squared)
 LABEL_IDS = np.array([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33,
                       0, 1, 4], np.uint8)
 
@@ -72,6 +86,55 @@ def write_dataset(root, count, seed=0):
         cv2.imwrite(label, ids)
         samples.append(TrainSample(image, label, table, ORIGIN, MAX_SHAPE, SELF_TRAINING))
     return samples
+
+
+def network_map(label_ids, rng):
+    """A 19 x 128 x 256 softmax map like a stride-8 network's on this label: the train-id
+    one-hot at every 8th pixel, blurred by a bicubic round trip, plus smooth noise."""
+    info = datasets.get_dataset('cityscapes')
+    train = info.label_to_train[label_ids[STRIDE // 2::STRIDE, STRIDE // 2::STRIDE]]
+    h, w = train.shape
+    logits = np.empty((NUM_CLASSES, h, w), np.float32)
+    for k in range(NUM_CLASSES):
+        plane = Image.fromarray((train == k).astype(np.float32) * 6, mode='F')
+        small = plane.resize((w // 4, h // 4), Image.BILINEAR)
+        noise = Image.fromarray(rng.randn(h // 16, w // 16).astype(np.float32) * 1.5, mode='F')
+        logits[k] = (np.asarray(small.resize((w, h), Image.BICUBIC))
+                     + np.asarray(noise.resize((w, h), Image.BICUBIC)))
+    e = np.exp(logits - logits.max(axis=0))
+    return (e / e.sum(axis=0)).astype(np.float32)
+
+
+def lrent_round(root, samples):
+    """The samples as phase val leaves an LR-ENT round in ROOT/self_train (network maps, the
+    record, pseudo-label PNGs): the target TrainSamples with their soft-label sources, and the
+    share of pixels kept."""
+    info = datasets.get_dataset('cityscapes')
+    folder = os.path.join(root, 'self_train')
+    os.makedirs(os.path.join(folder, netmaps.FOLDER))
+    rng = np.random.RandomState(1)
+    pool = cbst.ConfidencePool(NUM_CLASSES, 'cb')
+    images = []
+    for sample in samples:
+        name = datasets.sample_name(sample.image)
+        net = network_map(datasets.read_label(sample.label), rng)
+        np.save(os.path.join(folder, netmaps.FOLDER, name + '.npy'), net)
+        pool.add(upsample_probs(net, STRIDE, (HEIGHT, WIDTH), (HEIGHT, WIDTH), threads=2))
+        images.append(TargetImage(name, sample.image, None, (HEIGHT, WIDTH), (HEIGHT, WIDTH)))
+    thr = pool.thresholds(PORTION)[0]
+    pairs, kept = [], []
+    for image in images:
+        net = np.load(os.path.join(folder, netmaps.FOLDER, image.name + '.npy'))
+        full = upsample_probs(net, STRIDE, image.scaled_hw, image.hw, threads=2)
+        pseudo = crst.lrent_label_maps(full, thr, ALPHA)[0]
+        kept.append((pseudo != 255).mean())
+        pairs.append((image.image_path, os.path.join(folder, 'pseudo', image.name + '.png')))
+        datasets.write_png(pairs[-1][1], info.train_to_label[pseudo])
+    netmaps.write_record(folder, ALPHA, thr, STRIDE, images)
+    soft = netmaps.soft_sources(folder, ALPHA, pairs)
+    table = info.label_to_train
+    return ([TrainSample(image, label, table, ORIGIN, MAX_SHAPE, SELF_TRAINING, True, source)
+             for (image, label), source in zip(pairs, soft)], float(np.mean(kept)))
 
 
 def upstream_style_crop(sample, rng):
@@ -131,20 +194,28 @@ def crop_rates(pipelines, count):
     return {name: (count / cpu[name], count / wall[name]) for name in pipelines}
 
 
-def model_step_seconds(batch=2, repeat=3):
+def model_step_seconds(batch=2, repeat=3, settings=None):
+    """Seconds of one forward+backward+update of gta_rna-tiny_cls19_s8 on CPU, with the CRST
+    loss head of `settings` (util/crst_loss.py) when given."""
     import mxnet as mx
-    from util.symbol.resnet38 import build_symbol
-    mod = mx.mod.Module(build_symbol('gta_rna-tiny_cls19_s8'), context=mx.cpu(),
-                        data_names=['data'], label_names=['softmax_label'])
+    from util.crst_loss import training_symbol
+    names = label_names(settings)
+    grid = (batch, CROP // 8, CROP // 8)
+    rng = np.random.RandomState(0)
+    label = rng.randint(0, NUM_CLASSES, grid).astype(np.float32)
+    values = {LABEL: label, REG_MASK: np.ones(grid, np.float32),
+              SOFT_LABEL: (label[:, None] == np.arange(NUM_CLASSES)[:, None, None]).astype(
+                  np.float32)}
+    mod = mx.mod.Module(training_symbol('gta_rna-tiny_cls19_s8', settings), context=mx.cpu(),
+                        data_names=['data'], label_names=names)
     mod.bind(data_shapes=[('data', (batch, 3, CROP, CROP))],
-             label_shapes=[('softmax_label', (batch, CROP // 8, CROP // 8))])
+             label_shapes=[(n, values[n].shape) for n in names])
     mod.init_params(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2))
     mod.init_optimizer(optimizer='sgd', optimizer_params={'learning_rate': 1e-4,
                                                            'momentum': 0.9, 'wd': 5e-4})
-    rng = np.random.RandomState(0)
     batch_data = mx.io.DataBatch(
         data=[mx.nd.array(rng.randn(batch, 3, CROP, CROP).astype(np.float32))],
-        label=[mx.nd.array(rng.randint(0, 19, (batch, CROP // 8, CROP // 8)).astype(np.float32))])
+        label=[mx.nd.array(values[n]) for n in names])
 
     def step():
         mod.forward_backward(batch_data)
@@ -158,11 +229,55 @@ def model_step_seconds(batch=2, repeat=3):
     return (time.perf_counter() - start) / repeat
 
 
+def threaded_rate(samples, crops, **params):
+    """Crops per second (wall) of SegTrainIter with 2 prefetch threads, one crop per batch."""
+    with SegTrainIter(samples * max(2, crops // len(samples) + 1), 1, CROP,
+                      scale_rate_range=RATES, seed=0, prefetch_threads=2, **params) as it:
+        next(it)  # starts the workers; not timed
+        start = time.perf_counter()
+        count = sum(1 for _ in it)
+        return count / (time.perf_counter() - start)
+
+
+def crst_side_by_side(root, samples, crops):
+    """The CBST and CRST target crops of an LR-ENT round: ({name: (crops/cpu-s, crops/s)},
+    {name: threaded crops/s}, share of pixels kept)."""
+    targets, kept = lrent_round(root, samples)
+    n = len(targets)
+    rates = crop_rates({
+        'cbst': lambda k: make_train_crop(targets[k % n], k, CROP, scale_rate_range=RATES),
+        'crst': lambda k: make_train_crop(targets[k % n], k, CROP, scale_rate_range=RATES,
+                                          crst=CRST, num_classes=NUM_CLASSES),
+    }, crops)
+    threaded = {'cbst': threaded_rate(targets, crops),
+                'crst': threaded_rate(targets, crops, crst=CRST, num_classes=NUM_CLASSES)}
+    return rates, threaded, kept
+
+
+def print_crst(rates, threaded, kept, model):
+    print('\nCRST (LR-ENT %g + MR-KLD %g) target crops of an LR-ENT round (%.0f%% of pixels '
+          'pseudo-labelled) beside CBST\'s' % (ALPHA, CRST.mr_weight, 100 * kept))
+    print('%-44s %10s %10s %10s' % ('target crop', 'crops/cpu-s', 'crops/s', '2 threads'))
+    for name, label in [('cbst', 'CBST: hard label (make_train_crop)'),
+                        ('crst', 'CRST: + soft label + mask (crst=...)')]:
+        print('%-44s %10.2f %10.2f %10.2f' % ((label,) + rates[name] + (threaded[name],)))
+    print('CRST crop / CBST crop: %.2fx the CPU time, %.2fx the wall time'
+          % (rates['cbst'][0] / rates['crst'][0], rates['cbst'][1] / rates['crst'][1]))
+    if model is not None:
+        step = model_step_seconds(settings=CRST)
+        print('gta_rna-tiny_cls19_s8 with the CRST head, batch 2 on CPU: %.3f s (%.2f crops/s, '
+              'plain head %.2f crops/s)' % (step, 2 / step, 2 / model))
+        for label, have in (('1 thread', rates['crst'][1]), ('2 threads', threaded['crst'])):
+            print('the CRST iterator (%s: %.2f crops/s) %s the CPU step (%.2f crops/s)'
+                  % (label, have, 'LIMITS' if have < 2 / step else 'does not limit', 2 / step))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--crops', type=int, default=16, help='crops timed per pipeline')
     parser.add_argument('--images', type=int, default=4, help='2048x1024 images to generate')
     parser.add_argument('--no-model', action='store_true', help='skip the model step timing')
+    parser.add_argument('--no-crst', action='store_true', help='skip the CRST side by side')
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)  # compare single-threaded pipelines
 
@@ -183,13 +298,8 @@ def main(argv=None):
             'ours': lambda k: make_train_crop(samples[k % n], k, CROP, scale_rate_range=RATES),
             'upstream': lambda k: upstream_style_crop(samples[k % n], np.random.RandomState(k)),
         }, args.crops)
-
-        with SegTrainIter(samples * max(2, args.crops // n + 1), 1, CROP, scale_rate_range=RATES,
-                          seed=0, prefetch_threads=2) as it:
-            next(it)  # starts the workers; not timed
-            start = time.perf_counter()
-            count = sum(1 for _ in it)
-            threaded = count / (time.perf_counter() - start)
+        threaded = threaded_rate(samples, args.crops)
+        crst_results = None if args.no_crst else crst_side_by_side(root, samples, args.crops)
 
     print('%-44s %10s %10s' % ('pipeline (1 thread unless noted)', 'crops/cpu-s', 'crops/s'))
     for name, label in [('decode', 'decode image + label only (read_sample)'),
@@ -200,12 +310,15 @@ def main(argv=None):
     print('speed-up ours / upstream-style: %.2fx by CPU time, %.2fx by wall time'
           % (rates['ours'][0] / rates['upstream'][0], rates['ours'][1] / rates['upstream'][1]))
     ours = rates['ours'][1]
+    step = None
     if not args.no_model:
         step = model_step_seconds()
         print('gta_rna-tiny_cls19_s8 forward+backward+update, batch 2 x 3x%dx%d on CPU: %.3f s '
               '(%.2f crops/s)' % (CROP, CROP, step, 2 / step))
         print('data loading %s a CPU run (ours, 1 thread: %.2f crops/s vs model %.2f crops/s)'
               % ('limits' if ours < 2 / step else 'does not limit', ours, 2 / step))
+    if crst_results is not None:
+        print_crst(*crst_results, model=step)
 
 
 if __name__ == '__main__':

@@ -29,39 +29,17 @@ import tempfile
 import time
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_iterator import (CROP, HEIGHT, MAX_SHAPE, ORIGIN, RATES, STRIDE, WIDTH,  # noqa: E402
-                            crop_rates, model_step_seconds, write_dataset)
+from bench_iterator import (ALPHA, CROP, HEIGHT, MAX_SHAPE, NUM_CLASSES, ORIGIN,  # noqa: E402
+                            PORTION, RATES, STRIDE, WIDTH, crop_rates, model_step_seconds,
+                            network_map, write_dataset)
 from issegm import cbst, crst, datasets  # noqa: E402
 from issegm.data_iter import TrainSample, make_train_crop  # noqa: E402
 from issegm.inference import upsample_probs  # noqa: E402
 from issegm.sampling import SELF_TRAINING, plan_crop  # noqa: E402
 from issegm.soft_labels import soft_label_crop  # noqa: E402
-
-ALPHA = 0.25  # lrent.sh: --lr-weight-ent 0.25
-PORTION = 0.5
-NUM_CLASSES = 19
-
-
-def network_map(label_ids, rng):
-    """A 19 x 128 x 256 softmax map like a stride-8 network's on this label: the train-id
-    one-hot at every 8th pixel, blurred by a bicubic round trip, plus smooth noise."""
-    info = datasets.get_dataset('cityscapes')
-    train = info.label_to_train[label_ids[STRIDE // 2::STRIDE, STRIDE // 2::STRIDE]]
-    h, w = train.shape
-    logits = np.empty((NUM_CLASSES, h, w), np.float32)
-    for k in range(NUM_CLASSES):
-        plane = Image.fromarray((train == k).astype(np.float32) * 6, mode='F')
-        small = plane.resize((w // 4, h // 4), Image.BILINEAR)
-        noise = Image.fromarray(rng.randn(h // 16, w // 16).astype(np.float32) * 1.5, mode='F')
-        logits[k] = (np.asarray(small.resize((w, h), Image.BICUBIC))
-                     + np.asarray(noise.resize((w, h), Image.BICUBIC)))
-    e = np.exp(logits - logits.max(axis=0))
-    return (e / e.sum(axis=0)).astype(np.float32)
-
 
 def prepare(root, count):
     """Images, network maps (.npy), LR-ENT pseudo-labels (PNG); returns the target samples,

@@ -27,8 +27,10 @@ import os
 import mxnet as mx
 import numpy as np
 
-from issegm import cbst, datasets
+from issegm import cbst, datasets, netmaps
 from issegm.sampling import RULES, SELF_TRAINING, SOURCE_ONLY, canvas_rect, crop_side, plan_crop
+from issegm.soft_labels import one_hot_labels
+from util.crst_settings import SOFT_LABEL, is_active, label_names
 from util.errors import UserError
 from util.image import PAD_UINT8, normalize_chw, resize_image, resize_label
 from util.prefetch import Prefetcher
@@ -39,10 +41,12 @@ __all__ = ['TrainSample', 'source_only_samples', 'self_training_samples', 'crop_
 IGNORE = datasets.IGNORE
 
 # One training sample: file paths, the label id -> train id table (256 entries), the origin
-# size (the "target size" a scale rate of 1 maps to), the dataset max shape and the crop rule
-# (sampling.SELF_TRAINING or sampling.SOURCE_ONLY).
-TrainSample = collections.namedtuple('TrainSample',
-                                     'image label label_to_train origin_size max_shape rule')
+# size (the "target size" a scale rate of 1 maps to), the dataset max shape, the crop rule
+# (sampling.SELF_TRAINING or sampling.SOURCE_ONLY), whether it is a pseudo-labelled target
+# image, and for CRST's LR-ENT its issegm/netmaps.py SoftSource (else None).
+TrainSample = collections.namedtuple(
+    'TrainSample', 'image label label_to_train origin_size max_shape rule is_target soft',
+    defaults=(False, None))
 
 
 def _dataset_info(dataset):
@@ -51,13 +55,17 @@ def _dataset_info(dataset):
     return datasets.get_dataset(dataset)
 
 
-def _records(samples, info, origin_size, max_shape, rule):
+def _records(samples, info, origin_size, max_shape, rule, is_target=False, soft=None):
     table = np.asarray(info.label_to_train, np.uint8)
+    soft = [None] * len(samples) if soft is None else list(soft)
+    if len(soft) != len(samples):
+        raise ValueError('%d soft-label sources for %d samples' % (len(soft), len(samples)))
     out = []
-    for image, label in samples:
+    for (image, label), source in zip(samples, soft):
         if label is None:
             raise UserError('training sample %s has no label' % image)
-        out.append(TrainSample(image, label, table, int(origin_size), tuple(max_shape), rule))
+        out.append(TrainSample(image, label, table, int(origin_size), tuple(max_shape), rule,
+                               is_target, source))
     return out
 
 
@@ -69,11 +77,12 @@ def source_only_samples(samples, dataset, origin_size):
 
 
 def self_training_samples(source_samples, source_dataset, target_samples, target_dataset,
-                          src_port, seed, origin_size, origin_size_tgt):
+                          src_port, seed, origin_size, origin_size_tgt, soft_sources=None):
     """Samples of one self-training round.
 
     S = int(N * src_port) source samples, chosen by cbst.select_source_subset(N, S, seed) and
-    kept in that order, then every target sample (image, pseudo-label path) in list order.
+    kept in that order, then every target sample (image, pseudo-label path) in list order
+    (is_target, with its SoftSource from `soft_sources` for LR-ENT).
     Source labels go through the source dataset's table, pseudo-labels (target label ids)
     through the target dataset's; max shapes come from SELF_TRAINING_MAX_SHAPES; all use the
     SELF_TRAINING crop rule (yzou2/CBST issegm/data.py).
@@ -91,7 +100,8 @@ def self_training_samples(source_samples, source_dataset, target_samples, target
     out = _records(picked, src, origin_size, datasets.SELF_TRAINING_MAX_SHAPES[src.name],
                    SELF_TRAINING)
     out += _records(target_samples, tgt, origin_size_tgt,
-                    datasets.SELF_TRAINING_MAX_SHAPES[tgt.name], SELF_TRAINING)
+                    datasets.SELF_TRAINING_MAX_SHAPES[tgt.name], SELF_TRAINING, True,
+                    soft_sources)
     return out
 
 
@@ -134,13 +144,15 @@ def _load(image_path, label_path, cache_images):
 
 
 def make_train_crop(sample, seed, crop, stride=8, scale_rate_range=(0.7, 1.3), mine_port=0.0,
-                    mine_id=(), mine_id_priority=(), cache_images=False):
+                    mine_id=(), mine_id_priority=(), cache_images=False, crst=None,
+                    num_classes=None):
     """One training crop of a TrainSample: read, plan (sampling.plan_crop), crop.
 
     Deterministic given `seed`. Bad files raise the UserError of datasets.read_sample; a
     SOURCE_ONLY image larger than its dataset's max shape (the original asserts it) and
     settings that give no window for the image are UserErrors too.
-    Returns (data (3, C, C) float32, label (C // stride, C // stride) float32).
+    Returns (data (3, C, C) float32, label (C // stride, C // stride) float32), followed, with
+    CRST settings `crst` that are on, by crst_labels.
     """
     image, label = _load(sample.image, sample.label, cache_images)
     h, w = label.shape
@@ -155,7 +167,31 @@ def make_train_crop(sample, seed, crop, stride=8, scale_rate_range=(0.7, 1.3), m
                          label_to_train=sample.label_to_train)
     except ValueError as err:  # settings that do not fit this image (e.g. a 0-pixel window)
         raise UserError('cannot crop %s: %s' % (sample.image, err)) from None
-    return crop_arrays(image, label, plan, crop, sample.label_to_train, stride)
+    data, hard = crop_arrays(image, label, plan, crop, sample.label_to_train, stride)
+    if not is_active(crst):
+        return data, hard
+    return (data, hard) + crst_labels(sample, plan, crop, hard, stride, crst, num_classes)
+
+
+def crst_labels(sample, plan, crop, hard, stride, crst, num_classes):
+    """The CRST label inputs of a crop after its hard label, in util/crst_settings.py
+    label_names order: with LR-ENT the (C, n, n) soft label (target crops: recomputed from
+    phase val's maps, issegm/netmaps.py; source crops: one-hot, as yzou2/CRST
+    deeplab/datasets.py SoftSrcSTDataSet), with a model regulariser the (n, n) mask of the
+    regularised pixels (ones on target crops, zeros on source crops: crst_seg.py main gives
+    the target samples reg_weight = --mr-weight-kld and the source ones --mr-weight-src, 0
+    here)."""
+    out = ()
+    if crst.lr_weight_ent > 0:
+        if not sample.is_target:
+            out += (one_hot_labels(hard, num_classes),)
+        elif sample.soft is None:
+            raise ValueError('target sample %s has no LR-ENT soft-label source' % sample.image)
+        else:
+            out += (netmaps.crop_soft_label(sample.soft, plan, crop, hard, stride),)
+    if crst.regulariser is not None:
+        out += (np.full(hard.shape, float(sample.is_target), np.float32),)
+    return out
 
 
 def _crop_job(job, **params):
@@ -175,8 +211,10 @@ class SegTrainIter(mx.io.DataIter):
     so distributed workers stay in step; with one part this is len(samples) // batch_images).
     `reset()` starts the next epoch (a no-op while the current one is untouched). Batches:
     data (B, 3, C, C) float32, softmax_label (B, C // stride, C // stride) float32 with
-    255 = ignore, C = crop_side(crop_size, stride). Each sample is cropped by its own rule
-    (TrainSample.rule); mining (mine_port > 0) needs self-training samples.
+    255 = ignore, C = crop_side(crop_size, stride); with CRST settings `crst` that are on, also
+    crst_soft_label (B, num_classes, n, n) and/or crst_reg_mask (B, n, n) (see crst_labels).
+    Each sample is cropped by its own rule (TrainSample.rule); mining (mine_port > 0) needs
+    self-training samples.
 
     prefetch_threads workers (threads or, with prefetcher='process', forked processes; 0 runs
     inline) prepare up to two batches ahead. `begin_epoch` selects the epoch whose shuffle
@@ -187,7 +225,7 @@ class SegTrainIter(mx.io.DataIter):
     def __init__(self, samples, batch_images, crop_size, stride=8, scale_rate_range=(0.7, 1.3),
                  mine_port=0.0, mine_id=(), mine_id_priority=(), seed=None, prefetch_threads=1,
                  prefetcher='thread', num_parts=1, part_index=0, cache_images=False,
-                 begin_epoch=0):
+                 begin_epoch=0, crst=None, num_classes=None):
         batch_images = int(batch_images)
         super().__init__(batch_images)
         self.samples = list(samples)
@@ -225,10 +263,14 @@ class SegTrainIter(mx.io.DataIter):
             seed = int.from_bytes(os.urandom(4), 'little')
         self.seed = int(seed) % (2 ** 32)
         self.epoch = int(begin_epoch)
+        self.label_names = label_names(crst if is_active(crst) else None)
+        if SOFT_LABEL in self.label_names and not num_classes:
+            raise ValueError('LR-ENT soft labels need num_classes')
+        self.num_classes = num_classes
         params = dict(crop=self.crop, stride=self.stride, scale_rate_range=(lo, hi),
                       mine_port=float(mine_port), mine_id=mine_id,
                       mine_id_priority=mine_id_priority,
-                      cache_images=bool(cache_images))
+                      cache_images=bool(cache_images), crst=crst, num_classes=num_classes)
         self._prefetcher = Prefetcher(functools.partial(_crop_job, **params),
                                       int(prefetch_threads), prefetcher, ahead=2 * batch_images)
         self._results = None
@@ -240,8 +282,10 @@ class SegTrainIter(mx.io.DataIter):
 
     @property
     def provide_label(self):
-        return [mx.io.DataDesc('softmax_label',
-                               (self.batch_images, self.label_size, self.label_size), np.float32)]
+        grid = (self.label_size, self.label_size)
+        shapes = {SOFT_LABEL: (self.batch_images, self.num_classes) + grid}
+        return [mx.io.DataDesc(name, shapes.get(name, (self.batch_images,) + grid), np.float32)
+                for name in self.label_names]
 
     def __len__(self):
         return self.num_batches
@@ -289,12 +333,16 @@ class SegTrainIter(mx.io.DataIter):
         if self._cursor >= self.num_batches or self._results is None:
             raise StopIteration
         data = np.empty((self.batch_images, 3, self.crop, self.crop), np.float32)
-        label = np.empty((self.batch_images, self.label_size, self.label_size), np.float32)
+        labels = [np.empty(desc.shape, np.float32) for desc in self.provide_label]
         for k in range(self.batch_images):
-            data[k], label[k] = next(self._results)
+            crop = next(self._results)
+            data[k] = crop[0]
+            for label, value in zip(labels, crop[1:]):
+                label[k] = value
         self._cursor += 1
         return mx.io.DataBatch(data=[mx.nd.array(data, dtype=np.float32)],
-                               label=[mx.nd.array(label, dtype=np.float32)], pad=0,
+                               label=[mx.nd.array(label, dtype=np.float32)
+                                      for label in labels], pad=0,
                                provide_data=self.provide_data,
                                provide_label=self.provide_label)
 

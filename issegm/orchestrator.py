@@ -15,7 +15,9 @@ import subprocess
 import sys
 
 from issegm.datasets import get_dataset, target_dataset
-from issegm.self_training import TRAIN_DONE, VAL_DONE, shared_flags
+from issegm.round_plot import draw_rounds
+from issegm.self_training import TRAIN_DONE, VAL_DONE, crst_of, shared_flags
+from util.crst_settings import describe
 from util.errors import UserError, cli_entry
 from util.files import write_json
 from util.flags import HOROVOD_INSTALL_HINT, FlagParser, py2_str
@@ -104,6 +106,7 @@ def check_args(args):
             args.kvstore = {'local': 'dist_sync', 'device': 'dist_device_sync'}.get(
                 args.kvstore, args.kvstore)
     args.model = model_from_weights(args.model, args.weights)
+    args.crst = crst_of(args)
     # The phases read the target with these tables (cityscapes16 under a synthia source).
     target = get_dataset(target_dataset(args.dataset, args.dataset_tgt))
     check_num_classes(args.model, target,
@@ -138,6 +141,12 @@ def _flag(name, value):
 
 def _switch(name, on):
     return ['--' + name] if on else []
+
+
+def _weight(name, value):
+    """A CRST weight: passed on only when on, so a CBST run's children get the command lines
+    (and the phases' markers the argv) they always had."""
+    return _flag(name, value) if value else []
 
 
 def round_settings(args):
@@ -176,7 +185,8 @@ def phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed):
            + _flag('with-prior', str(bool(args.with_prior))) + _flag('prior', args.prior)
            + _flag('kc-policy', args.kc_policy) + _flag('mine-id-number', args.mine_id_number)
            + _flag('mine-thresh', args.mine_thresh)
-           + _switch('keep-probmaps', args.keep_probmaps))
+           + _switch('keep-probmaps', args.keep_probmaps)
+           + _weight('lr-weight-ent', args.lr_weight_ent))
     train = (['--phase', 'train'] + common + _flag('init-src-port', src_port)
              + _flag('base-lr', lr) + _flag('to-epoch', to_epoch) + _flag('seed-int', seed)
              + _flag('mine-port', args.mine_port) + _flag('mine-id-number', args.mine_id_number)
@@ -188,7 +198,11 @@ def phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed):
              + _flag('prefetch-threads', args.prefetch_threads)
              + _flag('prefetcher', args.prefetcher) + _flag('cache-images', int(args.cache_images))
              + _switch('backward-do-mirror', args.backward_do_mirror)
-             + _flag('kvstore', args.kvstore))
+             + _flag('kvstore', args.kvstore)
+             + _weight('lr-weight-ent', args.lr_weight_ent)
+             + _weight('mr-weight-kld', args.mr_weight_kld)
+             + _weight('mr-weight-l2', args.mr_weight_l2)
+             + _weight('mr-weight-ent', args.mr_weight_ent))
     return val, train
 
 
@@ -230,9 +244,11 @@ def run_child(command):
 
 
 def round_summary(args, r, tgt_port, src_port, lr):
-    """One line and one summary.json entry per round, from phase val's metrics.json."""
+    """One line and one summary.json entry per round, from phase val's metrics.json (with the
+    CRST weights of a CRST run); returns all entries so far."""
     path = os.path.join(args.output, str(r), 'metrics.json')
     entry = {'round': r, 'tgt_port': tgt_port, 'src_port': src_port, 'lr': lr}
+    entry.update(describe(args.crst))  # nothing for CBST: its summary.json stays as it was
     if os.path.isfile(path):
         with open(path) as f:
             metrics = json.load(f)
@@ -252,7 +268,18 @@ def round_summary(args, r, tgt_port, src_port, lr):
     rounds.append(entry)
     rounds.sort(key=lambda e: e['round'])
     write_json(summary_path, rounds)
-    return entry
+    return rounds
+
+
+def method_name(args):
+    """ST, CBST or CBST-SP, as the paper names them, then the CRST regularisers that are on,
+    as the CRST paper names them (e.g. CBST + LR-ENT 0.25 + MR-KLD 0.01)."""
+    name = 'ST' if args.kc_policy == 'global' else 'CBST'
+    name += '-SP' if args.with_prior else ''
+    for key, weight in describe(args.crst).items():
+        kind = key.split('_')[-1].upper()
+        name += ' + %s-%s %g' % ('LR' if key.startswith('lr') else 'MR', kind, weight)
+    return name
 
 
 @cli_entry
@@ -275,7 +302,10 @@ def main(argv=None):
             if status != 0:
                 log.info('round %d phase %s failed with exit status %d', r, phase, status)
                 return status
-        round_summary(args, r, tgt_port, src_port, lr)
+        rounds = round_summary(args, r, tgt_port, src_port, lr)
+        draw_rounds(os.path.join(args.output, 'rounds.png'), rounds,
+                    get_dataset(target_dataset(args.dataset, args.dataset_tgt)),
+                    '%s: %s' % (method_name(args), args.output))
         weights = round_weights(args, r, to_epoch)
     log.info('finished %d rounds; final weights %s', args.num_round, weights)
     return 0

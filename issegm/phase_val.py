@@ -22,7 +22,7 @@ import threading
 import numpy as np
 from tqdm import tqdm
 
-from issegm import cbst
+from issegm import cbst, crst, netmaps
 from issegm.datasets import read_label, read_sample, sample_name, write_list
 from issegm.inference import upsample_probs
 from issegm.testtime import Timings, predict_samples, write_label_pngs
@@ -105,8 +105,13 @@ class MapCache(object):
         return upsample_probs(net, self.pred_stride, image.scaled_hw, image.hw,
                               out=self._reused.probs)
 
-    def remove(self, name):
-        os.remove(self.path(name))
+    def remove(self, name, keep_in=None):
+        """Drop an image's map, or move it into the folder `keep_in` (LR-ENT's netmaps)."""
+        if keep_in is None:
+            os.remove(self.path(name))
+        else:
+            os.makedirs(keep_in, exist_ok=True)
+            os.replace(self.path(name), os.path.join(keep_in, name + '.npy'))
 
     def close(self):
         shutil.rmtree(self.folder)
@@ -227,17 +232,21 @@ def write_mining_stats(folder, cls_thresh, cls_size, mine_id_number, mine_thresh
 
 # ------------------------------------------------------------------------------------ pass 2
 def label_target(target, images, cls_thresh, policy, list_path, pseudo_dir, data_root,
-                 probmap_dir=None, progress=True, desc='labels'):
+                 probmap_dir=None, progress=True, desc='labels', alpha=0.0):
     """Pass 2: each image's map again, exactly as in pass 1 (prior-weighted), thresholded into
     pseudo-label PNGs (and reweighted argmax PNGs, policy cb; the map itself under
     `probmap_dir` when given); then the cache is removed and the training list written: one
     row (image relative to `data_root`, PSEUDO_DIR/NAME.png) per image. Returns (pixels
-    selected per class, pixels in all)."""
+    selected per class, pixels in all).
+
+    alpha > 0 (--lr-weight-ent): CRST's LR-ENT selection instead (issegm/crst.py,
+    lrent_label_maps), and the network maps are kept in self_train/netmaps (issegm/netmaps.py)
+    for phase train's soft labels."""
     selected = np.zeros(len(target.info.class_names), np.int64)
     total_pixels = 0
     for counts, pixels in _two_at_a_time(
-            functools.partial(_label_image, target, cls_thresh, policy, probmap_dir), images,
-            progress, desc):
+            functools.partial(_label_image, target, cls_thresh, policy, probmap_dir, alpha),
+            images, progress, desc):
         selected += counts
         total_pixels += pixels
     target.cache.close()
@@ -246,10 +255,14 @@ def label_target(target, images, cls_thresh, policy, list_path, pseudo_dir, data
     return selected, total_pixels
 
 
-def _label_image(target, cls_thresh, policy, probmap_dir, image):
+def _label_image(target, cls_thresh, policy, probmap_dir, alpha, image):
     """Pass 2 for one image: its PNGs; (pixels selected per class, pixels)."""
     probs = weight_by_prior(target.cache.full_probs(image), target.prior)
-    pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
+    if alpha > 0:
+        # rw = argmax p / t, the class of the soft label; kept = bincount(pseudo) below
+        pseudo, reweighted, _ = crst.lrent_label_maps(probs, cls_thresh, alpha)
+    else:
+        pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
     # unselected pixels (255) are stored as label id 0 (unlabeled)
     write_label_pngs(target.info, image.name, pseudo,
                      _staged(target, 'self_train', 'pseudo_labelIds'),
@@ -261,7 +274,8 @@ def _label_image(target, cls_thresh, policy, probmap_dir, image):
     if probmap_dir is not None:
         os.makedirs(probmap_dir, exist_ok=True)
         np.save(os.path.join(probmap_dir, image.name + '.npy'), probs)
-    target.cache.remove(image.name)
+    target.cache.remove(image.name, _staged(target, 'self_train', netmaps.FOLDER)
+                        if alpha > 0 else None)
     num_classes = len(target.info.class_names)
     return np.bincount(pseudo.ravel(), minlength=256)[:num_classes], pseudo.size
 

@@ -9,11 +9,13 @@ import time
 
 import numpy as np
 
+from issegm import netmaps
 from issegm.cbst import POLICIES
 from issegm.datasets import (get_dataset, load_samples, read_sample, resolve_split,
                              target_dataset)
 from issegm.make_prior import load_prior
 from issegm.testtime import device_names
+from util.crst_settings import crst_settings, describe, is_active
 from util.errors import UserError, cli_entry
 from util.files import write_json
 from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, check_test_steps,
@@ -75,7 +77,38 @@ def shared_flags():
     a('--keep-probmaps', action='store_true', help='keep OUTPUT/probmap/NAME.npy (C,H,W) maps')
     a('--kvstore', default='local', choices=KVSTORES, help=KVSTORE_HELP)
     a('--no-progress', action='store_true', help='no progress bars')
+    crst = parser.add_argument_group(
+        'CRST (Zou et al., ICCV 2019; 0 = off, the default: CBST unchanged)',
+        'A label regulariser and one model regulariser go together. The released code '
+        '(yzou2/CRST crst_seg.py) multiplies the MR-KLD term by its --mr-weight-kld twice, so '
+        'its value w is w * w here: its mrkld.sh\'s 0.1 is --mr-weight-kld 0.01; its '
+        '--lr-weight-ent (lrent.sh: 0.25) is the same number here.')
+    crst.add_argument('--lr-weight-ent', type=float, default=0.0, metavar='ALPHA',
+                      help='LR-ENT: soft pseudo-labels y_k ~ (p_k / t_k)^(1/ALPHA), kept where '
+                           'the entropy-regularised loss beats the thresholds\'; needs '
+                           '--kc-policy cb and --test-steps 1')
+    crst.add_argument('--mr-weight-kld', type=float, default=0.0, metavar='W',
+                      help='MR-KLD: adds W * the mean over pseudo-labelled target pixels of '
+                           'sum_k -log p_k / K')
+    crst.add_argument('--mr-weight-l2', type=float, default=0.0, metavar='W',
+                      help='MR-L2 (the paper\'s Table 1, not released): W * that mean of '
+                           'sum_k p_k^2')
+    crst.add_argument('--mr-weight-ent', type=float, default=0.0, metavar='W',
+                      help='MR-ENT (the paper\'s Table 1, not released): W * that mean of '
+                           'sum_k p_k log p_k')
     return parser
+
+
+def crst_of(args):
+    """The CrstSettings of the four CRST flags (util/crst_settings.py); a UserError for a bad
+    value, two model regularisers, or LR-ENT without class-balanced thresholds (yzou2/CRST
+    crst_seg.py, label_selection, defines it on the `cb` thresholds only)."""
+    settings = crst_settings(args.lr_weight_ent, args.mr_weight_kld, args.mr_weight_l2,
+                             args.mr_weight_ent)
+    if settings.lr_weight_ent > 0 and args.kc_policy != 'cb':
+        raise UserError('--lr-weight-ent needs --kc-policy cb (LR-ENT divides by the '
+                        'class-balanced thresholds), got --kc-policy %s' % args.kc_policy)
+    return settings
 
 
 def parse_args(argv):
@@ -105,6 +138,13 @@ def check_args(args):
         args.stop_epoch = args.to_epoch
     args.test_scales_list = parse_test_scales(args.test_scales)
     args.scale_range = parse_scale_range(args.scale_rate_range)
+    args.crst = crst_of(args)
+    if args.crst.lr_weight_ent > 0 and args.test_steps != 1:
+        # N steps keep N * N times larger network maps for phase train: 10 MB per 2048x1024
+        # image at N = 2, over the 8 MB budget; the orchestrator never passes --test-steps.
+        raise UserError('--lr-weight-ent needs --test-steps 1 (phase train recomputes the soft '
+                        'labels from the stride-%d maps), got %d'
+                        % (args.parsed_model.stride, args.test_steps))
     return args
 
 
@@ -177,7 +217,11 @@ def run_val(args):
             os.path.join(stage, 'self_train', os.path.basename(target_list_path(args))),
             os.path.join(os.path.abspath(final), 'self_train', 'pseudo_labelIds'),
             args.data_root_tgt, os.path.join(args.output, 'probmap') if args.keep_probmaps
-            else None, progress, label + ' labels')
+            else None, progress, label + ' labels', alpha=args.crst.lr_weight_ent)
+        if args.crst.lr_weight_ent > 0:
+            netmaps.write_record(os.path.join(stage, 'self_train'), args.crst.lr_weight_ent,
+                                 cls_thresh, target.cache.pred_stride, first.images,
+                                 *_prior_source(args, prior))
         if first.meter is not None:
             log.info('%s mIoU on %s (network argmax):\n%s', label, args.split_tgt,
                      format_table([(label, first.meter.scores()['iou'],
@@ -190,13 +234,21 @@ def run_val(args):
     return report
 
 
+def _prior_path(args):
+    return args.prior or default_prior_path(args.dataset)
+
+
 def _load_prior(args, samples, num_classes):
     """The spatial prior with --with-prior (sized as the first target image), else None."""
     if not args.with_prior:
         return None
     first_image, _ = read_sample(samples[0][0], None)
-    return load_prior(args.prior or default_prior_path(args.dataset), num_classes,
-                      first_image.shape[:2])
+    return load_prior(_prior_path(args), num_classes, first_image.shape[:2])
+
+
+def _prior_source(args, prior):
+    """(path, (H, W)) of the prior phase val loaded, (None, None) without one."""
+    return (None, None) if prior is None else (_prior_path(args), prior.shape[1:])
 
 
 def _val_parts(args, final):
@@ -207,9 +259,12 @@ def _val_parts(args, final):
 
 
 def _val_header(args, num_images):
-    return {'round': args.idx_round, 'tgt_port': args.init_tgt_port,
-            'kc_policy': args.kc_policy, 'with_prior': bool(args.with_prior),
-            'num_images': num_images}
+    header = {'round': args.idx_round, 'tgt_port': args.init_tgt_port,
+              'kc_policy': args.kc_policy, 'with_prior': bool(args.with_prior),
+              'num_images': num_images}
+    if args.crst.lr_weight_ent > 0:  # a CBST round's metrics.json stays as it was
+        header['lr_weight_ent'] = args.crst.lr_weight_ent
+    return header
 
 
 # --------------------------------------------------------------------------------- phase train
@@ -277,8 +332,8 @@ def _train_round(args, infos, tgt_list, mining, batches, schedule):
     """Phase train's MXNet part: devices, weights, kvstore, the round's samples, fit."""
     from issegm.data_iter import SegTrainIter, self_training_samples  # these import MXNet
     from issegm.training import NLL_EPS_SELF_TRAINING, fit, start_worker
+    from util.crst_loss import training_symbol
     from util.devices import parse_devices
-    from util.symbol.resnet38 import build_symbol
 
     arg_params, aux_params = _load_model(args, allow_missing=args.from_epoch == 0)
     kv, contexts, (_, rank, workers) = start_worker(args.kvstore, parse_devices(args.gpus))
@@ -286,15 +341,18 @@ def _train_round(args, infos, tgt_list, mining, batches, schedule):
         setup_logging(rank_log_file(phase_log_file(args), rank), debug=args.debug)
     source = load_samples(args.data_root, args.split, args.dataset)
     target = load_samples(args.data_root_tgt, tgt_list, args.dataset_tgt)
+    soft = (netmaps.soft_sources(os.path.dirname(tgt_list), args.crst.lr_weight_ent, target)
+            if args.crst.lr_weight_ent > 0 else None)
     samples = self_training_samples(source, infos[0], target, infos[1], args.init_src_port,
-                                    args.seed_int, args.origin_size, args.origin_size_tgt)
+                                    args.seed_int, args.origin_size, args.origin_size_tgt, soft)
     train_iter = SegTrainIter(samples, args.batch_images, args.crop_size,
                               stride=args.parsed_model.stride, scale_rate_range=args.scale_range,
                               mine_port=args.mine_port, mine_id=mining[0],
                               mine_id_priority=mining[1], seed=args.seed_int + args.idx_round,
                               prefetch_threads=args.prefetch_threads, prefetcher=args.prefetcher,
                               num_parts=workers, part_index=rank,
-                              cache_images=bool(args.cache_images))
+                              cache_images=bool(args.cache_images), crst=args.crst,
+                              num_classes=len(infos[1].class_names))
     prefix = checkpoint_prefix(round_dir(args), args.model)
     os.makedirs(round_dir(args), exist_ok=True)
     if rank == 0:
@@ -304,8 +362,10 @@ def _train_round(args, infos, tgt_list, mining, batches, schedule):
              'worker %d/%d', args.idx_round, len(samples) - len(target), args.init_src_port,
              args.seed_int, len(target), args.from_epoch, args.stop_epoch, args.to_epoch,
              batches, args.lr_type, args.base_lr, len(contexts), rank, workers)
+    if is_active(args.crst):
+        log.info('CRST: %s', ', '.join('%s %g' % kv for kv in describe(args.crst).items()))
     try:
-        history = fit(build_symbol(args.parsed_model), train_iter, contexts, arg_params,
+        history = fit(training_symbol(args.parsed_model, args.crst), train_iter, contexts, arg_params,
                       aux_params, args.from_epoch, args.stop_epoch, prefix, schedule,
                       args.weight_decay, kv, allow_missing=args.from_epoch == 0,
                       nll_eps=NLL_EPS_SELF_TRAINING, progress=not args.no_progress)

@@ -49,7 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from util.errors import UserError, exit_hard_on_errors
-from util import hvd
+from util import crst_loss, hvd
 from util.flags import KVSTORES
 from util.launch import install_fail_fast
 from util.lr_scheduler import FixedSchedule
@@ -83,11 +83,16 @@ def nll_sum(label, pred, eps):
     return float((-np.log(picked + eps)).sum()), count + (count == 0)
 
 
-def nll_metric(eps):
+def nll_metric(eps, symbol=None):
     """An MXNet CustomMetric named 'loss' over nll_sum, as upstream passed to Module.fit: Module
     feeds it each device's slice of the batch, it sums the sums and the counts, and its value
-    is sum / count since the last reset (the start of the epoch)."""
-    return mx.metric.CustomMetric(functools.partial(nll_sum, eps=eps), name='loss')
+    is sum / count since the last reset (the start of the epoch). For a `symbol` with the CRST
+    head (util/crst_loss.py: two outputs, up to three labels) it reads the head's probabilities
+    and the hard label."""
+    names = {}
+    if symbol is not None and crst_loss.PROB_OUTPUT in symbol.list_outputs():
+        names = dict(output_names=[crst_loss.PROB_OUTPUT], label_names=[crst_loss.LABEL])
+    return mx.metric.CustomMetric(functools.partial(nll_sum, eps=eps), name='loss', **names)
 
 
 class HorovodStore(object):
@@ -214,8 +219,10 @@ def worker_of(kvstore):
 
 def bind_module(symbol, train_iter, contexts, arg_params, aux_params, allow_missing=False):
     """A Module bound for training on `contexts`, its parameters from arg/aux_params; with
-    allow_missing, the ones absent there are drawn by Xavier (gaussian, fan-in, magnitude 2)."""
-    module = mx.mod.Module(symbol, data_names=('data',), label_names=('softmax_label',),
+    allow_missing, the ones absent there are drawn by Xavier (gaussian, fan-in, magnitude 2).
+    The label inputs are those train_iter provides (softmax_label; CRST's in addition)."""
+    module = mx.mod.Module(symbol, data_names=('data',),
+                           label_names=tuple(d.name for d in train_iter.provide_label),
                            context=contexts)
     module.bind(data_shapes=train_iter.provide_data, label_shapes=train_iter.provide_label,
                 for_training=True)
@@ -367,7 +374,7 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
     if worker.rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
         symbol.save('%s-symbol.json' % prefix)
-    metric = nll_metric(nll_eps)
+    metric = nll_metric(nll_eps, symbol)
     updates = 0  # this process's updates: the optimizer's num_update (the servers' copy too)
     history = []
     for epoch in range(begin_epoch, end_epoch):

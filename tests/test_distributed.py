@@ -165,18 +165,41 @@ def test_failing_worker_stops_the_launch(gta, tmp_path):
     assert procs_mentioning(str(bad)) == []
 
 
-def test_two_cpu_contexts_equal_one_context_with_twice_the_batch(monkeypatch, tmp_path):
+def crst_labels(label, settings):
+    """The label inputs of a batch of hard labels for CRST `settings` (None: CBST's alone):
+    soft labels as a mix of the one-hot label and a random distribution, and the images 0 and
+    2 as target images (the regulariser mask), so that both halves of the batch hold as many
+    regularised pixels."""
+    from util.crst_settings import label_names
+    rng = np.random.RandomState(1)
+    one_hot = (label[:, None] == np.arange(19)[None, :, None, None]).astype(np.float32)
+    noise = rng.dirichlet(np.ones(19), label.shape).transpose(0, 3, 1, 2).astype(np.float32)
+    values = {'softmax_label': label, 'crst_soft_label': 0.7 * one_hot + 0.3 * noise,
+              'crst_reg_mask': np.array([1, 0, 1, 0], np.float32)[:, None, None]
+              * np.ones_like(label)}
+    return {name: values[name] for name in label_names(settings)}
+
+
+@pytest.mark.parametrize('settings', [None, (0.25, 'kld', 0.01), (0.0, 'ent', 0.5)],
+                         ids=['cbst', 'lrent+mrkld', 'mrent'])
+def test_two_cpu_contexts_equal_one_context_with_twice_the_batch(monkeypatch, tmp_path,
+                                                                 settings):
     """--gpus cpu:2 (local kvstore, rescale_grad 1/2) makes the same SGD step as one context
-    with the whole batch: every device holds the same number of valid pixels (no ignore label),
-    and dropout is off so that both forwards are deterministic."""
+    with the whole batch: every device holds the same number of valid pixels (no ignore label)
+    and of regularised ones (CRST head), and dropout is off so that both forwards are
+    deterministic."""
     import mxnet as mx
     from issegm.training import create_kvstore, fit
+    from util.crst_loss import training_symbol
+    from util.crst_settings import CrstSettings
     from util.symbol import resnet38
     from util.devices import parse_devices
     from util.weights import load_weights
     monkeypatch.setattr(resnet38, 'DROPOUT', {6: 0.0, 7: 0.0})
-    symbol = resnet38.build_symbol(MODEL)
+    settings = CrstSettings(*settings) if settings else None
+    symbol = training_symbol(MODEL, settings)
     assert not [n for n in symbol.get_internals().list_outputs() if 'dropout' in n]
+    assert ('crst_prob_output' in symbol.list_outputs()) == (settings is not None)
 
     rng = np.random.RandomState(0)
     data = rng.randn(4, 3, 64, 64).astype(np.float32)
@@ -192,7 +215,7 @@ def test_two_cpu_contexts_equal_one_context_with_twice_the_batch(monkeypatch, tm
         kv = create_kvstore('local', len(contexts))
         assert (kv is None) == (spec == 'cpu')
         arg, aux = load_weights(weights)
-        it = OneBatch(data, label, batch_size=4, label_name='softmax_label')
+        it = OneBatch(data, crst_labels(label, settings), batch_size=4)
         prefix = str(tmp_path / spec.replace(':', '') / (MODEL + '_ep'))
         history = fit(symbol, it, contexts, arg, aux, 0, 1, prefix, 0.05, kvstore=kv,
                       progress=False)
@@ -211,7 +234,9 @@ def test_two_cpu_contexts_equal_one_context_with_twice_the_batch(monkeypatch, tm
     assert moved > len(start) // 2  # the step did change most parameters
 
 
-def test_orchestrator_train_phase_on_two_workers(tmp_path):
+@pytest.mark.parametrize('crst', [[], ['--lr-weight-ent', '0.25', '--mr-weight-kld', '0.01']],
+                         ids=['cbst', 'lrent+mrkld'])
+def test_orchestrator_train_phase_on_two_workers(tmp_path, crst):
     """One round whose phase train runs through issegm.launch on two local workers."""
     from conftest import make_layout as layout
     gta, cs = tmp_path / 'gta', tmp_path / 'cs'
@@ -230,12 +255,17 @@ def test_orchestrator_train_phase_on_two_workers(tmp_path):
            '--weights', weights, '--batch-images', '2', '--crop-size', '64',
            '--init-tgt-port', '0.2', '--init-src-port', '0.5', '--mine-port', '0.5',
            '--base-lr', '1e-3', '--gpus', 'cpu', '--no-progress', '--workers', '2']
+    cmd += crst  # CRST: soft labels read by every worker, the regulariser in the loss
     res = subprocess.run(cmd, cwd=str(tmp_path), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-4000:]
     assert 'util/launch.py -n 2 --launcher local --' in res.stdout
     assert '--kvstore dist_sync' in res.stdout
     assert '[worker 0]' in res.stdout and '[worker 1]' in res.stdout
+    if crst:
+        assert '--lr-weight-ent 0.25 --mr-weight-kld 0.01' in res.stdout
+        assert (out / '0' / 'self_train' / 'soft_labels.json').is_file()
+        assert 'CRST: lr_weight_ent 0.25, mr_weight_kld 0.01' in res.stdout
     assert (out / '0' / ('%s_ep-0001.params' % model)).is_file()
     done = json.loads((out / '0' / 'train.done').read_text())
     # 4 source + 4 target samples, 2 workers, 2 images per batch: 2 batches per worker

@@ -183,7 +183,9 @@ def test_train_src_on_two_ranks(gta, tmp_path):
     assert 'Epoch[0] done: 2 batches x 2 workers' in (out / 'train_src.log').read_text()
 
 
-def test_orchestrator_round_on_two_horovod_ranks(tmp_path):
+@pytest.mark.parametrize('crst', [[], ['--lr-weight-ent', '0.25', '--mr-weight-kld', '0.01']],
+                         ids=['cbst', 'lrent+mrkld'])
+def test_orchestrator_round_on_two_horovod_ranks(tmp_path, crst):
     """One round whose phase train runs under horovodrun on two local ranks."""
     gta, cs = tmp_path / 'gta', tmp_path / 'cs'
     write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 8, hw=(48, 96), seed=5))
@@ -202,11 +204,16 @@ def test_orchestrator_round_on_two_horovod_ranks(tmp_path):
            '--init-tgt-port', '0.2', '--init-src-port', '0.5', '--mine-port', '0.5',
            '--base-lr', '1e-3', '--gpus', 'cpu', '--no-progress', '--workers', '2',
            '--launcher', 'horovod', '--prefetcher', 'thread']
+    cmd += crst  # CRST: soft labels read by every worker, the regulariser in the loss
     res = subprocess.run(cmd, cwd=str(tmp_path), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT)
     assert res.returncode == 0, res.stdout[-4000:]
     assert 'horovodrun -np 2 -H localhost:2 ' in res.stdout
     assert '--kvstore horovod' in res.stdout
+    if crst:
+        assert '--lr-weight-ent 0.25 --mr-weight-kld 0.01' in res.stdout
+        assert (out / '0' / 'self_train' / 'soft_labels.json').is_file()
+        assert 'CRST: lr_weight_ent 0.25, mr_weight_kld 0.01' in res.stdout
     assert (out / '0' / ('%s_ep-0001.params' % model)).is_file()
     done = json.loads((out / '0' / 'train.done').read_text())
     # 4 source + 4 target samples, 2 ranks, 2 images per batch: 2 batches per rank

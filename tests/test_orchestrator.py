@@ -217,11 +217,15 @@ def test_shared_flags_are_those_both_scripts_use(tmp_path):
     """The parent parser holds only flags the orchestrator passes on to the per-round script;
     the flags of the round loop itself are not the per-round script's."""
     from issegm import self_training
-    args = _orchestrator_args(tmp_path, '--num-round', '1', '--data-root', 'S',
-                              '--data-root-tgt', 'T', '--prior', 'p.mat', '--keep-probmaps',
-                              '--no-progress')
-    val, train = next(_children(args))
-    passed = {token for token in val + train if token.startswith('--')}
+    passed = set()
+    # the CRST weights are passed on when on, one model regulariser at a time
+    for crst in (['--lr-weight-ent', '0.25', '--mr-weight-kld', '0.01'],
+                 ['--mr-weight-l2', '0.1'], ['--mr-weight-ent', '0.1']):
+        args = _orchestrator_args(tmp_path, '--num-round', '1', '--data-root', 'S',
+                                  '--data-root-tgt', 'T', '--prior', 'p.mat', '--keep-probmaps',
+                                  '--no-progress', *crst)
+        val, train = next(_children(args))
+        passed |= {token for token in val + train if token.startswith('--')}
     shared = {flag for action in self_training.shared_flags()._actions
               for flag in action.option_strings}
     assert shared and shared <= passed, shared - passed

@@ -36,65 +36,18 @@ Outputs of the head, in this order: the class probabilities softmax(logits) behi
 per device). Frozen BatchNorm and the rest of the network are those of the plain symbol: only
 the SoftmaxOutput on top of the logits is replaced.
 """
-import collections
-import math
-
 import mxnet as mx
 
-from util.errors import UserError
+from util.crst_settings import (LABEL, REG_MASK, REGULARISERS, SOFT_LABEL, CrstSettings,
+                                crst_settings, is_active, label_names)
 from util.symbol.resnet38 import build_symbol
 
-__all__ = ['LABEL', 'SOFT_LABEL', 'REG_MASK', 'IGNORE', 'REGULARISERS', 'CrstSettings',
-           'crst_settings', 'label_names', 'crst_head', 'training_symbol']
+__all__ = ['LABEL', 'SOFT_LABEL', 'REG_MASK', 'IGNORE', 'REGULARISERS', 'PROB_OUTPUT',
+           'CrstSettings', 'crst_settings', 'label_names', 'crst_head', 'training_symbol']
 
-LABEL = 'softmax_label'          # (B, h, w) hard train ids, 255 = ignore (the plain symbol's)
-SOFT_LABEL = 'crst_soft_label'   # (B, C, h, w) soft labels (LR-ENT only)
-REG_MASK = 'crst_reg_mask'       # (B, h, w) non-zero on target pixels (model regulariser only)
 IGNORE = 255
-REGULARISERS = ('kld', 'l2', 'ent')
-
-# lr_weight_ent: alpha of LR-ENT (0: hard labels); regulariser: one of REGULARISERS or None;
-# mr_weight: its W (0 when None).
-CrstSettings = collections.namedtuple('CrstSettings', 'lr_weight_ent regulariser mr_weight')
-
-
-def crst_settings(lr_weight_ent=0.0, mr_weight_kld=0.0, mr_weight_l2=0.0, mr_weight_ent=0.0):
-    """Check the four CRST weights (0 = off) and return CrstSettings.
-
-    UserError for a negative or non-finite weight and for more than one model regulariser.
-    """
-    weights = (('--lr-weight-ent', lr_weight_ent), ('--mr-weight-kld', mr_weight_kld),
-               ('--mr-weight-l2', mr_weight_l2), ('--mr-weight-ent', mr_weight_ent))
-    values = []
-    for flag, value in weights:
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise UserError('%s must be a number, got %r' % (flag, value)) from None
-        if not (value >= 0 and math.isfinite(value)):
-            raise UserError('%s must be >= 0 (0 = off), got %r' % (flag, value))
-        values.append(value)
-    on = [(name, w) for name, w in zip(REGULARISERS, values[1:]) if w > 0]
-    if len(on) > 1:
-        raise UserError('only one model regulariser at a time: got %s'
-                        % ' and '.join('--mr-weight-%s %g' % (name, w) for name, w in on))
-    regulariser, weight = on[0] if on else (None, 0.0)
-    return CrstSettings(values[0], regulariser, weight)
-
-
-def _active(settings):
-    return settings.lr_weight_ent > 0 or settings.regulariser is not None
-
-
-def label_names(settings):
-    """The Module's label inputs, in order: softmax_label, then crst_soft_label with LR-ENT,
-    then crst_reg_mask with a model regulariser."""
-    names = [LABEL]
-    if settings.lr_weight_ent > 0:
-        names.append(SOFT_LABEL)
-    if settings.regulariser is not None:
-        names.append(REG_MASK)
-    return tuple(names)
+PROB = 'crst_prob'  # the head's probabilities (the training log's NLL reads them)
+PROB_OUTPUT = PROB + '_output'
 
 
 def _per_pixel_regulariser(kind, log_p, prob):
@@ -133,7 +86,7 @@ def crst_head(logits, settings):
         target = (mx.sym.Variable(REG_MASK) != 0) * valid
         reg = _per_pixel_regulariser(settings.regulariser, log_p, prob)
         loss = loss + settings.mr_weight * _mean_over(reg, target)
-    return mx.sym.Group([mx.sym.BlockGrad(prob, name='crst_prob'),
+    return mx.sym.Group([mx.sym.BlockGrad(prob, name=PROB),
                          mx.sym.MakeLoss(loss, grad_scale=1.0, normalization='null',
                                          name='crst_loss')])
 
@@ -143,6 +96,6 @@ def training_symbol(model, settings=None):
     build_symbol, SoftmaxOutput head) when no CRST weight is on, else its logits with
     crst_head."""
     plain = build_symbol(model)
-    if settings is None or not _active(settings):
+    if not is_active(settings):
         return plain
     return crst_head(plain.get_children()[0], settings)
