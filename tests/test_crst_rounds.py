@@ -177,6 +177,12 @@ def _check_lrent_round(out, data, alpha):
         kept += counts
         pixels += label.size
     assert kept.sum() > 0
+    # Storage: what phase val keeps for phase train, per image pixel, scaled to a 2048x1024
+    # Cityscapes image, stays under the 8 MB budget (the released code: ~150 MB).
+    kept_files = list((out / '0' / 'self_train' / 'netmaps').iterdir())
+    kept_bytes = sum(f.stat().st_size for f in kept_files)
+    kept_bytes += (out / '0' / 'self_train' / 'soft_labels.json').stat().st_size
+    assert kept_bytes / pixels * 2048 * 1024 < 8e6
     for k, name in enumerate(info.class_names):
         assert metrics['selected_share'][name] == pytest.approx(kept[k] / pixels, abs=1e-15)
 

@@ -10,10 +10,11 @@ def test_demo_smoke(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     results = json.loads((out / 'results.json').read_text())
-    assert set(results) == {'source', 'st', 'cbst', 'cbst_sp'}
+    assert set(results) == {'source', 'st', 'cbst', 'cbst_sp', 'crst_mrkld', 'crst_lrent'}
     assert all(0 <= v <= 100 for v in results.values())
     table = (out / 'results.md').read_text()
-    for row in ('| Source only |', '| ST |', '| CBST |', '| CBST-SP |'):
+    for row in ('| Source only |', '| ST |', '| CBST |', '| CBST-SP |', '| CRST-MRKLD |',
+                '| CRST-LRENT |'):
         assert row in table
     for png in ('miou_per_round.png', 'predictions.png'):
         assert (out / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
@@ -21,4 +22,14 @@ def test_demo_smoke(tmp_path):
     assert (out / 'spatial_prior' / 'gta' / 'prior_array.mat').is_file()
     assert list((out / 'cbst_sp' / '0' / 'self_train' / 'splabelIds').iterdir())
     assert not (out / 'st' / '0' / 'self_train' / 'rwlabelIds').exists()  # global policy
+    # The CRST runs ran with their regularisers: LR-ENT kept its network maps for phase
+    # train, and every orchestrator drew its per-round figure.
+    assert (out / 'crst_lrent' / '0' / 'self_train' / 'soft_labels.json').is_file()
+    assert not (out / 'crst_mrkld' / '0' / 'self_train' / 'soft_labels.json').exists()
+    entry = json.loads((out / 'crst_mrkld' / 'summary.json').read_text())[0]
+    assert entry['mr_weight_kld'] == 0.01 and 'lr_weight_ent' not in entry
+    entry = json.loads((out / 'cbst' / 'summary.json').read_text())[0]
+    assert 'mr_weight_kld' not in entry and 'lr_weight_ent' not in entry
+    for key in ('st', 'cbst', 'cbst_sp', 'crst_mrkld', 'crst_lrent'):
+        assert (out / key / 'rounds.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert 'demo finished in' in res.stdout and 'results.json' in res.stdout

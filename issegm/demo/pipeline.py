@@ -4,8 +4,8 @@
 
 Runs the same scripts and flags a GPU user runs, only smaller: the demo data generator
 (issegm/demo/make_data.py, a synthetic GTA-5 -> Cityscapes shift), train_src.py (source-only
-model), make_prior.py (spatial prior), the round orchestrator three times (ST, CBST, CBST-SP),
-and evaluate.py on the target val split for the source model and after every round. Writes
+model), make_prior.py (spatial prior), the round orchestrator five times (ST, CBST, CBST-SP,
+CRST-MRKLD, CRST-LRENT), and evaluate.py on the target val split for the source model and after every round. Writes
 results.json, results.md, miou_per_round.png and predictions.png under --output. Finished steps
 are skipped when it is run again. `--smoke` is a tiny configuration for the test suite.
 """
@@ -32,9 +32,15 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # issegm/
 SOURCE_MODEL = 'gta_rna-tiny_cls19_s8'
 TARGET_MODEL = 'cityscapes_rna-tiny_cls19_s8'
+# The CRST rows take CBST's settings plus the released CRST scripts' weights (yzou2/CRST
+# mrkld.sh --mr-weight-kld 0.1, which its crst_seg.py applies twice: 0.01 here; lrent.sh
+# --lr-weight-ent 0.25).
+CBST_FLAGS = ['--kc-policy', 'cb', '--with-prior', 'False']
 METHODS = (('st', 'ST', ['--kc-policy', 'global', '--with-prior', 'False']),
-           ('cbst', 'CBST', ['--kc-policy', 'cb', '--with-prior', 'False']),
-           ('cbst_sp', 'CBST-SP', ['--kc-policy', 'cb', '--with-prior', 'True']))
+           ('cbst', 'CBST', CBST_FLAGS),
+           ('cbst_sp', 'CBST-SP', ['--kc-policy', 'cb', '--with-prior', 'True']),
+           ('crst_mrkld', 'CRST-MRKLD', CBST_FLAGS + ['--mr-weight-kld', '0.01']),
+           ('crst_lrent', 'CRST-LRENT', CBST_FLAGS + ['--lr-weight-ent', '0.25']))
 
 # Sizes and schedules. The full demo fits in 10 minutes on 2 cores; the smoke one in seconds.
 # How the full one was chosen (a few tries, the same settings for ST, CBST and CBST-SP): with the
@@ -63,10 +69,12 @@ def script(name):
 def run(step, command):
     """Run one pipeline step as a child process, its output streaming through."""
     print('\n=== %s\n$ %s' % (step, ' '.join(command)), flush=True)
+    started = time.time()
     status = subprocess.call(command)
     if status != 0:
         raise UserError('demo step "%s" failed with exit status %d' % (step, status),
                         exit_code=status)
+    print('=== %s: %.0f s' % (step, time.time() - started), flush=True)
 
 
 def generate_domains(output, cfg, seed):
