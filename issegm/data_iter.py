@@ -33,7 +33,7 @@ from issegm.soft_labels import one_hot_labels
 from util.crst_settings import SOFT_LABEL, is_active, label_names
 from util.errors import UserError
 from util.image import PAD_UINT8, normalize_chw, resize_image, resize_label
-from util.prefetch import Prefetcher
+from util.prefetch import Closing, Prefetcher
 
 __all__ = ['TrainSample', 'source_only_samples', 'self_training_samples', 'crop_arrays',
            'make_train_crop', 'SegTrainIter', 'IGNORE']
@@ -203,7 +203,7 @@ def _id_tuple(ids):
     return tuple(int(k) for k in np.asarray(ids if ids is not None else (), np.int64).ravel())
 
 
-class SegTrainIter(mx.io.DataIter):
+class SegTrainIter(Closing, mx.io.DataIter):
     """Shuffled random crops for segmentation training.
 
     Each epoch shuffles all samples, keeps this worker's shard `[part_index::num_parts]` and
@@ -350,15 +350,3 @@ class SegTrainIter(mx.io.DataIter):
         """Stop the prefetch workers."""
         self._stop_results()
         self._prefetcher.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass

@@ -23,7 +23,7 @@ import cv2
 
 from util.errors import UserError
 
-__all__ = ['Prefetcher', 'KINDS']
+__all__ = ['Closing', 'Prefetcher', 'KINDS']
 
 KINDS = ('thread', 'process')
 
@@ -40,7 +40,23 @@ def _clean(exc):
     return exc
 
 
-class Prefetcher(object):
+class Closing(object):
+    """Mixin for objects holding workers: `with` and garbage collection call `close()`."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+
+class Prefetcher(Closing):
     """A pool of workers computing fn(job) ahead of the consumer, results in order."""
 
     def __init__(self, fn, num_workers=1, kind='thread', ahead=2):
@@ -113,18 +129,6 @@ class Prefetcher(object):
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass
 
 
 class RoundRobin(Prefetcher):
