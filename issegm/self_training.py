@@ -365,8 +365,8 @@ def _train_round(args, infos, tgt_list, mining, batches, schedule):
     if is_active(args.crst):
         log.info('CRST: %s', ', '.join('%s %g' % kv for kv in describe(args.crst).items()))
     try:
-        history = fit(training_symbol(args.parsed_model, args.crst), train_iter, contexts, arg_params,
-                      aux_params, args.from_epoch, args.stop_epoch, prefix, schedule,
+        history = fit(training_symbol(args.parsed_model, args.crst), train_iter, contexts,
+                      arg_params, aux_params, args.from_epoch, args.stop_epoch, prefix, schedule,
                       args.weight_decay, kv, allow_missing=args.from_epoch == 0,
                       nll_eps=NLL_EPS_SELF_TRAINING, progress=not args.no_progress)
     finally:
