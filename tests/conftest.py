@@ -85,3 +85,84 @@ def procs_mentioning(token):
         if token in cmd and state != 'Z':
             pids.append(int(d))
     return pids
+
+
+def copy_with_broken_images(root, lst, dst):
+    """A copy of the dataset ROOT listed in LST under DST whose images are not decodable
+    (labels intact): a worker reading it fails while training."""
+    with open(lst) as f:
+        rows = [line.split('\t') for line in f.read().splitlines()]
+    for image, label in rows:
+        for rel, data in ((image, b'not a png'), (label.strip(), None)):
+            target = os.path.join(str(dst), rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if data is None:
+                with open(os.path.join(root, rel), 'rb') as f:
+                    data = f.read()
+            with open(target, 'wb') as f:
+                f.write(data)
+
+
+# The two CRST settings the multi-worker round tests run: plain CBST, and LR-ENT + MR-KLD (soft
+# labels read by every worker, the regulariser in the loss).
+ROUND_CRST = [[], ['--lr-weight-ent', '0.25', '--mr-weight-kld', '0.01']]
+ROUND_CRST_IDS = ['cbst', 'lrent+mrkld']
+ROUND_MODEL = 'cityscapes_rna-tiny_cls19_s8'
+
+
+def two_worker_round(tmp_path, script, extra, timeout):
+    """One orchestrator round (SCRIPT, one of its two names) on 8 generated GTA-5 and 4
+    Cityscapes images with `--workers 2` and the flags `extra`: (completed process with stdout
+    and stderr together, output folder)."""
+    import subprocess
+    import sys
+    from issegm.datasets import write_list
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    gta, cs = tmp_path / 'gta', tmp_path / 'cs'
+    write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 8, hw=(48, 96), seed=5))
+    write_list(str(cs / 'val.lst'), make_layout(str(cs), 'cityscapes', 4, hw=(48, 96),
+                                                split='val', seed=6))
+    weights = write_model_weights(tmp_path / 'gta_rna-tiny_cls19_s8_ep-0000.params',
+                                  'gta_rna-tiny_cls19_s8')
+    out = tmp_path / 'run'
+    cmd = [sys.executable, os.path.join(repo, 'issegm', script), '--num-round', '1',
+           '--epoch-per-round', '1', '--test-scales', '96', '--dataset', 'gta',
+           '--dataset-tgt', 'cityscapes', '--split', str(gta / 'train.lst'),
+           '--split-tgt', str(cs / 'val.lst'), '--data-root', str(gta),
+           '--data-root-tgt', str(cs), '--output', str(out), '--model', ROUND_MODEL,
+           '--weights', weights, '--batch-images', '2', '--crop-size', '64',
+           '--init-tgt-port', '0.2', '--init-src-port', '0.5', '--mine-port', '0.5',
+           '--base-lr', '1e-3', '--gpus', 'cpu', '--no-progress', '--workers', '2'] + extra
+    res = subprocess.run(cmd, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    return res, out
+
+
+def check_two_worker_round(res, out, crst):
+    """What every two-worker round must show: success, the CRST flags reaching phase train, the
+    checkpoint, 2 batches per worker (4 source + 4 target samples, 2 images per batch), the
+    second worker's log."""
+    import json
+    assert res.returncode == 0, res.stdout[-4000:]
+    if crst:
+        assert '--lr-weight-ent 0.25 --mr-weight-kld 0.01' in res.stdout
+        assert (out / '0' / 'self_train' / 'soft_labels.json').is_file()
+        assert 'CRST: lr_weight_ent 0.25, mr_weight_kld 0.01' in res.stdout
+    assert (out / '0' / ('%s_ep-0001.params' % ROUND_MODEL)).is_file()
+    done = json.loads((out / '0' / 'train.done').read_text())
+    assert done['history'][0]['workers'] == 2 and done['history'][0]['batches'] == 2
+    assert (out / 'round0-train.rank1.log').is_file()
+
+
+@pytest.fixture(scope='module')
+def gta8(tmp_path_factory):
+    """8 generated GTA-5 images (48x96) and gta_rna-tiny_cls19_s8 weights for the multi-worker
+    tests: (root, list path, weights path)."""
+    from issegm.datasets import write_list
+    base = tmp_path_factory.mktemp('gta8')
+    root = base / 'gta'
+    lst = str(root / 'train.lst')
+    write_list(lst, make_layout(str(root), 'gta', 8, hw=(48, 96), seed=4))
+    model = 'gta_rna-tiny_cls19_s8'
+    weights = write_model_weights(base / ('%s_ep-0000.params' % model), model, seed=2)
+    return str(root), lst, weights

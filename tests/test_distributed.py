@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import make_layout, procs_mentioning, write_model_weights
-from issegm.datasets import write_list
+from conftest import (ROUND_CRST, ROUND_CRST_IDS, check_two_worker_round, copy_with_broken_images,
+                      procs_mentioning, two_worker_round, write_model_weights)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = [sys.executable, '-m', 'issegm.launch']
@@ -63,21 +63,11 @@ WORKER = textwrap.dedent('''
 
 
 
-@pytest.fixture(scope='module')
-def gta(tmp_path_factory):
-    base = tmp_path_factory.mktemp('dist_gta')
-    root = base / 'gta'
-    lst = str(root / 'train.lst')
-    write_list(lst, make_layout(str(root), 'gta', 8, hw=(48, 96), seed=4))
-    weights = write_model_weights(base / ('%s_ep-0000.params' % MODEL), MODEL, seed=2)
-    return str(root), lst, weights
-
-
 @pytest.mark.parametrize('update_on_kvstore', ['1', '0'])
-def test_two_workers_dist_sync_end_identical(gta, tmp_path, update_on_kvstore):
+def test_two_workers_dist_sync_end_identical(gta8, tmp_path, update_on_kvstore):
     """MXNET_UPDATE_ON_KVSTORE=1 (MXNet's default): the servers run SGD; 0: they sum the
     gradients and each worker runs SGD itself."""
-    root, lst, weights = gta
+    root, lst, weights = gta8
     script = tmp_path / 'worker.py'
     script.write_text(WORKER)
     out = tmp_path / 'out'
@@ -130,16 +120,12 @@ def test_two_workers_dist_sync_end_identical(gta, tmp_path, update_on_kvstore):
     assert h[0]['worker_nll'] != h[1]['worker_nll']
 
 
-def test_failing_worker_stops_the_launch(gta, tmp_path):
+def test_failing_worker_stops_the_launch(gta8, tmp_path):
     """Worker task 1 reads undecodable images: its UserError (raised after the dist kvstore
     exists, while training) ends the whole job quickly with its status."""
-    root, lst, weights = gta
+    root, lst, weights = gta8
     bad = tmp_path / 'bad_root'
-    for image, label in (line.split('\t') for line in open(lst).read().splitlines()):
-        for rel, data in ((image, b'not a png'), (label.strip(), None)):
-            dst = bad / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(data if data is not None else open(os.path.join(root, rel), 'rb').read())
+    copy_with_broken_images(root, lst, bad)
     out = tmp_path / 'out'
     train_src = [sys.executable, os.path.join(REPO, 'issegm', 'train_src.py'), '--gpus', 'cpu',
                  '--split', lst, '--output', str(out), '--model', MODEL, '--weights', weights,
@@ -234,43 +220,15 @@ def test_two_cpu_contexts_equal_one_context_with_twice_the_batch(monkeypatch, tm
     assert moved > len(start) // 2  # the step did change most parameters
 
 
-@pytest.mark.parametrize('crst', [[], ['--lr-weight-ent', '0.25', '--mr-weight-kld', '0.01']],
-                         ids=['cbst', 'lrent+mrkld'])
+@pytest.mark.parametrize('crst', ROUND_CRST, ids=ROUND_CRST_IDS)
 def test_orchestrator_train_phase_on_two_workers(tmp_path, crst):
     """One round whose phase train runs through issegm.launch on two local workers."""
-    from conftest import make_layout as layout
-    gta, cs = tmp_path / 'gta', tmp_path / 'cs'
-    write_list(str(gta / 'train.lst'), layout(str(gta), 'gta', 8, hw=(48, 96), seed=5))
-    write_list(str(cs / 'val.lst'), layout(str(cs), 'cityscapes', 4, hw=(48, 96),
-                                           split='val', seed=6))
-    model = 'cityscapes_rna-tiny_cls19_s8'
-    weights = write_model_weights(tmp_path / 'gta_rna-tiny_cls19_s8_ep-0000.params',
-                                  'gta_rna-tiny_cls19_s8')
-    out = tmp_path / 'run'
-    cmd = [sys.executable, os.path.join(REPO, 'issegm', 'script-self-paced-self-trained-segresnet.py'), '--num-round', '1',
-           '--epoch-per-round', '1', '--test-scales', '96', '--dataset', 'gta',
-           '--dataset-tgt', 'cityscapes', '--split', str(gta / 'train.lst'),
-           '--split-tgt', str(cs / 'val.lst'), '--data-root', str(gta),
-           '--data-root-tgt', str(cs), '--output', str(out), '--model', model,
-           '--weights', weights, '--batch-images', '2', '--crop-size', '64',
-           '--init-tgt-port', '0.2', '--init-src-port', '0.5', '--mine-port', '0.5',
-           '--base-lr', '1e-3', '--gpus', 'cpu', '--no-progress', '--workers', '2']
-    cmd += crst  # CRST: soft labels read by every worker, the regulariser in the loss
-    res = subprocess.run(cmd, cwd=str(tmp_path), stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout[-4000:]
+    res, out = two_worker_round(tmp_path, 'script-self-paced-self-trained-segresnet.py', crst,
+                                timeout=300)
+    check_two_worker_round(res, out, crst)
     assert 'util/launch.py -n 2 --launcher local --' in res.stdout
     assert '--kvstore dist_sync' in res.stdout
     assert '[worker 0]' in res.stdout and '[worker 1]' in res.stdout
-    if crst:
-        assert '--lr-weight-ent 0.25 --mr-weight-kld 0.01' in res.stdout
-        assert (out / '0' / 'self_train' / 'soft_labels.json').is_file()
-        assert 'CRST: lr_weight_ent 0.25, mr_weight_kld 0.01' in res.stdout
-    assert (out / '0' / ('%s_ep-0001.params' % model)).is_file()
-    done = json.loads((out / '0' / 'train.done').read_text())
-    # 4 source + 4 target samples, 2 workers, 2 images per batch: 2 batches per worker
-    assert done['history'][0]['workers'] == 2 and done['history'][0]['batches'] == 2
-    assert (out / 'round0-train.rank1.log').is_file()
     assert not [p for p in (out / '0').iterdir() if p.name.startswith('.')]
 
 

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import make_layout, procs_mentioning, write_model_weights
-from issegm.datasets import write_list
+from conftest import (ROUND_CRST, ROUND_CRST_IDS, check_two_worker_round, copy_with_broken_images,
+                      procs_mentioning, two_worker_round, write_model_weights)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
@@ -126,26 +126,12 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(monkeypatch, tmp_path)
     assert reports[0]['history'][0]['worker_nll'] != reports[1]['history'][0]['worker_nll']
 
 
-@pytest.fixture(scope='module')
-def gta(tmp_path_factory):
-    base = tmp_path_factory.mktemp('hvd_gta')
-    root = base / 'gta'
-    lst = str(root / 'train.lst')
-    write_list(lst, make_layout(str(root), 'gta', 8, hw=(48, 96), seed=4))
-    weights = write_model_weights(base / ('%s_ep-0000.params' % MODEL), MODEL, seed=2)
-    return str(root), lst, weights
-
-
-def test_failing_rank_stops_the_job(gta, tmp_path):
+def test_failing_rank_stops_the_job(gta8, tmp_path):
     """Rank 1 reads undecodable images: its one-line error ends the whole job quickly with a
     non-zero status, and nothing is saved."""
-    root, lst, weights = gta
+    root, lst, weights = gta8
     bad = tmp_path / 'bad_root'
-    for image, label in (line.split('\t') for line in open(lst).read().splitlines()):
-        for rel, data in ((image, b'not a png'), (label.strip(), None)):
-            dst = bad / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(data if data is not None else open(os.path.join(root, rel), 'rb').read())
+    copy_with_broken_images(root, lst, bad)
     out = tmp_path / 'out'
     train_src = [sys.executable, os.path.join(REPO, 'issegm', 'train_src.py'), '--gpus', 'cpu',
                  '--split', lst, '--output', str(out), '--model', MODEL, '--weights', weights,
@@ -166,10 +152,10 @@ def test_failing_rank_stops_the_job(gta, tmp_path):
     assert procs_mentioning(str(bad)) == []
 
 
-def test_train_src_on_two_ranks(gta, tmp_path):
+def test_train_src_on_two_ranks(gta8, tmp_path):
     """train_src.py itself under horovodrun: disjoint shards of equal size, rank 0 saves, each
     rank logs to its own file."""
-    root, lst, weights = gta
+    root, lst, weights = gta8
     out = tmp_path / 'out'
     res = horovodrun(2, [sys.executable, os.path.join(REPO, 'issegm', 'train_src.py'),
                          '--gpus', 'cpu', '--data-root', root, '--split', lst,
@@ -183,47 +169,20 @@ def test_train_src_on_two_ranks(gta, tmp_path):
     assert 'Epoch[0] done: 2 batches x 2 workers' in (out / 'train_src.log').read_text()
 
 
-@pytest.mark.parametrize('crst', [[], ['--lr-weight-ent', '0.25', '--mr-weight-kld', '0.01']],
-                         ids=['cbst', 'lrent+mrkld'])
+@pytest.mark.parametrize('crst', ROUND_CRST, ids=ROUND_CRST_IDS)
 def test_orchestrator_round_on_two_horovod_ranks(tmp_path, crst):
     """One round whose phase train runs under horovodrun on two local ranks."""
-    gta, cs = tmp_path / 'gta', tmp_path / 'cs'
-    write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 8, hw=(48, 96), seed=5))
-    write_list(str(cs / 'val.lst'), make_layout(str(cs), 'cityscapes', 4, hw=(48, 96),
-                                                split='val', seed=6))
-    model = 'cityscapes_rna-tiny_cls19_s8'
-    weights = write_model_weights(tmp_path / 'gta_rna-tiny_cls19_s8_ep-0000.params',
-                                  'gta_rna-tiny_cls19_s8')
-    out = tmp_path / 'run'
-    cmd = [sys.executable, os.path.join(REPO, 'issegm', 'solve_AO.py'), '--num-round', '1',
-           '--epoch-per-round', '1', '--test-scales', '96', '--dataset', 'gta',
-           '--dataset-tgt', 'cityscapes', '--split', str(gta / 'train.lst'),
-           '--split-tgt', str(cs / 'val.lst'), '--data-root', str(gta),
-           '--data-root-tgt', str(cs), '--output', str(out), '--model', model,
-           '--weights', weights, '--batch-images', '2', '--crop-size', '64',
-           '--init-tgt-port', '0.2', '--init-src-port', '0.5', '--mine-port', '0.5',
-           '--base-lr', '1e-3', '--gpus', 'cpu', '--no-progress', '--workers', '2',
-           '--launcher', 'horovod', '--prefetcher', 'thread']
-    cmd += crst  # CRST: soft labels read by every worker, the regulariser in the loss
-    res = subprocess.run(cmd, cwd=str(tmp_path), stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT)
-    assert res.returncode == 0, res.stdout[-4000:]
+    res, out = two_worker_round(tmp_path, 'solve_AO.py',
+                                ['--launcher', 'horovod', '--prefetcher', 'thread'] + crst,
+                                timeout=TIMEOUT)
+    check_two_worker_round(res, out, crst)
     assert 'horovodrun -np 2 -H localhost:2 ' in res.stdout
     assert '--kvstore horovod' in res.stdout
-    if crst:
-        assert '--lr-weight-ent 0.25 --mr-weight-kld 0.01' in res.stdout
-        assert (out / '0' / 'self_train' / 'soft_labels.json').is_file()
-        assert 'CRST: lr_weight_ent 0.25, mr_weight_kld 0.01' in res.stdout
-    assert (out / '0' / ('%s_ep-0001.params' % model)).is_file()
-    done = json.loads((out / '0' / 'train.done').read_text())
-    # 4 source + 4 target samples, 2 ranks, 2 images per batch: 2 batches per rank
-    assert done['history'][0]['workers'] == 2 and done['history'][0]['batches'] == 2
-    assert (out / 'round0-train.rank1.log').is_file()
 
 
-def test_kvstore_horovod_without_horovod_is_one_error_line(gta, tmp_path):
+def test_kvstore_horovod_without_horovod_is_one_error_line(gta8, tmp_path):
     """A Python where `import horovod.mxnet` fails: one error line saying how to install it."""
-    root, lst, weights = gta
+    root, lst, weights = gta8
     fake = tmp_path / 'fake' / 'horovod'
     fake.mkdir(parents=True)
     (fake / '__init__.py').write_text('raise ImportError("no horovod here")\n')
