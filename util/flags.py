@@ -97,8 +97,11 @@ def training_switch_flags():
 
 
 def training_schedule_flags(to_epoch):
-    """A parent parser of the epoch and learning-rate flags of upstream's training scripts
-    (solve_ST.py and train_src.py parse_args); `to_epoch` is the script's --to-epoch default."""
+    """A parent parser of the epoch and learning-rate flags that yzou2/CBST issegm/solve_ST.py
+    and issegm/train_src.py both define in parse_args (their --from-epoch default is the NNNN
+    of a weights file named MODEL_ep-NNNN for this MODEL, else 0, set after parsing; their
+    --stop-epoch is asserted in from-epoch < stop-epoch <= to-epoch before training);
+    `to_epoch` is the script's --to-epoch default."""
     parser = FlagParser(add_help=False)
     a = parser.add_argument
     a('--lr-type', default='fixed', choices=LR_TYPES)
@@ -106,7 +109,8 @@ def training_schedule_flags(to_epoch):
                                      'multiplied by 0.1, e.g. 20000,40000')
     a('--weight-decay', type=float, default=0.0005)
     a('--from-epoch', type=int, help='default: NNNN of the weights when they are this model\'s '
-                                     'checkpoint MODEL_ep-NNNN.params, else 0 (as upstream)')
+                                     'checkpoint MODEL_ep-NNNN.params, else 0 (yzou2/CBST '
+                                     'solve_ST.py and train_src.py, parse_args)')
     a('--stop-epoch', type=int,
       help='stop training after this epoch (from-epoch < stop-epoch <= to-epoch); the lr '
            'schedule still spans to --to-epoch (default: --to-epoch)')
