@@ -1,7 +1,13 @@
 """Shared test helpers: published-format weight files made from the reference lists."""
+import json
 import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
+
+from issegm.datasets import write_list, write_png
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 
@@ -18,7 +24,7 @@ def reference_params(name):
 
 def write_weight_file(path, expected, seed=0):
     """A weight file in the published format (arg:/aux: keys) for the given parameter list."""
-    from util.weights import initial_weights, save_weights
+    from util.weights import initial_weights, save_weights  # MXNet: only for tests that need it
     arg_params, aux_params = initial_weights(expected, seed)
     save_weights(str(path), arg_params, aux_params)
     return str(path)
@@ -26,7 +32,7 @@ def write_weight_file(path, expected, seed=0):
 
 def write_model_weights(path, model, seed=0):
     """A published-format weight file for any model label (e.g. the narrow rna-tiny variant)."""
-    from util.symbol.resnet38 import parameter_shapes
+    from util.symbol.resnet38 import parameter_shapes  # MXNet, as above
     return write_weight_file(path, parameter_shapes(model), seed)
 
 
@@ -38,7 +44,6 @@ def gta_s8_weights(tmp_path_factory):
 
 
 def _random_pair(rng, hw, label_ids):
-    import numpy as np
     image = (rng.rand(hw[0], hw[1], 3) * 255).astype(np.uint8)
     label = rng.choice(label_ids, hw).astype(np.uint8)
     return image, label
@@ -48,9 +53,6 @@ def make_layout(root, layout, count, hw=(32, 64), split='train', seed=0,
                 label_ids=(0, 7, 8, 11, 21, 23, 24, 26)):
     """Write `count` random image/label pairs in a dataset layout; returns [(image, label)]
     paths relative to root, in file order (cityscapes, gta or synthia)."""
-    import os
-    import numpy as np
-    from issegm.datasets import write_png
     rng = np.random.RandomState(seed)
     pairs = []
     for i in range(count):
@@ -114,9 +116,6 @@ def two_worker_round(tmp_path, script, extra, timeout):
     """One orchestrator round (SCRIPT, one of its two names) on 8 generated GTA-5 and 4
     Cityscapes images with `--workers 2` and the flags `extra`: (completed process with stdout
     and stderr together, output folder)."""
-    import subprocess
-    import sys
-    from issegm.datasets import write_list
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     gta, cs = tmp_path / 'gta', tmp_path / 'cs'
     write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 8, hw=(48, 96), seed=5))
@@ -142,7 +141,6 @@ def check_two_worker_round(res, out, crst):
     """What every two-worker round must show: success, the CRST flags reaching phase train, the
     checkpoint, 2 batches per worker (4 source + 4 target samples, 2 images per batch), the
     second worker's log."""
-    import json
     assert res.returncode == 0, res.stdout[-4000:]
     if crst:
         assert '--lr-weight-ent 0.25 --mr-weight-kld 0.01' in res.stdout
@@ -158,7 +156,6 @@ def check_two_worker_round(res, out, crst):
 def gta8(tmp_path_factory):
     """8 generated GTA-5 images (48x96) and gta_rna-tiny_cls19_s8 weights for the multi-worker
     tests: (root, list path, weights path)."""
-    from issegm.datasets import write_list
     base = tmp_path_factory.mktemp('gta8')
     root = base / 'gta'
     lst = str(root / 'train.lst')
