@@ -238,7 +238,7 @@ def test_lr_schedules_unpickle_without_mxnet():
     import pickle
     from util.lr_scheduler import make_lr_scheduler
     schedules = [make_lr_scheduler(t, 0.1, '10,20', 10, 30)
-                 for t in ('fixed', 'step', 'linear', 'poly')]
+                 for t in ('fixed', 'step', 'multistep', 'linear', 'poly')]
     blobs = [pickle.dumps(s, 0) for s in schedules]
     code = ('import pickle, sys; sys.path.insert(0, %r)\n'
             'for blob in %r:\n'

@@ -18,27 +18,33 @@ MODEL = 'gta_rna-tiny_cls19_s8'
 # ----------------------------------------------------------------------------------------------
 # Restatements
 
+def upstream_lr_params(lr_type, base_lr, lr_steps):
+    """yzou2/CBST solve_ST.py and train_src.py parse_model_label: the lr_params dict. Only
+    linear and poly set the type; step fills the args and leaves the type fixed."""
+    params = {'type': 'fixed', 'base': 0.1, 'args': None}
+    if base_lr is not None:
+        params['base'] = base_lr
+    if lr_type in ('linear', 'poly'):
+        params['type'] = lr_type
+    elif lr_type == 'step':
+        params['args'] = {'step': [int(x) for x in lr_steps.split(',')], 'factor': 0.1}
+    return params
+
+
 def upstream_lrs(lr_type, base_lr, lr_steps, from_iter, to_iter, count):
-    """The lr upstream's optimizer applies at updates n = 1 .. count of one process."""
-    if lr_type == 'fixed':
+    """The lr the original's optimizer applies at updates n = 1 .. count of one process: the
+    scheduler _train_impl picks from parse_model_label's lr_params['type']."""
+    params = upstream_lr_params(lr_type, base_lr, lr_steps)
+    base_lr = params['base']
+    if params['type'] == 'fixed':
         return [base_lr] * count
-    if lr_type == 'step':
-        steps = [int(x) for x in lr_steps.split(',')]
-        start = base_lr
-        for step in steps:  # every step already passed before this process: one factor 0.1
-            if from_iter > step:
-                start *= 0.1
-        # ... then MXNet's own scheduler on the unshifted steps, from this process's update 1
-        mxnet_scheduler = mx.lr_scheduler.MultiFactorScheduler(step=steps, factor=0.1,
-                                                                base_lr=start)
-        return [mxnet_scheduler(n) for n in range(1, count + 1)]
     total = to_iter + 1
     out = []
     for n in range(1, count + 1):
         done = from_iter + n
         if done > total:
             done = total
-        if lr_type == 'linear':
+        if params['type'] == 'linear':
             lr = base_lr * (1 - float(done) / total)
             floor = min(base_lr / 100.0, 1e-6)
         else:
@@ -46,6 +52,27 @@ def upstream_lrs(lr_type, base_lr, lr_steps, from_iter, to_iter, count):
             floor = min(base_lr / 100.0, 1e-8)
         out.append(floor if lr < floor else lr)
     return out
+
+
+def multistep_lrs(base_lr, lr_steps, from_iter, count):
+    """--lr-type multistep (the port's): base_lr times 0.1 for every step s already passed at
+    iteration from_iter + n of the whole schedule (passed: from_iter + n > s, as MXNet's
+    MultiFactorScheduler counts)."""
+    steps = [int(x) for x in lr_steps.split(',')]
+    out = []
+    for n in range(1, count + 1):
+        lr = base_lr
+        for step in steps:
+            if from_iter + n > step:
+                lr *= 0.1  # one factor at a time, as MXNet's scheduler multiplies
+        out.append(lr)
+    return out
+
+
+def expected_lrs(lr_type, base_lr, lr_steps, from_iter, to_iter, count):
+    if lr_type == 'multistep':
+        return multistep_lrs(base_lr, lr_steps, from_iter, count)
+    return upstream_lrs(lr_type, base_lr, lr_steps, from_iter, to_iter, count)
 
 
 def upstream_st_loss(label, pred):
@@ -79,9 +106,11 @@ def upstream_src_loss(label, pred):
 
 CONFIGS = [  # lr_type, base_lr, lr_steps, from_iter, to_iter
     ('fixed', 0.0016, '', 0, 30),
-    ('step', 0.01, '3,7,12', 0, 20),
-    ('step', 0.01, '3,7,12', 8, 20),     # resumed after two steps: reduced twice (QUIRK)
-    ('step', 0.01, '3,7,12', 7, 20),     # from_iter == step: not passed (strictly >)
+    ('step', 0.01, '3,7,12', 0, 20),     # the original's parse: a fixed rate (QUIRK)
+    ('step', 0.01, '3,7,12', 8, 20),
+    ('multistep', 0.01, '3,7,12', 0, 20),
+    ('multistep', 0.01, '3,7,12', 8, 20),  # resumed after two steps: reduced twice, once each
+    ('multistep', 0.01, '3,7,12', 7, 20),  # from_iter == step: passed at the first update
     ('linear', 0.01, '', 0, 10),
     ('linear', 0.01, '', 6, 10),         # runs past to_iter: capped, then the 1e-6 floor
     ('linear', 1e-5, '', 4, 12),         # floor base / 100
@@ -96,17 +125,34 @@ def test_schedule_equals_upstream_per_update(config):
     schedule = make_lr_scheduler(lr_type, base_lr, steps, from_iter, to_iter)
     count = 25
     got = [schedule(n) for n in range(1, count + 1)]
-    assert got == upstream_lrs(lr_type, base_lr, steps, from_iter, to_iter, count)
+    assert got == expected_lrs(lr_type, base_lr, steps, from_iter, to_iter, count)
     # calling it again (e.g. for a log line) changes nothing
     assert [schedule(n) for n in range(1, count + 1)] == got
 
 
 def test_step_schedule_flag_errors():
-    for bad in ('', 'a,b', '5,3', '0,4'):
-        with pytest.raises(UserError, match='lr-steps'):
-            make_lr_scheduler('step', 0.1, bad, 0, 10)
+    for lr_type in ('step', 'multistep'):
+        for bad in ('', 'a,b', '5,3', '0,4'):
+            with pytest.raises(UserError, match='lr-steps'):
+                make_lr_scheduler(lr_type, 0.1, bad, 0, 10)
     with pytest.raises(UserError, match='unknown --lr-type'):
         make_lr_scheduler('cosine', 0.1, '', 0, 10)
+
+
+def test_step_is_a_fixed_rate_with_a_warning(caplog):
+    """The original's --lr-type step never reached its step branch: one warning line says so."""
+    with caplog.at_level(logging.WARNING, logger='cbst'):
+        schedule = make_lr_scheduler('step', 0.01, '3,7', 0, 20)
+    assert [schedule(n) for n in (1, 4, 8, 20)] == [0.01] * 4
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and 'fixed rate' in warnings[0] and 'multistep' in warnings[0]
+
+
+def test_multistep_resumed_equals_one_run():
+    """A schedule resumed at from_iter continues the lrs of one uninterrupted run."""
+    whole = make_lr_scheduler('multistep', 0.01, '3,7,12', 0, 20)
+    resumed = make_lr_scheduler('multistep', 0.01, '3,7,12', 8, 20)
+    assert [resumed(n) for n in range(1, 13)] == [whole(8 + n) for n in range(1, 13)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -158,7 +204,8 @@ def _fit(weights, tmp_path, schedule, data, label, from_epoch, stop_epoch, conte
 
 FIT_CONFIGS = [  # lr_type, lr_steps, from_epoch, stop_epoch, to_epoch, schedule batches/epoch
     ('fixed', '', 0, 1, 2, 3),
-    ('step', '2,4,20', 2, 4, 5, 3),   # from_iter 6: two steps passed, then counted again
+    ('step', '2,4,20', 2, 4, 5, 3),   # the original's parse: fixed
+    ('multistep', '2,4,20', 2, 4, 5, 3),  # from_iter 6: two steps passed, the third at 20
     ('linear', '', 1, 3, 3, 5),       # schedule epochs of 5 batches, iterator epochs of 3
     ('linear', '', 0, 2, 2, 1),       # past the end of the schedule: the floor
     ('poly', '', 1, 2, 4, 3),         # --stop-epoch 2 of a schedule to epoch 4
@@ -178,7 +225,7 @@ def test_fit_applies_upstream_lr_at_every_update(weights, tmp_path, config):
     assert [h['epoch'] for h in history] == list(range(from_epoch, stop_epoch))
     assert [s['num_update'] for s in seen] == list(range(1, count + 1))
     assert {s['begin'] for s in seen} == {0}
-    expected = upstream_lrs(lr_type, base_lr, steps, from_epoch * per_epoch,
+    expected = expected_lrs(lr_type, base_lr, steps, from_epoch * per_epoch,
                             to_epoch * per_epoch, count)
     assert [s['lr'] for s in seen] == expected
     # only the epochs up to --stop-epoch are written
@@ -189,11 +236,11 @@ def test_fit_applies_upstream_lr_at_every_update(weights, tmp_path, config):
 
 def test_fit_lr_on_two_devices(weights, tmp_path):
     """With a local kvstore over two devices the optimizer runs in the kvstore: same lrs."""
-    schedule = make_lr_scheduler('step', 0.01, '1,3', 0, 6)
+    schedule = make_lr_scheduler('multistep', 0.01, '1,3', 0, 6)
     data, label = _data(4)
     _, seen = _fit(weights, tmp_path, schedule, data, label, 0, 2, [mx.cpu(0), mx.cpu(1)])
     assert [s['num_update'] for s in seen] == [1, 2, 3, 4]
-    assert [s['lr'] for s in seen] == upstream_lrs('step', 0.01, '1,3', 0, 6, 4)
+    assert [s['lr'] for s in seen] == multistep_lrs(0.01, '1,3', 0, 4)
 
 
 # ----------------------------------------------------------------------------------------------

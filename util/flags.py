@@ -104,9 +104,13 @@ def training_schedule_flags(to_epoch):
     `to_epoch` is the script's --to-epoch default."""
     parser = FlagParser(add_help=False)
     a = parser.add_argument
-    a('--lr-type', default='fixed', choices=LR_TYPES)
-    a('--lr-steps', default='', help='--lr-type step: iterations (batches) at which the lr is '
-                                     'multiplied by 0.1, e.g. 20000,40000')
+    a('--lr-type', default='fixed', choices=LR_TYPES,
+      help='fixed; step: a fixed rate too, as yzou2/CBST solve_ST.py and train_src.py '
+           '(parse_model_label keeps the type fixed; a warning says so); multistep: the lr times '
+           '0.1 after each of --lr-steps; linear, poly: decay to --to-epoch (default %(default)s)')
+    a('--lr-steps', default='', help='--lr-type multistep: iterations (batches, counted from the '
+                                     'start of the schedule) after which the lr is multiplied by '
+                                     '0.1, e.g. 20000,40000')
     a('--weight-decay', type=float, default=0.0005)
     a('--from-epoch', type=int, help='default: NNNN of the weights when they are this model\'s '
                                      'checkpoint MODEL_ep-NNNN.params, else 0 (yzou2/CBST '

@@ -1,16 +1,20 @@
-"""Learning-rate schedules for `--lr-type fixed|step|linear|poly`, as upstream builds them.
+"""Learning-rate schedules for `--lr-type fixed|step|multistep|linear|poly`.
 
-yzou2/CBST issegm/solve_ST.py and issegm/train_src.py, _train_impl, with upstream's
-util/lr_scheduler.py (FixedScheduler, LinearScheduler, PolyScheduler) and MXNet's
-MultiFactorScheduler. With from_iter = from_epoch * B and to_iter = to_epoch * B (B: the
-batches per epoch the caller counts) and n = MXNet's num_update (1 at the first update of this
-process: the optimizer's begin_num_update stays 0, as upstream never set it):
+yzou2/CBST issegm/solve_ST.py and issegm/train_src.py (parse_model_label builds `lr_params`,
+_train_impl picks the scheduler from `lr_params['type']`), with the original's util/lr_scheduler.py
+(FixedScheduler, LinearScheduler, PolyScheduler). With from_iter = from_epoch * B and to_iter =
+to_epoch * B (B: the batches per epoch the caller counts) and n = MXNet's num_update (1 at the
+first update of this process: the optimizer's begin_num_update stays 0, as _train_impl of
+solve_ST.py and train_src.py never set it):
 
 * fixed: base_lr.
-* step (`--lr-steps` in ITERATIONS): the optimizer starts at base_lr * 0.1 ** #{s < from_iter}
-  (strictly from_iter > s), then MultiFactor(steps, 0.1) multiplies by 0.1 for every s < n,
-  counted from this process's first update with the ORIGINAL steps. QUIRK kept: upstream also
-  computed the steps shifted by from_iter but never used them, so a resumed run is reduced twice.
+* step: base_lr, a fixed rate. QUIRK kept: the original's parse_model_label (solve_ST.py,
+  train_src.py) fills only lr_params['args'] for `step` and leaves lr_params['type'] 'fixed', so
+  _train_impl always took its fixed branch; `--lr-steps` is parsed (bad steps stop) and unused.
+  A warning line says so.
+* multistep (the port's own, for the steps `step` was meant to make): base_lr * 0.1 ** (number
+  of `--lr-steps` s with from_iter + n > s), i.e. steps counted in iterations over the whole
+  schedule, so a resumed run continues where it stopped.
 * linear: base_lr * (1 - min(from_iter + n, U) / U), U = to_iter + 1, at least
   stop_lr = min(base_lr / 100, 1e-6).
 * poly: base_lr * (1 - min(from_iter + n, U) / U) ** 0.9, at least min(base_lr / 100, 1e-8).
@@ -22,11 +26,15 @@ subclass of mx.lr_scheduler.LRScheduler could not be loaded there. MXNet's optim
 `base_lr` (it sets it to its learning_rate) and `__call__(num_update)`. Each is a function of
 num_update alone, so calling one for a log line changes nothing.
 """
+import logging
+
 from util.errors import UserError
 
-LR_TYPES = ('fixed', 'step', 'linear', 'poly')
+LR_TYPES = ('fixed', 'step', 'multistep', 'linear', 'poly')
 STEP_FACTOR = 0.1
 POLY_POWER = 0.9
+
+log = logging.getLogger('cbst')
 
 
 class FixedSchedule(object):
@@ -40,17 +48,17 @@ class FixedSchedule(object):
 
 
 class MultiFactorSchedule(FixedSchedule):
-    """base_lr * factor ** (number of steps s with num_update > s): what MXNet's
-    MultiFactorScheduler(step=steps, factor=factor) returns for non-decreasing num_update."""
+    """base_lr * factor ** (number of steps s with offset + num_update > s): `--lr-type
+    multistep`, its steps counted from the start of the whole schedule (offset = from_iter)."""
 
-    def __init__(self, base_lr, steps, factor=STEP_FACTOR):
+    def __init__(self, base_lr, steps, offset=0, factor=STEP_FACTOR):
         super().__init__(base_lr)
-        self.steps, self.factor = list(steps), factor
+        self.steps, self.offset, self.factor = list(steps), offset, factor
 
     def __call__(self, num_update):
         lr = self.base_lr
         for step in self.steps:
-            if num_update > step:
+            if self.offset + num_update > step:
                 lr *= self.factor
         return lr
 
@@ -74,14 +82,16 @@ class PolySchedule(FixedSchedule):
 
 def parse_lr_steps(text):
     """`--lr-steps 1000,2000` -> [1000, 2000]: increasing iteration counts >= 1 (MXNet's
-    MultiFactorScheduler refuses anything else)."""
+    MultiFactorScheduler, which _train_impl of yzou2/CBST solve_ST.py would have used, refuses
+    anything else)."""
     try:
         steps = [int(s) for s in (text or '').split(',') if s.strip()]
     except ValueError:
         raise UserError('bad --lr-steps %r: expected a comma list of iteration counts, '
                         'e.g. 20000,40000' % (text,))
     if not steps:
-        raise UserError('--lr-type step needs --lr-steps (iteration counts, e.g. 20000,40000)')
+        raise UserError('--lr-type step and multistep need --lr-steps (iteration counts, e.g. '
+                        '20000,40000)')
     if steps[0] < 1 or any(b <= a for a, b in zip(steps, steps[1:])):
         raise UserError('bad --lr-steps %r: iteration counts must be >= 1 and increasing'
                         % (text,))
@@ -90,18 +100,19 @@ def parse_lr_steps(text):
 
 def make_lr_scheduler(lr_type, base_lr, lr_steps, from_iter, to_iter):
     """The schedule of one training process (see the module docstring); its `base_lr` is the
-    learning rate to give the optimizer (for `step` already reduced for from_iter)."""
+    learning rate to give the optimizer."""
     if lr_type not in LR_TYPES:
         raise UserError('unknown --lr-type %r (allowed: %s)' % (lr_type, ', '.join(LR_TYPES)))
     if lr_type == 'fixed':
         return FixedSchedule(base_lr)
     if lr_type == 'step':
-        steps = parse_lr_steps(lr_steps)
-        start_lr = base_lr
-        for step in steps:
-            if from_iter > step:
-                start_lr *= STEP_FACTOR
-        return MultiFactorSchedule(start_lr, steps)
+        parse_lr_steps(lr_steps)  # solve_ST.py parse_model_label int()s them too
+        log.warning('--lr-type step trains at the fixed rate %g, as yzou2/CBST solve_ST.py and '
+                    'train_src.py (parse_model_label leaves the type fixed); --lr-type '
+                    'multistep applies the steps', base_lr)
+        return FixedSchedule(base_lr)
+    if lr_type == 'multistep':
+        return MultiFactorSchedule(base_lr, parse_lr_steps(lr_steps), offset=from_iter)
     updates = to_iter + 1
     if lr_type == 'linear':
         return PolySchedule(base_lr, updates, min(base_lr / 100.0, 1e-6), from_iter, 1)
