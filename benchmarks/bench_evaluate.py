@@ -117,7 +117,7 @@ def one_device_against_two(tmp, num_images, repeat):
     outputs = {}
     for run in range(repeat):
         for name, contexts in setups.items():
-            predictors = make_predictors(MODEL, arg, aux, contexts, STRIDE)
+            predictors = make_predictors(MODEL, arg, aux, contexts, STRIDE, float64_softmax=True)
             evaluate_samples(predictors, samples[:len(contexts)], info, [WIDTH], False,
                              os.path.join(tmp, 'warm'), progress=False)  # bind the modules
             out = os.path.join(tmp, 'out-%s-%d' % (name, run))

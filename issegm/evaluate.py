@@ -4,13 +4,16 @@ As yzou2/CBST evaluate.py, _val_impl.
 
 Commands: see the README, "Evaluation".
 
-Test procedure as phase val (docs/algorithm.md section 2, steps 1-2; issegm/inference.py). Several comma-separated
-`--test-scales` average the softmax maps at the original image size (upstream took one scale);
-`--test-flipping` also averages with the mirrored image; `--test-steps N` (a divisor of the
-model's stride) runs N x N passes on the image shifted by stride/N and interleaves them into
-maps at stride/N, as upstream. Default scale: the longer side of the dataset's max shape
-(cityscapes 2048, gta 1914, synthia 1280). Several devices (`--gpus 0,1,2,3`, `--gpus cpu:2`)
-share the images, one model on each (upstream used the first); the outputs are those of one.
+Test procedure as phase val (docs/algorithm.md section 2, steps 1-2; issegm/inference.py). Several
+comma-separated `--test-scales` average the softmax maps at the original image size (upstream took
+one scale); `--test-flipping` also averages with the mirrored image; `--test-steps N` (a divisor of
+the model's stride) runs N x N passes on the image shifted by stride/N and interleaves them into
+maps at stride/N, as upstream. The softmax is computed in float64 and rounded to float32, as the
+OhemSoftmax output of yzou2/CBST evaluate.py's network (phase val's is float32). Default scale: the
+longer side of the dataset's max shape (cityscapes 2048, gta 1914, synthia 1280). Several devices
+(`--gpus 0,1,2,3`, `--gpus cpu:2`) share the images, one model on each; the outputs are those of
+one. (yzou2/CBST evaluate.py bound one Module over all --gpus with a batch of one image: with
+several GPUs MXNet stopped with "Too many slices".)
 
 Outputs under OUTPUT (NAME = image file name without extension):
   labelId/NAME.png          argmax as the dataset's label ids (train id -> label id)
@@ -224,8 +227,9 @@ def main(argv=None):
              model, args.weights, args.dataset, args.split, len(samples),
              ','.join(map(str, scales)), 'on' if args.test_flipping else 'off',
              device_names(contexts))
+    # float64 softmax, as yzou2/CBST evaluate.py's network (issegm.inference.softmax_float64)
     predictors = make_predictors(model, arg_params, aux_params, contexts, parsed.stride,
-                                 args.test_steps)
+                                 args.test_steps, float64_softmax=True)
     timings = Timings()
     t0 = time.time()
     conf = evaluate_samples(predictors, samples, info, scales, args.test_flipping, args.output,

@@ -19,13 +19,14 @@ import os
 import mxnet as mx
 import numpy as np
 from PIL import Image
+from scipy import special
 
 from util.flags import check_test_steps
 from util.image import interp_filter, normalize, pad_to_multiple, resize_image, scale_longer_side
 from util.prefetch import Prefetcher
 from util.symbol.resnet38 import inference_symbol
 
-__all__ = ['Predictor', 'make_predictors', 'upsample_probs', 'UPSAMPLE_THREADS']
+__all__ = ['Predictor', 'make_predictors', 'softmax_float64', 'upsample_probs', 'UPSAMPLE_THREADS']
 
 # Threads sharing out the class planes in Predictor.predict (Pillow releases the GIL while it
 # resizes): the machines this runs on have at least 2 cores.
@@ -36,17 +37,21 @@ class Predictor:
     """An inference Module for one model, re-shaped as image sizes change.
 
     `test_steps` N > 1 predicts at stride // N (steps 2 and 3 above); `upsample_threads`
-    threads share the class planes of step 3 in `predict`.
+    threads share the class planes of step 3 in `predict`. With `float64_softmax` the network
+    ends at the logits and the softmax is computed in float64 (softmax_float64), as evaluate.py's
+    network; otherwise in float32 by MXNet, as phase val's.
     """
 
     def __init__(self, model, arg_params, aux_params, ctx, stride, test_steps=1,
-                 upsample_threads=UPSAMPLE_THREADS):
+                 upsample_threads=UPSAMPLE_THREADS, float64_softmax=False):
         self.stride = stride
         self.test_steps = check_test_steps(test_steps, stride)
         self.pred_stride = stride // self.test_steps  # the stride of network_probs' maps
         self.upsample_threads = upsample_threads
+        self.float64_softmax = float64_softmax
         self.ctx = ctx if isinstance(ctx, mx.Context) else ctx[0]
-        self.symbol = partition_as_on_cpu0(inference_symbol(model), self.ctx)
+        self.symbol = partition_as_on_cpu0(
+            inference_symbol(model, softmax=not float64_softmax), self.ctx)
         self.arg_params = arg_params
         self.aux_params = aux_params
         self.module = None
@@ -65,7 +70,8 @@ class Predictor:
         self.bound_shape = shape
         batch = mx.io.DataBatch(data=[mx.nd.array(batch_nchw, ctx=self.ctx)], label=None)
         self.module.forward(batch, is_train=False)
-        return self.module.get_outputs()[0].asnumpy()
+        out = self.module.get_outputs()[0].asnumpy()
+        return softmax_float64(out) if self.float64_softmax else out
 
     def _pass_probs(self, data_hwc, flip):
         """One network pass on a normalised (h, w, 3) input: (C, h', w') float32 softmax.
@@ -152,9 +158,20 @@ def partition_as_on_cpu0(symbol, ctx):
     return symbol.get_backend_symbol('MKLDNN')
 
 
-def make_predictors(model, arg_params, aux_params, contexts, stride, test_steps=1):
+def make_predictors(model, arg_params, aux_params, contexts, stride, test_steps=1,
+                    float64_softmax=False):
     """One Predictor per device (MXNet context), sharing the host copy of the weights."""
-    return [Predictor(model, arg_params, aux_params, ctx, stride, test_steps) for ctx in contexts]
+    return [Predictor(model, arg_params, aux_params, ctx, stride, test_steps,
+                      float64_softmax=float64_softmax) for ctx in contexts]
+
+
+def softmax_float64(logits):
+    """Softmax over the channels (axis 1) of (N, C, h, w) logits, computed in float64 and
+    rounded to float32. QUIRK kept: yzou2/CBST evaluate.py builds its network with
+    bootstrapping=True, whose output is util/symbol/layer.py's OhemSoftmax custom op; its forward
+    takes exp(x - max) / sum in float64 and stores float32 (phase val, solve_ST.py, uses MXNet's
+    float32 SoftmaxOutput). The last bits decide near-ties of the argmax and the saved scores."""
+    return special.softmax(logits.astype(np.float64), axis=1).astype(np.float32)
 
 
 def _call(step, fn, *args, **kwargs):

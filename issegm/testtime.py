@@ -7,9 +7,10 @@ reads each (image, label) sample ahead of the network, runs `predict` with one P
 device (issegm.inference.make_predictors), yields the results in the samples' order and hands
 each to `write` on background threads. With several devices (`--gpus 0,1,2,3`, `--gpus cpu:2`)
 image i goes to device i mod N, each device driven by a thread of its own; a Predictor's numbers
-do not depend on its device, so the results are those of one device. The original ran one device
-at test time (yzou2/CBST issegm/evaluate.py and solve_ST.py, _val_impl, took the first of
---gpus).
+do not depend on its device, so the results are those of one device. The original ran on one
+GPU only: yzou2/CBST issegm/evaluate.py and solve_ST.py (_val_impl, _get_module) bind one Module
+over all of --gpus with a batch of one image, which MXNet refuses for several devices ("Too many
+slices").
 
 No MXNet here: the scripts import this module before their flags are checked.
 """

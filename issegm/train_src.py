@@ -73,7 +73,8 @@ def parse_args(argv):
     a('--test-steps', type=int, default=1, help='--phase val: see evaluate.py')
     a('--save-predictions', action='store_true', help='--phase val: keep the score maps')
     a('--no-save-results', action='store_true', help='--phase val: no prediction PNGs')
-    a('--kvstore', default='local', choices=KVSTORES, help=KVSTORE_HELP)
+    a('--kvstore', default='device', choices=KVSTORES,
+      help=KVSTORE_HELP + ' (default %(default)s, as yzou2/CBST train_src.py parse_args)')
     a('--prefetch-threads', type=int, default=1, help='crop workers (0: inline)')
     a('--prefetcher', default='thread', choices=PREFETCHER_KINDS, help='crop workers')
     a('--cache-images', type=parse_bool, default=False,

@@ -163,8 +163,8 @@ def test_test_steps_reach_the_predictor(data, tiny_weights, tmp_path, steps):
     out = _run(data, tiny_weights, tmp_path / 'steps', '--test-scales', 96, '--test-flipping',
                '--test-steps', steps, '--save-predictions')
     arg, aux = load_weights(tiny_weights)
-    predictor = Predictor(TINY, arg, aux, mx.cpu(), 8, test_steps=steps)
-    single = Predictor(TINY, arg, aux, mx.cpu(), 8)
+    predictor = Predictor(TINY, arg, aux, mx.cpu(), 8, test_steps=steps, float64_softmax=True)
+    single = Predictor(TINY, arg, aux, mx.cpu(), 8, float64_softmax=True)
     root, lst = data
     for name, (image, _) in zip(_names(data), read_list(lst)):
         rgb = read_image(os.path.join(root, image))

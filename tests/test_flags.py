@@ -115,6 +115,21 @@ def test_every_upstream_flag_is_accepted(script, flags, tmp_path):
                 float(getattr(args, name)) == float(value), flag
 
 
+# --kvstore defaults of the original's parse_args: yzou2/CBST solve_ST.py 'local',
+# train_src.py 'device'.
+ORIGINAL_KVSTORE_DEFAULTS = {'self_training': 'local', 'train_src': 'device'}
+
+
+@pytest.mark.parametrize('script', sorted(ORIGINAL_KVSTORE_DEFAULTS))
+def test_kvstore_defaults_are_the_originals(script, tmp_path, capsys):
+    parse, base = _base(script, tmp_path)
+    assert parse(base).kvstore == ORIGINAL_KVSTORE_DEFAULTS[script]
+    if script == 'train_src':  # its --help says the default
+        with pytest.raises(SystemExit):
+            train_src.parse_args(['--help'])
+        assert '(default device' in ' '.join(capsys.readouterr().out.split())
+
+
 def test_stop_epoch_is_not_to_epoch(tmp_path):
     parse, base = _base('self_training', tmp_path)
     args = parse(base + ['--to-epoch', '4', '--stop-epoch', '3'])

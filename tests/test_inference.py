@@ -277,3 +277,76 @@ def test_upsample_probs_crops_then_resizes():
     net2 = np.zeros((1, 4, 5), np.float32)
     net2[0, :, 4] = 1.0
     assert upsample_probs(net2, 8, (32, 24), (32, 24)).max() < 0.2
+
+
+# ------------------------------------------- evaluate.py's softmax: float64, rounded to float32
+class RestatedOhemSoftmax(mx.operator.CustomOp):
+    """The forward of yzou2/CBST util/symbol/layer.py OhemSoftmax, restated: the input in
+    float64, exp(x - max over classes), divided by the sum over classes, stored as float32."""
+
+    def forward(self, is_train, req, in_data, out_data, aux):
+        x = in_data[0].asnumpy().astype(np.float64)
+        y = np.exp(x - x.max(axis=1, keepdims=True))
+        y = y / y.sum(axis=1, keepdims=True)
+        self.assign(out_data[0], req[0], mx.nd.array(y.astype(np.float32)))
+
+
+@mx.operator.register('restated_ohem_softmax')
+class RestatedOhemSoftmaxProp(mx.operator.CustomOpProp):
+    def __init__(self):
+        super().__init__(need_top_grad=False)
+
+    def infer_shape(self, in_shape):
+        return in_shape, [in_shape[0]], []
+
+    def create_operator(self, ctx, shapes, dtypes):
+        return RestatedOhemSoftmax()
+
+
+def _restated_evaluation_network(arg, aux, batch):
+    """The original's evaluation network: the logits, then the float64 custom-op softmax."""
+    from util.symbol.resnet38 import build_symbol
+    logits = build_symbol('gta_rna-tiny_cls19_s8').get_children()[0]
+    net = mx.sym.Custom(data=logits, op_type='restated_ohem_softmax', name='softmax')
+    mod = mx.mod.Module(net, data_names=('data',), label_names=None, context=mx.cpu())
+    mod.bind(data_shapes=[('data', batch.shape)], for_training=False)
+    mod.set_params(arg, aux, allow_missing=False, allow_extra=True)
+    mod.forward(mx.io.DataBatch(data=[mx.nd.array(batch)]), is_train=False)
+    return mod.get_outputs()[0].asnumpy()
+
+
+def test_float64_softmax_equals_the_original_evaluation_network():
+    arg, aux = initial_weights(parameter_shapes('gta_rna-tiny_cls19_s8'), seed=3)
+    batch = np.random.RandomState(4).randn(2, 3, 48, 64).astype(np.float32)
+    evaluation = Predictor('gta_rna-tiny_cls19_s8', arg, aux, mx.cpu(), 8, float64_softmax=True)
+    got = evaluation._forward(batch)
+    expected = _restated_evaluation_network(arg, aux, batch)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    # phase val's float32 softmax is another function: it differs in the last bits
+    float32 = Predictor('gta_rna-tiny_cls19_s8', arg, aux, mx.cpu(), 8)._forward(batch)
+    np.testing.assert_allclose(float32, expected, rtol=1e-5, atol=1e-7)
+    assert (float32 != expected).any()
+
+
+def test_evaluate_uses_the_float64_softmax(tmp_path, monkeypatch):
+    """evaluate.py's predictors are built with float64_softmax (and only they)."""
+    made = []
+    real = inference.make_predictors
+
+    def spy(*args, **kwargs):
+        made.append(kwargs.get('float64_softmax', False))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(inference, 'make_predictors', spy)
+    from conftest import make_layout, write_model_weights
+    from issegm import evaluate
+    from issegm.datasets import write_list
+    pairs = make_layout(str(tmp_path / 'data'), 'cityscapes', 1, hw=(32, 64))
+    lst = str(tmp_path / 'val.lst')
+    write_list(lst, pairs)
+    weights = write_model_weights(tmp_path / 'cityscapes_rna-tiny_cls19_s8_ep-0001.params',
+                                  'cityscapes_rna-tiny_cls19_s8', seed=1)
+    assert evaluate.main(['--data-root', str(tmp_path / 'data'), '--split', lst, '--weights',
+                          weights, '--output', str(tmp_path / 'out'), '--gpus', 'cpu',
+                          '--no-progress', '--test-scales', '64']) == 0
+    assert made == [True]

@@ -169,10 +169,11 @@ def parameter_shapes(model, data_shape=(1, 3, 64, 64)):
     return params
 
 
-def inference_symbol(model):
-    """Class probabilities without the loss layer: softmax over the channels of the logits.
+def inference_symbol(model, softmax=True):
+    """Class probabilities without the loss layer: softmax over the channels of the logits
+    (with softmax=False the logits themselves, for a softmax computed outside MXNet).
 
     Equal to SoftmaxOutput's forward, but needs no label input, so a predictor binds only data.
     """
     logits = build_symbol(model).get_children()[0]
-    return mx.sym.softmax(logits, axis=1, name='prob')
+    return mx.sym.softmax(logits, axis=1, name='prob') if softmax else logits
