@@ -104,3 +104,59 @@ def test_readme_command_parses(line, monkeypatch):
                 and namespace is not None:
             # the round script it names exists too
             assert os.path.isfile(os.path.join(REPO, namespace.self_training_script))
+
+
+# The two self-training commands of yzou2/CBST's README of record (the first release, commit
+# 3972f57, October 2018), as written there: the SYNTHIA2City one names the per-round script by
+# its first-release name, self-paced-self-trained-segresnet-public-v1.py.
+README_OF_RECORD = [
+    'python issegm/script-self-paced-self-trained-segresnet.py --num-round 12 --test-scales 1850 '
+    '--scale-rate-range 0.7,1.3 --dataset synthia --dataset-tgt cityscapes --split train '
+    '--split-tgt val --data-root /home/datasets/RAND_CITYSCAPES --data-root-tgt '
+    '/home/datasets/cityscapes/data_original --output spst_syn2city/cbst_eccv_min0-8 --model '
+    'cityscapes_rna-a1_cls16_s8 --weights models/synthia_rna-a1_cls16_s8_ep-0000.params '
+    '--batch-images 2 --crop-size 500 --origin-size 1280 --origin-size-tgt 2048 --init-tgt-port '
+    '0.2 --init-src-port 0.02 --max-src-port 0.06 --seed-int 0 --mine-port 0.8 --mine-id-number '
+    '3 --mine-thresh 0.001 --base-lr 1e-4 --to-epoch 2 --source-sample-policy cumulative '
+    '--self-training-script issegm/self-paced-self-trained-segresnet-public-v1.py --kc-policy cb '
+    '--prefetch-threads 2 --gpus 2 --with-prior False',
+    'python issegm/script-self-paced-self-trained-segresnet.py --num-round 5 --test-scales 1850 '
+    '--scale-rate-range 0.7,1.3 --dataset gta --dataset-tgt cityscapes --split train --split-tgt '
+    'val --data-root DATA_ROOT_GTA5 --data-root-tgt DATA_ROOT_CITYSCAPES --output '
+    'spst_gta2city/cbst-sp --model cityscapes_rna-a1_cls19_s8 --weights '
+    'models/gta_rna-a1_cls19_s8_ep-0000.params --batch-images 2 --crop-size 500 '
+    '--origin-size-tgt 2048 --init-tgt-port 0.15 --init-src-port 0.03 --seed-int 0 --mine-port '
+    '0.8 --mine-id-number 3 --mine-thresh 0.001 --base-lr 1e-4 --to-epoch 2 '
+    '--source-sample-policy cumulative --self-training-script '
+    'issegm/self-paced-self-trained-segresnet.py --kc-policy cb --prefetch-threads 2 --gpus 0 '
+    '--with-prior True',
+]
+
+
+@pytest.mark.parametrize('line', README_OF_RECORD, ids=['synthia2city', 'gta2city'])
+def test_readme_of_record_commands_parse_and_name_existing_scripts(line, monkeypatch):
+    name, _, namespace = parse_with_script(shlex.split(line), monkeypatch)
+    assert name == 'issegm/script-self-paced-self-trained-segresnet.py'
+    assert os.path.isfile(os.path.join(REPO, namespace.self_training_script))
+    assert (namespace.num_round, namespace.split_tgt) in ((12, 'val'), (5, 'val'))
+
+
+@pytest.mark.slow
+def test_first_release_round_script_runs_the_round_script(tmp_path):
+    """The first release's per-round script name runs issegm.self_training: the same flags and
+    the same one-line errors as issegm/self-paced-self-trained-segresnet.py."""
+    import subprocess
+    import sys
+    outputs = []
+    for script in ('self-paced-self-trained-segresnet-public-v1.py',
+                   'self-paced-self-trained-segresnet.py'):
+        path = os.path.join(REPO, 'issegm', script)
+        helped = subprocess.run([sys.executable, path, '--help'], capture_output=True, text=True,
+                                cwd=str(tmp_path))
+        failed = subprocess.run([sys.executable, path, '--phase', 'val', '--output',
+                                 str(tmp_path / 'out'), '--weights', str(tmp_path / 'none.params')],
+                                capture_output=True, text=True, cwd=str(tmp_path))
+        assert helped.returncode == 0 and '--idx-round' in helped.stdout
+        assert failed.returncode != 0 and failed.stderr.startswith('error:')
+        outputs.append((helped.stdout.split('\n\n', 1)[1], failed.stderr))  # after usage
+    assert outputs[0] == outputs[1]
