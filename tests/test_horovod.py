@@ -127,8 +127,14 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(monkeypatch, tmp_path)
 
 
 def test_failing_rank_stops_the_job(gta8, tmp_path):
-    """Rank 1 reads undecodable images: its one-line error ends the whole job quickly with a
-    non-zero status, and nothing is saved."""
+    """Rank 1 reads undecodable images: its one-line error ends the whole job soon after it
+    fails (not at the subprocess timeout), with a non-zero status, nothing is saved and no
+    rank is left running.
+
+    Timed from rank 1's error (the time its stderr file was last written), not from the start:
+    on a busy machine two ranks take a minute or more to import MXNet and start, which says
+    nothing about the stop. Each rank's stderr goes to a file of its own (the shell execs the
+    script, so horovodrun still signals the Python process itself)."""
     root, lst, weights = gta8
     bad = tmp_path / 'bad_root'
     copy_with_broken_images(root, lst, bad)
@@ -139,17 +145,20 @@ def test_failing_rank_stops_the_job(gta8, tmp_path):
                  '--origin-size', '96', '--kvstore', 'horovod', '--prefetch-threads', '1',
                  '--no-progress']
     script = ('root=%s; if [ "$HOROVOD_RANK" = 1 ]; then root=%s; fi; exec %s --data-root '
-              '"$root"' % (root, bad, ' '.join(train_src)))
-    t0 = time.time()
+              '"$root" 2> %s/stderr.rank$HOROVOD_RANK' % (root, bad, ' '.join(train_src),
+                                                          tmp_path))
     res = horovodrun(2, ['sh', '-c', script])
+    job_ended = time.time()
+    errors = tmp_path / 'stderr.rank1'
     assert res.returncode != 0, res.stdout[-4000:]
-    assert time.time() - t0 < 120
-    assert 'error: cannot decode image' in res.stdout
+    assert 'error: cannot decode image' in errors.read_text()
+    went_on = job_ended - os.path.getmtime(errors)
+    assert went_on < 60, 'the job went on %.0f s after rank 1 failed' % went_on
     assert not (out / ('%s_ep-0001.params' % MODEL)).exists()
-    deadline = time.time() + 10
-    while procs_mentioning(str(bad)) and time.time() < deadline:
+    deadline = time.time() + 60
+    while procs_mentioning(str(out)) and time.time() < deadline:
         time.sleep(0.2)
-    assert procs_mentioning(str(bad)) == []
+    assert procs_mentioning(str(out)) == []
 
 
 def test_train_src_on_two_ranks(gta8, tmp_path):
