@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -87,6 +88,55 @@ def procs_mentioning(token):
         if token in cmd and state != 'Z':
             pids.append(int(d))
     return pids
+
+
+class TimedLines:
+    """Lines of a command's output with the time each arrived (time.time()), for tests that
+    time a stop from the moment of a failure rather than from the start (which, on a busy
+    machine, includes a minute of starting processes and importing MXNet)."""
+
+    def __init__(self):
+        self.lines = []  # [(arrival time, line without its newline)]
+        self._partial = ''
+
+    def write(self, text):  # a file-like target (util.launch.launch's `out`)
+        now = time.time()
+        parts = (self._partial + text).split('\n')
+        self._partial = parts.pop()
+        self.lines += [(now, line) for line in parts]
+
+    def flush(self):
+        pass
+
+    def text(self):
+        return '\n'.join(line for _, line in self.lines) + self._partial
+
+    def first(self, needle):
+        """The arrival time of the first line containing `needle` (AssertionError if none)."""
+        for when, line in self.lines:
+            if needle in line:
+                return when
+        raise AssertionError('no line contains %r:\n%s' % (needle, self.text()[-4000:]))
+
+
+def run_timed(command, timeout, **kwargs):
+    """Run a command, stderr into stdout, reading its lines as they come: (returncode,
+    TimedLines, the time it ended)."""
+    lines = TimedLines()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **kwargs)
+    deadline = time.time() + timeout
+    try:
+        for line in proc.stdout:
+            lines.write(line)
+            if time.time() > deadline:
+                raise subprocess.TimeoutExpired(command, timeout)
+        returncode = proc.wait(timeout=max(1, deadline - time.time()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return returncode, lines, time.time()
 
 
 def copy_with_broken_images(root, lst, dst):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import procs_mentioning
+from conftest import TimedLines, procs_mentioning
 from util import launch as L
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,15 +91,16 @@ def test_local_dist_sync_two_workers_two_servers(tmp_path):
 def test_failing_worker_kills_everything(tmp_path, mode):
     script = tmp_path / 'fail_job.py'
     script.write_text(FAIL_SCRIPT)
-    buf = io.StringIO()
-    t0 = time.time()
+    buf = TimedLines()
     rc = L.launch([sys.executable, str(script), mode], 2, 2, env={'PYTHONPATH': REPO},
-                  timeout=45, out=buf)
-    elapsed = time.time() - t0
-    out = buf.getvalue()
+                  timeout=120, out=buf)
+    ended = time.time()
+    out = buf.text()
     assert rc == 3, out
-    assert elapsed < 30, (elapsed, out)
-    assert '[launch] worker 0 exited with status 3' in out
+    # the others are stopped soon after worker 0 fails (timed from then: starting five
+    # processes that import MXNet takes long on a busy machine)
+    went_on = ended - buf.first('[launch] worker 0 exited with status 3')
+    assert went_on < 30, (went_on, out)
     if mode == 'uncaught_after_kvstore':
         assert '[worker 0] RuntimeError: worker 0 fails after creating the kvstore' in out
     time.sleep(0.2)
