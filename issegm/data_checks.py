@@ -47,14 +47,16 @@ Problem.__new__.__defaults__ = (ERROR,)
 # Labels decoded by the quick check, spread evenly over the list.
 LABEL_SAMPLE = 20
 
-IdSpace = collections.namedtuple('IdSpace', 'family label_ids train_ids example')
+IdSpace = collections.namedtuple('IdSpace', 'family label_ids train_ids expected')
 _CITYSCAPES_IDS = IdSpace('Cityscapes', frozenset(lab.id for lab in CITYSCAPES_LABELS
                                                   if lab.id >= 0),
-                          frozenset(range(19)), '*_gtFine_labelIds.png')
+                          frozenset(range(19)),
+                          'labelIds (*_gtFine_labelIds.png), not trainIds (*_labelTrainIds.png)')
 # SYNTHIA class ids 0 (void) .. 22 (lanemarking): yzou2/CBST data/cityscapesscripts/helpers/
 # labels_synthia.py; its 16 train ids 0..15.
 _SYNTHIA_IDS = IdSpace('SYNTHIA', frozenset(range(23)), frozenset(range(16)),
-                       'GT/labels/NAME.png from prepare_data.py synthia')
+                       'SYNTHIA class ids (GT/labels/NAME.png from prepare_data.py synthia), '
+                       'not trainIds')
 ID_SPACES = {'cityscapes': _CITYSCAPES_IDS, 'cityscapes16': _CITYSCAPES_IDS,
              'gta': _CITYSCAPES_IDS, 'synthia': _SYNTHIA_IDS}
 
@@ -102,8 +104,9 @@ def read_header(path):
 
 
 def describe(header):
-    """E.g. '8-bit RGBA PNG'."""
-    return '%d-bit %s %s' % (header.depth, header.colour, header.format)
+    """E.g. 'an 8-bit RGBA PNG'."""
+    text = '%d-bit %s %s' % (header.depth, header.colour, header.format)
+    return ('an ' if text[0] in '8aeiou' else 'a ') + text
 
 
 def header_or_problem(path, what):
@@ -130,7 +133,7 @@ def image_problems(path, header):
                         'as the datasets ship them (a re-encoded image has other pixels)'
                         % (header.format, describe(header)))]
     if header.colour != 'RGB' or header.depth != 8:
-        return [Problem(path, 'image-mode', 'image is a %s; expected 8-bit RGB (3 channels)'
+        return [Problem(path, 'image-mode', 'image is %s; expected 8-bit RGB (3 channels)'
                         % describe(header))] + _truncated(path, header, 'image')
     return _truncated(path, header, 'image')
 
@@ -149,12 +152,12 @@ def _bad_label_kind(header):
         return 'label-16bit', ('label is a 16-bit %s PNG; expected 8-bit label ids'
                                % header.colour)
     if header.colour in ('RGB', 'RGBA'):
-        return 'label-colour', ('label is a %s colour image; expected one channel of label ids '
+        return 'label-colour', ('label is %s colour image; expected one channel of label ids '
                                 '(colour PNGs such as *_gtFine_color.png or SYNTHIA\'s GT/COLOR '
                                 'show classes as colours, not ids)' % describe(header))
     if header.colour == 'palette' or (header.colour == 'grayscale' and header.depth == 8):
         return None
-    return 'label-mode', 'label is a %s; expected 8-bit label ids' % describe(header)
+    return 'label-mode', 'label is %s; expected 8-bit label ids' % describe(header)
 
 
 def label_problems(path, header):
@@ -199,8 +202,8 @@ def _id_space(dataset):
 
 
 def label_value_problems(path, values, dataset):
-    """Problems of one label from the values it holds: ids outside the dataset's id set; all
-    pixels mapping to ignore (a warning)."""
+    """Problems of one label from the values it holds: ids outside the dataset's id set, or
+    else all pixels mapping to ignore (a warning)."""
     space = _id_space(dataset)
     outside = sorted(set(int(v) for v in values) - space.label_ids - {IGNORE})
     problems = []
@@ -210,7 +213,7 @@ def label_value_problems(path, values, dataset):
                                 '(%d..%d; 255 = ignore)' % (shown, space.family,
                                                             min(space.label_ids),
                                                             max(space.label_ids))))
-    if _all_ignored(values, dataset):
+    elif _all_ignored(values, dataset):
         problems.append(Problem(path, 'all-ignore', 'every pixel of the label maps to ignore in '
                                 '%s (values %s): it teaches and measures nothing'
                                 % (dataset, ', '.join(map(str, sorted(values)))), WARNING))
@@ -237,9 +240,9 @@ def id_space_problems(checked, dataset):
     if with_ignore and not any(values & label_only for values in held):
         top = max(space.train_ids)
         problems.append(Problem(with_ignore[0], 'trainids', (
-            'labels look like %s trainIds: the %d labels checked hold only values 0..%d and 255, '
-            'none of the label ids above %d; %s reads label ids (labelIds, e.g. %s)'
-            % (space.family, len(checked), top, top, dataset, space.example))))
+            'labels look like %s trainIds: the %d labels checked hold only values 0..%d and 255 '
+            'and none of the label ids above %d; --dataset %s expects %s'
+            % (space.family, len(checked), top, top, dataset, space.expected))))
     if all(_all_ignored(values, dataset) for values in held):
         problems.append(Problem(checked[0][0], 'all-ignore', 'all %d labels checked map every '
                                 'pixel to ignore in %s: wrong labels or wrong --dataset?'
