@@ -1,6 +1,8 @@
-"""Check a list file's images and labels: they exist and decode, sizes agree, images are 8-bit
-RGB PNG, label values are the dataset's label ids (with a hint when they look like trainIds,
-colour PNGs, 16-bit SYNTHIA labels or all-ignore).
+"""Check the images and labels of a list file before a long run spends hours on them.
+
+They exist and decode, sizes agree, images are 8-bit RGB PNG, label values are the dataset's
+label ids (with a hint when they look like trainIds, colour PNGs, 16-bit SYNTHIA labels or
+all-ignore).
 
 Commands: see the README, "Data, list files, weights and priors". Quick by default (file
 headers of every listed file, the values of --sample labels spread over the list; the rules are

@@ -28,8 +28,8 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from PIL import Image
 
-from issegm.datasets import IGNORE, get_dataset, load_samples, read_label, sample_name
-from issegm.datasets import target_dataset
+from issegm.datasets import (IGNORE, get_dataset, load_samples, read_label, sample_name,
+                             target_dataset)
 from util.errors import UserError
 from util.parallel import map_in_processes
 
@@ -122,8 +122,9 @@ def header_or_problem(path, what):
 def _truncated(path, header, what):
     if header.complete:
         return []
-    return [Problem(path, 'truncated', '%s is truncated: the %s file ends before its end marker '
-                                       '(an interrupted download or copy?)' % (what, header.format))]
+    return [Problem(path, 'truncated', '%s is truncated: the %s file ends before its end '
+                                       'marker (an interrupted download or copy?)'
+                    % (what, header.format))]
 
 
 def image_problems(path, header):

@@ -1,16 +1,18 @@
-"""Prepare GTA-5, SYNTHIA-RAND-CITYSCAPES or Cityscapes as downloaded: convert what the list
-files need, check every file, write the list, a JSON report and a class-frequency bar chart.
+"""Prepare GTA-5, SYNTHIA-RAND-CITYSCAPES or Cityscapes as downloaded: convert, check, list.
+
+Converts what the list files need, checks every file, writes the list, a JSON report and a
+class-frequency bar chart.
 
 Commands: see the README, "Data, list files, weights and priors".
 
 * gta: `images/NAME.png` and `labels/NAME.png` resized IN PLACE to 1914x1052 (`--size`), as
-  yzou2/CBST README.md ("Datasets") recommends: images with util/image.py (Pillow, the
-  original's filter rule), labels nearest neighbour (palette kept). A pair whose image and label
-  sizes differ is fixed by that same resize when their aspect ratios agree within 2%, and
-  reported (not listed) otherwise.
+  yzou2/CBST README.md ("Datasets") recommends: images with util/image.py (Pillow, the filter
+  rule of yzou2/CBST util/util.py get_interp_method), labels nearest neighbour (palette kept).
+  A pair whose image and label sizes differ is fixed by that same resize when their aspect
+  ratios agree within 2%, and reported (not listed) otherwise.
 * synthia: `GT/LABELS/NAME.png` (16-bit, 3 channels, the class id in the R channel) converted to
-  `GT/labels/NAME.png` (8-bit, one channel of SYNTHIA class ids), the list the original's
-  `issegm/data_list/synthia/train.lst` expects; the `RGB/NAME.png` images checked.
+  `GT/labels/NAME.png` (8-bit, one channel of SYNTHIA class ids), what the lines of yzou2/CBST
+  issegm/data_list/synthia/train.lst name; the `RGB/NAME.png` images checked.
 * cityscapes: the list of `leftImg8bit/SPLIT/CITY/*_leftImg8bit.png` with
   `gtFine/SPLIT/CITY/*_gtFine_labelIds.png` (`--split test`: images only, the public test
   labels are empty); the labels are checked to be labelIds.
@@ -42,7 +44,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 from issegm.data_checks import (Problem, duplicate_name_problems, header_or_problem,  # noqa: E402
                                 id_space_problems, image_problems, label_counts,
-                                label_problems, pair_problems, raise_on_errors)
+                                label_problems, label_value_problems, pair_problems,
+                                raise_on_errors)
 from issegm.datasets import (DATA_LIST_DIR, IGNORE, get_dataset, read_image,  # noqa: E402
                              read_label, write_list)
 from util.errors import UserError, cli_entry, require_dir  # noqa: E402
@@ -326,8 +329,11 @@ def finish(args, info, results, list_path):
     problems = duplicate_name_problems([(os.path.join(root, r.image), None) for r in results])
     for r in results:
         problems += r.problems
-    problems += id_space_problems([(os.path.join(root, r.label), np.flatnonzero(r.counts))
-                                   for r in results if r.counts is not None], info.name)
+    checked = [(os.path.join(root, r.label), tuple(np.flatnonzero(r.counts)))
+               for r in results if r.counts is not None]
+    for label, values in checked:
+        problems += label_value_problems(label, values, info.name)
+    problems += id_space_problems(checked, info.name)
     raise_on_errors(problems, 'prepare_data %s under %s' % (args.dataset, root),
                     'no list written; fix them and run again (the files already prepared are '
                     'kept and skipped)')

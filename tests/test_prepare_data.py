@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from cityscapesscripts.helpers.labels import labels as CS_LABELS
@@ -100,7 +101,7 @@ def test_synthia_rerun_skips_what_is_done_and_redoes_what_does_not_verify(tmp_pa
     assert not [f for f in os.listdir(os.path.dirname(labels[0])) if 'tmp' in f]
 
 
-def test_synthia_default_list_is_the_originals(tmp_path, monkeypatch):
+def test_synthia_default_list_path(tmp_path, monkeypatch):
     monkeypatch.setattr(prepare_data, 'DATA_LIST_DIR', str(tmp_path / 'data_list'))
     root = str(tmp_path / 'synthia')
     write_synthia_raw(root, 2)
@@ -121,6 +122,13 @@ def test_synthia_bad_raw_labels(tmp_path, capsys):
     Image.fromarray(np.zeros((38, 64, 3), np.uint8)).save(raw)  # 8-bit colour, not GT/LABELS
     err = prepare_fails(capsys, 'synthia', '--data-root', root, '--output', lst)
     assert len(err) == 1 and "expected SYNTHIA-RAND-CITYSCAPES' 16-bit RGB PNG" in err[0]
+    # a class id SYNTHIA does not have
+    bad = np.zeros((38, 64, 3), np.uint16)
+    bad[:, :, 2] = 30
+    cv2.imwrite(raw, bad)
+    err = prepare_fails(capsys, 'synthia', '--data-root', root, '--output', lst)
+    assert len(err) == 1 and 'GT/labels/%s.png: label values 30 are not SYNTHIA label ids ' \
+                             '(0..22' % name in err[0], err
     assert not os.path.exists(lst) and not os.path.exists(lst[:-4] + '.report.json')
     # the other samples are prepared and kept
     assert os.path.isfile(os.path.join(root, 'GT', 'labels', sorted(ids)[0] + '.png'))
@@ -231,3 +239,15 @@ def test_command_line_in_processes(tmp_path):
     for name, want in ids.items():
         np.testing.assert_array_equal(
             np.asarray(Image.open(os.path.join(root, 'GT', 'labels', name + '.png'))), want)
+
+
+def test_warnings_are_printed_and_reported(tmp_path, capsys):
+    root, lst = str(tmp_path / 'cs'), str(tmp_path / 'val.lst')
+    pairs = make_layout(root, 'cityscapes', 3, split='val')
+    empty = os.path.join(root, pairs[2][1])
+    Image.fromarray(np.zeros((32, 64), np.uint8)).save(empty)  # all unlabeled
+    assert prepare('cityscapes', '--data-root', root, '--split', 'val', '--output', lst) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['warning: %s: every pixel of the label maps to ignore in cityscapes '
+                   '(values 0): it teaches and measures nothing' % empty]
+    assert report_of(lst)['warnings'] == [err[0][len('warning: '):]]
