@@ -123,12 +123,26 @@ def resolve_split(dataset, split):
     return path
 
 
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.tif', '.tiff')
+
+
+def _space_separated_pair(text):
+    """True for a line like `images/1.png labels/1.png`: two image paths separated by spaces
+    where the format wants a TAB (a path that merely contains spaces does not look like it)."""
+    fields = text.split()
+    return len(fields) == 2 and all(f.lower().endswith(IMAGE_EXTENSIONS) for f in fields)
+
+
 def read_list(path):
-    """Lines `image<TAB>label` (label optional) -> [(image, label or None)], paths as written."""
+    """Lines `image<TAB>label` (label optional) -> [(image, label or None)], paths as written.
+
+    Accepted: CRLF line ends, blank lines (a trailing one too), a UTF-8 byte-order mark, spaces
+    inside paths. A line of two image paths separated by spaces instead of a TAB is an error
+    that says so."""
     if not os.path.isfile(path):
         raise UserError('list file not found: %s' % path)
     samples = []
-    with open(path) as f:
+    with open(path, encoding='utf-8-sig') as f:  # text mode: \r\n reads as \n
         for lineno, line in enumerate(f, 1):
             fields = line.rstrip('\r\n').split('\t')
             if not fields[0].strip():
@@ -136,7 +150,11 @@ def read_list(path):
             if len(fields) > 2:
                 raise UserError('%s line %d: expected image<TAB>label, got %d fields'
                                 % (path, lineno, len(fields)))
-            samples.append((fields[0].strip(), fields[1].strip() if len(fields) == 2 else None))
+            if len(fields) == 1 and _space_separated_pair(fields[0]):
+                raise UserError('%s line %d: image and label are separated by spaces; the list '
+                                'format is image<TAB>label (one TAB character)' % (path, lineno))
+            label = fields[1].strip() if len(fields) == 2 else ''
+            samples.append((fields[0].strip(), label or None))
     if not samples:
         raise UserError('list file %s is empty' % path)
     return samples

@@ -40,6 +40,7 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
 import numpy as np  # noqa: E402
 
 from issegm.cbst import argmax_max  # noqa: E402
+from issegm.data_checks import require_clean  # noqa: E402
 from issegm.datasets import get_dataset, load_samples, sample_name, write_png  # noqa: E402
 from issegm.testtime import (Timings, device_names, predict_samples,  # noqa: E402
                              write_label_pngs)
@@ -194,6 +195,9 @@ def parse_args(argv):
       help='threads reading images and writing outputs while the network runs (0: inline)')
     a('--log-file', help='log file (default OUTPUT/evaluate.log)')
     a('--no-progress', action='store_true', help='no progress bar')
+    a('--skip-data-check', action='store_true',
+      help='do not check the list\'s files first (issegm/data_checks.py: headers, sizes, label '
+           'ids of a sample)')
     args = parser.parse_args(argv)
     if args.dataset is None:
         args.dataset = parse_model_label(model_from_weights(args.model, args.weights)).dataset
@@ -212,6 +216,8 @@ def main(argv=None):
     check_test_steps(args.test_steps, parsed.stride)
     samples = load_samples(args.data_root, args.split, args.dataset, require_labels=False)
     require_file(args.weights, 'weight file')
+    if not args.skip_data_check:
+        require_clean(samples, args.dataset, what=args.split)
     set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
 
     from issegm.inference import make_predictors  # these import MXNet: after the flags

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 
+from issegm.data_checks import check_self_training_lists
 from issegm.datasets import get_dataset, target_dataset
 from issegm.round_plot import draw_rounds
 from issegm.self_training import TRAIN_DONE, VAL_DONE, crst_of, shared_flags
@@ -81,6 +82,8 @@ def parse_args(argv):
     a('--launcher', default='local', choices=LAUNCHERS, help='with --workers')
     a('--hostfile', help='--launcher ssh: hosts, one per line; --launcher horovod: '
                          'horovodrun\'s host file ("HOST slots=N" lines; default localhost)')
+    a('--skip-data-check', action='store_true',
+      help='do not check both lists\' files before round 0 (issegm/data_checks.py)')
     return check_args(parser.parse_args(argv))
 
 
@@ -285,6 +288,8 @@ def method_name(args):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
+    if not args.skip_data_check:  # before any output: bad data stops here, not in round 0
+        check_self_training_lists(args)
     os.makedirs(args.output, exist_ok=True)
     setup_logging(os.path.join(args.output, 'rounds.log'))
     for line in ignored_flag_warnings(args):

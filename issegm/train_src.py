@@ -25,6 +25,7 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
 import numpy as np  # noqa: E402
 
 from issegm import evaluate  # noqa: E402
+from issegm.data_checks import require_clean  # noqa: E402
 from issegm.datasets import get_dataset, load_samples  # noqa: E402
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, parse_bool,  # noqa: E402
@@ -83,6 +84,9 @@ def parse_args(argv):
     a('--log-file', help='log file (default OUTPUT/train_src.log)')
     a('--seed', type=int, default=0, help='seed of the crops, the shuffling and the head init')
     a('--no-progress', action='store_true', help='no progress bars')
+    a('--skip-data-check', action='store_true',
+      help='do not check the list\'s files before training (issegm/data_checks.py: headers, '
+           'sizes, label ids of a sample)')
     return parser.parse_args(argv)
 
 
@@ -99,7 +103,8 @@ def evaluate_argv(args):
     for flag, on in (('--test-flipping', args.test_flipping),
                      ('--save-predictions', args.save_predictions),
                      ('--no-save-results', args.no_save_results), ('--no-cudnn', args.no_cudnn),
-                     ('--debug', args.debug), ('--no-progress', args.no_progress)):
+                     ('--debug', args.debug), ('--no-progress', args.no_progress),
+                     ('--skip-data-check', args.skip_data_check)):
         if on:
             argv.append(flag)
     return argv
@@ -231,6 +236,8 @@ def main(argv=None):
     set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
     check_args(args)
     samples = load_samples(args.data_root, args.split, args.info.name)
+    if not args.skip_data_check:
+        require_clean(samples, args.info.name, what=args.split)
     history = train(args, samples, lr_schedule(args, len(samples)))
     for h in history:
         log.info('epoch %d: NLL %.5f over %d batches', h['epoch'], h['nll'], h['batches'])

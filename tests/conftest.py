@@ -5,10 +5,12 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
-from issegm.datasets import write_list, write_png
+from issegm.datasets import get_dataset, write_list, write_png
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 
@@ -213,3 +215,48 @@ def gta8(tmp_path_factory):
     model = 'gta_rna-tiny_cls19_s8'
     weights = write_model_weights(base / ('%s_ep-0000.params' % model), model, seed=2)
     return str(root), lst, weights
+
+
+def blocky_ids(rng, hw, ids, block=8):
+    """A label map of `ids` in square blocks (like scenes, not noise), uint8 (H, W)."""
+    coarse = rng.choice(np.asarray(ids, np.uint8), (-(-hw[0] // block), -(-hw[1] // block)))
+    return np.kron(coarse, np.ones((block, block), np.uint8))[:hw[0], :hw[1]]
+
+
+def write_synthia_raw(root, count, hw=(38, 64), seed=0):
+    """SYNTHIA-RAND-CITYSCAPES as downloaded: RGB/NAME.png (8-bit RGB) and GT/LABELS/NAME.png
+    (16-bit, 3 channels: class id in R, instance id in G, 0 in B). Returns {name: class ids}."""
+    rng = np.random.RandomState(seed)
+    ids = {}
+    for i in range(count):
+        name = '%07d' % i
+        write_png(os.path.join(root, 'RGB', name + '.png'),
+                  (rng.rand(hw[0], hw[1], 3) * 255).astype(np.uint8))
+        ids[name] = blocky_ids(rng, hw, range(23))
+        raw = np.zeros(hw + (3,), np.uint16)
+        raw[:, :, 2] = ids[name]  # OpenCV writes B, G, R: channel 2 is R
+        raw[:, :, 1] = rng.randint(0, 4000, hw)  # instance ids, above 255 too
+        os.makedirs(os.path.join(root, 'GT', 'LABELS'), exist_ok=True)
+        assert cv2.imwrite(os.path.join(root, 'GT', 'LABELS', name + '.png'), raw)
+    return ids
+
+
+def write_gta_pair(root, name, image_hw, label_hw, seed=0, palette=None):
+    """GTA-5 as downloaded: images/NAME.png (8-bit RGB) and labels/NAME.png (palette PNG of
+    Cityscapes label ids); returns (image, label ids)."""
+    rng = np.random.RandomState(seed)
+    image = (rng.rand(image_hw[0], image_hw[1], 3) * 255).astype(np.uint8)
+    ids = blocky_ids(rng, label_hw, (0, 7, 8, 11, 17, 21, 23, 24, 26))
+    write_png(os.path.join(root, 'images', name + '.png'), image)
+    write_png(os.path.join(root, 'labels', name + '.png'), ids,
+              palette=get_dataset('gta').palette if palette is None else palette)
+    return image, ids
+
+
+def as_train_ids(root, pairs, dataset='cityscapes'):
+    """Overwrite the labels of `pairs` (relative to root) with their trainIds, as a user who
+    lists *_gtFine_labelTrainIds.png files in place of the labelIds does."""
+    table = get_dataset(dataset).label_to_train
+    for _, label in pairs:
+        path = os.path.join(root, label)
+        write_png(path, table[np.asarray(Image.open(path))])

@@ -142,6 +142,7 @@ def test_failing_rank_stops_the_job(gta8, tmp_path):
     train_src = [sys.executable, os.path.join(REPO, 'issegm', 'train_src.py'), '--gpus', 'cpu',
                  '--split', lst, '--output', str(out), '--model', MODEL, '--weights', weights,
                  '--batch-images', '2', '--crop-size', '64', '--to-epoch', '1',
+                 '--skip-data-check',  # fail while training, after the kvstore exists
                  '--origin-size', '96', '--kvstore', 'horovod', '--prefetch-threads', '1',
                  '--no-progress']
     script = ('root=%s; if [ "$HOROVOD_RANK" = 1 ]; then root=%s; fi; exec %s --data-root '

@@ -83,7 +83,29 @@ def test_readme_has_the_commands_it_should():
         tokens = shlex.split(line)
         scripts.add(tokens[2] if tokens[1] == '-m' else tokens[1])
     assert {'issegm/solve_AO.py', 'issegm/script-self-paced-self-trained-segresnet.py',
-            'issegm/evaluate.py', 'issegm/train_src.py', 'issegm.launch'} <= scripts
+            'issegm/evaluate.py', 'issegm/train_src.py', 'issegm.launch',
+            'issegm/prepare_data.py', 'issegm/check_data.py'} <= scripts
+
+
+def test_readme_data_steps_parse_as_meant(monkeypatch):
+    """The data section: one prepare_data.py command per dataset, then a check_data.py command,
+    before the paper's commands; each read by its script's parser as meant."""
+    lines = readme_commands()
+    prepared = {}
+    for line in lines:
+        tokens = shlex.split(line)
+        if tokens[1] == 'issegm/prepare_data.py':
+            _, _, args = parse_with_script(tokens, monkeypatch)
+            assert args.data_root.startswith('DATA_ROOT_') and args.dataset not in prepared
+            prepared[args.dataset] = lines.index(line)
+    assert sorted(prepared) == ['cityscapes', 'gta', 'synthia']
+    check = [line for line in lines if line.startswith('python issegm/check_data.py')]
+    assert len(check) == 1
+    _, _, args = parse_with_script(shlex.split(check[0]), monkeypatch)
+    assert (args.dataset, args.data_root, args.full) == ('cityscapes', 'DATA_ROOT_CITYSCAPES',
+                                                         False)
+    first_round = min(k for k, line in enumerate(lines) if 'issegm/solve_AO.py' in line)
+    assert max(prepared.values()) < lines.index(check[0]) < first_round
 
 
 @pytest.mark.parametrize('line', readme_commands(), ids=lambda line: line[:70])

@@ -168,10 +168,11 @@ def test_phase_val_evaluates_the_weights_on_the_split(gta, tmp_path):
         sorted(os.listdir(tmp_path / 'b' / 'labelId'))
     args = train_src.parse_args(common + ['--phase', 'val', '--output', 'o', '--save-predictions',
                                           '--no-save-results', '--no-cudnn', '--debug',
-                                          '--test-steps', '2', '--cache-images', '1'])
+                                          '--test-steps', '2', '--cache-images', '1',
+                                          '--skip-data-check'])
     translated = evaluate.parse_args(train_src.evaluate_argv(args))
     for name in ('test_flipping', 'save_predictions', 'no_save_results', 'no_cudnn', 'debug',
-                 'no_progress'):
+                 'no_progress', 'skip_data_check'):
         assert getattr(translated, name) is True, name
     assert (translated.split, translated.test_scales, translated.test_steps) == (lst, '96', 2)
     assert translated.dataset == 'gta' and translated.weights == weights
