@@ -18,7 +18,7 @@ Commands: see the README, "Data, list files, weights and priors".
   labels are empty); the labels are checked to be labelIds.
 
 The list goes to `--output` (default issegm/data_list/DATASET/SPLIT.lst, SPLIT = train for gta
-and synthia); the report to LIST_STEM.report.json and the chart to LIST_STEM.classes.png
+and synthia; Cityscapes train: train_full.lst, see PREPARED_LIST_NAMES); the report to LIST_STEM.report.json and the chart to LIST_STEM.classes.png
 beside the list, or into the folder `--report`. Runs over `--workers` processes (default: every
 core) with a progress bar (`--no-progress`). Resumable: every file is written atomically and a
 rerun converts only what is not yet done and verified (PNG header: size, bit depth, channels,
@@ -54,7 +54,7 @@ from util.flags import FlagParser  # noqa: E402
 from util.image import resize_image, resize_label  # noqa: E402
 from util.parallel import map_in_processes  # noqa: E402
 
-__all__ = ['cityscapes_pairs', 'flat_pairs', 'list_pairs', 'default_list', 'Prepared',
+__all__ = ['cityscapes_pairs', 'flat_pairs', 'list_pairs', 'default_list', 'prepared_list', 'Prepared',
            'prepare_gta_sample', 'prepare_synthia_sample', 'check_sample', 'class_report',
            'main']
 
@@ -117,6 +117,17 @@ def list_pairs(layout, root, split):
 def default_list(layout, split):
     """issegm/data_list/LAYOUT/SPLIT.lst, where split names resolve."""
     return os.path.join(DATA_LIST_DIR, layout, split + '.lst')
+
+
+# The list name prepare_data writes a split to, where it is not the split's name: all 2975
+# Cityscapes train images are yzou2/CBST issegm/data_list/cityscapes/train_full.lst there; its
+# train.lst is the 505-image subset the paper's --split-tgt train pseudo-labels, never replaced.
+PREPARED_LIST_NAMES = {('cityscapes', 'train'): 'train_full'}
+
+
+def prepared_list(layout, split):
+    """Where `prepare_data.py LAYOUT --split SPLIT` writes its list without --output."""
+    return default_list(layout, PREPARED_LIST_NAMES.get((layout, split), split))
 
 
 def _size(header):
@@ -367,7 +378,8 @@ def parse_args(argv):
     common = FlagParser(add_help=False)
     a = common.add_argument
     a('--data-root', required=True, help='the dataset folder as downloaded')
-    a('--output', help='list file (default issegm/data_list/DATASET/SPLIT.lst)')
+    a('--output', help='list file (default issegm/data_list/DATASET/SPLIT.lst; Cityscapes train: '
+                       'train_full.lst, as the original names all 2975 images)')
     a('--report', help='folder of LIST_STEM.report.json and LIST_STEM.classes.png (default: '
                        'beside the list)')
     a('--workers', type=int, help='processes (default: every core)')
@@ -407,7 +419,7 @@ def main(argv=None):
     split = getattr(args, 'split', 'train')
     prepare = sample_function(args)
     pairs = layout_pairs(args.dataset, args.data_root, split)
-    list_path = args.output or default_list(args.dataset, split)
+    list_path = args.output or prepared_list(args.dataset, split)
     results = map_in_processes(prepare, pairs, args.workers, not args.no_progress,
                                desc=args.dataset, unit='sample')
     return finish(args, get_dataset(args.dataset), results, list_path)

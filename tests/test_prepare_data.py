@@ -110,6 +110,17 @@ def test_synthia_default_list_path(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path / 'rep')) == ['train.classes.png', 'train.report.json']
 
 
+def test_cityscapes_train_goes_to_train_full_not_the_papers_train_list(tmp_path, monkeypatch):
+    """All Cityscapes train images are the original's train_full.lst; its train.lst (the 505
+    images the paper pseudo-labels) is never written."""
+    monkeypatch.setattr(prepare_data, 'DATA_LIST_DIR', str(tmp_path / 'data_list'))
+    root = str(tmp_path / 'cityscapes')
+    make_layout(root, 'cityscapes', 3, split='train')
+    assert prepare('cityscapes', '--data-root', root, '--split', 'train', '--no-progress') == 0
+    assert 'train.lst' not in os.listdir(tmp_path / 'data_list' / 'cityscapes')
+    assert len(read_list(str(tmp_path / 'data_list' / 'cityscapes' / 'train_full.lst'))) == 3
+
+
 def test_synthia_bad_raw_labels(tmp_path, capsys):
     root, lst = str(tmp_path / 'synthia'), str(tmp_path / 'train.lst')
     ids = write_synthia_raw(root, 3)
