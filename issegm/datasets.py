@@ -7,6 +7,7 @@ In self-training, `target_dataset` picks the target's tables from the source/tar
 """
 import collections
 import os
+import threading
 
 import cv2
 import numpy as np
@@ -235,9 +236,19 @@ def read_sample(image_path, label_path):
 
 
 def write_png(path, array, palette=None):
-    """Write a uint8 array as PNG (a palette image when a (256, 3) palette is given)."""
+    """Write a uint8 array as PNG (a palette image when a (256, 3) palette is given), atomically:
+    a temporary file beside it, then a rename, so a file that exists is complete (a resumed run
+    may skip it)."""
     img = Image.fromarray(np.ascontiguousarray(array))
     if palette is not None:  # an L image becomes P, keeping the ids as palette indices
         img.putpalette(np.asarray(palette, np.uint8).ravel().tolist())
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    img.save(path, compress_level=1)  # fast: phase val writes several PNGs per image
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, '.%s.%d-%d.tmp' % (os.path.basename(path), os.getpid(),
+                                                  threading.get_ident()))
+    try:
+        img.save(tmp, format='PNG', compress_level=1)  # fast: phase val writes several per image
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
