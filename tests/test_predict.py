@@ -68,14 +68,15 @@ def _read(path):
 
 
 def _probs(weights, image_path, scales=(128,), flip=False):
-    """The class probabilities of one image from a Predictor of its own (float32)."""
+    """The class probabilities of one image from a Predictor of its own (float32; the softmax
+    in float64, as evaluate.py's)."""
     import mxnet as mx
     from issegm.datasets import read_image
     from issegm.inference import Predictor
     from util.weights import load_weights
     arg, aux = load_weights(weights)
-    return Predictor(TINY, arg, aux, mx.cpu(), 8).predict(read_image(image_path), list(scales),
-                                                          flip)
+    predictor = Predictor(TINY, arg, aux, mx.cpu(), 8, float64_softmax=True)
+    return predictor.predict(read_image(image_path), list(scales), flip)
 
 
 # Pure parts (no MXNet) ------------------------------------------------------------------------
