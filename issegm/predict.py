@@ -66,7 +66,7 @@ from issegm.evaluate import (check_prediction_flags, check_unique_names,  # noqa
                              default_dataset, load_predictors)
 from issegm.testtime import Timings, device_names, predict_samples  # noqa: E402
 from util.errors import UserError, cli_entry, require_dir, require_file  # noqa: E402
-from util.files import write_json  # noqa: E402
+from util.files import write_atomically, write_json  # noqa: E402
 from util.flags import FlagParser, prediction_flags  # noqa: E402
 from util.logs import setup_logging  # noqa: E402
 
@@ -283,21 +283,6 @@ def render(info, kinds, opacity, prediction):
         elif kind == 'probs':
             out[kind] = prediction.probs.astype(np.float16)
     return out
-
-
-def write_atomically(path, write):
-    """write(file object) into a temporary file beside `path`, then rename it to `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, '.%s.%d-%d.tmp' % (os.path.basename(path), os.getpid(),
-                                                  threading.get_ident()))
-    try:
-        with open(tmp, 'wb') as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_probs(path, probs):
