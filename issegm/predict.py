@@ -32,10 +32,11 @@ STEM.EXT is STEM_%06d, from 0). Two inputs with one NAME are an error (nothing i
                         bytes, 79.7 MB per 2048x1024 image with 19 classes
   overlay/STEM.mp4      every video overlaid (MPEG-4, the video's frame rate and size); with
                         --frames also each frame's outputs above
-  summary.json          this run: images (video frames included), skipped, videos, seconds,
-                        images_per_second, class_shares (share of the pixels per class), ...
+  summary.json          this run: images (video frames included), skipped (inputs finished
+                        before), videos, seconds, images_per_second, class_shares (share of
+                        the pixels per class), the model, scales and devices
   predict.log           the log (or --log-file)
-`--outputs` picks the PNG kinds (default labelIds,trainIds,color,overlay; also confidence,
+`--outputs` picks the output kinds (default labelIds,trainIds,color,overlay; also confidence,
 entropy, probs); --confidence and --save-probs add theirs. Probabilities are bicubic-upsampled
 softmax maps and may leave [0, 1] by a little: they are clipped to [0, 1] for both maps.
 
