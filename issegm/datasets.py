@@ -6,6 +6,7 @@ label maps, class names, palettes, max shapes, list files, loading.
 In self-training, `target_dataset` picks the target's tables from the source/target pair.
 """
 import collections
+import functools
 import os
 
 import cv2
@@ -14,6 +15,7 @@ from cityscapesscripts.helpers.labels import id2label, labels as CITYSCAPES_LABE
 from PIL import Image
 
 from util.errors import UserError
+from util.files import write_atomically
 
 IGNORE = 255
 UNLABELED_ID = 0  # label id that maps to ignore; unselected pseudo-label pixels are stored as 0
@@ -235,9 +237,10 @@ def read_sample(image_path, label_path):
 
 
 def write_png(path, array, palette=None):
-    """Write a uint8 array as PNG (a palette image when a (256, 3) palette is given)."""
+    """Write a uint8 array as PNG (a palette image when a (256, 3) palette is given), atomically
+    (util.files.write_atomically: a PNG that exists is whole)."""
     img = Image.fromarray(np.ascontiguousarray(array))
     if palette is not None:  # an L image becomes P, keeping the ids as palette indices
         img.putpalette(np.asarray(palette, np.uint8).ravel().tolist())
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    img.save(path, compress_level=1)  # fast: phase val writes several PNGs per image
+    # compress_level 1 is fast: phase val writes several PNGs per image
+    write_atomically(path, functools.partial(img.save, format='PNG', compress_level=1))

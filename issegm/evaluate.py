@@ -47,14 +47,15 @@ from issegm.testtime import (Timings, device_names, predict_samples,  # noqa: E4
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.files import write_json  # noqa: E402
 from util.flags import (FlagParser, check_test_steps, parse_bool,  # noqa: E402
-                        parse_test_scales, set_mxnet_switches)
+                        parse_test_scales, prediction_flags, set_mxnet_switches)
 from util.logs import setup_logging  # noqa: E402
 from util.metrics import ConfusionMeter, format_table, metrics_dict, scores  # noqa: E402
 from util.model_label import (check_num_classes, is_classifier,  # noqa: E402
                               model_from_weights, parse_model_label)
 
-__all__ = ['resolve_model', 'Timings', 'save_outputs',
-           'evaluate_samples', 'write_report', 'main']
+__all__ = ['resolve_model', 'default_dataset', 'check_prediction_flags', 'load_predictors',
+           'check_unique_names', 'Timings', 'save_outputs', 'evaluate_samples', 'write_report',
+           'main']
 
 log = logging.getLogger('cbst')
 
@@ -68,6 +69,41 @@ def resolve_model(model, weights, info):
     if is_classifier(parse_model_label(model)):
         raise UserError('model %s is the ImageNet classifier, not a segmentation model' % model)
     return model, check_num_classes(model, info)
+
+
+def default_dataset(model, weights):
+    """`--dataset` when it is not given: the dataset part of the model label (yzou2/CBST
+    issegm/evaluate.py, parse_model_label: `args.dataset` if given, else the label's field)."""
+    return parse_model_label(model_from_weights(model, weights)).dataset
+
+
+def check_prediction_flags(args, info):
+    """Check the test-time flags (util.flags.prediction_flags, --model, --weights) against the
+    dataset `info` before MXNet is imported: returns (model, parsed model label, test scales)."""
+    if args.prefetch_threads < 0:
+        raise UserError('--prefetch-threads must be >= 0, got %d' % args.prefetch_threads)
+    scales = parse_test_scales(args.test_scales or str(max(info.max_shape)))
+    model, parsed = resolve_model(args.model, args.weights, info)
+    check_test_steps(args.test_steps, parsed.stride)
+    return model, parsed, scales
+
+
+def load_predictors(args, model, parsed):
+    """One issegm.inference.Predictor per device of --gpus, with the weights checked to fit
+    `model` (a misfit is a UserError). Imports MXNet: call it once the flags are checked.
+    Returns (predictors, contexts)."""
+    require_file(args.weights, 'weight file')
+    set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
+    from issegm.inference import make_predictors  # these import MXNet: after the flags
+    from util.devices import parse_devices
+    from util.symbol.resnet38 import parameter_shapes
+    from util.weights import load_for_model
+    contexts = parse_devices(args.gpus)
+    arg_params, aux_params = load_for_model(args.weights, parameter_shapes(model))
+    # float64 softmax, as yzou2/CBST evaluate.py's network (issegm.inference.softmax_float64)
+    predictors = make_predictors(model, arg_params, aux_params, contexts, parsed.stride,
+                                 args.test_steps, float64_softmax=True)
+    return predictors, contexts
 
 
 def correct_map(pred, gt_train):
@@ -96,14 +132,15 @@ def save_scores(path, probs):
     np.save(path, probs.astype(np.float16))
 
 
-def _check_names(samples):
+def check_unique_names(named):
+    """Raise a UserError naming both sources when two (output name, source) pairs share a
+    name: their outputs would overwrite each other."""
     seen = {}
-    for image, _ in samples:
-        name = sample_name(image)
+    for name, source in named:
         if name in seen:
             raise UserError('two images share the output name %s: %s and %s'
-                            % (name, seen[name], image))
-        seen[name] = image
+                            % (name, seen[name], source))
+        seen[name] = source
 
 
 def evaluate_samples(predictors, samples, info, scales, flip, output, save_results=True,
@@ -122,7 +159,7 @@ def evaluate_samples(predictors, samples, info, scales, flip, output, save_resul
         predictors = [predictors]
     timings = timings if timings is not None else Timings()
     meter = ConfusionMeter(len(info.class_names))
-    _check_names(samples)
+    check_unique_names((sample_name(image), image) for image, _ in samples)
     predict = functools.partial(_predict_image, info, scales, flip, save_predictions)
     write = (functools.partial(_write_image, output, info, save_results)
              if save_results or save_predictions else None)
@@ -164,7 +201,7 @@ def write_report(output, conf, info, title):
 
 
 def parse_args(argv):
-    parser = FlagParser(description=__doc__.splitlines()[0])
+    parser = FlagParser(description=__doc__.splitlines()[0], parents=[prediction_flags()])
     a = parser.add_argument
     a('--data-root', required=True, help='dataset root (paths in the list file are relative)')
     a('--output', required=True, help='output folder')
@@ -176,31 +213,18 @@ def parse_args(argv):
            'upstream)')
     a('--weights', required=True, help='weight file, e.g. models/gta_rna-a1_cls19_s8_ep-0000.params')
     a('--model', help='model label (default: the weights file name before _ep-)')
-    a('--test-scales', help='longer side(s) at test time, comma-separated; several are averaged '
-                            '(default: the dataset\'s longer side, e.g. 2048)')
-    a('--test-flipping', action='store_true', help='average with the mirrored image')
-    a('--test-steps', type=int, default=1,
-      help='N x N shifted network passes per image, predicting at stride // N (as upstream)')
-    a('--gpus', default='0',
-      help='cpu, cpu:N or GPU ids like 0,1 (the images are spread over all of them)')
-    a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
-    a('--debug', action='store_true',
-      help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
     a('--cache-images', type=parse_bool, default=None,
       help='accepted and ignored, as upstream (it only set a flag evaluation never reads)')
     a('--save-predictions', action='store_true',
       help='keep the score maps: OUTPUT/scores/NAME.npy, float16 (C, H, W) at the image size')
     a('--no-save-results', action='store_true', help='do not write the prediction PNGs')
-    a('--prefetch-threads', type=int, default=1,
-      help='threads reading images and writing outputs while the network runs (0: inline)')
     a('--log-file', help='log file (default OUTPUT/evaluate.log)')
-    a('--no-progress', action='store_true', help='no progress bar')
     a('--skip-data-check', action='store_true',
       help='do not check the list\'s files first (issegm/data_checks.py: headers, sizes, label '
            'ids of a sample)')
     args = parser.parse_args(argv)
     if args.dataset is None:
-        args.dataset = parse_model_label(model_from_weights(args.model, args.weights)).dataset
+        args.dataset = default_dataset(args.model, args.weights)
     return args
 
 
@@ -209,23 +233,12 @@ def main(argv=None):
     args = parse_args(argv)
     # Checks of the flags and files first, before MXNet is even imported (a quick error).
     info = get_dataset(args.dataset)
-    if args.prefetch_threads < 0:
-        raise UserError('--prefetch-threads must be >= 0, got %d' % args.prefetch_threads)
-    scales = parse_test_scales(args.test_scales or str(max(info.max_shape)))
-    model, parsed = resolve_model(args.model, args.weights, info)
-    check_test_steps(args.test_steps, parsed.stride)
+    model, parsed, scales = check_prediction_flags(args, info)
     samples = load_samples(args.data_root, args.split, args.dataset, require_labels=False)
     require_file(args.weights, 'weight file')
     if not args.skip_data_check:
         require_clean(samples, args.dataset, what=args.split)
-    set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
-
-    from issegm.inference import make_predictors  # these import MXNet: after the flags
-    from util.devices import parse_devices
-    from util.symbol.resnet38 import parameter_shapes
-    from util.weights import load_for_model
-    contexts = parse_devices(args.gpus)
-    arg_params, aux_params = load_for_model(args.weights, parameter_shapes(model))
+    predictors, contexts = load_predictors(args, model, parsed)
 
     os.makedirs(args.output, exist_ok=True)
     setup_logging(args.log_file or os.path.join(args.output, 'evaluate.log'), debug=args.debug)
@@ -233,9 +246,6 @@ def main(argv=None):
              model, args.weights, args.dataset, args.split, len(samples),
              ','.join(map(str, scales)), 'on' if args.test_flipping else 'off',
              device_names(contexts))
-    # float64 softmax, as yzou2/CBST evaluate.py's network (issegm.inference.softmax_float64)
-    predictors = make_predictors(model, arg_params, aux_params, contexts, parsed.stride,
-                                 args.test_steps, float64_softmax=True)
     timings = Timings()
     t0 = time.time()
     conf = evaluate_samples(predictors, samples, info, scales, args.test_flipping, args.output,

@@ -33,3 +33,10 @@ def test_demo_smoke(tmp_path):
     for key in ('st', 'cbst', 'cbst_sp', 'crst_mrkld', 'crst_lrent'):
         assert (out / key / 'rounds.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert 'demo finished in' in res.stdout and 'results.json' in res.stdout
+    # The last step: predict.py with the last CBST model on three target images.
+    predicted = out / 'predict'
+    for kind in ('labelIds', 'trainIds', 'color', 'overlay', 'confidence', 'entropy'):
+        assert len(list((predicted / kind).iterdir())) == 3, kind
+    summary = json.loads((predicted / 'summary.json').read_text())
+    assert summary['images'] == 3 and summary['model'] == 'cityscapes_rna-tiny_cls19_s8'
+    assert summary['weights'].endswith('cbst/0/cityscapes_rna-tiny_cls19_s8_ep-0001.params')

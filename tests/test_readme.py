@@ -84,7 +84,7 @@ def test_readme_has_the_commands_it_should():
         scripts.add(tokens[2] if tokens[1] == '-m' else tokens[1])
     assert {'issegm/solve_AO.py', 'issegm/script-self-paced-self-trained-segresnet.py',
             'issegm/evaluate.py', 'issegm/train_src.py', 'issegm.launch',
-            'issegm/prepare_data.py', 'issegm/check_data.py'} <= scripts
+            'issegm/prepare_data.py', 'issegm/check_data.py', 'issegm/predict.py'} <= scripts
 
 
 def test_readme_data_steps_parse_as_meant(monkeypatch):
@@ -126,6 +126,22 @@ def test_readme_command_parses(line, monkeypatch):
                 and namespace is not None:
             # the round script it names exists too
             assert os.path.isfile(os.path.join(REPO, namespace.self_training_script))
+
+
+def test_readme_predict_commands_and_outputs(monkeypatch):
+    """The README's predict.py command lines parse with inputs and output kinds predict.py
+    accepts, and its table names every output folder."""
+    from issegm.predict import KINDS, requested_kinds
+    lines = [line for line in readme_commands() if line.startswith('python issegm/predict.py')]
+    assert len(lines) >= 3
+    for line in lines:
+        _, _, namespace = parse_with_script(shlex.split(line), monkeypatch)
+        assert namespace.inputs and namespace.weights and namespace.output
+        assert requested_kinds(namespace.outputs, namespace.confidence, namespace.save_probs)
+    with open(os.path.join(REPO, 'README.md')) as f:
+        text = f.read()
+    for kind in KINDS:
+        assert '`%s/NAME.' % kind in text, kind
 
 
 # The two self-training commands of yzou2/CBST's README of record (the first release, commit

@@ -81,6 +81,28 @@ def check_test_steps(test_steps, stride):
     return int(test_steps)
 
 
+def prediction_flags():
+    """A parent parser (argparse `parents=`) of the test-time flags evaluate.py and predict.py
+    share, with one meaning in both: the test-time path of phase val (issegm/inference.py,
+    issegm/testtime.py), its devices, MXNet switches, helper threads and progress bar."""
+    parser = FlagParser(add_help=False)
+    a = parser.add_argument
+    a('--test-scales', help='longer side(s) at test time, comma-separated; several are averaged '
+                            '(default: the dataset\'s longer side, e.g. 2048)')
+    a('--test-flipping', action='store_true', help='average with the mirrored image')
+    a('--test-steps', type=int, default=1,
+      help='N x N shifted network passes per image, predicting at stride // N (as upstream)')
+    a('--gpus', default='0',
+      help='cpu, cpu:N or GPU ids like 0,1 (the images are spread over all of them)')
+    a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
+    a('--debug', action='store_true',
+      help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
+    a('--prefetch-threads', type=int, default=1,
+      help='threads reading images and writing outputs while the network runs (0: inline)')
+    a('--no-progress', action='store_true', help='no progress bar')
+    return parser
+
+
 def training_switch_flags():
     """A parent parser (argparse `parents=`) of the flags upstream's training scripts (solve_ST.py,
     train_src.py) share: the MXNet switches of set_mxnet_switches and the ignored checkpoint

@@ -5,10 +5,11 @@
 Runs the same scripts and flags a GPU user runs, only smaller: the demo data generator
 (issegm/demo/make_data.py, a synthetic GTA-5 -> Cityscapes shift), train_src.py (source-only
 model), make_prior.py (spatial prior), the round orchestrator five times (ST, CBST, CBST-SP,
-CRST-MRKLD, CRST-LRENT), and evaluate.py on the target val split for the source model and
-after every round. Writes results.json, results.md, miou_per_round.png and predictions.png
-under --output. Finished steps are skipped when it is run again. `--smoke` is a tiny
-configuration for the test suite.
+CRST-MRKLD, CRST-LRENT), evaluate.py on the target val split for the source model and
+after every round, and last predict.py with the final CBST model on a few target images (as a
+user runs it on their own). Writes results.json, results.md, miou_per_round.png and
+predictions.png under --output, and predict/ (overlay/NAME.png, ...). Finished steps are
+skipped when it is run again. `--smoke` is a tiny configuration for the test suite.
 """
 import argparse
 import json
@@ -42,6 +43,7 @@ METHODS = (('st', 'ST', ['--kc-policy', 'global', '--with-prior', 'False']),
            ('cbst_sp', 'CBST-SP', ['--kc-policy', 'cb', '--with-prior', 'True']),
            ('crst_mrkld', 'CRST-MRKLD', CBST_FLAGS + ['--mr-weight-kld', '0.01']),
            ('crst_lrent', 'CRST-LRENT', CBST_FLAGS + ['--lr-weight-ent', '0.25']))
+PREDICT_IMAGES = 3  # target val images predict.py runs on at the end
 
 # Sizes and schedules. The full demo fits in 10 minutes on 2 cores; the smoke one in seconds.
 # How the full one was chosen (a few tries, the same settings for ST, CBST and CBST-SP): with the
@@ -174,6 +176,21 @@ def evaluate(output, cfg, paths, weights, name):
         return json.load(f)
 
 
+def predict_targets(output, cfg, paths, weights, count=PREDICT_IMAGES):
+    """predict.py on the first `count` target val images (their labels unused), as image files;
+    returns its output folder."""
+    folder = os.path.join(output, 'predict')
+    summary = os.path.join(folder, 'summary.json')
+    if os.path.isfile(summary) and os.path.getmtime(summary) >= os.path.getmtime(weights):
+        return folder
+    samples = load_samples(paths['cityscapes_root'], paths['cityscapes_val_list'], 'cityscapes')
+    run('prediction: CBST model on %d target images' % count, [
+        sys.executable, script('predict.py'), '--weights', weights, '--output', folder,
+        '--test-scales', str(max(cfg['target_size'])), '--test-flipping', '--confidence',
+        '--gpus', 'cpu', '--no-progress'] + [image for image, _ in samples[:count]])
+    return folder
+
+
 def write_results(output, curves, finals, class_names):
     """results.json, results.md and miou_per_round.png."""
     results = {key: round(100 * m['miou'], 2) for key, m in finals.items()}
@@ -242,9 +259,10 @@ def main(argv=None):
     source_weights = train_source(output, cfg, paths, args.seed)
     prior = make_prior(output, cfg, paths)
     source_metrics = evaluate(output, cfg, paths, source_weights, 'source')
-    curves, finals = {}, {'source': source_metrics}
+    curves, finals, last_weights = {}, {'source': source_metrics}, {}
     for key, _, flags in METHODS:
         rounds = self_train(output, cfg, paths, source_weights, prior, key, flags)
+        last_weights[key] = rounds[-1]
         curve = [source_metrics['miou']]
         for r, weights in enumerate(rounds):
             metrics = evaluate(output, cfg, paths, weights, '%s/round_%d' % (key, r))
@@ -255,6 +273,7 @@ def main(argv=None):
     write_prediction_grid(output, paths, [
         ('source only', os.path.join(output, 'eval', 'source')),
         ('CBST', os.path.join(output, 'eval', 'cbst', 'round_%d' % last))])
+    predicted = predict_targets(output, cfg, paths, last_weights['cbst'])
     minutes = (time.time() - started) / 60
     print('\n' + table)
     print('\ntarget val mIoU (%%): %s' % ', '.join(
@@ -262,6 +281,8 @@ def main(argv=None):
     print('demo finished in %.1f minutes; results in:' % minutes)
     for name in ('results.json', 'results.md', 'miou_per_round.png', 'predictions.png'):
         print('  ' + os.path.join(output, name))
+    print('  %s (predict.py: labelIds/, trainIds/, color/, overlay/, confidence/, entropy/)'
+          % predicted)
     return 0
 
 
