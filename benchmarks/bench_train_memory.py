@@ -6,8 +6,8 @@ issegm.training.bind_module binds it (parameter gradients, no input gradients), 
 which the training iterator rounds up to 504x504 (labels 63x63). Three settings:
 
 * `without`:      the plain symbol, MXNET_BACKWARD_DO_MIRROR unset;
-* `MXNet mirror`: the plain symbol with MXNET_BACKWARD_DO_MIRROR=1, what yzou2/CBST
-                  issegm/solve_ST.py and issegm/train_src.py (parse_args) set for the flag;
+* `MXNet mirror`: the plain symbol with MXNET_BACKWARD_DO_MIRROR=1, which the flag sets in
+                  yzou2/CBST issegm/solve_ST.py and issegm/train_src.py (parse_args);
 * `port mirror`:  the port's --backward-do-mirror (util/mirroring.py: each residual unit
                   recomputed in the backward pass; MXNET_BACKWARD_DO_MIRROR off).
 

@@ -125,8 +125,8 @@ def _planned(symbol, crop=256, images=1):
 
 
 def test_mirror_plans_less_memory_and_mxnets_switch_more(monkeypatch):
-    """MXNet 1.9.1's own switch (the original's) plans more memory than none; the port's
-    marks at least 30% less."""
+    """MXNet 1.9.1's own switch (set for the flag by yzou2/CBST solve_ST.py) plans more memory
+    than none; the port's marks plan at least 30% less."""
     plain = training_symbol(MODEL)
     without = _planned(plain)
     assert _planned(mirror_symbol(plain)) <= 0.7 * without

@@ -153,10 +153,10 @@ def set_mxnet_switches(backward_do_mirror=False, no_cudnn=False, debug=False):
     so call this before `import mxnet`. `--no-cudnn` and `--debug` set them as yzou2/CBST
     issegm/solve_ST.py and issegm/train_src.py (parse_args) do.
 
-    `--backward-do-mirror` is the exception: there it sets MXNET_BACKWARD_DO_MIRROR=1, which in
-    MXNet 1.9.1 costs memory, so here it turns that variable OFF (also when exported: with it,
-    MXNet mirrors the residual sums too and the saving is lost) and the training code marks the
-    symbol instead (util/mirroring.py; issegm.training.fit, `mirror`)."""
+    `--backward-do-mirror` is the exception: yzou2/CBST solve_ST.py sets MXNET_BACKWARD_DO_MIRROR=1
+    for it, which in MXNet 1.9.1 costs memory, so here it turns that variable OFF (also when
+    exported: with it, MXNet mirrors the residual sums too and the saving is lost) and the
+    training code marks the symbol instead (util/mirroring.py; issegm.training.fit, `mirror`)."""
     if backward_do_mirror:
         os.environ['MXNET_BACKWARD_DO_MIRROR'] = '0'
     if no_cudnn:

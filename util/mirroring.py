@@ -2,18 +2,19 @@
 the backward pass instead of keeping them from the forward pass (README, "Training memory").
 
 yzou2/CBST issegm/solve_ST.py and issegm/train_src.py (parse_args) turn the flag into
-MXNET_BACKWARD_DO_MIRROR=1 ("True means less gpu memory usage"), and yzou2/CBST
-issegm/solve_AO.py passes it to every phase train. In MXNet 1.9.1 that switch costs memory
-instead of saving it. Its graph executor (src/executor/graph_executor.cc, InitFullGraph) then
-mirrors every operator but Convolution, FullyConnected, Concat, SoftmaxOutput and Dropout, and
-the gradient pass (src/nnvm/gradient.cc) gives each mirrored node a copy that reads the copies
-of its inputs and feeds its gradient. On ResNet-38 that saves nothing and adds a copy of every
-residual sum:
+MXNET_BACKWARD_DO_MIRROR=1 (help in yzou2/CBST solve_ST.py: "True means less gpu memory usage"),
+and yzou2/CBST issegm/solve_AO.py passes it to every phase train. In MXNet 1.9.1 that switch
+costs memory instead of saving it. Its graph executor (src/executor/graph_executor.cc,
+InitFullGraph) then mirrors every operator but Convolution, FullyConnected, Concat,
+SoftmaxOutput and Dropout, and the gradient pass (src/nnvm/gradient.cc) gives each mirrored
+node a copy that reads the copies of its inputs and feeds its gradient. On ResNet-38 that
+saves nothing and adds a copy of every residual sum:
 * a convolution is not mirrored, so its gradient reads the convolution's original input: the
   BatchNorm+ReLU output before every convolution is kept from the forward pass anyway;
 * the residual sums are mirrored, and each copy reads the copy of the previous one, so all of
   them are recomputed as soon as the backward pass starts and are held until it ends.
-(rna-a1 at 504x504, one image: 1,644 MB planned against 1,496 MB without; MXNet issue 14383.)
+(rna-a1 at 504x504, one image: 1,644 MB planned against 1,496 MB without; apache/mxnet
+issue 14383.)
 
 What this module does instead: the `__force_mirroring__` attribute, which the same executor
 honours on any node, is set on every BatchNorm, Activation and Convolution node, and
