@@ -368,7 +368,8 @@ def _train_round(args, infos, tgt_list, mining, batches, schedule):
         history = fit(training_symbol(args.parsed_model, args.crst), train_iter, contexts,
                       arg_params, aux_params, args.from_epoch, args.stop_epoch, prefix, schedule,
                       args.weight_decay, kv, allow_missing=args.from_epoch == 0,
-                      nll_eps=NLL_EPS_SELF_TRAINING, progress=not args.no_progress)
+                      nll_eps=NLL_EPS_SELF_TRAINING, progress=not args.no_progress,
+                      mirror=args.backward_do_mirror)
     finally:
         train_iter.close()
     if rank == 0:

@@ -222,7 +222,7 @@ def train(args, samples, schedule):
                    args.from_epoch, args.stop_epoch, checkpoint_prefix(args.output, args.model),
                    schedule, weight_decay=args.weight_decay, kvstore=kv,
                    allow_missing=bool(missing), nll_eps=NLL_EPS_SOURCE,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, mirror=args.backward_do_mirror)
     finally:
         train_iter.close()
 

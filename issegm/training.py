@@ -53,6 +53,7 @@ from util import crst_loss, hvd
 from util.flags import KVSTORES
 from util.launch import install_fail_fast
 from util.lr_scheduler import FixedSchedule
+from util.mirroring import mirror_symbol
 from util.model_label import checkpoint_path
 from util.weights import save_weights
 
@@ -346,7 +347,8 @@ def finish_epoch(module, entry, prefix, worker):
 
 def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_epoch, prefix,
         lr, weight_decay=0.0005, kvstore=None, allow_missing=False, nll_eps=NLL_EPS_SELF_TRAINING,
-        log_every=10, progress=True, epoch_end_callback=None, batch_end_callback=None):
+        log_every=10, progress=True, epoch_end_callback=None, batch_end_callback=None,
+        mirror=False):
     """Train epochs [begin_epoch, end_epoch); checkpoint `PREFIX-%04d.params` after each.
 
     lr: a learning rate (fixed) or a schedule from util.lr_scheduler.make_lr_scheduler; as
@@ -359,6 +361,9 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
     epoch_end_callback(epoch, symbol, arg_params, aux_params), MXNet's signature, is called on
     every worker after each epoch (e.g. mx.callback.do_checkpoint(PREFIX) on one machine);
     batch_end_callback(epoch, nbatch, module), nbatch counted from 0, after each batch.
+    mirror: `--backward-do-mirror`, bind util.mirroring.mirror_symbol(symbol) (each residual
+    unit recomputed in the backward pass: less memory, the same gradients); the symbol json
+    is the plain symbol's either way.
 
     Every `log_every` batches (nbatch 0, 10, 20, ...) the log shows the NLL since the epoch
     started, as upstream's mx.callback.log_train_metric(10, auto_reset=False) did.
@@ -368,7 +373,8 @@ def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_e
     worker_nll / worker_pixels (this worker's own). A NaN/inf loss is a UserError.
     """
     worker = worker_of(kvstore)
-    module = bind_module(symbol, train_iter, contexts, arg_params, aux_params, allow_missing)
+    module = bind_module(mirror_symbol(symbol) if mirror else symbol, train_iter, contexts,
+                         arg_params, aux_params, allow_missing)
     scheduler = lr if callable(lr) else FixedSchedule(lr)
     init_sgd(module, scheduler, weight_decay, len(contexts), kvstore)
     if worker.rank == 0:

@@ -180,7 +180,13 @@ def test_debug_sets_naive_engine_and_debug_logging(monkeypatch, tmp_path):
     assert 'MXNET_ENGINE_TYPE' not in os.environ
     set_mxnet_switches(backward_do_mirror=True, no_cudnn=True, debug=True)
     assert os.environ['MXNET_ENGINE_TYPE'] == 'NaiveEngine'
-    assert os.environ['MXNET_BACKWARD_DO_MIRROR'] == '1'
+    # off: MXNet 1.9.1's own mirror costs memory; the training code marks the symbol instead
+    assert os.environ['MXNET_BACKWARD_DO_MIRROR'] == '0'
+    monkeypatch.setenv('MXNET_BACKWARD_DO_MIRROR', '1')
+    set_mxnet_switches()
+    assert os.environ['MXNET_BACKWARD_DO_MIRROR'] == '1'  # left alone without the flag
+    set_mxnet_switches(backward_do_mirror=True)
+    assert os.environ['MXNET_BACKWARD_DO_MIRROR'] == '0'
     assert os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] == '0'
     from util.logs import setup_logging
     assert setup_logging(None, name='cbst-test', debug=True).level == logging.DEBUG

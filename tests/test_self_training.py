@@ -171,7 +171,7 @@ def test_phase_train_needs_pseudo_labels_and_mining_stats(target, gta_s8_weights
 def test_phase_train_schedule_and_epochs_as_upstream(tmp_path, monkeypatch, capsys):
     """Phase train hands fit the epochs from-epoch .. stop-epoch, a schedule over to-epoch with
     batches per epoch = lines of the SOURCE list // batch-images (not the samples trained on),
-    and the self-training NLL epsilon."""
+    the self-training NLL epsilon and mirror=False without --backward-do-mirror."""
     from conftest import write_model_weights
     from issegm import self_training, training
     from test_training_schedule import upstream_lrs
@@ -189,7 +189,7 @@ def test_phase_train_schedule_and_epochs_as_upstream(tmp_path, monkeypatch, caps
     def fake_fit(symbol, train_iter, contexts, arg, aux, begin, end, prefix, lr, wd, kv,
                  **kwargs):
         calls.append((len(train_iter.samples), train_iter.batches_per_epoch, begin, end, lr,
-                      kwargs['nll_eps']))
+                      kwargs['nll_eps'], kwargs['mirror']))
         return []
     monkeypatch.setattr(training, 'fit', fake_fit)
     argv = ['--phase', 'train', '--dataset', 'gta', '--dataset-tgt', 'cityscapes',
@@ -201,9 +201,9 @@ def test_phase_train_schedule_and_epochs_as_upstream(tmp_path, monkeypatch, caps
             '--lr-type', 'linear', '--base-lr', '0.01', '--from-epoch', '2', '--stop-epoch', '3',
             '--to-epoch', '5']
     assert self_training.main(argv) == 0
-    (samples, iter_batches, begin, end, schedule, eps), = calls
+    (samples, iter_batches, begin, end, schedule, eps, mirror), = calls
     assert (samples, iter_batches) == (4 + 3, 3)  # int(9 * 0.5) source + 3 target
-    assert (begin, end) == (2, 3) and eps == training.NLL_EPS_SELF_TRAINING
+    assert (begin, end) == (2, 3) and eps == training.NLL_EPS_SELF_TRAINING and not mirror
     per_epoch = 10 // 2  # the list file's 10 lines
     assert [schedule(n) for n in range(1, 40)] == upstream_lrs(
         'linear', 0.01, '', 2 * per_epoch, 5 * per_epoch, 39)

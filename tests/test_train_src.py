@@ -129,20 +129,21 @@ def test_bad_inputs_give_one_error_line(gta, classifier, tmp_path):
 
 def test_schedule_epochs_and_metric_as_upstream(gta, classifier, tmp_path, monkeypatch):
     """fit gets epochs from .. --stop-epoch, a schedule over --to-epoch with len(samples) //
-    batch-images batches per epoch, and train_src's NLL epsilon 1e-6."""
+    batch-images batches per epoch, train_src's NLL epsilon 1e-6 and --backward-do-mirror."""
     from issegm import training
     from test_training_schedule import upstream_lrs
     calls = []
 
     def fake_fit(symbol, train_iter, contexts, arg, aux, begin, end, prefix, lr, **kwargs):
-        calls.append((begin, end, lr, kwargs['nll_eps']))
+        calls.append((begin, end, lr, kwargs['nll_eps'], kwargs['mirror']))
         return []
     monkeypatch.setattr(training, 'fit', fake_fit)
+    monkeypatch.setenv('MXNET_BACKWARD_DO_MIRROR', '0')  # restored after the test
     argv = _argv(gta, tmp_path / 'o', classifier, '--lr-type', 'linear',
-                 '--stop-epoch', 2, '--to-epoch', 3)
+                 '--stop-epoch', 2, '--to-epoch', 3, '--backward-do-mirror')
     assert train_src.main(argv) == 0
-    (begin, end, schedule, eps), = calls
-    assert (begin, end, eps) == (0, 2, training.NLL_EPS_SOURCE)
+    (begin, end, schedule, eps, mirror), = calls
+    assert (begin, end, eps, mirror) == (0, 2, training.NLL_EPS_SOURCE, True)
     from issegm.datasets import read_list
     per_epoch = len(read_list(gta[1])) // 2  # the samples // --batch-images
     assert [schedule(n) for n in range(1, 10)] == upstream_lrs('linear', 0.001, '', 0,

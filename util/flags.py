@@ -113,7 +113,10 @@ def training_switch_flags():
     a('--check-step', type=int, default=4, help='ignored, as upstream')
     a('--debug', action='store_true',
       help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
-    a('--backward-do-mirror', action='store_true', help='sets MXNET_BACKWARD_DO_MIRROR=1')
+    a('--backward-do-mirror', action='store_true',
+      help='recompute each residual unit in the backward pass: about half the activation '
+           'memory for about one more forward pass per step (util/mirroring.py; it leaves '
+           'MXNET_BACKWARD_DO_MIRROR off, which costs memory in MXNet 1.9.1)')
     a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
     return parser
 
@@ -145,11 +148,17 @@ def training_schedule_flags(to_epoch):
 
 
 def set_mxnet_switches(backward_do_mirror=False, no_cudnn=False, debug=False):
-    """`--backward-do-mirror`, `--no-cudnn` and `--debug` as upstream's scripts set them:
-    environment variables MXNet reads when it builds a graph (the first two) or when it is
-    imported (MXNET_ENGINE_TYPE), so call this before `import mxnet`."""
+    """The environment of `--backward-do-mirror`, `--no-cudnn` and `--debug`: variables MXNet
+    reads when it builds a graph (the first two) or when it is imported (MXNET_ENGINE_TYPE),
+    so call this before `import mxnet`. `--no-cudnn` and `--debug` set them as yzou2/CBST
+    issegm/solve_ST.py and issegm/train_src.py (parse_args) do.
+
+    `--backward-do-mirror` is the exception: yzou2/CBST solve_ST.py sets MXNET_BACKWARD_DO_MIRROR=1
+    for it, which in MXNet 1.9.1 costs memory, so here it turns that variable OFF (also when
+    exported: with it, MXNet mirrors the residual sums too and the saving is lost) and the
+    training code marks the symbol instead (util/mirroring.py; issegm.training.fit, `mirror`)."""
     if backward_do_mirror:
-        os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
+        os.environ['MXNET_BACKWARD_DO_MIRROR'] = '0'
     if no_cudnn:
         os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] = '0'
     if debug:
