@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from issegm import inference
+from issegm.testtime import one_image
+from issegm.testtime.one_image import Predictor, upsample_probs
 from test_image import original_interp  # get_interp_method, restated
-from issegm.inference import Predictor, upsample_probs
 from util.errors import UserError
 from util.flags import check_test_steps
 from util.symbol.resnet38 import parameter_shapes
@@ -206,12 +206,12 @@ def test_upsample_probs_threads_and_copies(scaled_hw, original_hw, pred_stride):
 def test_copy_image_into_checks_the_target():
     image = Image.fromarray(np.arange(12, dtype=np.float32).reshape(3, 4))
     out = np.zeros((3, 4), np.float32)
-    inference._copy_image_into(out, image)
+    one_image._copy_image_into(out, image)
     np.testing.assert_array_equal(out, np.asarray(image))
     for bad in (np.zeros((4, 3), np.float32), np.zeros((3, 4), np.float64),
                 np.zeros((3, 8), np.float32)[:, ::2]):
         with pytest.raises(ValueError):
-            inference._copy_image_into(bad, image)
+            one_image._copy_image_into(bad, image)
 
 
 # ------------------------------------------------------------ the real (tiny) network

@@ -103,6 +103,7 @@ def test_resume_after_kill_in_round_1(data, tmp_path):
 # The children's command lines, without running them
 
 def _orchestrator_args(tmp_path, *extra, model='cityscapes_rna-a1_cls19_s8', dataset='gta'):
+    """The orchestrator's RunSettings of these flags."""
     from issegm import orchestrator
     weights = tmp_path / ('%s_rna-a1_cls%d_s8_ep-0000.params'
                           % (dataset, 16 if 'cls16' in model else 19))
@@ -112,13 +113,13 @@ def _orchestrator_args(tmp_path, *extra, model='cityscapes_rna-a1_cls19_s8', dat
     return orchestrator.parse_args(argv)
 
 
-def _children(args):
-    from issegm import orchestrator
-    weights = args.weights
-    for r, tgt_port, src_port, lr, to_epoch, seed in orchestrator.round_settings(args):
-        yield orchestrator.phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch,
-                                           seed)
-        weights = orchestrator.round_weights(args, r, to_epoch)
+def _children(run):
+    from issegm import orchestrator, round_files
+    weights = run.flags.weights
+    for plan in orchestrator.round_settings(run.flags):
+        yield orchestrator.phase_arguments(run, plan, weights)
+        weights = round_files.round_weights(run.flags.output, plan.idx_round, run.model,
+                                            plan.to_epoch)
 
 
 def _value(argv, flag):
@@ -191,7 +192,8 @@ def test_synthia_source_reads_cityscapes_with_16_classes(tmp_path):
                               dataset='synthia')
     val, train = next(_children(args))
     for child in (val, train):
-        assert self_training.parse_args(child).dataset_tgt == 'cityscapes16'
+        settings = self_training.check_args(self_training.parse_args(child))
+        assert settings.round.target.dataset == 'cityscapes16'
     with pytest.raises(UserError, match='has 19 classes but the target cityscapes16'):
         _orchestrator_args(tmp_path, model='cityscapes_rna-a1_cls19_s8', dataset='synthia')
     with pytest.raises(UserError, match='has 16 classes but the target cityscapes '):
@@ -213,23 +215,85 @@ def test_bad_flag_values_give_one_error_line(data, tmp_path, extra, message):
     assert not (tmp_path / 'run').exists()
 
 
-def test_shared_flags_are_those_both_scripts_use(tmp_path):
+# For every flag of issegm/round_flags.py's table that both scripts take: (what the orchestrator
+# is given, the value the per-round script must parse in the phases the table names). Each value
+# differs from the per-round script's default, so a phase that gets the flag can be told from
+# one that does not.
+GIVEN_TO_ORCHESTRATOR = {
+    '--dataset': (['--dataset', 'synthia', '--model', 'cityscapes_rna-a1_cls16_s8'], 'synthia'),
+    '--dataset-tgt': (['--dataset-tgt', 'cityscapes16', '--model', 'cityscapes_rna-a1_cls16_s8'],
+                      'cityscapes16'),
+    '--split': (['--split', 'src.lst'], 'src.lst'),
+    '--split-tgt': (['--split-tgt', 'tgt.lst'], 'tgt.lst'),
+    '--data-root': (['--data-root', 'S'], 'S'),
+    '--data-root-tgt': (['--data-root-tgt', 'T'], 'T'),
+    '--output': ([], None),  # the base command line's: filled in below
+    '--model': ([], 'cityscapes_rna-a1_cls19_s8'),
+    '--weights': ([], None),  # round 0 starts from the given weights: filled in below
+    '--gpus': (['--gpus', '0,1'], '0,1'),
+    '--no-progress': (['--no-progress'], True),
+    '--init-tgt-port': (['--init-tgt-port', '0.2'], 0.2),
+    '--test-scales': (['--test-scales', '1850'], '1850'),
+    '--with-prior': (['--with-prior', 'True'], True),
+    '--prior': (['--prior', 'p.mat'], 'p.mat'),
+    '--kc-policy': (['--kc-policy', 'global'], 'global'),
+    '--init-src-port': (['--init-src-port', '0.02'], 0.02),
+    '--base-lr': (['--base-lr', '0.001'], 0.001),
+    '--seed-int': (['--seed-int', '5'], 5),
+    '--mine-port': (['--mine-port', '0.8'], 0.8),
+    '--mine-id-number': (['--mine-id-number', '4'], 4),
+    '--mine-thresh': (['--mine-thresh', '0.01'], 0.01),
+    '--crop-size': (['--crop-size', '600'], 600),
+    '--scale-rate-range': (['--scale-rate-range', '0.6,1.4'], '0.6,1.4'),
+    '--origin-size': (['--origin-size', '1914'], 1914),
+    '--origin-size-tgt': (['--origin-size-tgt', '1024'], 1024),
+    '--batch-images': (['--batch-images', '4'], 4),
+    '--prefetch-threads': (['--prefetch-threads', '3'], 3),
+    '--prefetcher': (['--prefetcher', 'process'], 'process'),
+    '--cache-images': (['--cache-images', '1'], True),
+    '--kvstore': (['--kvstore', 'device'], 'device'),
+    '--keep-probmaps': (['--keep-probmaps'], True),
+    '--lr-weight-ent': (['--lr-weight-ent', '0.25'], 0.25),
+    '--mr-weight-kld': (['--mr-weight-kld', '0.01'], 0.01),
+    '--mr-weight-l2': (['--mr-weight-l2', '0.1'], 0.1),
+    '--mr-weight-ent': (['--mr-weight-ent', '0.1'], 0.1),
+}
+
+
+def test_each_flag_reaches_exactly_the_phases_of_the_table(tmp_path):
+    """Every shared flag given to the orchestrator arrives, as the per-round script parses it,
+    in the phases issegm/round_flags.py names and nowhere else (there the per-round script's
+    default); the flags the round loop writes itself appear in exactly those phases too."""
+    from issegm import self_training
+    from issegm.round_flags import ROUND_FLAGS
+    shared = {row.flag: row for row in ROUND_FLAGS if row.spec is not None}
+    assert set(GIVEN_TO_ORCHESTRATOR) == set(shared)
+    defaults = self_training.parse_args(['--output', 'o', '--weights', 'w'])
+    for flag, (given, expected) in GIVEN_TO_ORCHESTRATOR.items():
+        run = _orchestrator_args(tmp_path, '--num-round', '1', *given)
+        expected = {'--output': run.flags.output, '--weights': run.flags.weights}.get(
+            flag, expected)
+        dest = shared[flag].dest
+        for phase, child in zip(('val', 'train'), next(_children(run))):
+            parsed = getattr(self_training.parse_args(child), dest)
+            if phase in shared[flag].phases:
+                assert parsed == expected, (flag, phase, parsed)
+            else:
+                assert parsed == getattr(defaults, dest) != expected, (flag, phase, parsed)
+    val, train = next(_children(_orchestrator_args(tmp_path, '--num-round', '1')))
+    for row in ROUND_FLAGS:
+        if row.spec is None:  # written by the round loop (all on by default)
+            assert (row.flag in val, row.flag in train) == \
+                ('val' in row.phases, 'train' in row.phases), row.flag
+
+
+def test_round_loop_flags_are_the_orchestrators_alone(tmp_path):
     """The parent parser holds only flags the orchestrator passes on to the per-round script;
     the flags of the round loop itself are not the per-round script's."""
     from issegm import self_training
-    passed = set()
-    # the CRST weights are passed on when on, one model regulariser at a time
-    for crst in (['--lr-weight-ent', '0.25', '--mr-weight-kld', '0.01'],
-                 ['--mr-weight-l2', '0.1'], ['--mr-weight-ent', '0.1']):
-        args = _orchestrator_args(tmp_path, '--num-round', '1', '--data-root', 'S',
-                                  '--data-root-tgt', 'T', '--prior', 'p.mat', '--keep-probmaps',
-                                  '--no-progress', *crst)
-        val, train = next(_children(args))
-        passed |= {token for token in val + train if token.startswith('--')}
-    shared = {flag for action in self_training.shared_flags()._actions
-              for flag in action.option_strings}
-    assert shared and shared <= passed, shared - passed
-    base = ['--output', str(tmp_path / 'o'), '--weights', str(args.weights)]
+    from issegm.round_flags import shared_flags
+    shared = {flag for action in shared_flags()._actions for flag in action.option_strings}
+    base = ['--output', str(tmp_path / 'o'), '--weights', 'w']
     for flag in ('--num-round', '--max-tgt-port', '--max-src-port', '--step-tgt-port',
                  '--step-src-port', '--epoch-per-round', '--source-sample-policy'):
         assert flag not in shared

@@ -104,7 +104,7 @@ def test_phase_val_test_steps(target, tmp_path):
     import mxnet as mx
     from conftest import write_model_weights
     from issegm.datasets import read_image
-    from issegm.inference import Predictor
+    from issegm.testtime.one_image import Predictor
     from util.weights import load_weights
     model = 'cityscapes_rna-tiny_cls19_s8'
     weights = write_model_weights(tmp_path / ('%s_ep-0000.params' % model), model, seed=4)
@@ -173,7 +173,7 @@ def test_phase_train_schedule_and_epochs_as_upstream(tmp_path, monkeypatch, caps
     batches per epoch = lines of the SOURCE list // batch-images (not the samples trained on),
     and the self-training NLL epsilon."""
     from conftest import write_model_weights
-    from issegm import self_training, training
+    from issegm import phase_train, self_training, training
     from test_training_schedule import upstream_lrs
     gta, cs, out = tmp_path / 'gta', tmp_path / 'cs', tmp_path / 'out'
     write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 9, hw=(32, 64)))
@@ -186,12 +186,11 @@ def test_phase_train_schedule_and_epochs_as_upstream(tmp_path, monkeypatch, caps
                                   'gta_rna-tiny_cls19_s8')
     calls = []
 
-    def fake_fit(symbol, train_iter, contexts, arg, aux, begin, end, prefix, lr, wd, kv,
-                 **kwargs):
-        calls.append((len(train_iter.samples), train_iter.batches_per_epoch, begin, end, lr,
-                      kwargs['nll_eps']))
+    def fake_fit(symbol, train_iter, contexts, params, settings, kvstore=None):
+        calls.append((len(train_iter.samples), train_iter.batches_per_epoch,
+                      settings.begin_epoch, settings.end_epoch, settings.lr, settings.nll_eps))
         return []
-    monkeypatch.setattr(training, 'fit', fake_fit)
+    monkeypatch.setattr(phase_train, 'fit', fake_fit)
     argv = ['--phase', 'train', '--dataset', 'gta', '--dataset-tgt', 'cityscapes',
             '--split', str(gta / 'train.lst'), '--split-tgt', str(cs / 'val.lst'),
             '--data-root', str(gta), '--data-root-tgt', str(cs), '--output', str(out),
@@ -237,7 +236,7 @@ def test_phase_val_on_two_devices_equals_one(target, tmp_path, monkeypatch):
     import threading
     from conftest import write_model_weights
     from issegm import self_training
-    from issegm.inference import Predictor
+    from issegm.testtime.one_image import Predictor
     model = 'cityscapes_rna-tiny_cls19_s8'
     weights = write_model_weights(tmp_path / ('%s_ep-0000.params' % model), model, seed=5)
     prior = np.random.RandomState(1).rand(19, 48, 96).astype(np.float32)

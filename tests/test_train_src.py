@@ -84,7 +84,8 @@ def test_resolve_start_rules():
     model, _, epoch, continuing = train_src.resolve_start(
         None, 'out/gta_rna-tiny_cls19_s8_ep-0004.params', None)
     assert (model, epoch, continuing) == (MODEL, 4, True)
-    assert train_src.resolve_start(MODEL, 'm/%s_ep-0001.params' % CLASSIFIER, None)[2:] == (0, False)
+    classifier = 'm/%s_ep-0001.params' % CLASSIFIER
+    assert train_src.resolve_start(MODEL, classifier, None)[2:] == (0, False)
     assert train_src.resolve_start(MODEL, 'x/%s_ep-0003.params' % MODEL, 1)[2:] == (1, True)
     with pytest.raises(UserError, match='--model is required'):
         train_src.resolve_start(None, 'm/%s_ep-0001.params' % CLASSIFIER, None)
@@ -134,8 +135,8 @@ def test_schedule_epochs_and_metric_as_upstream(gta, classifier, tmp_path, monke
     from test_training_schedule import upstream_lrs
     calls = []
 
-    def fake_fit(symbol, train_iter, contexts, arg, aux, begin, end, prefix, lr, **kwargs):
-        calls.append((begin, end, lr, kwargs['nll_eps']))
+    def fake_fit(symbol, train_iter, contexts, params, settings, kvstore=None):
+        calls.append((settings.begin_epoch, settings.end_epoch, settings.lr, settings.nll_eps))
         return []
     monkeypatch.setattr(training, 'fit', fake_fit)
     argv = _argv(gta, tmp_path / 'o', classifier, '--lr-type', 'linear',
@@ -174,4 +175,4 @@ def test_phase_val_evaluates_the_weights_on_the_split(gta, tmp_path):
                  'no_progress'):
         assert getattr(translated, name) is True, name
     assert (translated.split, translated.test_scales, translated.test_steps) == (lst, '96', 2)
-    assert translated.dataset == 'gta' and translated.weights == weights
+    assert evaluate.dataset_of(translated) == 'gta' and translated.weights == weights

@@ -150,9 +150,9 @@ def _fit(weights, tmp_path, schedule, data, label, from_epoch, stop_epoch, conte
         seen.append({'epoch': epoch, 'nbatch': nbatch, 'num_update': opt.num_update,
                      'begin': opt.begin_num_update, 'lr': opt.learning_rate,
                      'outputs': outputs})
-    history = training.fit(build_symbol(MODEL), it, contexts, arg, aux, from_epoch, stop_epoch,
-                           str(tmp_path / (MODEL + '_ep')), schedule, kvstore=kv,
-                           progress=False, batch_end_callback=record, **kw)
+    settings = training.FitSettings(from_epoch, stop_epoch, str(tmp_path / (MODEL + '_ep')),
+                                    schedule, progress=False, batch_end_callback=record, **kw)
+    history = training.fit(build_symbol(MODEL), it, contexts, (arg, aux), settings, kv)
     return history, seen
 
 

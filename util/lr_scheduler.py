@@ -1,26 +1,7 @@
-"""Learning-rate schedules for `--lr-type fixed|step|linear|poly`, as upstream builds them.
-
-yzou2/CBST issegm/solve_ST.py and issegm/train_src.py, _train_impl, with upstream's
-util/lr_scheduler.py (FixedScheduler, LinearScheduler, PolyScheduler) and MXNet's
-MultiFactorScheduler. With from_iter = from_epoch * B and to_iter = to_epoch * B (B: the
-batches per epoch the caller counts) and n = MXNet's num_update (1 at the first update of this
-process: the optimizer's begin_num_update stays 0, as upstream never set it):
-
-* fixed: base_lr.
-* step (`--lr-steps` in ITERATIONS): the optimizer starts at base_lr * 0.1 ** #{s < from_iter}
-  (strictly from_iter > s), then MultiFactor(steps, 0.1) multiplies by 0.1 for every s < n,
-  counted from this process's first update with the ORIGINAL steps. QUIRK kept: upstream also
-  computed the steps shifted by from_iter but never used them, so a resumed run is reduced twice.
-* linear: base_lr * (1 - min(from_iter + n, U) / U), U = to_iter + 1, at least
-  stop_lr = min(base_lr / 100, 1e-6).
-* poly: base_lr * (1 - min(from_iter + n, U) / U) ** 0.9, at least min(base_lr / 100, 1e-8).
-
-The schedules are plain module-level classes that pickle and unpickle without MXNet: with a
-dist kvstore MXNet pickles the optimizer, scheduler included, to the parameter servers, which
-unpickle it while `import mxnet` is still running (their server loop starts inside it), so a
-subclass of mx.lr_scheduler.LRScheduler could not be loaded there. MXNet's optimizer only needs
-`base_lr` (it sets it to its learning_rate) and `__call__(num_update)`. Each is a function of
-num_update alone, so calling one for a log line changes nothing.
+"""Learning-rate schedules for `--lr-type fixed|step|linear|poly`, as yzou2/CBST issegm/solve_ST.py
+and issegm/train_src.py (_train_impl) build them with their util/lr_scheduler.py and MXNet's
+MultiFactorScheduler (docs/algorithm.md section 3, "Learning-rate schedules"). Plain classes
+that pickle without MXNet (the parameter servers unpickle them inside `import mxnet`).
 """
 from util.errors import UserError
 
@@ -29,7 +10,7 @@ STEP_FACTOR = 0.1
 POLY_POWER = 0.9
 
 
-class FixedSchedule(object):
+class FixedSchedule:
     """base_lr at every update (upstream's FixedScheduler)."""
 
     def __init__(self, base_lr):
@@ -89,7 +70,7 @@ def parse_lr_steps(text):
 
 
 def make_lr_scheduler(lr_type, base_lr, lr_steps, from_iter, to_iter):
-    """The schedule of one training process (see the module docstring); its `base_lr` is the
+    """The schedule of one training process (docs/algorithm.md section 3); its `base_lr` is the
     learning rate to give the optimizer (for `step` already reduced for from_iter)."""
     if lr_type not in LR_TYPES:
         raise UserError('unknown --lr-type %r (allowed: %s)' % (lr_type, ', '.join(LR_TYPES)))
