@@ -18,11 +18,11 @@ import sys
 from issegm.crst.settings import CrstSettings, describe
 from issegm.datasets import get_dataset, target_dataset
 from issegm.round_files import finished, metrics_path, round_weights, stats_dir
-from issegm.round_flags import child_argv, crst_of, shared_flags, value
+from issegm.round_flags import child_argv, crst_of, default_of, shared_flags, value
 from issegm.round_plot import draw_rounds
 from util.errors import UserError, cli_entry
 from util.files import write_json
-from util.flags import HOROVOD_INSTALL_HINT, FlagParser
+from util.flags import HOROVOD_INSTALL_HINT, FlagParser, py2_str
 from util.launch import LAUNCHERS as PS_LAUNCHERS
 from util.logs import setup_logging
 from util.model_label import check_num_classes, model_from_weights
@@ -39,6 +39,10 @@ LAUNCH_SCRIPT = os.path.join(HERE, 'launch.py')
 SOURCE_SAMPLE_POLICIES = ('cumulative', 'random')
 # Flags upstream's solve_AO.py accepted and never used: accepted here too, with a warning.
 IGNORED_FLAGS = {'--to-epoch': 'round r trains until epoch (r + 1) * --epoch-per-round'}
+# Flags yzou2/CBST solve_AO.py main passes only to a phase that never reads them (QUIRK kept,
+# see issegm/round_flags.py): a value other than the default changes nothing (a warning says so).
+UNREAD_FLAGS = {'--mine-thresh': 'passed to phase train only, which never reads it; phase val '
+                                 'uses its default %s'}
 # How phase train runs on --workers N: issegm.launch's parameter-server job (local or ssh), or
 # horovodrun (all-reduce, --kvstore horovod).
 LAUNCHERS = PS_LAUNCHERS + ('horovod',)
@@ -141,13 +145,19 @@ def horovodrun_path():
 
 
 def ignored_flag_warnings(args):
-    """One warning line per flag of IGNORED_FLAGS given on the command line."""
+    """One warning line per flag of IGNORED_FLAGS given on the command line and per flag of
+    UNREAD_FLAGS given another value than its default."""
     lines = []
     for flag, why in IGNORED_FLAGS.items():
         value = getattr(args, flag[2:].replace('-', '_'))
         if value is not None:
             lines.append('warning: %s %s is accepted and ignored, as upstream (%s)'
                          % (flag, value, why))
+    for flag, why in UNREAD_FLAGS.items():
+        given, default = getattr(args, flag[2:].replace('-', '_')), default_of(flag)
+        if given != default:
+            lines.append('warning: %s %s changes nothing, as in yzou2/CBST solve_AO.py: %s'
+                         % (flag, py2_str(given), why % py2_str(default)))
     return lines
 
 

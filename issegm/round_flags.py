@@ -111,8 +111,12 @@ ROUND_FLAGS = (
     # yzou2/CBST solve_AO.py main gives --mine-id-number to phase val only; train never reads it
     _shared('--mine-id-number', BOTH, type=int, default=3,
             help='number of rarest classes to mine'),
-    _shared('--mine-thresh', BOTH, type=float, default=0.001,
-            help='class ratio below which mining has priority'),
+    # QUIRK kept: yzou2/CBST solve_AO.py main gives --mine-thresh to phase train only, which
+    # never reads it; phase val, which does, keeps its default (the orchestrator warns).
+    _shared('--mine-thresh', TRAIN, type=float, default=0.001,
+            help='phase val: class ratio below which mining has priority (the orchestrator '
+                 'passes it to phase train only, as upstream\'s solve_AO.py: it changes '
+                 'nothing there)'),
     _loop('--mine-id-address', TRAIN),
     _shared('--crop-size', TRAIN, type=int, default=500,
             help='training crop side (rounded up to the stride)'),

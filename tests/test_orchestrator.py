@@ -158,7 +158,8 @@ def test_numbers_are_passed_as_python2_str(tmp_path):
             src = src + 0.0025
     assert [r for r in range(12) if counts[r] != unrounded[r]][:3] == [2, 4, 6]
     for val, train in _children(args):
-        assert _value(train, '--mine-thresh') == _value(val, '--mine-thresh') == '0.001'
+        # as yzou2/CBST solve_AO.py main: --mine-thresh reaches phase train only
+        assert _value(train, '--mine-thresh') == '0.001' and '--mine-thresh' not in val
         assert _value(train, '--mine-port') == '0.5'
 
 
@@ -299,6 +300,33 @@ def test_round_loop_flags_are_the_orchestrators_alone(tmp_path):
         assert flag not in shared
         with pytest.raises(SystemExit):
             self_training.parse_args(base + [flag, '1'])
+
+
+def test_mine_thresh_reaches_phase_train_only_and_warns(data, tmp_path, capsys):
+    """yzou2/CBST solve_AO.py main passes --mine-thresh to phase train only (which never reads
+    it): phase val keeps its default 0.001, and a value other than the default makes the
+    orchestrator warn that it changes nothing. The per-round script called directly with
+    --phase val --mine-thresh X uses X."""
+    from issegm import orchestrator, self_training
+    out = tmp_path / 'run'
+    argv = command(data, out, '--num-round', '0')[2:]  # no round: nothing runs
+    assert orchestrator.main(argv + ['--mine-thresh', '0.01']) == 0
+    line = ('warning: --mine-thresh 0.01 changes nothing, as in yzou2/CBST solve_AO.py: passed '
+            'to phase train only, which never reads it; phase val uses its default 0.001')
+    assert line in capsys.readouterr().out and line in (out / 'rounds.log').read_text()
+    for same in ([], ['--mine-thresh', '0.001']):
+        assert orchestrator.main(argv + same) == 0
+        assert 'warning' not in capsys.readouterr().out
+    given = next(_children(orchestrator.parse_args(command(data, out)[2:] +
+                                                   ['--mine-thresh', '0.01'])))
+    plain = next(_children(orchestrator.parse_args(command(data, out)[2:])))
+    assert given[0] == plain[0]  # phase val: the same command line
+    assert _value(given[1], '--mine-thresh') == '0.01'
+    assert given[1][:given[1].index('--mine-thresh')] == plain[1][:plain[1].index('--mine-thresh')]
+    direct = self_training.check_args(self_training.parse_args(
+        plain[0] + ['--mine-thresh', '0.02']))
+    assert direct.mine_thresh == 0.02
+    assert self_training.check_args(self_training.parse_args(plain[0])).mine_thresh == 0.001
 
 
 def test_ignored_upstream_flags_warn_and_change_nothing(data, tmp_path, capsys):
