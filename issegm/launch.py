@@ -24,7 +24,8 @@ def _parse_env(items):
     return env
 
 
-def main(argv=None):
+def parse_args(argv):
+    """The launcher's flags; command_of(args) is the COMMAND every process runs."""
     parser = argparse.ArgumentParser(
         description='Launch a distributed MXNet (parameter server) job.',
         usage='%(prog)s -n WORKERS [-s SERVERS] [--launcher local|ssh] [-H HOSTFILE] '
@@ -47,13 +48,21 @@ def main(argv=None):
                         help='ssh: where the scheduler runs')
     parser.add_argument('command', nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    command = list(args.command)
-    if command and command[0] == '--':
-        command = command[1:]
-    if not command:
+    if not command_of(args):
         parser.error('no COMMAND given (put it after --)')
     if args.launcher == 'ssh' and not args.hostfile:
         parser.error('--launcher ssh needs -H HOSTFILE')
+    return args
+
+
+def command_of(args):
+    """The command after `--`."""
+    command = list(args.command)
+    return command[1:] if command and command[0] == '--' else command
+
+
+def main(argv=None):
+    args = parse_args(argv)
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
@@ -64,7 +73,7 @@ def main(argv=None):
         job = Job(args.num_workers, args.num_servers, args.launcher, hostfile=args.hostfile,
                   port=args.port, root_uri=args.root_uri, scheduler_on=args.scheduler_on,
                   env=_parse_env(args.env))
-        return launch(command, job, timeout=args.timeout)
+        return launch(command_of(args), job, timeout=args.timeout)
     except KeyboardInterrupt:
         sys.stderr.write('[launch] interrupted; all processes killed\n')
         return 130

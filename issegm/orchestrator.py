@@ -202,8 +202,8 @@ def child_command(run, script_args, distributed=False):
         command = [run.horovodrun, '-np', str(args.workers)] + hosts + command
     elif distributed and args.workers > 1:
         launch = [sys.executable, LAUNCH_SCRIPT, '-n', str(args.workers)]
-        launch += value('--s', args.servers) + ['--launcher', args.launcher]
-        command = launch + value('--H', args.hostfile) + ['--'] + command
+        launch += value('-s', args.servers) + ['--launcher', args.launcher]
+        command = launch + value('-H', args.hostfile) + ['--'] + command
     return command
 
 

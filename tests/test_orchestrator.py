@@ -329,6 +329,28 @@ def test_mine_thresh_reaches_phase_train_only_and_warns(data, tmp_path, capsys):
     assert self_training.check_args(self_training.parse_args(plain[0])).mine_thresh == 0.001
 
 
+@pytest.mark.parametrize('launcher', ['local', 'ssh'])
+def test_workers_servers_and_hostfile_reach_the_launcher(tmp_path, launcher):
+    """--workers N --servers S --hostfile H: phase train runs under issegm/launch.py, whose own
+    parser reads N workers, S servers, the launcher and the host file back, and the per-round
+    script's command after `--`."""
+    from issegm import launch, orchestrator
+    hosts = tmp_path / 'hosts'
+    hosts.write_text('h1\nh2\n')
+    run = _orchestrator_args(tmp_path, '--num-round', '1', '--workers', '3', '--servers', '2',
+                             '--launcher', launcher, '--hostfile', str(hosts))
+    val, train = next(_children(run))
+    command = orchestrator.child_command(run, train, distributed=True)
+    assert command[:2] == [sys.executable, orchestrator.LAUNCH_SCRIPT]
+    args = launch.parse_args(command[2:])
+    assert (args.num_workers, args.num_servers, args.launcher, args.hostfile) == \
+        (3, 2, launcher, str(hosts))
+    assert launch.command_of(args) == [sys.executable, run.flags.self_training_script] + train
+    assert _value(train, '--kvstore') == 'dist_sync'
+    assert orchestrator.child_command(run, val) == [sys.executable,
+                                                    run.flags.self_training_script] + val
+
+
 def test_ignored_upstream_flags_warn_and_change_nothing(data, tmp_path, capsys):
     from issegm import orchestrator
     assert '--to-epoch' in orchestrator.IGNORED_FLAGS
