@@ -30,7 +30,7 @@ from conftest import write_model_weights  # noqa: E402
 from issegm.cbst import argmax_max  # noqa: E402
 from issegm.datasets import get_dataset, read_sample, write_png  # noqa: E402
 from issegm.evaluate import EvalOutputs, evaluate_samples, save_outputs  # noqa: E402
-from issegm.testtime.image_list import TestTimeOptions  # noqa: E402
+from issegm.testtime.image_list import PredictionOptions  # noqa: E402
 from issegm.testtime.one_image import (UPSAMPLE_THREADS, make_predictors,  # noqa: E402
                                        upsample_probs)
 from util.metrics import ConfusionMeter  # noqa: E402
@@ -39,7 +39,7 @@ from util.weights import load_weights  # noqa: E402
 MODEL = 'cityscapes_rna-tiny_cls19_s8'
 
 HEIGHT, WIDTH, STRIDE, CLASSES = 1024, 2048, 8, 19
-TEST = TestTimeOptions([WIDTH])  # one scale, no flipping
+TEST = PredictionOptions([WIDTH])  # one scale, no flipping
 
 
 def inputs(folder, seed=0, stem='img'):

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from issegm.cbst import argmax_max  # noqa: E402
 from issegm.datasets import get_dataset, load_samples, sample_name, write_png  # noqa: E402
-from issegm.testtime.image_list import (TestTimeOptions, Timings, device_names,  # noqa: E402
+from issegm.testtime.image_list import (PredictionOptions, Timings, device_names,  # noqa: E402
                                         predict_samples, write_label_pngs)
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.files import write_json  # noqa: E402
@@ -93,7 +93,7 @@ def _check_names(samples):
 
 def evaluate_samples(predictors, samples, info, test, outputs, prefetch_threads=0, timings=None,
                      progress=True):
-    """Predict every (image, label-or-None) sample with the TestTimeOptions `test`, write its
+    """Predict every (image, label-or-None) sample with the PredictionOptions `test`, write its
     EvalOutputs `outputs` and return the (C, C) int64 confusion matrix (rows ground truth,
     train ids) over the samples with labels.
 
@@ -225,9 +225,10 @@ def main(argv=None):
                                  args.test_steps)
     timings = Timings()
     t0 = time.time()
-    conf = evaluate_samples(predictors, samples, info, TestTimeOptions(scales, args.test_flipping),
-                            EvalOutputs(args.output, save_results=not args.no_save_results,
-                                        save_predictions=args.save_predictions),
+    outputs = EvalOutputs(args.output, save_results=not args.no_save_results,
+                          save_predictions=args.save_predictions)
+    conf = evaluate_samples(predictors, samples, info,
+                            PredictionOptions(scales, args.test_flipping), outputs,
                             prefetch_threads=args.prefetch_threads, timings=timings,
                             progress=not args.no_progress)
     log.info('done in %.1f s; %s', time.time() - t0, timings.summary())

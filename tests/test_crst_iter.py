@@ -77,6 +77,7 @@ def _samples(round_dir, alpha):
                                  Domain('cityscapes', ORIGIN), 1.0, 0, soft)
 
 
+@pytest.mark.slow
 def test_crops_carry_the_soft_labels_of_the_pixels_they_show(round_dir):
     samples = _samples(round_dir, ALPHA)
     settings = CrstSettings(ALPHA, 'kld', 0.01)
@@ -117,6 +118,7 @@ def test_crops_carry_the_soft_labels_of_the_pixels_they_show(round_dir):
 @pytest.mark.parametrize('settings', [CrstSettings(ALPHA, None, 0.0),
                                       CrstSettings(0.0, 'l2', 0.5),
                                       CrstSettings(ALPHA, 'ent', 0.1)])
+@pytest.mark.slow
 def test_iterator_batches_follow_the_label_names(round_dir, settings):
     samples = _samples(round_dir, settings.lr_weight_ent)
     crst_crops = dataclasses.replace(CROPS, crst=settings, num_classes=19)

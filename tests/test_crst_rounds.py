@@ -15,6 +15,8 @@ from conftest import make_layout, write_model_weights
 from issegm.datasets import get_dataset, read_label, read_list, write_list
 from issegm.testtime.one_image import upsample_probs
 
+pytestmark = pytest.mark.slow  # subprocesses, Horovod or long runs: not in `make test-quick`
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORCHESTRATOR = os.path.join(REPO, 'issegm', 'solve_AO.py')
 ROUND_SCRIPT = os.path.join(REPO, 'issegm', 'solve_ST.py')

@@ -145,6 +145,7 @@ def test_batches_shapes_and_values(tmp_path):
         assert orders[0] != orders[1]
 
 
+@pytest.mark.slow
 def test_mining_finds_rare_class(tmp_path):
     h, w = 200, 300
     ids = np.full((h, w), 7, np.uint8)   # road
@@ -214,6 +215,7 @@ def _small_dataset(root, n=9, rule=SOURCE_ONLY):
             for image, label in pairs]
 
 
+@pytest.mark.slow
 def test_thread_process_inline_give_same_batches(tmp_path, alarm):
     samples = _small_dataset(str(tmp_path / 'gta'), rule=SELF_TRAINING)
     results = {}
@@ -276,7 +278,7 @@ BAD_INPUTS = ['missing image', 'missing label', 'corrupt image', 'corrupt label'
               'size mismatch']
 
 
-@pytest.mark.parametrize('kind', ['thread', 'process'])
+@pytest.mark.parametrize('kind', ['thread', pytest.param('process', marks=pytest.mark.slow)])
 @pytest.mark.parametrize('problem', BAD_INPUTS)
 def test_bad_input_is_user_error(tmp_path, alarm, kind, problem):
     samples = _small_dataset(str(tmp_path / 'gta'), n=4)
@@ -310,7 +312,7 @@ def _square(x):
     return x * x
 
 
-@pytest.mark.parametrize('kind', ['thread', 'process'])
+@pytest.mark.parametrize('kind', ['thread', pytest.param('process', marks=pytest.mark.slow)])
 def test_prefetch_order_and_errors(kind, alarm):
     with Prefetcher(_square, 3, kind, ahead=4) as pre:
         assert list(pre.map(range(20))) == [x * x for x in range(20)]

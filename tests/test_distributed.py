@@ -13,6 +13,8 @@ import pytest
 from conftest import (ROUND_CRST, ROUND_CRST_IDS, check_two_worker_round, copy_with_broken_images,
                       procs_mentioning, two_worker_round, write_model_weights)
 
+pytestmark = pytest.mark.slow  # subprocesses, Horovod or long runs: not in `make test-quick`
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = [sys.executable, '-m', 'issegm.launch']
 MODEL = 'gta_rna-tiny_cls19_s8'

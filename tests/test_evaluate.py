@@ -12,7 +12,9 @@ from cityscapes_official import official_class_iou
 from conftest import write_model_weights
 from issegm import evaluate
 from issegm.datasets import get_dataset, read_list
-from issegm.testtime.image_list import TestTimeOptions
+from issegm.testtime.image_list import PredictionOptions
+
+pytestmark = pytest.mark.slow  # subprocesses, Horovod or long runs: not in `make test-quick`
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, 'issegm', 'evaluate.py')
@@ -189,7 +191,7 @@ def test_evaluate_samples_and_threads(data, tiny_weights, tmp_path):
     for threads in (0, 2):
         out = str(tmp_path / ('t%d' % threads))
         timings = evaluate.Timings()
-        conf = evaluate.evaluate_samples(predictor, samples, INFO, TestTimeOptions([128]),
+        conf = evaluate.evaluate_samples(predictor, samples, INFO, PredictionOptions([128]),
                                          evaluate.EvalOutputs(out), prefetch_threads=threads,
                                          timings=timings, progress=False)
         assert timings.images == 3 and timings.seconds['network'] > 0

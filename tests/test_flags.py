@@ -201,6 +201,7 @@ def _scripts():
     return scripts + [['-m', 'issegm.demo'], ['-m', 'issegm.launch']]
 
 
+@pytest.mark.slow
 def test_help_of_every_script_is_quick_and_imports_no_mxnet():
     scripts = _scripts()
     assert ['issegm/train_src.py'] in scripts and ['issegm/solve_ST.py'] in scripts

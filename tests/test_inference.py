@@ -220,6 +220,7 @@ def tiny_predictor(test_steps=1, ctx=None):
     return Predictor('gta_rna-tiny_cls19_s8', arg, aux, ctx or mx.cpu(), 8, test_steps)
 
 
+@pytest.mark.slow
 def test_every_cpu_context_gives_cpu0s_numbers(monkeypatch):
     """MXNet optimises the graph (MKLDNN subgraphs) on cpu(0) only; Predictor makes the same
     partition on cpu(1), cpu(2), ...: bit-identical maps on every CPU context (--gpus cpu:N)."""
@@ -236,6 +237,7 @@ def test_every_cpu_context_gives_cpu0s_numbers(monkeypatch):
     assert '_sg_mkldnn' not in tiny_predictor(ctx=mx.cpu(1)).symbol.tojson()
 
 
+@pytest.mark.slow
 def test_network_probs_pads_to_stride_and_scales_longer_side():
     predictor = tiny_predictor()
     image = (np.random.RandomState(0).rand(50, 75, 3) * 255).astype(np.uint8)

@@ -55,6 +55,7 @@ FAIL_SCRIPT = textwrap.dedent('''
 
 
 
+@pytest.mark.slow
 def test_local_dist_sync_two_workers_two_servers(tmp_path):
     script = tmp_path / 'dist_job.py'
     script.write_text(DIST_SCRIPT)
@@ -88,6 +89,7 @@ def test_local_dist_sync_two_workers_two_servers(tmp_path):
     print('dist_sync job took %.1fs' % elapsed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['before_kvstore', 'uncaught_after_kvstore'])
 def test_failing_worker_kills_everything(tmp_path, mode):
     script = tmp_path / 'fail_job.py'
@@ -107,6 +109,7 @@ def test_failing_worker_kills_everything(tmp_path, mode):
     assert not procs_mentioning(str(tmp_path)), out
 
 
+@pytest.mark.slow
 def test_failure_status_of_signal_and_shell_command(tmp_path):
     # No mxnet here: a string command goes through /bin/sh; worker 1 dies by SIGKILL.
     buf = io.StringIO()

@@ -97,6 +97,7 @@ def test_gaussian_params():
     assert make_prior.gaussian_params(1) is None
 
 
+@pytest.mark.slow
 def test_cli_writes_mat_and_pngs_and_load_prior_reads_it(tmp_path):
     lst = _write_gta(str(tmp_path / 'gta'), _scenes())
     out = tmp_path / 'spatial_prior' / 'gta' / 'prior_array.mat'
@@ -156,6 +157,7 @@ def test_load_prior_errors(tmp_path):
         load_prior(path, 19, (4, 8))
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_one_error_line(tmp_path):
     script = os.path.join(REPO, 'issegm', 'make_prior.py')
     for args in (['--data-root', str(tmp_path / 'missing')],

@@ -39,6 +39,7 @@ def command(data, output, *extra):
             '--kc-policy', 'cb'] + list(extra)
 
 
+@pytest.mark.slow
 def test_two_rounds(data, tmp_path):
     out = tmp_path / 'run'
     res = subprocess.run(command(data, out), capture_output=True, text=True)
@@ -66,6 +67,7 @@ def test_two_rounds(data, tmp_path):
         assert (out / 'stats' / (name + '.npy')).is_file()
 
 
+@pytest.mark.slow
 def test_failing_child_stops_with_its_status(data, tmp_path):
     res = subprocess.run(command(data, tmp_path / 'run', '--data-root', str(tmp_path / 'nope')),
                          capture_output=True, text=True)
@@ -74,6 +76,7 @@ def test_failing_child_stops_with_its_status(data, tmp_path):
     assert not (tmp_path / 'run' / '1').exists()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_in_round_1(data, tmp_path):
     out = tmp_path / 'run'
     proc = subprocess.Popen(command(data, out), stdout=subprocess.DEVNULL,
@@ -208,6 +211,7 @@ def test_synthia_source_reads_cityscapes_with_16_classes(tmp_path):
     (['--launcher', 'telnet'], "unknown --launcher 'telnet'"),
     (['--kvstore', 'nfs'], "unknown --kvstore 'nfs'"),
 ])
+@pytest.mark.slow
 def test_bad_flag_values_give_one_error_line(data, tmp_path, extra, message):
     res = subprocess.run(command(data, tmp_path / 'run', *extra), capture_output=True, text=True)
     assert res.returncode != 0

@@ -151,6 +151,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('case', CASES, ids=[c[0] for c in CASES])
 def test_crops_bit_exact_against_materialised_canvas(case):
     """(a) data, label, window and flip equal the restated original bit for bit, and (b) the
@@ -223,13 +224,20 @@ def test_draw_calls_and_order(rule, mining):
         assert ('randint', 'rand', 'randint', 'randint', 'randint') in kinds
 
 
-def test_numpy_randint_truncates_float_bound():
-    """The port passes int(bound) where the original passes a float: the same draws."""
-    for bound in (1.0, 1.9, 8.7, 12.5, 33.999):
-        for seed in range(300):
-            a = np.random.RandomState(seed).randint(0, bound, 1)
-            b = np.random.RandomState(seed).randint(0, int(bound), 1)
-            assert a[0] == b[0]
+@pytest.mark.parametrize('label_stride', [1.0, 1.9, 8.7, 12.5, 33.999])
+def test_uniform_window_draws_as_the_original_float_bound(label_stride):
+    """yzou2/CBST issegm/data.py FileIter._read passes randint the float bound
+    max(1, label_stride, pad + h - side + 1); sampling.uniform_window (int(...) of it, the
+    QUIRK at sampling._bound) draws the same window, row then column."""
+    pad = max(1, int(label_stride // 2))
+    for h, w, side in [(40, 60, 48), (40, 60, 12), (90, 30, 31)]:
+        geometry = sampling.Geometry(1.0, side, label_stride, pad, 200)
+        for seed in range(40):
+            rng = np.random.RandomState(seed)
+            top = rng.randint(0, max(1, label_stride, pad + h - side + 1), 1)[0]
+            left = rng.randint(0, max(1, label_stride, pad + w - side + 1), 1)[0]
+            port = sampling.uniform_window(np.random.RandomState(seed), geometry, (h, w))
+            assert port == (top, left), (h, w, side, seed)
 
 
 def test_make_train_crop_reads_and_crops_as_restated(tmp_path):

@@ -37,6 +37,7 @@ def val_args(target, weights, output, *extra):
             '--test-scales', '64', '--test-flipping', '--no-progress'] + list(extra)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('policy', ['cb', 'global'])
 def test_phase_val_pseudo_labels_equal_core_on_kept_maps(target, gta_s8_weights, tmp_path, policy):
     out = tmp_path / 'run'
@@ -76,6 +77,7 @@ def test_phase_val_pseudo_labels_equal_core_on_kept_maps(target, gta_s8_weights,
     assert (out / '0' / 'val.done').exists()
 
 
+@pytest.mark.slow
 def test_phase_val_with_prior(target, gta_s8_weights, tmp_path):
     prior = np.random.RandomState(0).rand(19, 48, 96).astype(np.float32)
     prior /= prior.sum(0, keepdims=True)
@@ -98,6 +100,7 @@ def test_phase_val_with_prior(target, gta_s8_weights, tmp_path):
     assert not (out2 / '0').exists()
 
 
+@pytest.mark.slow
 def test_phase_val_test_steps(target, tmp_path):
     """--test-steps 2: the kept maps are those of a Predictor with 2 steps, and the thresholds
     and pseudo-labels follow from them."""
@@ -141,6 +144,7 @@ def test_phase_val_test_steps(target, tmp_path):
     (['--test-steps', '3'], "bad --test-steps 3: it must divide the model's stride 8"),
     (['--test-steps', '0'], 'bad --test-steps 0'),
 ])
+@pytest.mark.slow
 def test_phase_val_bad_input(target, gta_s8_weights, tmp_path, extra, message):
     args = val_args(target, gta_s8_weights, tmp_path / 'run')
     if extra[0] == '--model':
@@ -152,6 +156,7 @@ def test_phase_val_bad_input(target, gta_s8_weights, tmp_path, extra, message):
     assert message in res.stderr and 'Traceback' not in res.stderr
 
 
+@pytest.mark.slow
 def test_phase_train_needs_pseudo_labels_and_mining_stats(target, gta_s8_weights, tmp_path):
     args = val_args(target, gta_s8_weights, tmp_path / 'run')
     args[args.index('val')] = 'train'
@@ -229,6 +234,7 @@ def _outputs(folder):
     return files
 
 
+@pytest.mark.slow
 def test_phase_val_on_two_devices_equals_one(target, tmp_path, monkeypatch):
     """--gpus cpu:2: the network pass sends image i to device i mod 2 (one thread each) and
     every output is byte-identical to --gpus cpu's; the first log line names both devices."""

@@ -40,6 +40,7 @@ def _argv(gta, output, weights, *extra):
         [str(e) for e in extra]
 
 
+@pytest.mark.slow
 def test_from_classifier_then_continue(gta, classifier, tmp_path):
     from util.symbol.resnet38 import parameter_shapes
     from util.weights import check_fit, load_weights
@@ -93,6 +94,7 @@ def test_resolve_start_rules():
         train_src.resolve_start(CLASSIFIER, 'm/%s_ep-0001.params' % CLASSIFIER, None)
 
 
+@pytest.mark.slow
 def test_classifier_start_needs_epoch_zero(gta, classifier, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         train_src.main(_argv(gta, tmp_path / 'x', classifier, '--from-epoch', 1,
@@ -103,6 +105,7 @@ def test_classifier_start_needs_epoch_zero(gta, classifier, tmp_path, capsys):
     assert 'only when starting at epoch 0' in err[0]
 
 
+@pytest.mark.slow
 def test_bad_inputs_give_one_error_line(gta, classifier, tmp_path):
     root, lst = gta
     cases = {
@@ -128,6 +131,7 @@ def test_bad_inputs_give_one_error_line(gta, classifier, tmp_path):
         assert expected in lines[0], (expected, lines[0])
 
 
+@pytest.mark.slow
 def test_schedule_epochs_and_metric_as_upstream(gta, classifier, tmp_path, monkeypatch):
     """fit gets epochs from .. --stop-epoch, a schedule over --to-epoch with len(samples) //
     batch-images batches per epoch, and train_src's NLL epsilon 1e-6."""
@@ -150,6 +154,7 @@ def test_schedule_epochs_and_metric_as_upstream(gta, classifier, tmp_path, monke
                                                                3 * per_epoch, 9)
 
 
+@pytest.mark.slow
 def test_phase_val_evaluates_the_weights_on_the_split(gta, tmp_path):
     """--phase val runs issegm/evaluate.py on --split with the test flags translated."""
     import json

@@ -14,14 +14,14 @@ from tqdm import tqdm
 from issegm.datasets import read_sample, write_png
 from util.prefetch import BackgroundTasks, Prefetcher, RoundRobin
 
-__all__ = ['TestTimeOptions', 'Timings', 'NON_NETWORK_STEPS', 'device_names', 'write_label_pngs',
+__all__ = ['PredictionOptions', 'Timings', 'NON_NETWORK_STEPS', 'device_names', 'write_label_pngs',
            'predict_samples']
 
 NON_NETWORK_STEPS = ('loading', 'upsampling', 'argmax', 'confusion', 'writing')
 
 
 @dataclasses.dataclass(frozen=True)
-class TestTimeOptions:
+class PredictionOptions:
     """What every image of a split is predicted with: the test scales (longer sides; their
     class maps are averaged at the image size) and whether the mirrored image is averaged in."""
     scales: tuple
