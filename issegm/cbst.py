@@ -1,8 +1,8 @@
 """Class-balanced self-training's core (paper section 3.2; yzou2/CBST solve_ST.py _val_impl and
 data.py parse_split_file; docs/algorithm.md sections 2 and 3), plain NumPy without files:
 ConfidencePool (per-class confidences -> thresholds, policies 'cb' and 'global'),
-mining_classes, pseudo_label_maps and select_source_subset. The original's quirks are kept and
-marked QUIRK (docs/upstream-quirks.md).
+mining_classes, pseudo_label_maps and select_source_subset. Oddities of yzou2/CBST solve_ST.py
+kept on purpose are marked QUIRK (docs/upstream-quirks.md).
 """
 import math
 

@@ -1,6 +1,6 @@
 """Training data for source training and self-training (docs/internals.md, section 3): the
-TrainSample records, make_train_crop (one crop of a sample and a seed, the original's
-FileIter._read: docs/algorithm.md section 3) and SegTrainIter, the MXNet iterator of shuffled
+TrainSample records, make_train_crop (one crop of a sample and a seed, as yzou2/CBST data.py
+FileIter._read; docs/algorithm.md section 3) and SegTrainIter, the MXNet iterator of shuffled
 crops prepared ahead of the network.
 """
 import collections

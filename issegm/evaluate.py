@@ -99,7 +99,7 @@ def evaluate_samples(predictors, samples, info, test, outputs, prefetch_threads=
 
     `predictors`: one issegm.testtime.one_image.Predictor per device (or a single Predictor);
     image i goes to predictors[i % N] (issegm.testtime.image_list.predict_samples). The class
-    maps of the test scales are averaged at the original size. With `prefetch_threads` > 0
+    maps of the test scales are averaged at the image's size. With `prefetch_threads` > 0
     images are read and outputs written by that many threads while the network runs.
     `timings` (a Timings) receives the seconds of each step.
     """

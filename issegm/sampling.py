@@ -1,7 +1,7 @@
 """Geometry of the training crops and small-class patch mining, as yzou2/CBST issegm/data.py and
 data_src.py, FileIter._read (docs/algorithm.md section 3; the draws: docs/internals.md section
-3). Plain NumPy: plan_crop draws a crop's window in image coordinates, with the original's
-random calls in the original's order, and canvas_rect builds just that window.
+3). Plain NumPy: plan_crop draws a crop's window in image coordinates, with the random calls of
+yzou2/CBST issegm/data.py in their order, and canvas_rect builds just that window.
 """
 import collections
 import dataclasses
@@ -202,7 +202,8 @@ def mine_window(rng, label, geometry, mine_id, mine_id_priority, label_to_train=
 
 def plan_crop(rng, label, settings, origin_size, max_shape, rule=SELF_TRAINING,
               label_to_train=None):
-    """Draw the crop of one sample as the original's FileIter._read (docs/algorithm.md section 3).
+    """Draw the crop of one sample as yzou2/CBST issegm/data.py FileIter._read (docs/algorithm.md
+    section 3).
 
     label: (H, W) label ids (mapped through `label_to_train`) or train ids; read only for
     mining (the image has the same size). settings: the CropSettings of the run (its crop,

@@ -203,8 +203,9 @@ def bind_module(symbol, train_iter, contexts, arg_params, aux_params, allow_miss
 def init_sgd(module, scheduler, weight_decay, num_devices, kvstore):
     """Upstream's optimizer on the module: SGD, momentum 0.9, the lr `scheduler`, through
     `kvstore` ('local' without one)."""
-    # rescale_grad = 1 / devices of this worker, as upstream (docs/internals.md section 4 for
-    # what that means with dist_sync); begin_num_update stays 0 as in upstream's Module.fit.
+    # rescale_grad = 1 / devices of this worker, as yzou2/CBST solve_ST.py _train_impl (what
+    # that means with dist_sync: docs/internals.md section 4); begin_num_update stays 0 as in
+    # yzou2/CBST solve_ST.py's Module.fit call.
     # The scheduler is part of the optimizer, so it also reaches the copy that MXNet pickles
     # to the parameter servers (which run the updates there).
     optimizer_params = dict(learning_rate=scheduler.base_lr, lr_scheduler=scheduler,
@@ -317,13 +318,13 @@ def finish_epoch(module, entry, prefix, worker):
 class FitSettings:
     """What `fit` trains: epochs [begin_epoch, end_epoch) with checkpoints PREFIX-%04d.params.
 
-    lr: a learning rate (fixed) or a schedule from util.lr_scheduler.make_lr_scheduler; as
-    upstream's Module.fit, the optimizer counts updates from 0 in this process (MXNet's
-    num_update is 1 at the first update) and the schedule carries any offset itself.
+    lr: a learning rate (fixed) or a schedule from util.lr_scheduler.make_lr_scheduler; as the
+    Module.fit of yzou2/CBST solve_ST.py, the optimizer counts updates from 0 in this process
+    (MXNet's num_update is 1 at the first update) and the schedule carries any offset itself.
     allow_missing: parameters absent from the weights are initialised (Xavier).
     nll_eps: the epsilon of the logged NLL (see nll_sum; NLL_EPS_SOURCE for train_src).
     Every `log_every` batches (nbatch 0, 10, 20, ...) the log shows the NLL since the epoch
-    started, as upstream's mx.callback.log_train_metric(10, auto_reset=False) did.
+    started, as mx.callback.log_train_metric(10, auto_reset=False) of yzou2/CBST solve_ST.py.
     epoch_end_callback(epoch, symbol, arg_params, aux_params), MXNet's signature, is called on
     every worker after each epoch (e.g. mx.callback.do_checkpoint(PREFIX) on one machine);
     batch_end_callback(epoch, nbatch, module), nbatch counted from 0, after each batch.

@@ -1,5 +1,5 @@
-"""Image helpers shared by the training crops and the test-time path: every resize the original
-does goes through Pillow with its filter rule (yzou2/CBST util/util.py get_interp_method), and
+"""Image helpers shared by the training crops and the test-time path: every resize of yzou2/CBST
+goes through Pillow with its filter rule (yzou2/CBST util/util.py get_interp_method), and
 the normalisation gives the original's float32 values (yzou2/CBST util/transformer.py
 ColorScale, ColorNormalize); docs/algorithm.md section 2, step 1.
 """
