@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 HOROVOD_BUILD := HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 $(HOROVOD_GPU_FLAGS)
 
-.PHONY: install test demo bench clean
+.PHONY: install test test-quick demo bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ $(STAMP): requirements.txt setup.py
 test:
 	$(MAKE) install HOROVOD=1
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+# The quick loop while editing: every test without a subprocess, Horovod or a long run (the
+# `slow` marker, pytest.ini), in under 30 seconds; no Horovod needed.
+test-quick: install
+	$(PY) -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
 
 demo: install
 	$(PY) -m issegm.demo --output runs/demo

@@ -49,8 +49,8 @@ def image_share(top, left, side, hw):
 
 def port_window(seed, hw, origin, max_shape, rule):
     label = np.broadcast_to(np.uint8(0), hw)  # read for its shape only (no mining)
-    plan = sampling.plan_crop(np.random.RandomState(seed), label, C, STRIDE, origin, max_shape,
-                              RATES, rule)
+    plan = sampling.plan_crop(np.random.RandomState(seed), label,
+                              sampling.CropSettings(C, STRIDE, RATES), origin, max_shape, rule)
     return plan.top, plan.left, plan.side
 
 

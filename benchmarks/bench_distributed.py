@@ -61,20 +61,22 @@ def worker(args):
     from issegm import training
     from issegm.data_iter import SegTrainIter, source_only_samples
     from issegm.datasets import get_dataset, load_samples
+    from issegm.sampling import CropSettings
     from util.symbol.resnet38 import build_symbol
     from util.weights import load_weights
 
     kv, _, (_, rank, workers) = training.start_worker(args.kvstore or 'local', [mx.cpu()])
     info = get_dataset('gta')
     samples = source_only_samples(load_samples(args.root, args.list, 'gta'), info, 512)
-    it = SegTrainIter(samples, args.batch, args.crop, stride=8, seed=1, prefetch_threads=1,
-                      num_parts=workers, part_index=rank)
+    it = SegTrainIter(samples, args.batch, CropSettings(args.crop), seed=1, num_parts=workers,
+                      part_index=rank)
     arg, aux = load_weights(args.weights)
     stamps = []
     t0 = time.perf_counter()
-    training.fit(build_symbol(MODEL), it, [mx.cpu()], arg, aux, 0, args.epochs,
-                 os.path.join(args.out, MODEL + '_ep'), 1e-3, kvstore=kv, progress=False,
-                 epoch_end_callback=lambda *a: stamps.append(time.perf_counter()))
+    settings = training.FitSettings(
+        0, args.epochs, os.path.join(args.out, MODEL + '_ep'), 1e-3, progress=False,
+        epoch_end_callback=lambda *a: stamps.append(time.perf_counter()))
+    training.fit(build_symbol(MODEL), it, [mx.cpu()], (arg, aux), settings, kv)
     it.close()
     timed = stamps[-1] - stamps[0]
     samples_done = (args.epochs - 1) * len(it) * args.batch

@@ -29,14 +29,17 @@ sys.path.insert(0, os.path.join(ROOT, 'tests'))
 from conftest import write_model_weights  # noqa: E402
 from issegm.cbst import argmax_max  # noqa: E402
 from issegm.datasets import get_dataset, read_sample, write_png  # noqa: E402
-from issegm.evaluate import evaluate_samples, save_outputs  # noqa: E402
-from issegm.inference import UPSAMPLE_THREADS, make_predictors, upsample_probs  # noqa: E402
+from issegm.evaluate import EvalOutputs, evaluate_samples, save_outputs  # noqa: E402
+from issegm.testtime.image_list import PredictionOptions  # noqa: E402
+from issegm.testtime.one_image import (UPSAMPLE_THREADS, make_predictors,  # noqa: E402
+                                       upsample_probs)
 from util.metrics import ConfusionMeter  # noqa: E402
 from util.weights import load_weights  # noqa: E402
 
 MODEL = 'cityscapes_rna-tiny_cls19_s8'
 
 HEIGHT, WIDTH, STRIDE, CLASSES = 1024, 2048, 8, 19
+TEST = PredictionOptions([WIDTH])  # one scale, no flipping
 
 
 def inputs(folder, seed=0, stem='img'):
@@ -118,11 +121,12 @@ def one_device_against_two(tmp, num_images, repeat):
     for run in range(repeat):
         for name, contexts in setups.items():
             predictors = make_predictors(MODEL, arg, aux, contexts, STRIDE, float64_softmax=True)
-            evaluate_samples(predictors, samples[:len(contexts)], info, [WIDTH], False,
-                             os.path.join(tmp, 'warm'), progress=False)  # bind the modules
+            evaluate_samples(predictors, samples[:len(contexts)], info, TEST,
+                             EvalOutputs(os.path.join(tmp, 'warm')),
+                             progress=False)  # bind the modules
             out = os.path.join(tmp, 'out-%s-%d' % (name, run))
             t = time.perf_counter()
-            evaluate_samples(predictors, samples, info, [WIDTH], False, out,
+            evaluate_samples(predictors, samples, info, TEST, EvalOutputs(out),
                              prefetch_threads=1, progress=False)
             seconds[name].append((time.perf_counter() - t) / num_images)
             outputs[name] = folder_bytes(out)

@@ -20,7 +20,7 @@ for one batch of two 504 crops on the CPU, to see whether data loading limits a 
 
 CRST side by side (skip with --no-crst): the same images as a pseudo-labelled target round of
 LR-ENT as phase val leaves it (a 19 x 128 x 256 network map per image shaped like a stride-8
-prediction of its label, issegm/netmaps.py's record, the LR-ENT pseudo-label PNGs, alpha 0.25,
+prediction of its label, issegm/crst/netmaps.py's record, the LR-ENT pseudo-label PNGs, alpha 0.25,
 thresholds of portion 0.5), then, interleaved as above, the hard-label target crop (CBST) and
 the CRST crop with LR-ENT + MR-KLD (the same crop plus its soft label and regulariser mask),
 both iterators with 2 prefetch threads, and the model step with the CRST loss head.
@@ -38,12 +38,15 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from issegm import cbst, crst, datasets, netmaps  # noqa: E402
-from issegm.data_iter import SegTrainIter, TrainSample, make_train_crop  # noqa: E402
-from issegm.inference import upsample_probs  # noqa: E402
+from issegm import cbst, datasets  # noqa: E402
+from issegm.crst import lrent, netmaps  # noqa: E402
+from issegm.crst.settings import (LABEL, REG_MASK, SOFT_LABEL, CrstSettings,  # noqa: E402
+                                  label_names)
+from issegm.data_iter import (LoaderSettings, SegTrainIter, TrainSample,  # noqa: E402
+                              make_train_crop)
 from issegm.phase_val import TargetImage  # noqa: E402
-from issegm.sampling import SELF_TRAINING, crop_side  # noqa: E402
-from util.crst_settings import LABEL, REG_MASK, SOFT_LABEL, CrstSettings, label_names  # noqa: E402
+from issegm.sampling import SELF_TRAINING, CropSettings, crop_side  # noqa: E402
+from issegm.testtime.one_image import upsample_probs  # noqa: E402
 from util.image import MEAN, STD  # noqa: E402
 
 HEIGHT, WIDTH = 1024, 2048
@@ -56,6 +59,8 @@ NUM_CLASSES = 19
 ALPHA = 0.25  # lrent.sh: --lr-weight-ent 0.25
 PORTION = 0.5
 CRST = CrstSettings(ALPHA, 'kld', 0.01)  # LR-ENT and MR-KLD (mrkld.sh's 0.1, squared)
+CROPS = CropSettings(CROP, STRIDE, RATES)
+CRST_CROPS = CropSettings(CROP, STRIDE, RATES, crst=CRST, num_classes=NUM_CLASSES)
 LABEL_IDS = np.array([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33,
                       0, 1, 4], np.uint8)
 
@@ -126,7 +131,7 @@ def lrent_round(root, samples):
     for image in images:
         net = np.load(os.path.join(folder, netmaps.FOLDER, image.name + '.npy'))
         full = upsample_probs(net, STRIDE, image.scaled_hw, image.hw, threads=2)
-        pseudo = crst.lrent_label_maps(full, thr, ALPHA)[0]
+        pseudo = lrent.lrent_label_maps(full, thr, ALPHA)[0]
         kept.append((pseudo != 255).mean())
         pairs.append((image.image_path, os.path.join(folder, 'pseudo', image.name + '.png')))
         datasets.write_png(pairs[-1][1], info.train_to_label[pseudo])
@@ -196,9 +201,9 @@ def crop_rates(pipelines, count):
 
 def model_step_seconds(batch=2, repeat=3, settings=None):
     """Seconds of one forward+backward+update of gta_rna-tiny_cls19_s8 on CPU, with the CRST
-    loss head of `settings` (util/crst_loss.py) when given."""
+    loss head of `settings` (issegm/crst/loss.py) when given."""
     import mxnet as mx
-    from util.crst_loss import training_symbol
+    from issegm.crst.loss import training_symbol
     names = label_names(settings)
     grid = (batch, CROP // 8, CROP // 8)
     rng = np.random.RandomState(0)
@@ -229,10 +234,11 @@ def model_step_seconds(batch=2, repeat=3, settings=None):
     return (time.perf_counter() - start) / repeat
 
 
-def threaded_rate(samples, crops, **params):
-    """Crops per second (wall) of SegTrainIter with 2 prefetch threads, one crop per batch."""
-    with SegTrainIter(samples * max(2, crops // len(samples) + 1), 1, CROP,
-                      scale_rate_range=RATES, seed=0, prefetch_threads=2, **params) as it:
+def threaded_rate(samples, crops, settings=None):
+    """Crops per second (wall) of SegTrainIter with 2 prefetch threads, one crop per batch, with
+    the CropSettings `settings` (default: CROPS)."""
+    with SegTrainIter(samples * max(2, crops // len(samples) + 1), 1, settings or CROPS, seed=0,
+                      loading=LoaderSettings(prefetch_threads=2)) as it:
         next(it)  # starts the workers; not timed
         start = time.perf_counter()
         count = sum(1 for _ in it)
@@ -245,12 +251,11 @@ def crst_side_by_side(root, samples, crops):
     targets, kept = lrent_round(root, samples)
     n = len(targets)
     rates = crop_rates({
-        'cbst': lambda k: make_train_crop(targets[k % n], k, CROP, scale_rate_range=RATES),
-        'crst': lambda k: make_train_crop(targets[k % n], k, CROP, scale_rate_range=RATES,
-                                          crst=CRST, num_classes=NUM_CLASSES),
+        'cbst': lambda k: make_train_crop(targets[k % n], k, CROPS),
+        'crst': lambda k: make_train_crop(targets[k % n], k, CRST_CROPS),
     }, crops)
     threaded = {'cbst': threaded_rate(targets, crops),
-                'crst': threaded_rate(targets, crops, crst=CRST, num_classes=NUM_CLASSES)}
+                'crst': threaded_rate(targets, crops, CRST_CROPS)}
     return rates, threaded, kept
 
 
@@ -289,13 +294,13 @@ def main(argv=None):
               % (n, mb, CROP, RATES[0], RATES[1]))
 
         for k in range(2):  # the same seed gives the same crop
-            ours = make_train_crop(samples[k % n], k, CROP, scale_rate_range=RATES)
+            ours = make_train_crop(samples[k % n], k, CROPS)
             theirs = upstream_style_crop(samples[k % n], np.random.RandomState(k))
             same = all(np.array_equal(a, b) for a, b in zip(ours, theirs))
             print('crop %d: ours %s upstream-style' % (k, '==' if same else 'DIFFERS FROM'))
         rates = crop_rates({
             'decode': lambda k: datasets.read_sample(samples[k % n].image, samples[k % n].label),
-            'ours': lambda k: make_train_crop(samples[k % n], k, CROP, scale_rate_range=RATES),
+            'ours': lambda k: make_train_crop(samples[k % n], k, CROPS),
             'upstream': lambda k: upstream_style_crop(samples[k % n], np.random.RandomState(k)),
         }, args.crops)
         threaded = threaded_rate(samples, args.crops)

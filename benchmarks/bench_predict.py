@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.join(ROOT, 'tests'))
 from conftest import write_model_weights  # noqa: E402
 from issegm import predict  # noqa: E402
 from issegm.datasets import get_dataset, write_png  # noqa: E402
-from issegm.evaluate import evaluate_samples  # noqa: E402
-from issegm.testtime import Timings  # noqa: E402
+from issegm.evaluate import EvalOutputs, evaluate_samples  # noqa: E402
+from issegm.testtime.image_list import PredictionOptions, Timings  # noqa: E402
 
 HEIGHT, WIDTH, STRIDE = 1024, 2048, 8
 SHARED = ('labelIds', 'trainIds', 'color')
@@ -55,8 +55,9 @@ def read_tree(folder, kinds, dirs=None):
 
 
 def run_evaluate(predictors, images, out, info):
-    evaluate_samples(predictors, [(p, None) for p in images], info, [WIDTH], False, out,
-                     prefetch_threads=1, progress=False)
+    evaluate_samples(predictors, [(p, None) for p in images], info,
+                     PredictionOptions([WIDTH], False), EvalOutputs(out), prefetch_threads=1,
+                     progress=False)
 
 
 def run_predict(kinds):
@@ -68,7 +69,7 @@ def run_predict(kinds):
 
 def measure(model, images, repeat, tmp):
     import mxnet as mx
-    from issegm.inference import make_predictors
+    from issegm.testtime.one_image import make_predictors
     from util.weights import load_weights
     info = get_dataset('cityscapes')
     arg, aux = load_weights(write_model_weights(os.path.join(tmp, model + '_ep-0000.params'),

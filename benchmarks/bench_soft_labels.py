@@ -4,14 +4,14 @@ hard-label crop alone and the model step.
 Writes a few Cityscapes-sized (2048x1024) target images (benchmarks/bench_iterator.py's street
 scenes) with, for each, a 19 x 128 x 256 network map shaped like a stride-8 prediction of its
 label (smooth logits, softmax) saved as .npy, as phase val keeps it; then phase val's LR-ENT
-pseudo-labels (issegm/crst.py lrent_label_maps on the full-size map, alpha 0.25, thresholds of
+pseudo-labels (issegm/crst/lrent.py lrent_label_maps on the full-size map, alpha 0.25, thresholds of
 portion 0.5), saved as the pseudo_labelIds PNG the crop reads. Then times, one crop at a time
 in one thread, interleaved, by this process's CPU time (wall time beside it), crop 504 at scale
 rates 0.7..1.3 of origin 2048:
 
 (a) the hard-label crop: issegm/data_iter.py make_train_crop (decode image and PNG, plan,
     crop), what a CBST target crop costs today;
-(b) the soft label of that crop on top: np.load of the network map + issegm/soft_labels.py
+(b) the soft label of that crop on top: np.load of the network map + issegm/crst/crop_labels.py
     soft_label_crop (the same crop plan, drawn before timing).
 
 Also prints the phase val side per image (CBST's pseudo_label_maps vs LR-ENT's
@@ -32,14 +32,15 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_iterator import (ALPHA, CROP, HEIGHT, MAX_SHAPE, NUM_CLASSES, ORIGIN,  # noqa: E402
-                            PORTION, RATES, STRIDE, WIDTH, crop_rates, model_step_seconds,
-                            network_map, write_dataset)
-from issegm import cbst, crst, datasets  # noqa: E402
+from bench_iterator import (ALPHA, CROP, CROPS, HEIGHT, MAX_SHAPE, NUM_CLASSES,  # noqa: E402
+                            ORIGIN, PORTION, RATES, STRIDE, WIDTH, crop_rates,
+                            model_step_seconds, network_map, write_dataset)
+from issegm import cbst, datasets  # noqa: E402
+from issegm.crst import lrent  # noqa: E402
+from issegm.crst.crop_labels import NetMap, soft_label_crop  # noqa: E402
 from issegm.data_iter import TrainSample, make_train_crop  # noqa: E402
-from issegm.inference import upsample_probs  # noqa: E402
 from issegm.sampling import SELF_TRAINING, plan_crop  # noqa: E402
-from issegm.soft_labels import soft_label_crop  # noqa: E402
+from issegm.testtime.one_image import upsample_probs  # noqa: E402
 
 def prepare(root, count):
     """Images, network maps (.npy), LR-ENT pseudo-labels (PNG); returns the target samples,
@@ -64,7 +65,7 @@ def prepare(root, count):
         cbst.pseudo_label_maps(full, thr)
         timing['cbst'] += time.process_time() - tick
         tick = time.process_time()
-        pseudo = crst.lrent_label_maps(full, thr, ALPHA)[0]
+        pseudo = lrent.lrent_label_maps(full, thr, ALPHA)[0]
         timing['lrent'] += time.process_time() - tick
         kept_share.append((pseudo != 255).mean())
         label_path = sample.label.replace('_gtFine_labelIds', '_pseudo_labelIds')
@@ -89,18 +90,16 @@ def main(argv=None):
         for k in range(args.crops + 1):  # the plans (and hard labels) the crops will draw
             sample = targets[k % n]
             label = datasets.read_label(sample.label)
-            plans.append(plan_crop(np.random.RandomState(k), label, CROP, STRIDE, ORIGIN,
-                                   MAX_SHAPE, RATES, SELF_TRAINING,
-                                   label_to_train=sample.label_to_train))
-            hards.append(make_train_crop(sample, k, CROP, STRIDE, RATES)[1])
+            plans.append(plan_crop(np.random.RandomState(k), label, CROPS, ORIGIN, MAX_SHAPE,
+                                   SELF_TRAINING, label_to_train=sample.label_to_train))
+            hards.append(make_train_crop(sample, k, CROPS)[1])
 
         def hard(k):
-            return make_train_crop(targets[k % n], k, CROP, STRIDE, RATES)
+            return make_train_crop(targets[k % n], k, CROPS)
 
         def soft(k):
-            net = np.load(maps[k % n])
-            return soft_label_crop(net, STRIDE, (HEIGHT, WIDTH), (HEIGHT, WIDTH), thr, ALPHA,
-                                   plans[k], CROP, hards[k], STRIDE)
+            netmap = NetMap(np.load(maps[k % n]), STRIDE, (HEIGHT, WIDTH), (HEIGHT, WIDTH))
+            return soft_label_crop(netmap, thr, ALPHA, plans[k], CROP, hards[k], STRIDE)
 
         rates = crop_rates({'hard': hard, 'soft': soft}, args.crops)  # interleaved
         map_bytes = np.mean([os.path.getsize(p) for p in maps])

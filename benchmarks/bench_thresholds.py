@@ -45,7 +45,7 @@ def make_map(index):
     return logits
 
 
-class UpstreamStylePools(object):
+class UpstreamStylePools:
     """The original's way: float64 pools grown with np.append, full Python sorts."""
 
     def __init__(self, num_classes):

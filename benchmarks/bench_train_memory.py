@@ -1,7 +1,7 @@
 """Training memory of ResNet-38 with and without --backward-do-mirror, side by side.
 
 The model is the one phase train and train_src.py train: `gta_rna-a1_cls19_s8` (ResNet-38 A1,
-stride 8) as util.crst_loss.training_symbol builds it, bound for training on the CPU as
+stride 8) as issegm.crst.loss.training_symbol builds it, bound for training on the CPU as
 issegm.training.bind_module binds it (parameter gradients, no input gradients), at --crop 500,
 which the training iterator rounds up to 504x504 (labels 63x63). Three settings:
 
@@ -95,7 +95,7 @@ class _Shapes:
 
 def _symbol(setting):
     """The training symbol of a setting, with MXNET_BACKWARD_DO_MIRROR set for it."""
-    from util.crst_loss import training_symbol
+    from issegm.crst.loss import training_symbol
     from util.mirroring import mirror_symbol
     if setting == 'MXNet mirror':
         os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'

@@ -1,24 +1,8 @@
-"""Algorithm core of class-balanced self-training (paper section 3.2; yzou2/CBST solve_ST.py
-_val_impl and data.py parse_split_file; docs/algorithm.md sections 2 and 3).
-
-Pure NumPy, no MXNet and no file I/O, so it can be tested and benchmarked on its own:
-
-* :class:`ConfidencePool` collects the per-class confidences of the target predictions
-  (docs/algorithm.md section 2, step 5) and turns them into class thresholds (policies ``'cb'`` and ``'global'``).
-* :func:`mining_classes` derives the small-class patch-mining statistics from ``cls_size``.
-* :func:`pseudo_label_maps` labels one image given the thresholds (pseudo-labels and the
-  reweighted argmax).
-* :func:`select_source_subset` picks the source samples of a round (data.py parse_split_file).
-
-The numbers follow the original implementation exactly, including its quirks, which are kept on
-purpose and marked "QUIRK" below. What changed is the cost: the original kept every sampled
-confidence as a float64 NumPy array grown by ``np.append`` and found the thresholds with a full
-Python ``sorted``; here the samples are kept as float32 chunks (4 bytes each) and the thresholds
-come from a linear-time selection (``ndarray.partition``).
-
-Dtypes: probability maps are handled in float32. Thresholds are returned as float64 arrays (the
-dtype of the original ``cls_thresh.npy``/``cls_size.npy``) whose values are exactly the float32
-confidences that were stored (float32 -> float64 is exact), or 0.0.
+"""Class-balanced self-training's core (paper section 3.2; yzou2/CBST solve_ST.py _val_impl and
+data.py parse_split_file; docs/algorithm.md sections 2 and 3), plain NumPy without files:
+ConfidencePool (per-class confidences -> thresholds, policies 'cb' and 'global'),
+mining_classes, pseudo_label_maps and select_source_subset. Oddities of yzou2/CBST solve_ST.py
+kept on purpose are marked QUIRK (docs/upstream-quirks.md).
 """
 import math
 
@@ -33,7 +17,8 @@ POLICIES = ('cb', 'global')
 # 2048-wide map are 16K pixels); measured fastest among 8..128 rows on 19x1024x2048 maps.
 _BLOCK_ROWS = 8
 
-# yzou2/CBST solve_ST.py _val_impl, confidence collection: keep every 4th pixel of each class (indices 0, 4, 8, ... within the class).
+# yzou2/CBST solve_ST.py _val_impl, confidence collection: keep every 4th pixel of each class
+# (indices 0, 4, 8, ... within the class).
 _SAMPLE_STEP = 4
 
 
@@ -81,7 +66,7 @@ def argmax_max(prob):
     return cls, top
 
 
-class ConfidencePool(object):
+class ConfidencePool:
     """Per-class pools of sampled prediction confidences, and the thresholds they give.
 
     ``policy`` is ``'cb'`` (class-balanced: one threshold per class) or ``'global'`` (one
@@ -299,7 +284,8 @@ def pseudo_label_maps(prob, cls_thresh):
 
 
 def select_source_subset(num_source, num_selected, seed):
-    """Indices of the source samples used in a round (yzou2/CBST data.py parse_split_file), an int64 array.
+    """Indices of the source samples used in a round (yzou2/CBST data.py parse_split_file), an
+    int64 array.
 
     Same numbers as the original ``np.random.seed(seed); np.random.choice(num_source,
     num_selected, replace=False)`` (legacy Mersenne-Twister generator) but from a local

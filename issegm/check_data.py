@@ -1,14 +1,8 @@
 """Check the images and labels of a list file before a long run spends hours on them.
 
-They exist and decode, sizes agree, images are 8-bit RGB PNG, label values are the dataset's
-label ids (with a hint when they look like trainIds, colour PNGs, 16-bit SYNTHIA labels or
-all-ignore).
-
-Commands: see the README, "Data, list files, weights and priors". Quick by default (file
-headers of every listed file, the values of --sample labels spread over the list; the rules are
-in issegm/data_checks.py); --full decodes every file. Prints one line per problem naming the
-file (`error: PATH: message` or `warning: ...`) and a summary line; exit status 0 without
-errors (warnings allowed), 1 with any.
+Commands: the README, "Data, list files, weights and priors"; quick by default, --full
+decodes every file (docs/internals.md, section 6). One line per problem, a summary line; exit
+status 0 without errors (warnings allowed), 1 with any.
 """
 import os
 import sys

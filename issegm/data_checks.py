@@ -1,22 +1,7 @@
 """Checks of a list file's images and labels before hours of work are spent on them (no MXNet).
 
-Used by issegm/check_data.py, issegm/prepare_data.py, and by train_src.py, evaluate.py and the
-orchestrator before their first epoch / round 0 (`--skip-data-check` turns that off).
-
-`quick_check`: every listed file exists; its header gives format, size, channels and bit depth
-without decoding the pixels (a PNG's IHDR chunk; Pillow for other formats); a PNG ends with its
-IEND chunk (a truncated download does not); image and label sizes agree; no two images share an
-output name (phase val and evaluate.py write NAME.png by the image file name); the labels of a
-small sample spread evenly over the list are decoded and their values checked. `full_check`:
-the same with every image and label decoded and every label's values checked.
-
-Accepted images: 8-bit RGB PNG, as GTA-5, SYNTHIA and Cityscapes ship them. Errors: JPEG (or
-any other format: a re-encoding changes pixels), grayscale, RGBA, palette or 16-bit PNGs.
-Accepted labels: 8-bit single-channel PNG, grayscale or palette (the palette index is the id,
-as in GTA-5's labels). Errors: colour (RGB/RGBA) PNGs, 16-bit PNGs (SYNTHIA's raw GT/LABELS
-among them), JPEG, values outside the dataset's label ids (255 is accepted everywhere: it maps
-to ignore), and a sample of labels that looks like trainIds. A label whose pixels all map to
-ignore is a warning (an error when every label checked is so).
+Used by check_data.py, prepare_data.py, and by train_src.py, evaluate.py and the orchestrator
+before their first epoch / round 0 (`--skip-data-check`); the rules: docs/internals.md, section 6.
 """
 import collections
 import functools

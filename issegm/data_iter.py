@@ -1,52 +1,50 @@
-"""Training data for source training and self-training: samples, crops, batches.
-
-* `source_only_samples` / `self_training_samples` build the list of `TrainSample` records; the
-  record's `rule` selects the original's crop rule (sampling.SOURCE_ONLY: yzou2/CBST
-  issegm/data_src.py, sampling.SELF_TRAINING: issegm/data.py), so the scripts need not.
-* `make_train_crop` turns one sample and a seed into one (data, label) pair. It is a
-  module-level function of plain arguments, so it runs in threads or in a process pool.
-* `SegTrainIter` is the `mx.io.DataIter` feeding `Module.fit`: a shuffled epoch of crops,
-  assembled ahead of the network by `util.prefetch.Prefetcher`.
-
-A crop is the original's (FileIter._read): the window drawn by sampling.plan_crop, cast to
-uint8 (mean colour util.image.PAD_UINT8 and label 255 outside the image), resized to C x C with
-Pillow (util.image.resize_image: the original's get_interp_method rule; labels with Pillow
-NEAREST), the label sampled at [stride // 2 :: stride] in both directions, then both mirrored
-when the flip is drawn, the image normalised (util.image.normalize_chw). Only the window is
-built, never the original's whole square canvas; the values are the same.
-
-Randomness: each epoch e draws a permutation of all samples and one seed per sample from
-`RandomState([seed, e])`; a sample's crop depends only on its seed, so threads, processes and
-any number of workers give the same batches (see sampling's docstring for how this differs from
-the original's global generator).
+"""Training data for source training and self-training (docs/internals.md, section 3): the
+TrainSample records, make_train_crop (one crop of a sample and a seed, as yzou2/CBST data.py
+FileIter._read; docs/algorithm.md section 3) and SegTrainIter, the MXNet iterator of shuffled
+crops prepared ahead of the network.
 """
 import collections
+import dataclasses
 import functools
 import os
 
 import mxnet as mx
 import numpy as np
 
-from issegm import cbst, datasets, netmaps
-from issegm.sampling import RULES, SELF_TRAINING, SOURCE_ONLY, canvas_rect, crop_side, plan_crop
-from issegm.soft_labels import one_hot_labels
-from util.crst_settings import SOFT_LABEL, is_active, label_names
+from issegm import cbst, datasets
+from issegm.crst import netmaps
+from issegm.crst.crop_labels import one_hot_labels
+from issegm.crst.settings import SOFT_LABEL, is_active, label_names
+from issegm.sampling import RULES, SELF_TRAINING, SOURCE_ONLY, canvas_rect, plan_crop
 from util.errors import UserError
 from util.image import PAD_UINT8, normalize_chw, resize_image, resize_label
 from util.prefetch import Closing, Prefetcher
 
-__all__ = ['TrainSample', 'source_only_samples', 'self_training_samples', 'crop_arrays',
-           'make_train_crop', 'SegTrainIter', 'IGNORE']
+__all__ = ['TrainSample', 'Domain', 'LoaderSettings', 'source_only_samples',
+           'self_training_samples', 'crop_arrays', 'make_train_crop', 'SegTrainIter', 'IGNORE']
 
 IGNORE = datasets.IGNORE
 
 # One training sample: file paths, the label id -> train id table (256 entries), the origin
 # size (the "target size" a scale rate of 1 maps to), the dataset max shape, the crop rule
 # (sampling.SELF_TRAINING or sampling.SOURCE_ONLY), whether it is a pseudo-labelled target
-# image, and for CRST's LR-ENT its issegm/netmaps.py SoftSource (else None).
+# image, and for CRST's LR-ENT its issegm/crst/netmaps.py SoftSource (else None).
 TrainSample = collections.namedtuple(
     'TrainSample', 'image label label_to_train origin_size max_shape rule is_target soft',
     defaults=(False, None))
+# A domain of a self-training round: its dataset (name or DatasetInfo) and the origin size its
+# scale rates refer to (--origin-size, --origin-size-tgt).
+Domain = collections.namedtuple('Domain', 'dataset origin_size')
+
+
+@dataclasses.dataclass(frozen=True)
+class LoaderSettings:
+    """How the crops are made ahead of the network: `prefetch_threads` workers (0: inline),
+    threads or forked processes (`prefetcher`), decoded images kept in memory
+    (`cache_images`)."""
+    prefetch_threads: int = 1
+    prefetcher: str = 'thread'
+    cache_images: bool = False
 
 
 def _dataset_info(dataset):
@@ -76,9 +74,9 @@ def source_only_samples(samples, dataset, origin_size):
     return _records(samples, info, origin_size, datasets.MAX_SHAPES[info.name], SOURCE_ONLY)
 
 
-def self_training_samples(source_samples, source_dataset, target_samples, target_dataset,
-                          src_port, seed, origin_size, origin_size_tgt, soft_sources=None):
-    """Samples of one self-training round.
+def self_training_samples(source_samples, source, target_samples, target, src_port, seed,
+                          soft_sources=None):
+    """Samples of one self-training round; `source`, `target`: their Domain.
 
     S = int(N * src_port) source samples, chosen by cbst.select_source_subset(N, S, seed) and
     kept in that order, then every target sample (image, pseudo-label path) in list order
@@ -87,8 +85,8 @@ def self_training_samples(source_samples, source_dataset, target_samples, target
     through the target dataset's; max shapes come from SELF_TRAINING_MAX_SHAPES; all use the
     SELF_TRAINING crop rule (yzou2/CBST issegm/data.py).
     """
-    src = _dataset_info(source_dataset)
-    tgt = _dataset_info(target_dataset)
+    src = _dataset_info(source.dataset)
+    tgt = _dataset_info(target.dataset)
     source_samples = list(source_samples)
     num = len(source_samples)
     num_selected = int(num * src_port)
@@ -97,9 +95,9 @@ def self_training_samples(source_samples, source_dataset, target_samples, target
                         % (src_port, num_selected, num))
     chosen = cbst.select_source_subset(num, num_selected, seed) if num_selected > 0 else []
     picked = [source_samples[int(i)] for i in chosen]
-    out = _records(picked, src, origin_size, datasets.SELF_TRAINING_MAX_SHAPES[src.name],
-                   SELF_TRAINING)
-    out += _records(target_samples, tgt, origin_size_tgt,
+    out = _records(picked, src, source.origin_size,
+                   datasets.SELF_TRAINING_MAX_SHAPES[src.name], SELF_TRAINING)
+    out += _records(target_samples, tgt, target.origin_size,
                     datasets.SELF_TRAINING_MAX_SHAPES[tgt.name], SELF_TRAINING, True,
                     soft_sources)
     return out
@@ -143,16 +141,15 @@ def _load(image_path, label_path, cache_images):
     return image, label
 
 
-def make_train_crop(sample, seed, crop, stride=8, scale_rate_range=(0.7, 1.3), mine_port=0.0,
-                    mine_id=(), mine_id_priority=(), cache_images=False, crst=None,
-                    num_classes=None):
-    """One training crop of a TrainSample: read, plan (sampling.plan_crop), crop.
+def make_train_crop(sample, seed, crops, cache_images=False):
+    """One training crop of a TrainSample: read, plan (sampling.plan_crop with the
+    sampling.CropSettings `crops`), crop.
 
     Deterministic given `seed`. Bad files raise the UserError of datasets.read_sample; a
     SOURCE_ONLY image larger than its dataset's max shape (the original asserts it) and
     settings that give no window for the image are UserErrors too.
     Returns (data (3, C, C) float32, label (C // stride, C // stride) float32), followed, with
-    CRST settings `crst` that are on, by crst_labels.
+    CRST settings crops.crst that are on, by crst_labels.
     """
     image, label = _load(sample.image, sample.label, cache_images)
     h, w = label.shape
@@ -162,45 +159,69 @@ def make_train_crop(sample, seed, crop, stride=8, scale_rate_range=(0.7, 1.3), m
                         % (sample.image, h, w, max_h, max_w))
     rng = np.random.RandomState(seed)
     try:
-        plan = plan_crop(rng, label, crop, stride, sample.origin_size, sample.max_shape,
-                         scale_rate_range, sample.rule, mine_port, mine_id, mine_id_priority,
+        plan = plan_crop(rng, label, crops, sample.origin_size, sample.max_shape, sample.rule,
                          label_to_train=sample.label_to_train)
     except ValueError as err:  # settings that do not fit this image (e.g. a 0-pixel window)
         raise UserError('cannot crop %s: %s' % (sample.image, err)) from None
-    data, hard = crop_arrays(image, label, plan, crop, sample.label_to_train, stride)
-    if not is_active(crst):
+    data, hard = crop_arrays(image, label, plan, crops.crop, sample.label_to_train, crops.stride)
+    if not is_active(crops.crst):
         return data, hard
-    return (data, hard) + crst_labels(sample, plan, crop, hard, stride, crst, num_classes)
+    return (data, hard) + crst_labels(sample, plan, crops, hard)
 
 
-def crst_labels(sample, plan, crop, hard, stride, crst, num_classes):
-    """The CRST label inputs of a crop after its hard label, in util/crst_settings.py
+def crst_labels(sample, plan, crops, hard):
+    """The CRST label inputs of a crop after its hard label, in issegm/crst/settings.py
     label_names order: with LR-ENT the (C, n, n) soft label (target crops: recomputed from
-    phase val's maps, issegm/netmaps.py; source crops: one-hot, as yzou2/CRST
+    phase val's maps, issegm/crst/netmaps.py; source crops: one-hot, as yzou2/CRST
     deeplab/datasets.py SoftSrcSTDataSet), with a model regulariser the (n, n) mask of the
     regularised pixels (ones on target crops, zeros on source crops: crst_seg.py main gives
     the target samples reg_weight = --mr-weight-kld and the source ones --mr-weight-src, 0
     here)."""
     out = ()
+    crst = crops.crst
     if crst.lr_weight_ent > 0:
         if not sample.is_target:
-            out += (one_hot_labels(hard, num_classes),)
+            out += (one_hot_labels(hard, crops.num_classes),)
         elif sample.soft is None:
             raise ValueError('target sample %s has no LR-ENT soft-label source' % sample.image)
         else:
-            out += (netmaps.crop_soft_label(sample.soft, plan, crop, hard, stride),)
+            out += (netmaps.crop_soft_label(sample.soft, plan, crops.crop, hard, crops.stride),)
     if crst.regulariser is not None:
         out += (np.full(hard.shape, float(sample.is_target), np.float32),)
     return out
 
 
-def _crop_job(job, **params):
+def _crop_job(crops, cache_images, job):
     sample, seed = job
-    return make_train_crop(sample, seed, **params)
+    return make_train_crop(sample, seed, crops, cache_images)
 
 
 def _id_tuple(ids):
     return tuple(int(k) for k in np.asarray(ids if ids is not None else (), np.int64).ravel())
+
+
+def _checked_crops(crops, samples):
+    """The CropSettings with the scale range and mining port as floats, the stride an int and
+    the mining ids as int tuples; a UserError for values the crops cannot take."""
+    lo, hi = (float(v) for v in crops.scale_rate_range)
+    if not 0 < lo <= hi:
+        raise UserError('bad scale rate range %s' % (crops.scale_rate_range,))
+    mine_port = crops.mine_port
+    if not 0.0 <= float(mine_port) <= 1.0:
+        raise UserError('mine port must be in [0, 1], got %s' % mine_port)
+    mine_id, mine_id_priority = _id_tuple(crops.mine_id), _id_tuple(crops.mine_id_priority)
+    if IGNORE in mine_id + mine_id_priority:
+        raise UserError('mining class ids must be train ids below %d, got %d'
+                        % (IGNORE, IGNORE))
+    rules = set(s.rule for s in samples)
+    if not rules <= set(RULES):
+        raise UserError('unknown crop rule(s) %s' % sorted(rules - set(RULES)))
+    if float(mine_port) > 0 and SOURCE_ONLY in rules:
+        raise UserError('mining (mine port %s) applies to self-training samples only; the '
+                        'source-training crops have none' % mine_port)
+    return dataclasses.replace(crops, stride=int(crops.stride), scale_rate_range=(lo, hi),
+                               mine_port=float(mine_port), mine_id=mine_id,
+                               mine_id_priority=mine_id_priority)
 
 
 class SegTrainIter(Closing, mx.io.DataIter):
@@ -211,21 +232,18 @@ class SegTrainIter(Closing, mx.io.DataIter):
     so distributed workers stay in step; with one part this is len(samples) // batch_images).
     `reset()` starts the next epoch (a no-op while the current one is untouched). Batches:
     data (B, 3, C, C) float32, softmax_label (B, C // stride, C // stride) float32 with
-    255 = ignore, C = crop_side(crop_size, stride); with CRST settings `crst` that are on, also
+    255 = ignore, C = crops.crop; with CRST settings crops.crst that are on, also
     crst_soft_label (B, num_classes, n, n) and/or crst_reg_mask (B, n, n) (see crst_labels).
-    Each sample is cropped by its own rule (TrainSample.rule); mining (mine_port > 0) needs
-    self-training samples.
+    Each sample is cropped by its own rule (TrainSample.rule) with the sampling.CropSettings
+    `crops`; mining (crops.mine_port > 0) needs self-training samples.
 
-    prefetch_threads workers (threads or, with prefetcher='process', forked processes; 0 runs
-    inline) prepare up to two batches ahead. `begin_epoch` selects the epoch whose shuffle
-    comes first (to resume a run with the same crops). Call close() (or use `with`) to stop the
-    workers.
+    `loading` (LoaderSettings) workers prepare up to two batches ahead. `begin_epoch` selects
+    the epoch whose shuffle comes first (to resume a run with the same crops). Call close() (or
+    use `with`) to stop the workers.
     """
 
-    def __init__(self, samples, batch_images, crop_size, stride=8, scale_rate_range=(0.7, 1.3),
-                 mine_port=0.0, mine_id=(), mine_id_priority=(), seed=None, prefetch_threads=1,
-                 prefetcher='thread', num_parts=1, part_index=0, cache_images=False,
-                 begin_epoch=0, crst=None, num_classes=None):
+    def __init__(self, samples, batch_images, crops, seed=None, loading=LoaderSettings(),
+                 num_parts=1, part_index=0, begin_epoch=0):
         batch_images = int(batch_images)
         super().__init__(batch_images)
         self.samples = list(samples)
@@ -234,45 +252,28 @@ class SegTrainIter(Closing, mx.io.DataIter):
             raise UserError('batch size must be >= 1, got %d' % batch_images)
         if num_parts < 1 or not 0 <= part_index < num_parts:
             raise UserError('bad data shard %d of %d' % (part_index, num_parts))
-        lo, hi = (float(v) for v in scale_rate_range)
-        if not 0 < lo <= hi:
-            raise UserError('bad scale rate range %s' % (scale_rate_range,))
-        if not 0.0 <= float(mine_port) <= 1.0:
-            raise UserError('mine port must be in [0, 1], got %s' % mine_port)
-        mine_id, mine_id_priority = _id_tuple(mine_id), _id_tuple(mine_id_priority)
-        if IGNORE in mine_id + mine_id_priority:
-            raise UserError('mining class ids must be train ids below %d, got %d'
-                            % (IGNORE, IGNORE))
-        rules = set(s.rule for s in self.samples)
-        if not rules <= set(RULES):
-            raise UserError('unknown crop rule(s) %s' % sorted(rules - set(RULES)))
-        if float(mine_port) > 0 and SOURCE_ONLY in rules:
-            raise UserError('mining (mine port %s) applies to self-training samples only; the '
-                            'source-training crops have none' % mine_port)
+        self.crops = _checked_crops(crops, self.samples)
         self.num_batches = len(self.samples) // num_parts // batch_images
         if self.num_batches < 1:
             raise UserError('%d training samples give no batch of %d images%s'
                             % (len(self.samples), batch_images,
                                ' per shard (%d shards)' % num_parts if num_parts > 1 else ''))
         self.batch_images = batch_images
-        self.stride = int(stride)
-        self.crop = crop_side(crop_size, self.stride)
+        self.stride = self.crops.stride
+        self.crop = self.crops.crop
         self.label_size = len(range(self.stride // 2, self.crop, self.stride))
         self.num_parts, self.part_index = num_parts, part_index
         if seed is None:
             seed = int.from_bytes(os.urandom(4), 'little')
         self.seed = int(seed) % (2 ** 32)
         self.epoch = int(begin_epoch)
-        self.label_names = label_names(crst if is_active(crst) else None)
-        if SOFT_LABEL in self.label_names and not num_classes:
+        self.label_names = label_names(crops.crst if is_active(crops.crst) else None)
+        if SOFT_LABEL in self.label_names and not crops.num_classes:
             raise ValueError('LR-ENT soft labels need num_classes')
-        self.num_classes = num_classes
-        params = dict(crop=self.crop, stride=self.stride, scale_rate_range=(lo, hi),
-                      mine_port=float(mine_port), mine_id=mine_id,
-                      mine_id_priority=mine_id_priority,
-                      cache_images=bool(cache_images), crst=crst, num_classes=num_classes)
-        self._prefetcher = Prefetcher(functools.partial(_crop_job, **params),
-                                      int(prefetch_threads), prefetcher, ahead=2 * batch_images)
+        self.num_classes = crops.num_classes
+        self._prefetcher = Prefetcher(
+            functools.partial(_crop_job, self.crops, bool(loading.cache_images)),
+            int(loading.prefetch_threads), loading.prefetcher, ahead=2 * batch_images)
         self._results = None
         self._start_epoch()
 

@@ -1,33 +1,10 @@
 """Evaluate a segmentation model on a labelled split.
 
-As yzou2/CBST evaluate.py, _val_impl.
-
-Commands: see the README, "Evaluation".
-
-Test procedure as phase val (docs/algorithm.md section 2, steps 1-2; issegm/inference.py). Several
-comma-separated `--test-scales` average the softmax maps at the original image size (upstream took
-one scale); `--test-flipping` also averages with the mirrored image; `--test-steps N` (a divisor of
-the model's stride) runs N x N passes on the image shifted by stride/N and interleaves them into
-maps at stride/N, as upstream. The softmax is computed in float64 and rounded to float32, as the
-OhemSoftmax output of yzou2/CBST evaluate.py's network (phase val's is float32). Default scale: the
-longer side of the dataset's max shape (cityscapes 2048, gta 1914, synthia 1280). Several devices
-(`--gpus 0,1,2,3`, `--gpus cpu:2`) share the images, one model on each; the outputs are those of
-one. (yzou2/CBST evaluate.py bound one Module over all --gpus with a batch of one image: with
-several GPUs MXNet stopped with "Too many slices".)
-
-Outputs under OUTPUT (NAME = image file name without extension):
-  labelId/NAME.png          argmax as the dataset's label ids (train id -> label id)
-  trainId/NAME.png          argmax as train ids
-  color/NAME.png            label ids as a palette PNG (Cityscapes colours)
-  color/correct/NAME.png    127 where the prediction equals the ground truth, 255 where the
-                            ground truth is ignored, 0 elsewhere (images with ground truth only)
-  scores/NAME.npy           with --save-predictions: the averaged class probabilities, float16
-                            (C, H, W) at the original image size (np.load gives them back)
-  metrics.json              {"iou": {class: IoU}, "miou", "pixel_acc", "mean_acc"} (fractions)
-  results.md                the same as a paper-style table (percent)
-  evaluate.log              the log (or --log-file)
---no-save-results skips the PNGs (metrics, table and log are always written).
+As yzou2/CBST evaluate.py, _val_impl: the test procedure of phase val (docs/algorithm.md section
+2, steps 1-2), on every device given, with the softmax in float64 as that script's OhemSoftmax.
+Commands: the README, "Evaluation"; the outputs: docs/internals.md, section 2.
 """
+import dataclasses
 import functools
 import logging
 import os
@@ -42,20 +19,20 @@ import numpy as np  # noqa: E402
 from issegm.cbst import argmax_max  # noqa: E402
 from issegm.data_checks import require_clean  # noqa: E402
 from issegm.datasets import get_dataset, load_samples, sample_name, write_png  # noqa: E402
-from issegm.testtime import (Timings, device_names, predict_samples,  # noqa: E402
-                             write_label_pngs)
+from issegm.testtime.image_list import (PredictionOptions, Timings, device_names,  # noqa: E402
+                                        predict_samples, write_label_pngs)
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.files import write_json  # noqa: E402
-from util.flags import (FlagParser, check_test_steps, parse_bool,  # noqa: E402
-                        parse_test_scales, prediction_flags, set_mxnet_switches)
+from util.flags import (FlagParser, check_test_steps, parse_bool, parse_test_scales,  # noqa: E402
+                        prediction_flags, set_mxnet_switches)
 from util.logs import setup_logging  # noqa: E402
 from util.metrics import ConfusionMeter, format_table, metrics_dict, scores  # noqa: E402
 from util.model_label import (check_num_classes, is_classifier,  # noqa: E402
                               model_from_weights, parse_model_label)
 
-__all__ = ['resolve_model', 'default_dataset', 'check_prediction_flags', 'load_predictors',
-           'check_unique_names', 'Timings', 'save_outputs', 'evaluate_samples', 'write_report',
-           'main']
+__all__ = ['resolve_model', 'default_dataset', 'dataset_of', 'check_prediction_flags',
+           'load_predictors', 'check_unique_names', 'Timings', 'EvalOutputs', 'save_outputs',
+           'evaluate_samples', 'write_report', 'main']
 
 log = logging.getLogger('cbst')
 
@@ -77,6 +54,11 @@ def default_dataset(model, weights):
     return parse_model_label(model_from_weights(model, weights)).dataset
 
 
+def dataset_of(args):
+    """--dataset, else default_dataset of --model and --weights."""
+    return args.dataset if args.dataset is not None else default_dataset(args.model, args.weights)
+
+
 def check_prediction_flags(args, info):
     """Check the test-time flags (util.flags.prediction_flags, --model, --weights) against the
     dataset `info` before MXNet is imported: returns (model, parsed model label, test scales)."""
@@ -89,18 +71,18 @@ def check_prediction_flags(args, info):
 
 
 def load_predictors(args, model, parsed):
-    """One issegm.inference.Predictor per device of --gpus, with the weights checked to fit
-    `model` (a misfit is a UserError). Imports MXNet: call it once the flags are checked.
+    """One issegm.testtime.one_image.Predictor per device of --gpus, with the weights checked to
+    fit `model` (a misfit is a UserError). Imports MXNet: call it once the flags are checked.
     Returns (predictors, contexts)."""
     require_file(args.weights, 'weight file')
     set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
-    from issegm.inference import make_predictors  # these import MXNet: after the flags
+    from issegm.testtime.one_image import make_predictors  # these import MXNet: after the flags
     from util.devices import parse_devices
     from util.symbol.resnet38 import parameter_shapes
     from util.weights import load_for_model
     contexts = parse_devices(args.gpus)
     arg_params, aux_params = load_for_model(args.weights, parameter_shapes(model))
-    # float64 softmax, as yzou2/CBST evaluate.py's network (issegm.inference.softmax_float64)
+    # float64 softmax, as yzou2/CBST evaluate.py's network (one_image.softmax_float64)
     predictors = make_predictors(model, arg_params, aux_params, contexts, parsed.stride,
                                  args.test_steps, float64_softmax=True)
     return predictors, contexts
@@ -111,6 +93,15 @@ def correct_map(pred, gt_train):
     out = np.where(pred == gt_train, CORRECT, WRONG).astype(np.uint8)
     out[gt_train >= 255] = IGNORED
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOutputs:
+    """What evaluate_samples writes under `folder`: the prediction PNGs (save_results) and the
+    float16 score maps (save_predictions)."""
+    folder: str
+    save_results: bool = True
+    save_predictions: bool = False
 
 
 def save_outputs(output, name, pred, gt_train, info, probs=None):
@@ -143,29 +134,30 @@ def check_unique_names(named):
         seen[name] = source
 
 
-def evaluate_samples(predictors, samples, info, scales, flip, output, save_results=True,
-                     save_predictions=False, prefetch_threads=0, timings=None, progress=True):
-    """Predict every (image, label-or-None) sample, write its outputs under `output` and
-    return the (C, C) int64 confusion matrix (rows ground truth, train ids) over the samples
-    with labels.
+def evaluate_samples(predictors, samples, info, test, outputs, prefetch_threads=0, timings=None,
+                     progress=True):
+    """Predict every (image, label-or-None) sample with the PredictionOptions `test`, write its
+    EvalOutputs `outputs` and return the (C, C) int64 confusion matrix (rows ground truth,
+    train ids) over the samples with labels.
 
-    `predictors`: one issegm.inference.Predictor per device (or a single Predictor); image i
-    goes to predictors[i % N] (issegm.testtime.predict_samples). The class maps of the
-    `scales` are averaged at the original size. With `prefetch_threads` > 0 images are read and
-    outputs written by that many threads while the network runs. `timings` (a Timings)
-    receives the seconds of each step.
+    `predictors`: one issegm.testtime.one_image.Predictor per device (or a single Predictor);
+    image i goes to predictors[i % N] (issegm.testtime.image_list.predict_samples). The class
+    maps of the test scales are averaged at the image's size. With `prefetch_threads` > 0
+    images are read and outputs written by that many threads while the network runs.
+    `timings` (a Timings) receives the seconds of each step.
     """
     if not isinstance(predictors, (list, tuple)):
         predictors = [predictors]
     timings = timings if timings is not None else Timings()
     meter = ConfusionMeter(len(info.class_names))
     check_unique_names((sample_name(image), image) for image, _ in samples)
-    predict = functools.partial(_predict_image, info, scales, flip, save_predictions)
-    write = (functools.partial(_write_image, output, info, save_results)
-             if save_results or save_predictions else None)
+    predict = functools.partial(_predict_image, info, test.scales, test.flip,
+                                outputs.save_predictions)
+    write = (functools.partial(_write_image, outputs.folder, info, outputs.save_results)
+             if outputs.save_results or outputs.save_predictions else None)
     for _, (pred, gt_train, _) in predict_samples(
             predictors, samples, predict, write, threads=prefetch_threads, timings=timings,
-            progress=progress, desc='evaluate'):
+            progress='evaluate' if progress else None):
         if gt_train is not None:
             timings.timed('confusion', meter.update, gt_train, pred)
         timings.images += 1
@@ -211,7 +203,8 @@ def parse_args(argv):
     a('--split', default='train',
       help='split name (issegm/data_list/DATASET/SPLIT.lst) or .lst path (default train, as '
            'upstream)')
-    a('--weights', required=True, help='weight file, e.g. models/gta_rna-a1_cls19_s8_ep-0000.params')
+    a('--weights', required=True,
+      help='weight file, e.g. models/gta_rna-a1_cls19_s8_ep-0000.params')
     a('--model', help='model label (default: the weights file name before _ep-)')
     a('--cache-images', type=parse_bool, default=None,
       help='accepted and ignored, as upstream (it only set a flag evaluation never reads)')
@@ -222,35 +215,34 @@ def parse_args(argv):
     a('--skip-data-check', action='store_true',
       help='do not check the list\'s files first (issegm/data_checks.py: headers, sizes, label '
            'ids of a sample)')
-    args = parser.parse_args(argv)
-    if args.dataset is None:
-        args.dataset = default_dataset(args.model, args.weights)
-    return args
+    return parser.parse_args(argv)
 
 
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
     # Checks of the flags and files first, before MXNet is even imported (a quick error).
-    info = get_dataset(args.dataset)
+    dataset = dataset_of(args)
+    info = get_dataset(dataset)
     model, parsed, scales = check_prediction_flags(args, info)
-    samples = load_samples(args.data_root, args.split, args.dataset, require_labels=False)
+    samples = load_samples(args.data_root, args.split, dataset, require_labels=False)
     require_file(args.weights, 'weight file')
     if not args.skip_data_check:
-        require_clean(samples, args.dataset, what=args.split)
+        require_clean(samples, dataset, what=args.split)
     predictors, contexts = load_predictors(args, model, parsed)
 
     os.makedirs(args.output, exist_ok=True)
     setup_logging(args.log_file or os.path.join(args.output, 'evaluate.log'), debug=args.debug)
     log.info('evaluate %s (%s) on %s %s: %d images, scales %s, flipping %s, devices %s',
-             model, args.weights, args.dataset, args.split, len(samples),
+             model, args.weights, dataset, args.split, len(samples),
              ','.join(map(str, scales)), 'on' if args.test_flipping else 'off',
              device_names(contexts))
     timings = Timings()
     t0 = time.time()
-    conf = evaluate_samples(predictors, samples, info, scales, args.test_flipping, args.output,
-                            save_results=not args.no_save_results,
-                            save_predictions=args.save_predictions,
+    outputs = EvalOutputs(args.output, save_results=not args.no_save_results,
+                          save_predictions=args.save_predictions)
+    conf = evaluate_samples(predictors, samples, info,
+                            PredictionOptions(scales, args.test_flipping), outputs,
                             prefetch_threads=args.prefetch_threads, timings=timings,
                             progress=not args.no_progress)
     log.info('done in %.1f s; %s', time.time() - t0, timings.summary())
@@ -258,7 +250,7 @@ def main(argv=None):
         log.info('no ground truth in %s: no metrics written', args.split)
         return 0
     metrics, summary, table = write_report(args.output, conf, info, '%s on %s %s' % (
-        model, args.dataset, os.path.splitext(os.path.basename(args.split))[0]))
+        model, dataset, os.path.splitext(os.path.basename(args.split))[0]))
     log.info('%s', summary)
     log.info('IoU per class: %s', ' '.join('%.4f' % v for v in metrics['iou'].values()))
     log.info('results (%%):\n%s', table)

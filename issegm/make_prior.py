@@ -1,26 +1,7 @@
 """Build the spatial prior of a source dataset: `spatial_prior/DATASET/prior_array.mat`.
 
-Command: see the README, "Data, list files, weights and priors". The prior (used by phase val
-with `--with-prior True`, docs/algorithm.md section 2 step 3) is a float32 array `prior_array` of shape
-(classes, H, W) at the target image size, saved with scipy.io.savemat:
-
-1. every label map of the split is mapped to train ids and resized to H x W with nearest
-   neighbour (pixel-centre aligned, util.image.resize_label, as the training crops do);
-2. per pixel, the number of label maps showing each class is counted (ignored pixels count for
-   no class);
-3. each class's count map is smoothed with a Gaussian (cv2.GaussianBlur): kernel side = the
-   window rounded up to an odd number (70 -> 71), sigma = window / 6 (so the kernel spans
-   +-3 sigma), borders reflected (OpenCV's BORDER_REFLECT_101); a window below 2 disables the
-   smoothing;
-4. each pixel is normalised over the classes to sum 1; a pixel without any count (nowhere
-   near a labelled pixel) gets the uniform 1 / classes.
-
-Beside the .mat file one greyscale PNG per class, `prior_CLASS_NAME.png` (spaces in the class
-name become underscores), shows that class's prior scaled so its maximum is white (an all-zero
-class is black).
-
-`load_prior(path, num_classes, size_hw)` reads a prior back (also the published
-`spatial_prior/gta/prior_array.mat`) and checks its shape.
+How: docs/algorithm.md, section 2b; the command: the README, "Data, list files, weights and
+priors". issegm/prior.py reads a prior back.
 """
 import os
 import sys
@@ -35,15 +16,15 @@ import scipy.io  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from issegm.datasets import get_dataset, load_samples, read_label, write_png  # noqa: E402
+from issegm.prior import PRIOR_KEY  # noqa: E402
 from util.errors import UserError, cli_entry  # noqa: E402
 from util.flags import FlagParser  # noqa: E402
 from util.image import resize_label  # noqa: E402
 from util.logs import setup_logging  # noqa: E402
 
 __all__ = ['parse_size', 'gaussian_params', 'PriorCounter', 'smooth_and_normalise',
-           'write_prior', 'load_prior', 'prior_png_name', 'main']
+           'write_prior', 'prior_png_name', 'main']
 
-PRIOR_KEY = 'prior_array'
 DEFAULT_SIZE = (1024, 2048)
 DEFAULT_WINDOW = 70
 
@@ -70,7 +51,7 @@ def gaussian_params(window):
     return ksize, window / 6.0
 
 
-class PriorCounter(object):
+class PriorCounter:
     """Per-pixel class counts of train-id maps resized to `size_hw`.
 
     Counting touches only the classes present in a map (one comparison + add per present
@@ -159,32 +140,6 @@ def write_prior(path, prior, class_names):
         write_png(png, grey)
         pngs.append(png)
     return pngs
-
-
-def load_prior(path, num_classes, size_hw):
-    """The float32 (C, H, W) prior of a .mat file; a UserError if missing, unreadable or of
-    another shape than (num_classes, H, W)."""
-    if not path or not os.path.isfile(path):
-        raise UserError('spatial prior not found: %s (build one with issegm/make_prior.py)'
-                        % path)
-    try:
-        mat = scipy.io.loadmat(path, variable_names=[PRIOR_KEY])
-    except NotImplementedError:  # MATLAB v7.3 (HDF5) files
-        raise UserError('cannot read spatial prior %s: MATLAB v7.3 files are not supported, '
-                        'save it as v7 or older' % path)
-    except Exception as e:
-        raise UserError('cannot read spatial prior %s: %s' % (path, str(e).splitlines()[0]
-                                                             if str(e) else type(e).__name__))
-    if PRIOR_KEY not in mat:
-        raise UserError('spatial prior %s has no variable %r' % (path, PRIOR_KEY))
-    prior = np.asarray(mat[PRIOR_KEY])
-    want = (int(num_classes),) + tuple(int(v) for v in size_hw)
-    if prior.shape != want:
-        raise UserError('spatial prior %s has shape %s, expected (classes, H, W) = %s'
-                        % (path, 'x'.join(map(str, prior.shape)), 'x'.join(map(str, want))))
-    if not np.issubdtype(prior.dtype, np.number):
-        raise UserError('spatial prior %s holds %s values, expected numbers' % (path, prior.dtype))
-    return np.ascontiguousarray(prior, dtype=np.float32)
 
 
 def parse_args(argv):

@@ -1,11 +1,12 @@
-"""The CBST round loop (yzou2/CBST solve_AO.py, main; docs/algorithm.md section 1): for each
-round, run the per-round script's phase val, then phase train, each as a child process with this
-Python. Wrapped by issegm/script-self-paced-self-trained-segresnet.py (and upstream's later name
-solve_AO.py).
-
-Calling it again with the same arguments skips every phase that finished (each phase leaves
-`OUTPUT/R/val.done` / `train.done` holding its command line) and continues where it stopped.
+"""The CBST round loop (yzou2/CBST solve_AO.py, main; docs/algorithm.md section 1): each round runs
+the per-round script's phase val, then phase train, as child processes with this Python; their
+command lines come from issegm/round_flags.py. Called again with the same arguments it skips
+every finished phase (issegm/round_files.py). Wrapped by solve_AO.py and
+script-self-paced-self-trained-segresnet.py.
 """
+import argparse
+import collections
+import dataclasses
 import json
 import logging
 import math
@@ -14,30 +15,35 @@ import shutil
 import subprocess
 import sys
 
+from issegm.crst.settings import CrstSettings, describe
 from issegm.data_checks import check_self_training_lists
 from issegm.datasets import get_dataset, target_dataset
+from issegm.round_files import finished, metrics_path, round_weights, stats_dir
+from issegm.round_flags import child_argv, crst_of, default_of, shared_flags, value
 from issegm.round_plot import draw_rounds
-from issegm.self_training import TRAIN_DONE, VAL_DONE, crst_of, shared_flags
-from util.crst_settings import describe
 from util.errors import UserError, cli_entry
 from util.files import write_json
 from util.flags import HOROVOD_INSTALL_HINT, FlagParser, py2_str
 from util.launch import LAUNCHERS as PS_LAUNCHERS
 from util.logs import setup_logging
-from util.model_label import check_num_classes, checkpoint_file, model_from_weights
+from util.model_label import check_num_classes, model_from_weights
 
 log = logging.getLogger('cbst')
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ROUND_SCRIPT = os.path.join(HERE, 'self-paced-self-trained-segresnet.py')
 # Run by path, so it works without installation from any working directory.
-LAUNCH_SCRIPT = os.path.join(os.path.dirname(HERE), 'util', 'launch.py')
+LAUNCH_SCRIPT = os.path.join(HERE, 'launch.py')
 
 # How each round picks its source images: 'cumulative' always draws with --seed-int (a larger
 # portion adds images), 'random' with the round number (yzou2/CBST issegm/solve_AO.py).
 SOURCE_SAMPLE_POLICIES = ('cumulative', 'random')
 # Flags upstream's solve_AO.py accepted and never used: accepted here too, with a warning.
 IGNORED_FLAGS = {'--to-epoch': 'round r trains until epoch (r + 1) * --epoch-per-round'}
+# Flags yzou2/CBST solve_AO.py main passes only to a phase that never reads them (QUIRK kept,
+# see issegm/round_flags.py): a value other than the default changes nothing (a warning says so).
+UNREAD_FLAGS = {'--mine-thresh': 'passed to phase train only, which never reads it; phase val '
+                                 'uses its default %s'}
 # How phase train runs on --workers N: issegm.launch's parameter-server job (local or ssh), or
 # horovodrun (all-reduce, --kvstore horovod).
 LAUNCHERS = PS_LAUNCHERS + ('horovod',)
@@ -87,34 +93,49 @@ def parse_args(argv):
     return check_args(parser.parse_args(argv))
 
 
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """The orchestrator's flags as parsed (never written to) and what check_args derives from
+    them: the model label (--model, else the weights file's name before _ep-), the kvstore
+    phase train gets (with --workers > 1 the distributed counterpart of --kvstore, or
+    horovod), horovodrun's path (--launcher horovod) and the CRST settings."""
+    flags: argparse.Namespace
+    model: str
+    kvstore: str
+    horovodrun: str
+    crst: CrstSettings
+
+
+# One round's values as solve_AO.py main updates them from round to round.
+RoundPlan = collections.namedtuple('RoundPlan', 'idx_round tgt_port src_port lr to_epoch seed')
+
+
 def check_args(args):
-    """Validate the flags and files; fill in the model label and the distributed kvstore."""
+    """Validate the flags and files; the RunSettings."""
     if not os.path.isfile(args.self_training_script):
         raise UserError('--self-training-script not found: %s' % args.self_training_script)
     if not os.path.isfile(args.weights):
         raise UserError('weight file not found: %s' % args.weights)
     if args.workers < 1 or (args.servers is not None and args.servers < 1):
         raise UserError('--workers and --servers must be at least 1')
+    kvstore, horovodrun = args.kvstore, None
     if args.workers > 1:
         if args.launcher == 'ssh' and not args.hostfile:
             raise UserError('--launcher ssh needs --hostfile (one host per line)')
         if args.hostfile and not os.path.isfile(args.hostfile):
             raise UserError('--hostfile not found: %s' % args.hostfile)
         if args.launcher == 'horovod':
-            args.kvstore = 'horovod'
-            args.horovodrun = horovodrun_path()
+            kvstore, horovodrun = 'horovod', horovodrun_path()
         else:
             # Workers of one job must share a parameter server: the single-machine kvstores
             # become their distributed counterparts.
-            args.kvstore = {'local': 'dist_sync', 'device': 'dist_device_sync'}.get(
-                args.kvstore, args.kvstore)
-    args.model = model_from_weights(args.model, args.weights)
-    args.crst = crst_of(args)
+            kvstore = {'local': 'dist_sync', 'device': 'dist_device_sync'}.get(kvstore, kvstore)
+    model = model_from_weights(args.model, args.weights)
+    crst = crst_of(args)
     # The phases read the target with these tables (cityscapes16 under a synthia source).
     target = get_dataset(target_dataset(args.dataset, args.dataset_tgt))
-    check_num_classes(args.model, target,
-                      'the target %s (with source %s)' % (target.name, args.dataset))
-    return args
+    check_num_classes(model, target, 'the target %s (with source %s)' % (target.name, args.dataset))
+    return RunSettings(args, model, kvstore, horovodrun, crst)
 
 
 def horovodrun_path():
@@ -127,40 +148,31 @@ def horovodrun_path():
 
 
 def ignored_flag_warnings(args):
-    """One warning line per flag of IGNORED_FLAGS given on the command line."""
+    """One warning line per flag of IGNORED_FLAGS given on the command line and per flag of
+    UNREAD_FLAGS given another value than its default."""
     lines = []
     for flag, why in IGNORED_FLAGS.items():
         value = getattr(args, flag[2:].replace('-', '_'))
         if value is not None:
             lines.append('warning: %s %s is accepted and ignored, as upstream (%s)'
                          % (flag, value, why))
+    for flag, why in UNREAD_FLAGS.items():
+        given, default = getattr(args, flag[2:].replace('-', '_')), default_of(flag)
+        if given != default:
+            lines.append('warning: %s %s changes nothing, as in yzou2/CBST solve_AO.py: %s'
+                         % (flag, py2_str(given), why % py2_str(default)))
     return lines
 
 
-def _flag(name, value):
-    """['--name', value as upstream's Python 2 str() wrote it], or nothing for None."""
-    return [] if value is None else ['--' + name, py2_str(value)]
-
-
-def _switch(name, on):
-    return ['--' + name] if on else []
-
-
-def _weight(name, value):
-    """A CRST weight: passed on only when on, so a CBST run's children get the command lines
-    (and the phases' markers the argv) they always had."""
-    return _flag(name, value) if value else []
-
-
 def round_settings(args):
-    """(round, tgt_port, src_port, lr, to_epoch, seed) of every round, as upstream's solve_AO.py
-    main loop updates them: floats accumulate unrounded here and are rounded only when written
-    into a child's command line (see _flag)."""
+    """The RoundPlan of every round, as upstream's solve_AO.py main loop updates them: floats
+    accumulate unrounded here and are rounded only when written into a child's command line
+    (issegm/round_flags.py)."""
     lr, to_epoch = args.base_lr, args.epoch_per_round
     tgt_port, src_port = args.init_tgt_port, args.init_src_port
     for r in range(args.num_round):
         seed = args.seed_int if args.source_sample_policy == 'cumulative' else r
-        yield r, tgt_port, src_port, lr, to_epoch, seed
+        yield RoundPlan(r, tgt_port, src_port, lr, to_epoch, seed)
         to_epoch += args.epoch_per_round
         lr /= math.sqrt(2)
         if tgt_port < args.max_tgt_port:
@@ -169,75 +181,33 @@ def round_settings(args):
             src_port += args.step_src_port
 
 
-def round_weights(args, r, to_epoch):
-    """The checkpoint round r ends with, which round r + 1 starts from."""
-    return checkpoint_file(os.path.join(args.output, str(r)), args.model, to_epoch)
-
-
-def phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed):
-    """The per-round script's arguments for round r: (val, train)."""
-    common = (_flag('dataset', args.dataset) + _flag('dataset-tgt', args.dataset_tgt)
-              + _flag('split', args.split) + _flag('split-tgt', args.split_tgt)
-              + _flag('data-root', args.data_root) + _flag('data-root-tgt', args.data_root_tgt)
-              + _flag('output', args.output) + _flag('model', args.model)
-              + _flag('weights', weights) + _flag('idx-round', r) + _flag('gpus', args.gpus)
-              + _switch('no-progress', args.no_progress))
-    val = (['--phase', 'val'] + common + _flag('init-tgt-port', tgt_port)
-           + _flag('test-scales', args.test_scales) + ['--test-flipping']
-           + _switch('no-cudnn', args.no_cudnn)
-           + _flag('with-prior', str(bool(args.with_prior))) + _flag('prior', args.prior)
-           + _flag('kc-policy', args.kc_policy) + _flag('mine-id-number', args.mine_id_number)
-           + _flag('mine-thresh', args.mine_thresh)
-           + _switch('keep-probmaps', args.keep_probmaps)
-           + _weight('lr-weight-ent', args.lr_weight_ent))
-    train = (['--phase', 'train'] + common + _flag('init-src-port', src_port)
-             + _flag('base-lr', lr) + _flag('to-epoch', to_epoch) + _flag('seed-int', seed)
-             + _flag('mine-port', args.mine_port) + _flag('mine-id-number', args.mine_id_number)
-             + _flag('mine-thresh', args.mine_thresh)
-             + _flag('mine-id-address', os.path.join(args.output, 'stats'))
-             + _flag('crop-size', args.crop_size) + _flag('scale-rate-range', args.scale_rate_range)
-             + _flag('origin-size', args.origin_size) + _flag('origin-size-tgt', args.origin_size_tgt)
-             + _flag('batch-images', args.batch_images)
-             + _flag('prefetch-threads', args.prefetch_threads)
-             + _flag('prefetcher', args.prefetcher) + _flag('cache-images', int(args.cache_images))
-             + _switch('backward-do-mirror', args.backward_do_mirror)
-             + _flag('kvstore', args.kvstore)
-             + _weight('lr-weight-ent', args.lr_weight_ent)
-             + _weight('mr-weight-kld', args.mr_weight_kld)
-             + _weight('mr-weight-l2', args.mr_weight_l2)
-             + _weight('mr-weight-ent', args.mr_weight_ent))
-    return val, train
-
-
-def child_command(args, script_args, distributed=False):
+def phase_arguments(run, plan, weights):
+    """The per-round script's arguments for the round of RoundPlan `plan`, starting from
+    `weights`: (val, train), written from issegm/round_flags.py's table."""
+    values = dict(vars(run.flags), model=run.model, kvstore=run.kvstore, weights=weights,
+                  idx_round=plan.idx_round, init_tgt_port=plan.tgt_port,
+                  init_src_port=plan.src_port, base_lr=plan.lr, to_epoch=plan.to_epoch,
+                  seed_int=plan.seed, test_flipping=True,
+                  mine_id_address=stats_dir(run.flags.output))
+    return tuple(child_argv(phase, dict(values, phase=phase)) for phase in ('val', 'train'))
+def child_command(run, script_args, distributed=False):
     """This Python running the per-round script; for --workers > 1 through issegm.launch or
     horovodrun.
 
     issegm.launch runs the same command for the scheduler, the servers and the workers (on the
     hosts of --hostfile with --launcher ssh: this Python and script path must exist there);
     horovodrun runs it once per worker (rank), on localhost or the hosts of its --hostfile."""
+    args = run.flags
     command = [sys.executable, args.self_training_script] + script_args
     if distributed and args.workers > 1 and args.launcher == 'horovod':
         hosts = (['--hostfile', args.hostfile] if args.hostfile
                  else ['-H', 'localhost:%d' % args.workers])
-        command = [args.horovodrun, '-np', str(args.workers)] + hosts + command
+        command = [run.horovodrun, '-np', str(args.workers)] + hosts + command
     elif distributed and args.workers > 1:
         launch = [sys.executable, LAUNCH_SCRIPT, '-n', str(args.workers)]
-        launch += _flag('s', args.servers) + ['--launcher', args.launcher] + _flag('H', args.hostfile)
-        command = launch + ['--'] + command
+        launch += value('-s', args.servers) + ['--launcher', args.launcher]
+        command = launch + value('-H', args.hostfile) + ['--'] + command
     return command
-
-
-def _finished(marker, script_args):
-    """True when a phase left its marker and ran with exactly these arguments."""
-    if not os.path.isfile(marker):
-        return False
-    try:
-        with open(marker) as f:
-            recorded = json.load(f).get('argv')
-    except (OSError, ValueError):
-        return False
-    return recorded == script_args
 
 
 def run_child(command):
@@ -246,12 +216,13 @@ def run_child(command):
     return subprocess.call(command)
 
 
-def round_summary(args, r, tgt_port, src_port, lr):
+def round_summary(run, plan):
     """One line and one summary.json entry per round, from phase val's metrics.json (with the
     CRST weights of a CRST run); returns all entries so far."""
-    path = os.path.join(args.output, str(r), 'metrics.json')
+    r, tgt_port, src_port, lr = plan.idx_round, plan.tgt_port, plan.src_port, plan.lr
+    path = metrics_path(run.flags.output, r)
     entry = {'round': r, 'tgt_port': tgt_port, 'src_port': src_port, 'lr': lr}
-    entry.update(describe(args.crst))  # nothing for CBST: its summary.json stays as it was
+    entry.update(describe(run.crst))  # nothing for CBST: its summary.json stays as it was
     if os.path.isfile(path):
         with open(path) as f:
             metrics = json.load(f)
@@ -263,7 +234,7 @@ def round_summary(args, r, tgt_port, src_port, lr):
     miou = '' if entry.get('miou') is None else ' | mIoU %.2f' % (100 * entry['miou'])
     log.info('round %d | tgt_port %.4f src_port %.4f lr %.3g | selected: %s%s',
              r, tgt_port, src_port, lr, shares, miou)
-    summary_path = os.path.join(args.output, 'summary.json')
+    summary_path = os.path.join(run.flags.output, 'summary.json')
     rounds = []
     if os.path.isfile(summary_path):
         with open(summary_path) as f:
@@ -274,12 +245,12 @@ def round_summary(args, r, tgt_port, src_port, lr):
     return rounds
 
 
-def method_name(args):
+def method_name(run):
     """ST, CBST or CBST-SP, as the paper names them, then the CRST regularisers that are on,
     as the CRST paper names them (e.g. CBST + LR-ENT 0.25 + MR-KLD 0.01)."""
-    name = 'ST' if args.kc_policy == 'global' else 'CBST'
-    name += '-SP' if args.with_prior else ''
-    for key, weight in describe(args.crst).items():
+    name = 'ST' if run.flags.kc_policy == 'global' else 'CBST'
+    name += '-SP' if run.flags.with_prior else ''
+    for key, weight in describe(run.crst).items():
         kind = key.split('_')[-1].upper()
         name += ' + %s-%s %g' % ('LR' if key.startswith('lr') else 'MR', kind, weight)
     return name
@@ -287,7 +258,8 @@ def method_name(args):
 
 @cli_entry
 def main(argv=None):
-    args = parse_args(argv)
+    run = parse_args(argv)
+    args = run.flags
     if not args.skip_data_check:  # before any output: bad data stops here, not in round 0
         check_self_training_lists(args)
     os.makedirs(args.output, exist_ok=True)
@@ -296,22 +268,22 @@ def main(argv=None):
         log.warning('%s', line)
     weights = args.weights
     redo_rest = False  # once a phase re-runs, every later phase depends on new results
-    for r, tgt_port, src_port, lr, to_epoch, seed in round_settings(args):
-        val, train = phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch, seed)
-        for phase, script_args, marker in (('val', val, VAL_DONE), ('train', train, TRAIN_DONE)):
-            if not redo_rest and _finished(os.path.join(args.output, str(r), marker), script_args):
+    for plan in round_settings(args):
+        r = plan.idx_round
+        for phase, script_args in zip(('val', 'train'), phase_arguments(run, plan, weights)):
+            if not redo_rest and finished(args.output, r, phase, script_args):
                 log.info('round %d phase %s already finished, skipping', r, phase)
                 continue
             redo_rest = True
-            status = run_child(child_command(args, script_args, distributed=phase == 'train'))
+            status = run_child(child_command(run, script_args, distributed=phase == 'train'))
             if status != 0:
                 log.info('round %d phase %s failed with exit status %d', r, phase, status)
                 return status
-        rounds = round_summary(args, r, tgt_port, src_port, lr)
+        rounds = round_summary(run, plan)
         draw_rounds(os.path.join(args.output, 'rounds.png'), rounds,
                     get_dataset(target_dataset(args.dataset, args.dataset_tgt)),
-                    '%s: %s' % (method_name(args), args.output))
-        weights = round_weights(args, r, to_epoch)
+                    '%s: %s' % (method_name(run), args.output))
+        weights = round_weights(args.output, r, run.model, plan.to_epoch)
     log.info('finished %d rounds; final weights %s', args.num_round, weights)
     return 0
 

@@ -1,39 +1,45 @@
-"""Phase val of a CBST round, step by step (yzou2/CBST issegm/solve_ST.py, _val_impl; the
-paper's pseudo-label generation). issegm/self_training.py --phase val loads the model and calls:
-
-1. predict_target: pass 1 over the target split. The network on every image (its maps kept at
-   network resolution for pass 2, MapCache), the argmax PNGs, the confusion with the ground
-   truth and the confidence pool;
-2. ConfidencePool.thresholds (issegm/cbst.py), then write_mining_stats;
-3. label_target: pass 2. The full-size maps again, exactly, thresholded into pseudo-labels
-   (and, policy cb, the reweighted argmax); the pseudo-labelled training list;
-4. write_round_report: metrics.json.
-
-All of it is written into a staging folder, moved in place at the end (staged_output).
+"""Phase val of a CBST round (yzou2/CBST issegm/solve_ST.py, _val_impl): `run` loads the model
+and the prior, then pass 1 (predict_target), the thresholds and mining statistics, pass 2
+(label_target) and the report, all into a staging folder moved in place at the end
+(docs/algorithm.md section 2).
 """
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
 import shutil
 import threading
+import time
 
 import numpy as np
 from tqdm import tqdm
 
-from issegm import cbst, crst, netmaps
-from issegm.datasets import read_label, read_sample, sample_name, write_list
-from issegm.inference import upsample_probs
-from issegm.testtime import Timings, predict_samples, write_label_pngs
+from issegm import cbst
+from issegm.crst import lrent, netmaps
+from issegm.datasets import (get_dataset, load_samples, read_label, read_sample, sample_name,
+                             write_list)
+from issegm.prior import load_prior
+from issegm.round_files import (probmap_dir, round_dir, stats_dir, target_list_path,
+                                write_marker)
+from issegm.testtime.image_list import (Timings, device_names, predict_samples,
+                                        write_label_pngs)
+from issegm.testtime.one_image import make_predictors, upsample_probs
+from util.devices import parse_devices
 from util.errors import UserError
 from util.files import write_json
-from util.metrics import ConfusionMeter, metrics_dict
+from util.flags import check_test_steps
+from util.metrics import ConfusionMeter, format_table, metrics_dict
+from util.model_label import check_num_classes
 from util.prefetch import Prefetcher
+from util.symbol.resnet38 import parameter_shapes
+from util.weights import load_for_model
 
-__all__ = ['STAGE_SUFFIX', 'staged_output', 'TargetSplit', 'TargetImage', 'FirstPass',
-           'MapCache', 'weight_by_prior', 'predict_target', 'network_pass', 'argmax_pass',
-           'write_mining_stats', 'label_target', 'round_timing', 'write_round_report']
+__all__ = ['run', 'STAGE_SUFFIX', 'staged_output', 'TargetSplit', 'TargetImage', 'FirstPass',
+           'MapCache', 'LabelRule', 'weight_by_prior', 'predict_target', 'network_pass',
+           'argmax_pass', 'write_mining_stats', 'label_target', 'round_timing',
+           'write_round_report']
 
 log = logging.getLogger('cbst')
 
@@ -59,10 +65,11 @@ def staged_output(final, parts):
     shutil.rmtree(stage)
 
 
-class TargetSplit(collections.namedtuple('TargetSplit', 'info samples has_gt prior stage cache')):
+class TargetSplit(collections.namedtuple('TargetSplit',
+                                         'info samples has_gt prior stage cache data_root')):
     """What the steps share: the target dataset's tables, the [(image, label)] samples, whether
     every one has a label file, the float32 (C, H, W) spatial prior (or None), the staging
-    folder and the MapCache."""
+    folder, the MapCache and the root the samples' paths are relative to."""
 
 
 class TargetImage(collections.namedtuple('TargetImage',
@@ -78,10 +85,10 @@ class FirstPass(collections.namedtuple('FirstPass', 'images pool meter meter_pri
     seconds in the network (summed over devices) and the bytes kept for pass 2."""
 
 
-class MapCache(object):
+class MapCache:
     """The network-resolution maps, kept on disk between the two passes (under 3 MB an image,
     where upstream kept 160 MB full-size maps), and the full-size maps made from them, alike in
-    both passes (issegm.inference.upsample_probs)."""
+    both passes (issegm.testtime.one_image.upsample_probs)."""
 
     def __init__(self, folder, pred_stride):
         self.folder = folder
@@ -150,7 +157,8 @@ def predict_target(predictors, target, scale, flip, policy, progress=True, prefi
 
 
 def network_pass(predictors, target, scale, flip, timings, progress=True, desc='val'):
-    """Pass 1a: the network on every image (issegm.testtime.predict_samples, on every device),
+    """Pass 1a: the network on every image (issegm.testtime.image_list.predict_samples, on every
+    device),
     keeping only its network-resolution maps (target.cache); [TargetImage] in order. Labels
     are read too, for read_sample's size check before the long pass."""
     images = []
@@ -158,7 +166,7 @@ def network_pass(predictors, target, scale, flip, timings, progress=True, desc='
             predictors, target.samples, functools.partial(_network_maps, scale, flip),
             write=functools.partial(_keep_network_maps, target.cache),
             read=functools.partial(_read_target, target.has_gt), threads=1, timings=timings,
-            progress=progress, desc=desc):
+            progress=desc if progress else None):
         images.append(TargetImage(sample_name(image_path), image_path, label_path, scaled_hw,
                                   hw))
     return images
@@ -231,36 +239,45 @@ def write_mining_stats(folder, cls_thresh, cls_size, mine_id_number, mine_thresh
 
 
 # ------------------------------------------------------------------------------------ pass 2
-def label_target(target, images, cls_thresh, policy, list_path, pseudo_dir, data_root,
-                 probmap_dir=None, progress=True, desc='labels', alpha=0.0):
-    """Pass 2: each image's map again, exactly as in pass 1 (prior-weighted), thresholded into
-    pseudo-label PNGs (and reweighted argmax PNGs, policy cb; the map itself under
-    `probmap_dir` when given); then the cache is removed and the training list written: one
-    row (image relative to `data_root`, PSEUDO_DIR/NAME.png) per image. Returns (pixels
-    selected per class, pixels in all).
+@dataclasses.dataclass(frozen=True)
+class LabelRule:
+    """How pass 2 labels: the threshold policy ('cb' also writes the reweighted argmax), LR-ENT's
+    alpha (--lr-weight-ent; 0: CBST's rule) and the folder that keeps each full-size map
+    (--keep-probmaps; None: none)."""
+    policy: str
+    alpha: float = 0.0
+    probmap_dir: str = None
 
-    alpha > 0 (--lr-weight-ent): CRST's LR-ENT selection instead (issegm/crst.py,
-    lrent_label_maps), and the network maps are kept in self_train/netmaps (issegm/netmaps.py)
-    for phase train's soft labels."""
+
+def label_target(target, images, cls_thresh, rule, list_path, pseudo_dir, progress=True,
+                 desc='labels'):
+    """Pass 2: each image's map again, exactly as in pass 1 (prior-weighted), thresholded into
+    pseudo-label PNGs as the LabelRule `rule` says; then the cache is removed and the training
+    list written: one row (image relative to target.data_root, PSEUDO_DIR/NAME.png) per image.
+    Returns (pixels selected per class, pixels in all).
+
+    rule.alpha > 0 (--lr-weight-ent): CRST's LR-ENT selection instead (issegm/crst/lrent.py,
+    lrent_label_maps), and the network maps are kept in self_train/netmaps
+    (issegm/crst/netmaps.py) for phase train's soft labels."""
     selected = np.zeros(len(target.info.class_names), np.int64)
     total_pixels = 0
     for counts, pixels in _two_at_a_time(
-            functools.partial(_label_image, target, cls_thresh, policy, probmap_dir, alpha),
-            images, progress, desc):
+            functools.partial(_label_image, target, cls_thresh, rule), images, progress, desc):
         selected += counts
         total_pixels += pixels
     target.cache.close()
-    write_list(list_path, [(os.path.relpath(image.image_path, data_root),
+    write_list(list_path, [(os.path.relpath(image.image_path, target.data_root),
                             os.path.join(pseudo_dir, image.name + '.png')) for image in images])
     return selected, total_pixels
 
 
-def _label_image(target, cls_thresh, policy, probmap_dir, alpha, image):
+def _label_image(target, cls_thresh, rule, image):
     """Pass 2 for one image: its PNGs; (pixels selected per class, pixels)."""
+    policy, alpha, probmap_dir = rule.policy, rule.alpha, rule.probmap_dir
     probs = weight_by_prior(target.cache.full_probs(image), target.prior)
     if alpha > 0:
         # rw = argmax p / t, the class of the soft label; kept = bincount(pseudo) below
-        pseudo, reweighted, _ = crst.lrent_label_maps(probs, cls_thresh, alpha)
+        pseudo, reweighted, _ = lrent.lrent_label_maps(probs, cls_thresh, alpha)
     else:
         pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
     # unselected pixels (255) are stored as label id 0 (unlabeled)
@@ -291,11 +308,12 @@ def round_timing(seconds, first, num_devices):
             'cache_bytes_per_image': first.cache_bytes / n}
 
 
-def write_round_report(path, header, info, first, cls_thresh, cls_size, selected, total_pixels,
-                       timing):
-    """metrics.json of the round: `header` (round, portion, policy, ...), the thresholds, the
-    share of pixels selected per class, the scores of pass 1's argmax when the split has
-    ground truth (and of the prior-weighted argmax), the timing. Returns the dict."""
+def write_round_report(path, header, info, first, thresholds, selection, timing):
+    """metrics.json of the round: `header` (round, portion, policy, ...), the thresholds
+    (cls_thresh, cls_size), the share of pixels selected per class (selection: label_target's
+    (selected, total_pixels)), the scores of pass 1's argmax when the split has ground truth
+    (and of the prior-weighted argmax), the timing. Returns the dict."""
+    (cls_thresh, cls_size), (selected, total_pixels) = thresholds, selection
     report = dict(header)
     report.update({'cls_thresh': [float(t) for t in cls_thresh],
                    'cls_size': [int(s) for s in cls_size],
@@ -313,3 +331,98 @@ def write_round_report(path, header, info, first, cls_thresh, cls_size, selected
              timing['cache_bytes_per_image'] / 1e6)
     write_json(path, report)
     return report
+
+
+# --------------------------------------------------------------------------------- the phase
+def run(settings):
+    """Phase val as the ValSettings `settings` say (yzou2/CBST issegm/solve_ST.py, _val_impl):
+    the checks, the model and the prior, pass 1, the thresholds and mining statistics, pass 2,
+    the report; then OUTPUT/R/val.done. Returns the report (metrics.json)."""
+    rnd = settings.round
+    info = get_dataset(rnd.target.dataset)
+    num_classes = check_num_classes(rnd.model, info).num_classes
+    if len(settings.test_scales) != 1:
+        raise UserError('phase val takes one test scale, got --test-scales %s'
+                        % ','.join(map(str, settings.test_scales)))
+    check_test_steps(settings.test_steps, rnd.parsed_model.stride)
+    samples = load_samples(rnd.target.data_root, rnd.target.split, rnd.target.dataset,
+                           require_labels=False)
+    contexts = parse_devices(rnd.gpus)
+    arg_params, aux_params = load_for_model(rnd.weights, parameter_shapes(rnd.model))
+    prior = _load_prior(settings.prior_path, samples, num_classes)
+    predictors = make_predictors(rnd.model, arg_params, aux_params, contexts,
+                                 rnd.parsed_model.stride, settings.test_steps)
+    has_gt = all(label is not None and os.path.isfile(label) for _, label in samples)
+    log.info('round %d phase val: %d target images, scale %d, flipping %s, test steps %d, '
+             'prior %s, policy %s, devices %s', rnd.idx_round, len(samples),
+             settings.test_scales[0], settings.test_flipping, settings.test_steps,
+             settings.prior_path is not None, settings.kc_policy, device_names(contexts))
+    final = round_dir(rnd.output, rnd.idx_round)
+    started = time.perf_counter()
+    with staged_output(final, _val_parts(rnd.output, final)) as stage:
+        target = TargetSplit(info, samples, has_gt, prior, stage, MapCache(
+            os.path.join(stage, 'cache'), predictors[0].pred_stride), rnd.target.data_root)
+        first, thresholds, selection = _label_round(settings, predictors, target, final)
+        report = write_round_report(
+            os.path.join(stage, 'metrics.json'), _val_header(settings, len(samples)), info,
+            first, thresholds, selection,
+            round_timing(time.perf_counter() - started, first, len(contexts)))
+    write_marker(rnd.output, rnd.idx_round, 'val', rnd.argv)
+    return report
+
+
+def _label_round(settings, predictors, target, final):
+    """The two passes over the target split in the stage: (FirstPass, (cls_thresh, cls_size),
+    (pixels selected per class, pixels))."""
+    rnd, stage = settings.round, target.stage
+    label = 'round %d' % rnd.idx_round
+    first = predict_target(predictors, target, settings.test_scales[0], settings.test_flipping,
+                           settings.kc_policy, rnd.progress, label)
+    cls_thresh, cls_size = first.pool.thresholds(settings.tgt_port)
+    log.info('thresholds (portion %.4f, %s): %s', settings.tgt_port, settings.kc_policy,
+             ' '.join('%.4f' % t for t in cls_thresh))
+    write_mining_stats(os.path.join(stage, 'stats'), cls_thresh, cls_size,
+                       settings.mine_id_number, settings.mine_thresh)
+    alpha = rnd.crst.lr_weight_ent
+    rule = LabelRule(settings.kc_policy, alpha,
+                     probmap_dir(rnd.output) if settings.keep_probmaps else None)
+    list_name = os.path.basename(target_list_path(rnd.output, rnd.idx_round, rnd.target.split))
+    selection = label_target(target, first.images, cls_thresh, rule,
+                             os.path.join(stage, 'self_train', list_name),
+                             os.path.join(os.path.abspath(final), 'self_train', 'pseudo_labelIds'),
+                             rnd.progress, label + ' labels')
+    if alpha > 0:
+        prior_source = ((settings.prior_path, target.prior.shape[1:])
+                        if target.prior is not None else (None, None))
+        netmaps.write_record(os.path.join(stage, 'self_train'), alpha, cls_thresh,
+                             target.cache.pred_stride, first.images, *prior_source)
+    if first.meter is not None:
+        log.info('%s mIoU on %s (network argmax):\n%s', label, rnd.target.split,
+                 format_table([(label, first.meter.scores()['iou'],
+                                first.meter.scores()['miou'])], target.info.class_names))
+    return first, (cls_thresh, cls_size), selection
+
+
+def _load_prior(path, samples, num_classes):
+    """The spatial prior at `path` (sized as the first target image), None without a path."""
+    if path is None:
+        return None
+    first_image, _ = read_sample(samples[0][0], None)
+    return load_prior(path, num_classes, first_image.shape[:2])
+
+
+def _val_parts(output, final):
+    """Where phase val's staged outputs go: {name in the stage: destination}."""
+    parts = {part: os.path.join(final, part) for part in ('results', 'self_train', 'metrics.json')}
+    parts['stats'] = stats_dir(output)
+    return parts
+
+
+def _val_header(settings, num_images):
+    rnd = settings.round
+    header = {'round': rnd.idx_round, 'tgt_port': settings.tgt_port,
+              'kc_policy': settings.kc_policy, 'with_prior': settings.prior_path is not None,
+              'num_images': num_images}
+    if rnd.crst.lr_weight_ent > 0:  # a CBST round's metrics.json stays as it was
+        header['lr_weight_ent'] = rnd.crst.lr_weight_ent
+    return header

@@ -2,48 +2,8 @@
 
     python issegm/predict.py --weights W [--model M] [--dataset D] INPUT... --output DIR
 
-Commands: see the README, "Predicting on your own images".
-
-INPUT is any mix of
-  * image files: png, jpg, jpeg, bmp, tif, tiff, webp (any letter case);
-  * folders: every image file under them, recursively, in sorted order (other files and the
-    --output folder are left out; a folder without images is an error);
-  * `.lst` files: one image per line (a second, label column is ignored), relative to
-    --data-root when given, else to the list file's folder; absolute paths stay as they are;
-  * videos: any other file OpenCV's VideoCapture reads (avi, mp4, mkv, mov, ...).
-The same image given twice (same real path) is predicted once. The test-time path is that of
-phase val and evaluate.py (issegm/inference.py, issegm/testtime.py), its flags (--test-scales,
---test-flipping, --test-steps, --gpus, ...) mean the same, the softmax is evaluate.py's (float64,
-rounded to float32) and --dataset defaults to the model label's dataset, as in evaluate.py: the
-labelIds, trainIds and color PNGs equal evaluate.py's labelId, trainId and color PNGs of the
-same image, byte for byte.
-
-Outputs under OUTPUT (NAME = the image file name without its extension; frame i of a video
-STEM.EXT is STEM_%06d, from 0). Two inputs with one NAME are an error (nothing is written):
-  labelIds/NAME.png     argmax as the dataset's label ids (e.g. Cityscapes 7 road, 26 car)
-  trainIds/NAME.png     argmax as train ids 0..C-1
-  color/NAME.png        the label ids as a palette PNG (Cityscapes colours)
-  overlay/NAME.png      RGB: (1 - OPACITY) x image + OPACITY x colours, rounded (cv2.addWeighted)
-  confidence/NAME.png   --confidence: the top class probability x 255, rounded
-  entropy/NAME.png      --confidence: the entropy -sum_k p_k log p_k of the class probabilities
-                        divided by log C (C classes), x 255, rounded: 0 sure, 255 uniform
-  probs/NAME.npz        --save-probs: the class probabilities, float16 (C, H, W) at the image
-                        size, key `probs` (np.load(path)['probs']); not compressed: C x H x W x 2
-                        bytes, 79.7 MB per 2048x1024 image with 19 classes
-  overlay/STEM.mp4      every video overlaid (MPEG-4, the video's frame rate and size); with
-                        --frames also each frame's outputs above
-  summary.json          this run: images (video frames included), skipped (inputs finished
-                        before), videos, seconds, images_per_second, class_shares (share of
-                        the pixels per class), the model, scales and devices
-  predict.log           the log (or --log-file)
-`--outputs` picks the output kinds (default labelIds,trainIds,color,overlay; also confidence,
-entropy, probs); --confidence and --save-probs add theirs. Probabilities are bicubic-upsampled
-softmax maps and may leave [0, 1] by a little: they are clipped to [0, 1] for both maps.
-
-A rerun skips the images whose requested outputs all exist (every file is written to a
-temporary name and renamed, so a file that exists is whole) and the videos whose overlaid video
-exists (and, with --frames, all of their frames' outputs); an unfinished video is redone whole.
-When nothing is left to do, summary.json is kept as it was.
+Commands: the README, "Predicting on your own images"; inputs, outputs and reruns:
+docs/internals.md, section 8.
 """
 import collections
 import contextlib
@@ -64,8 +24,8 @@ from issegm.cbst import argmax_max  # noqa: E402
 from issegm.datasets import (get_dataset, read_list, read_sample, sample_name,  # noqa: E402
                              write_png)
 from issegm.evaluate import (check_prediction_flags, check_unique_names,  # noqa: E402
-                             default_dataset, load_predictors)
-from issegm.testtime import Timings, device_names, predict_samples  # noqa: E402
+                             dataset_of, load_predictors)
+from issegm.testtime.image_list import Timings, device_names, predict_samples  # noqa: E402
 from util.errors import UserError, cli_entry, require_dir, require_file  # noqa: E402
 from util.files import write_atomically, write_json  # noqa: E402
 from util.flags import FlagParser, prediction_flags  # noqa: E402
@@ -351,7 +311,7 @@ def _run(predictors, samples, settings, write, timings, read=read_sample, desc='
     counts = np.zeros(num_classes, np.int64)
     for sample, prediction in predict_samples(
             predictors, samples, predict, write, read=read, threads=settings.threads,
-            timings=timings, progress=settings.progress, desc=desc):
+            timings=timings, progress=desc if settings.progress else None):
         if on_result is not None:
             on_result(sample, prediction)
         counts += timings.timed('counting', class_pixels, prediction.train_ids, num_classes)
@@ -469,10 +429,7 @@ def parse_args(argv):
     a('--frames', action='store_true',
       help='videos: also write the outputs of every frame as for images (NAME STEM_%%06d)')
     a('--log-file', help='log file (default OUTPUT/predict.log)')
-    args = parser.parse_args(argv)
-    if args.dataset is None:
-        args.dataset = default_dataset(args.model, args.weights)
-    return args
+    return parser.parse_args(argv)
 
 
 def _check_args(args):
@@ -488,12 +445,13 @@ def _check_args(args):
 def write_summary(output, args, model, scales, kinds, contexts, run):
     """OUTPUT/summary.json of this run; `run`: dict of images, skipped, videos, seconds and
     counts (pixels per class)."""
-    info = get_dataset(args.dataset)
+    dataset = dataset_of(args)
+    info = get_dataset(dataset)
     counts = run.pop('counts')
     shares = counts / counts.sum() if counts.sum() else np.zeros(len(counts))
     summary = dict(run, images_per_second=round(run['images'] / max(run['seconds'], 1e-9), 3),
                    seconds=round(run['seconds'], 3), model=model, weights=args.weights,
-                   dataset=args.dataset, test_scales=scales, test_flipping=args.test_flipping,
+                   dataset=dataset, test_scales=scales, test_flipping=args.test_flipping,
                    test_steps=args.test_steps, devices=device_names(contexts),
                    outputs=list(kinds),
                    class_shares={name: round(float(s), 6)
@@ -506,7 +464,8 @@ def write_summary(output, args, model, scales, kinds, contexts, run):
 def main(argv=None):
     args = parse_args(argv)
     # Checks of the flags and inputs first, before MXNet is even imported (a quick error).
-    info = get_dataset(args.dataset)
+    dataset = dataset_of(args)
+    info = get_dataset(dataset)
     model, parsed, scales = check_prediction_flags(args, info)
     kinds = _check_args(args)
     require_file(args.weights, 'weight file')
@@ -526,7 +485,7 @@ def main(argv=None):
     predictors, contexts = load_predictors(args, model, parsed)
     log.info('predict %s (%s): %d images and %d videos (%d finished before), dataset %s, '
              'scales %s, flipping %s, outputs %s, devices %s', model, args.weights, len(todo),
-             len(todo_videos), done, args.dataset, ','.join(map(str, scales)),
+             len(todo_videos), done, dataset, ','.join(map(str, scales)),
              'on' if args.test_flipping else 'off', ','.join(kinds), device_names(contexts))
     settings = Settings(info, scales, args.test_flipping, kinds, args.opacity, args.output,
                         args.prefetch_threads, not args.no_progress)

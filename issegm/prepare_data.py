@@ -1,29 +1,7 @@
 """Prepare GTA-5, SYNTHIA-RAND-CITYSCAPES or Cityscapes as downloaded: convert, check, list.
 
-Converts what the list files need, checks every file, writes the list, a JSON report and a
-class-frequency bar chart.
-
-Commands: see the README, "Data, list files, weights and priors".
-
-* gta: `images/NAME.png` and `labels/NAME.png` resized IN PLACE to 1914x1052 (`--size`), as
-  yzou2/CBST README.md ("Datasets") recommends: images with util/image.py (Pillow, the filter
-  rule of yzou2/CBST util/util.py get_interp_method), labels nearest neighbour (palette kept).
-  A pair whose image and label sizes differ is fixed by that same resize when their aspect
-  ratios agree within 2%, and reported (not listed) otherwise.
-* synthia: `GT/LABELS/NAME.png` (16-bit, 3 channels, the class id in the R channel) converted to
-  `GT/labels/NAME.png` (8-bit, one channel of SYNTHIA class ids), what the lines of yzou2/CBST
-  issegm/data_list/synthia/train.lst name; the `RGB/NAME.png` images checked.
-* cityscapes: the list of `leftImg8bit/SPLIT/CITY/*_leftImg8bit.png` with
-  `gtFine/SPLIT/CITY/*_gtFine_labelIds.png` (`--split test`: images only, the public test
-  labels are empty); the labels are checked to be labelIds.
-
-The list goes to `--output` (default issegm/data_list/DATASET/SPLIT.lst, SPLIT = train for gta
-and synthia; Cityscapes train: train_full.lst, see PREPARED_LIST_NAMES); the report to LIST_STEM.report.json and the chart to LIST_STEM.classes.png
-beside the list, or into the folder `--report`. Runs over `--workers` processes (default: every
-core) with a progress bar (`--no-progress`). Resumable: every file is written atomically and a
-rerun converts only what is not yet done and verified (PNG header: size, bit depth, channels,
-complete; the label decodes). Any error: one line per problem, exit status 1, and no list,
-report or chart written (the files already converted stay and are skipped next time).
+Sub-commands gta, synthia and cityscapes: what each writes, checks and reports is in the
+README ("Data, list files, weights and priors") and docs/internals.md, section 7.
 """
 import collections
 import functools

@@ -1,36 +1,16 @@
-"""Geometry of the training crops and small-class patch mining, as the original. Pure NumPy.
-
-Two rules, both yzou2/CBST `FileIter._read`:
-
-* SELF_TRAINING (`issegm/data.py`, phase train of self-training): the scale rate is taken
-  against the dataset's max shape, the canvas side from the image, and a mining coin is drawn.
-* SOURCE_ONLY (`issegm/data_src.py`, train_src.py): the scale rate is taken against the
-  image's own longer side, the canvas side from the dataset's max shape (the image must fit
-  in it), and there is no mining.
-
-The original pastes the image at offset (pad, pad) = (d0, d0) on a square mean-coloured canvas
-(label 255 there), picks a `side` x `side` window inside the canvas, and resizes the window to
-the network crop C. Here the canvas is never built: `plan_crop` returns the window in image
-coordinates (it may reach past the top/left/bottom/right of the image) and `canvas_rect`
-builds just the window. Canvas coordinates = image coordinates + pad.
-
-Randomness: every draw of one sample comes from the `np.random.RandomState` handed in, with
-the original's calls, arguments and order: target size `randint(low, high + 1)`; (self-training
-only) the mining coin `rand(1)`, always drawn; then either mined class `uniform(0, n)` and mined
-pixel `randint(0, count, 1)`, or window row and column `randint(0, bound, 1)` twice; then the
-flip `randint(2)`. Given the same RandomState state, the port and the original pick the same
-window and flip. The one place the order cannot match: the original draws from NumPy's global
-generator inside its prefetch threads (so the sequence depends on thread timing, and its
-process prefetchers fork the same generator state and repeat the same draws), while the port
-gives every sample of every epoch its own seed (data_iter.SegTrainIter), deterministic across
-threads, processes, workers and resumed runs. The distribution of one sample's crop is the same.
+"""Geometry of the training crops and small-class patch mining, as yzou2/CBST issegm/data.py and
+data_src.py, FileIter._read (docs/algorithm.md section 3; the draws: docs/internals.md section
+3). Plain NumPy: plan_crop draws a crop's window in image coordinates, with the random calls of
+yzou2/CBST issegm/data.py in their order, and canvas_rect builds just that window.
 """
 import collections
+import dataclasses
+from typing import Optional
 
 import numpy as np
 
-__all__ = ['SELF_TRAINING', 'SOURCE_ONLY', 'RULES', 'IGNORE', 'Geometry', 'CropPlan',
-           'crop_side', 'target_size_range', 'crop_geometry',
+__all__ = ['SELF_TRAINING', 'SOURCE_ONLY', 'RULES', 'IGNORE', 'CropSettings', 'Geometry',
+           'CropPlan', 'crop_side', 'target_size_range', 'crop_geometry',
            'canvas_rect', 'uniform_window', 'mining_region', 'mining_candidates', 'mine_window',
            'plan_crop']
 
@@ -48,6 +28,28 @@ Geometry = collections.namedtuple('Geometry', 'rate side label_stride pad canvas
 # on (None: uniform window).
 CropPlan = collections.namedtuple('CropPlan', 'top left side flip target_size geometry '
                                               'mined_class')
+
+
+@dataclasses.dataclass(frozen=True)
+class CropSettings:
+    """What every training crop of a run shares besides its sample and seed: the crop size
+    (`crop`, the network crop C, is crop_size rounded up to the stride), the feature stride,
+    the scale-rate range, small-class mining (the coin's probability, mine_id and
+    mine_id_priority) and, for CRST, the label inputs a crop carries (`crst`, an
+    issegm/crst/settings.py CrstSettings, None for plain CBST) with the number of classes of
+    LR-ENT's soft labels."""
+    crop_size: int
+    stride: int = 8
+    scale_rate_range: tuple = (0.7, 1.3)
+    mine_port: float = 0.0
+    mine_id: tuple = ()
+    mine_id_priority: tuple = ()
+    crst: object = None
+    num_classes: Optional[int] = None
+
+    @property
+    def crop(self):
+        return crop_side(self.crop_size, self.stride)
 
 
 def crop_side(crop_size, stride=8):
@@ -198,23 +200,25 @@ def mine_window(rng, label, geometry, mine_id, mine_id_priority, label_to_train=
     return int(ys[k]) + r0 - half, int(xs[k]) + c0 - half, cls
 
 
-def plan_crop(rng, label, crop, stride, origin_size, max_shape, scale_rate_range=(0.7, 1.3),
-              rule=SELF_TRAINING, mine_port=0.0, mine_id=(), mine_id_priority=(),
+def plan_crop(rng, label, settings, origin_size, max_shape, rule=SELF_TRAINING,
               label_to_train=None):
-    """Draw the crop of one sample as the original's FileIter._read (see the module docstring).
+    """Draw the crop of one sample as yzou2/CBST issegm/data.py FileIter._read (docs/algorithm.md
+    section 3).
 
     label: (H, W) label ids (mapped through `label_to_train`) or train ids; read only for
-    mining (the image has the same size). crop: the network crop C (a multiple of the stride,
-    see crop_side). Returns a CropPlan in image coordinates.
+    mining (the image has the same size). settings: the CropSettings of the run (its crop,
+    stride, scale range and mining). Returns a CropPlan in image coordinates.
     """
-    low, high = target_size_range(origin_size, scale_rate_range)
+    low, high = target_size_range(origin_size, settings.scale_rate_range)
     target_size = rng.randint(low, high + 1)
-    geometry = crop_geometry(rule, crop, stride, target_size, low, label.shape, max_shape)
+    geometry = crop_geometry(rule, settings.crop, settings.stride, target_size, low, label.shape,
+                             max_shape)
     placed = None
     if rule == SELF_TRAINING:
         # QUIRK kept: the coin is drawn for every sample, also when mine_port is 0.
-        if rng.rand(1)[0] < mine_port:
-            placed = mine_window(rng, label, geometry, mine_id, mine_id_priority, label_to_train)
+        if rng.rand(1)[0] < settings.mine_port:
+            placed = mine_window(rng, label, geometry, settings.mine_id,
+                                 settings.mine_id_priority, label_to_train)
     if placed is None:
         top, left = uniform_window(rng, geometry, label.shape)
         mined = None

@@ -1,20 +1,9 @@
 """Train a segmentation model on a labelled source dataset.
 
-As yzou2/CBST train_src.py and data_src.py (docs/algorithm.md section 4).
-
-Commands: see the README, "Source training". Starting point (`--weights`):
-* the ImageNet classifier (or any file whose model part differs from `--model`): the trunk is
-  loaded, the segmentation head (`conv6a`, `linearN`) is missing there and initialised (Xavier,
-  gaussian, fan-in, magnitude 2), parameters the model does not have (`linear1000`) are dropped.
-  Missing parameters are allowed only when starting at epoch 0.
-* its own checkpoint `OUTPUT/MODEL_ep-NNNN.params`: every parameter must fit, and training
-  continues at epoch NNNN (unless `--from-epoch` says otherwise).
-Checkpoints `OUTPUT/MODEL_ep-%04d.params` are written atomically at every epoch end, for epochs
-from_epoch+1 .. stop_epoch (`--stop-epoch`, default `--to-epoch`; the lr schedule always spans
-to `--to-epoch`, see util/lr_scheduler.py). The log (OUTPUT/train_src.log unless --log-file)
-shows, every 10 batches, the mean negative log-likelihood since the epoch started, with
-upstream's train_src metric -log(p + 1e-6).
+As yzou2/CBST train_src.py and data_src.py (docs/algorithm.md section 4; the starting points
+and checkpoints: docs/internals.md section 4). Commands: the README, "Source training".
 """
+import dataclasses
 import logging
 import os
 import sys
@@ -33,12 +22,12 @@ from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, parse_
                         training_switch_flags)
 from util.logs import rank_log_file, setup_logging  # noqa: E402
 from util.lr_scheduler import make_lr_scheduler  # noqa: E402
-from util.model_label import (check_num_classes, checkpoint_prefix, is_classifier,  # noqa: E402
-                              parse_model_label, split_weights_name, start_epoch)
+from util.model_label import (ModelLabel, check_num_classes, checkpoint_prefix,  # noqa: E402
+                              is_classifier, parse_model_label, split_weights_name, start_epoch)
 from util.prefetch import KINDS as PREFETCHER_KINDS  # noqa: E402
 
-__all__ = ['parse_args', 'evaluate_argv', 'resolve_start', 'load_start_weights', 'check_args',
-           'lr_schedule', 'train', 'main']
+__all__ = ['parse_args', 'evaluate_argv', 'resolve_start', 'load_start_weights', 'SourceStart',
+           'check_args', 'lr_schedule', 'train', 'main']
 
 log = logging.getLogger('cbst')
 
@@ -54,7 +43,8 @@ def parse_args(argv):
                'and ignored, as upstream (a checkpoint is written after every epoch).')
     a = parser.add_argument
     a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0,1,2,3')
-    a('--split', default='train', help='split name (issegm/data_list/DATASET/SPLIT.lst) or .lst path')
+    a('--split', default='train',
+      help='split name (issegm/data_list/DATASET/SPLIT.lst) or .lst path')
     a('--data-root', required=True, help='dataset root (paths in the list file are relative)')
     a('--dataset', help='gta, synthia, cityscapes, cityscapes16 (default: from --model)')
     a('--output', required=True, help='output folder for checkpoints and the log')
@@ -154,42 +144,58 @@ def load_start_weights(path, model, continuing, from_epoch):
     return (arg_params, aux_params), missing
 
 
+@dataclasses.dataclass(frozen=True)
+class SourceStart:
+    """What check_args derives from the flags: the model label (parsed), where training starts
+    (from_epoch; continuing its own checkpoint or not) and stops, the dataset's tables, the
+    scale range and the origin size."""
+    model: str
+    parsed_model: ModelLabel
+    from_epoch: int
+    stop_epoch: int
+    continuing: bool
+    info: object
+    scale_range: tuple
+    origin_size: int
+
+
 def check_args(args):
     """Checks of the flags and files that need no MXNet (a quick error), in upstream's order of
-    use; fills in the model (label, parsed, continuing), its dataset `info`, the epochs, the
-    scale range and the origin size."""
+    use; the SourceStart."""
     require_file(args.weights, 'weight file')
-    args.model, args.parsed_model, args.from_epoch, args.continuing = resolve_start(
+    model, parsed_model, from_epoch, continuing = resolve_start(
         args.model, args.weights, args.from_epoch)
-    args.info = get_dataset(args.dataset or args.parsed_model.dataset)
-    check_num_classes(args.model, args.info)
-    args.stop_epoch = args.to_epoch if args.stop_epoch is None else args.stop_epoch
-    check_epochs(args.from_epoch, args.stop_epoch, args.to_epoch)
+    info = get_dataset(args.dataset or parsed_model.dataset)
+    check_num_classes(model, info)
+    stop_epoch = args.to_epoch if args.stop_epoch is None else args.stop_epoch
+    check_epochs(from_epoch, stop_epoch, args.to_epoch)
     if args.batch_images < 1 or args.crop_size < 1:
         raise UserError('--batch-images and --crop-size must be positive')
     if args.prefetch_threads < 0:
         raise UserError('--prefetch-threads must be >= 0, got %d' % args.prefetch_threads)
-    args.scale_range = parse_scale_range(args.scale_rate_range)
-    args.origin_size = args.origin_size or max(args.info.max_shape)
-    if args.origin_size <= 0:
-        raise UserError('--origin-size must be positive, got %d' % args.origin_size)
-    return args
+    scale_range = parse_scale_range(args.scale_rate_range)
+    origin_size = args.origin_size or max(info.max_shape)
+    if origin_size <= 0:
+        raise UserError('--origin-size must be positive, got %d' % origin_size)
+    return SourceStart(model, parsed_model, from_epoch, stop_epoch, continuing, info,
+                       scale_range, origin_size)
 
 
-def lr_schedule(args, num_samples):
+def lr_schedule(args, start, num_samples):
     """The lr schedule over epochs 0 .. --to-epoch. yzou2/CBST issegm/train_src.py,
     _train_impl: it counts the iterator's batches per epoch, len(samples) // batch_images."""
     batches = num_samples // args.batch_images
     return make_lr_scheduler(args.lr_type, args.base_lr, args.lr_steps,
-                             args.from_epoch * batches, args.to_epoch * batches)
+                             start.from_epoch * batches, args.to_epoch * batches)
 
 
-def train(args, samples, schedule):
+def train(args, start, samples, schedule):
     """The MXNet part: devices, kvstore, the per-rank log, weights, seeds, iterator, fit."""
     import mxnet as mx  # MXNet and the modules using it: only once the flags are checked
 
-    from issegm.data_iter import SegTrainIter, source_only_samples
-    from issegm.training import NLL_EPS_SOURCE, fit, start_worker
+    from issegm.data_iter import LoaderSettings, SegTrainIter, source_only_samples
+    from issegm.sampling import CropSettings
+    from issegm.training import NLL_EPS_SOURCE, FitSettings, fit, start_worker
     from util.devices import parse_devices
     from util.symbol.resnet38 import build_symbol
 
@@ -200,29 +206,30 @@ def train(args, samples, schedule):
     os.makedirs(args.output, exist_ok=True)
     setup_logging(rank_log_file(args.log_file or os.path.join(args.output, 'train_src.log'),
                                 rank), debug=args.debug)
-    (arg_params, aux_params), missing = load_start_weights(args.weights, args.model,
-                                                           args.continuing, args.from_epoch)
+    (arg_params, aux_params), missing = load_start_weights(args.weights, start.model,
+                                                           start.continuing, start.from_epoch)
     np.random.seed(args.seed)
     mx.random.seed(args.seed)  # the initialiser of the missing head draws from MXNet's generator
-    train_iter = SegTrainIter(source_only_samples(samples, args.info, args.origin_size),
-                              args.batch_images, args.crop_size, stride=args.parsed_model.stride,
-                              scale_rate_range=args.scale_range, seed=args.seed,
-                              prefetch_threads=args.prefetch_threads, prefetcher=args.prefetcher,
-                              num_parts=workers, part_index=rank,
-                              cache_images=args.cache_images, begin_epoch=args.from_epoch)
+    crops = CropSettings(args.crop_size, start.parsed_model.stride, start.scale_range)
+    loading = LoaderSettings(args.prefetch_threads, args.prefetcher, args.cache_images)
+    train_iter = SegTrainIter(source_only_samples(samples, start.info, start.origin_size),
+                              args.batch_images, crops, seed=args.seed, loading=loading,
+                              num_parts=workers, part_index=rank, begin_epoch=start.from_epoch)
     log.info('train_src %s on %s %s: %d samples, %d batches of %d per epoch, crop %d, scales %s, '
              'origin %d, epochs %d..%d of a schedule to %d, lr %s %g, wd %g, %d device(s) %s, '
-             'kvstore %s, worker %d/%d, from %s', args.model, args.info.name, args.split,
+             'kvstore %s, worker %d/%d, from %s', start.model, start.info.name, args.split,
              len(samples), len(train_iter), args.batch_images, train_iter.crop,
-             args.scale_rate_range, args.origin_size, args.from_epoch, args.stop_epoch,
+             args.scale_rate_range, start.origin_size, start.from_epoch, start.stop_epoch,
              args.to_epoch, args.lr_type, args.base_lr, args.weight_decay, len(contexts),
              ','.join(map(str, contexts)), args.kvstore, rank, workers, args.weights)
+    fitting = FitSettings(start.from_epoch, start.stop_epoch,
+                          checkpoint_prefix(args.output, start.model), schedule,
+                          weight_decay=args.weight_decay, allow_missing=bool(missing),
+                          nll_eps=NLL_EPS_SOURCE, progress=not args.no_progress,
+                          mirror=args.backward_do_mirror)
     try:
-        return fit(build_symbol(args.parsed_model), train_iter, contexts, arg_params, aux_params,
-                   args.from_epoch, args.stop_epoch, checkpoint_prefix(args.output, args.model),
-                   schedule, weight_decay=args.weight_decay, kvstore=kv,
-                   allow_missing=bool(missing), nll_eps=NLL_EPS_SOURCE,
-                   progress=not args.no_progress, mirror=args.backward_do_mirror)
+        return fit(build_symbol(start.parsed_model), train_iter, contexts,
+                   (arg_params, aux_params), fitting, kv)
     finally:
         train_iter.close()
 
@@ -234,11 +241,11 @@ def main(argv=None):
         return evaluate.main(evaluate_argv(args))
     # Environment switches first: MXNet reads them when it is imported or builds the graph.
     set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
-    check_args(args)
-    samples = load_samples(args.data_root, args.split, args.info.name)
+    start = check_args(args)
+    samples = load_samples(args.data_root, args.split, start.info.name)
     if not args.skip_data_check:
-        require_clean(samples, args.info.name, what=args.split)
-    history = train(args, samples, lr_schedule(args, len(samples)))
+        require_clean(samples, start.info.name, what=args.split)
+    history = train(args, start, samples, lr_schedule(args, start, len(samples)))
     for h in history:
         log.info('epoch %d: NLL %.5f over %d batches', h['epoch'], h['nll'], h['batches'])
     return 0

@@ -1,42 +1,9 @@
-"""SGD training of a segmentation Module, shared by phase train and train_src.py
-(yzou2/CBST solve_ST.py and train_src.py, _train_impl; docs/algorithm.md section 3).
-
-SGD with momentum 0.9, rescale_grad = 1 / devices, Xavier (gaussian, fan-in, magnitude 2) for
-parameters missing from the weights, frozen BN statistics (in the symbol), one atomic checkpoint
-per epoch end, only on rank 0 of a distributed run.
-
-Data parallelism (as upstream, through MXNet's Module and kvstore):
-* several devices in one process (`--gpus 0,1,2,3`, or `cpu:N` for tests): the batch is split
-  over the devices; each device's loss is normalised by its own valid pixels
-  (SoftmaxOutput normalization='valid'), the kvstore sums the device gradients and
-  rescale_grad = 1 / devices turns the sum into the mean over devices. `local` aggregates on
-  the CPU, `device` on the GPUs.
-* several workers (`--kvstore dist_sync|dist_device_sync|dist_async`, started by
-  issegm.launch): each worker reads its own shard of every epoch's shuffled samples. The
-  optimizer runs on the parameter servers (MXNet's default update_on_kvstore): each batch a
-  worker pushes its gradients (already summed over its devices) and pulls the new weights.
-  rescale_grad stays 1 / devices *per worker*, exactly as upstream, so with dist_sync the
-  servers apply the SUM over workers of each worker's device-mean gradient: N workers take
-  steps N times as large as one worker would with the same per-worker batch (equivalently:
-  the mean gradient of the global batch of N * batch_images images times N). Divide
-  --base-lr by N to keep the single-machine step. All workers start from rank 0's weights
-  (the kvstore is initialised from rank 0) and, with dist_sync/dist_device_sync, pull the
-  same weights after every batch, so they stay identical. dist_async applies each worker's
-  push as it arrives: workers may hold different weights at any moment (only rank 0's are
-  saved), and an lr schedule advances once per push, i.e. about N times per batch.
-* several workers with Horovod (`--kvstore horovod`, started by horovodrun; util/hvd.py):
-  no parameter server and no MXNet kvstore; each worker (rank) trains on ONE device (its
-  local rank picks it from --gpus) and its own shard, and Horovod's DistributedOptimizer
-  all-reduces the gradients before every update: the MEAN over the ranks of each rank's
-  valid-pixel-normalised gradient, the same step as one process with one device per rank and
-  rescale_grad = 1 / devices. So N ranks of `--batch-images B` take the step of one machine
-  with N devices and a batch of N * B: keep the --base-lr of that machine. Rank 0's starting
-  weights are broadcast to all ranks (random heads included).
-* only rank 0 writes the symbol json and the checkpoints; the epoch NLL is reduced over
-  all workers (see reduce_over_workers; all-reduced with Horovod) so rank 0 logs and returns
-  the global mean.
+"""SGD training of a segmentation Module, shared by phase train and train_src.py (yzou2/CBST
+solve_ST.py and train_src.py, _train_impl; docs/algorithm.md section 3): fit, on the devices of
+one process, parameter-server workers or Horovod ranks (docs/internals.md, section 4).
 """
 import collections
+import dataclasses
 import functools
 import json
 import logging
@@ -48,8 +15,9 @@ import mxnet as mx
 import numpy as np
 from tqdm import tqdm
 
+from issegm.crst import loss as crst_loss
+from util import hvd
 from util.errors import UserError, exit_hard_on_errors
-from util import crst_loss, hvd
 from util.flags import KVSTORES
 from util.launch import install_fail_fast
 from util.lr_scheduler import FixedSchedule
@@ -88,7 +56,7 @@ def nll_metric(eps, symbol=None):
     """An MXNet CustomMetric named 'loss' over nll_sum, as upstream passed to Module.fit: Module
     feeds it each device's slice of the batch, it sums the sums and the counts, and its value
     is sum / count since the last reset (the start of the epoch). For a `symbol` with the CRST
-    head (util/crst_loss.py: two outputs, up to three labels) it reads the head's probabilities
+    head (issegm/crst/loss.py: two outputs, up to three labels) it reads the head's probabilities
     and the hard label."""
     names = {}
     if symbol is not None and crst_loss.PROB_OUTPUT in symbol.list_outputs():
@@ -96,7 +64,7 @@ def nll_metric(eps, symbol=None):
     return mx.metric.CustomMetric(functools.partial(nll_sum, eps=eps), name='loss', **names)
 
 
-class HorovodStore(object):
+class HorovodStore:
     """What stands for the kvstore with `--kvstore horovod`: this process's rank among the
     horovodrun workers. There is no MXNet kvstore then (MXNet 1.9.1's 'horovod' kvstore is
     silently a local one): gradients go through util.hvd.distributed_optimizer."""
@@ -236,8 +204,9 @@ def bind_module(symbol, train_iter, contexts, arg_params, aux_params, allow_miss
 def init_sgd(module, scheduler, weight_decay, num_devices, kvstore):
     """Upstream's optimizer on the module: SGD, momentum 0.9, the lr `scheduler`, through
     `kvstore` ('local' without one)."""
-    # rescale_grad = 1 / devices of this worker, as upstream (see the module docstring for
-    # what that means with dist_sync); begin_num_update stays 0 as in upstream's Module.fit.
+    # rescale_grad = 1 / devices of this worker, as yzou2/CBST solve_ST.py _train_impl (what
+    # that means with dist_sync: docs/internals.md section 4); begin_num_update stays 0 as in
+    # yzou2/CBST solve_ST.py's Module.fit call.
     # The scheduler is part of the optimizer, so it also reaches the copy that MXNet pickles
     # to the parameter servers (which run the updates there).
     optimizer_params = dict(learning_rate=scheduler.base_lr, lr_scheduler=scheduler,
@@ -264,16 +233,17 @@ def init_sgd(module, scheduler, weight_decay, num_devices, kvstore):
             kvstore.pull(name, out=group.param_arrays[i], priority=-i)
 
 
-def train_epoch(module, train_iter, metric, epoch, scheduler, updates, worker, log_every=10,
-                progress=True, batch_end_callback=None):
+def train_epoch(module, train_iter, metric, epoch, scheduler, updates, worker, settings):
     """One epoch: forward, backward and update for every batch of `train_iter`, the NLL
-    `metric` from 0 (reset first), a log line every `log_every` batches. `updates` counts this
-    process's updates before the epoch. Returns (batches, updates after the epoch)."""
+    `metric` from 0 (reset first), a log line every settings.log_every batches (FitSettings).
+    `updates` counts this process's updates before the epoch. Returns (batches, updates after
+    the epoch)."""
     train_iter.reset()
     metric.reset()
+    log_every, batch_end_callback = settings.log_every, settings.batch_end_callback
     bar = tqdm(train_iter, total=train_iter.batches_per_epoch,
-               disable=not progress or worker.rank != 0, desc='epoch %d' % epoch, unit='batch',
-               dynamic_ncols=True, leave=False)
+               disable=not settings.progress or worker.rank != 0, desc='epoch %d' % epoch,
+               unit='batch', dynamic_ncols=True, leave=False)
     batches = 0
     for nbatch, batch in enumerate(bar):
         batches += 1
@@ -345,51 +315,69 @@ def finish_epoch(module, entry, prefix, worker):
     return arg, aux
 
 
-def fit(symbol, train_iter, contexts, arg_params, aux_params, begin_epoch, end_epoch, prefix,
-        lr, weight_decay=0.0005, kvstore=None, allow_missing=False, nll_eps=NLL_EPS_SELF_TRAINING,
-        log_every=10, progress=True, epoch_end_callback=None, batch_end_callback=None,
-        mirror=False):
-    """Train epochs [begin_epoch, end_epoch); checkpoint `PREFIX-%04d.params` after each.
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """What `fit` trains: epochs [begin_epoch, end_epoch) with checkpoints PREFIX-%04d.params.
 
-    lr: a learning rate (fixed) or a schedule from util.lr_scheduler.make_lr_scheduler; as
-    upstream's Module.fit, the optimizer counts updates from 0 in this process (MXNet's
-    num_update is 1 at the first update) and the schedule carries any offset itself.
-    kvstore: None (one device), a local/device kvstore (several devices), a dist kvstore or a
-    HorovodStore (several workers; train_iter must read this worker's shard; see
-    start_worker). Only rank 0 writes files.
+    lr: a learning rate (fixed) or a schedule from util.lr_scheduler.make_lr_scheduler; as the
+    Module.fit of yzou2/CBST solve_ST.py, the optimizer counts updates from 0 in this process
+    (MXNet's num_update is 1 at the first update) and the schedule carries any offset itself.
+    allow_missing: parameters absent from the weights are initialised (Xavier).
     nll_eps: the epsilon of the logged NLL (see nll_sum; NLL_EPS_SOURCE for train_src).
+    Every `log_every` batches (nbatch 0, 10, 20, ...) the log shows the NLL since the epoch
+    started, as mx.callback.log_train_metric(10, auto_reset=False) of yzou2/CBST solve_ST.py.
     epoch_end_callback(epoch, symbol, arg_params, aux_params), MXNet's signature, is called on
     every worker after each epoch (e.g. mx.callback.do_checkpoint(PREFIX) on one machine);
     batch_end_callback(epoch, nbatch, module), nbatch counted from 0, after each batch.
     mirror: `--backward-do-mirror`, bind util.mirroring.mirror_symbol(symbol) (each residual
     unit recomputed in the backward pass: less memory, the same gradients); the symbol json
     is the plain symbol's either way.
+    """
+    begin_epoch: int
+    end_epoch: int
+    prefix: str
+    lr: object
+    weight_decay: float = 0.0005
+    allow_missing: bool = False
+    nll_eps: float = NLL_EPS_SELF_TRAINING
+    log_every: int = 10
+    progress: bool = True
+    epoch_end_callback: object = None
+    batch_end_callback: object = None
+    mirror: bool = False
 
-    Every `log_every` batches (nbatch 0, 10, 20, ...) the log shows the NLL since the epoch
-    started, as upstream's mx.callback.log_train_metric(10, auto_reset=False) did.
+
+def fit(symbol, train_iter, contexts, params, settings, kvstore=None):
+    """Train `symbol` from params = (arg_params, aux_params) as the FitSettings `settings` say;
+    checkpoint PREFIX-%04d.params after each epoch.
+
+    kvstore: None (one device), a local/device kvstore (several devices), a dist kvstore or a
+    HorovodStore (several workers; train_iter must read this worker's shard; see
+    start_worker). Only rank 0 writes files.
     Returns a list of per-epoch dicts {epoch, nll, pixels, batches, workers}: nll is the
     metric's value over the epoch, summed over all workers (pixels: its count, the valid pixels
     plus one per device slice without any), batches is per worker; with several workers also
     worker_nll / worker_pixels (this worker's own). A NaN/inf loss is a UserError.
     """
     worker = worker_of(kvstore)
-    module = bind_module(mirror_symbol(symbol) if mirror else symbol, train_iter, contexts,
-                         arg_params, aux_params, allow_missing)
+    prefix, lr = settings.prefix, settings.lr
+    module = bind_module(mirror_symbol(symbol) if settings.mirror else symbol, train_iter,
+                         contexts, params[0], params[1], settings.allow_missing)
     scheduler = lr if callable(lr) else FixedSchedule(lr)
-    init_sgd(module, scheduler, weight_decay, len(contexts), kvstore)
+    init_sgd(module, scheduler, settings.weight_decay, len(contexts), kvstore)
     if worker.rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
         symbol.save('%s-symbol.json' % prefix)
-    metric = nll_metric(nll_eps, symbol)
+    metric = nll_metric(settings.nll_eps, symbol)
     updates = 0  # this process's updates: the optimizer's num_update (the servers' copy too)
     history = []
-    for epoch in range(begin_epoch, end_epoch):
+    for epoch in range(settings.begin_epoch, settings.end_epoch):
         batches, updates = train_epoch(module, train_iter, metric, epoch, scheduler, updates,
-                                       worker, log_every, progress, batch_end_callback)
+                                       worker, settings)
         entry = epoch_entry(metric, epoch, batches, kvstore, worker, prefix)
         arg, aux = finish_epoch(module, entry, prefix, worker)
-        if epoch_end_callback is not None:
-            epoch_end_callback(epoch, symbol, arg, aux)
+        if settings.epoch_end_callback is not None:
+            settings.epoch_end_callback(epoch, symbol, arg, aux)
         history.append(entry)
     if is_horovod(kvstore):
         hvd.barrier()  # no rank may leave while another still waits in a collective

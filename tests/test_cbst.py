@@ -326,12 +326,6 @@ def test_select_source_subset_cumulative(seed):
         prev = cur
 
 
-def test_numpy_divides_float32_by_float64_scalar_in_float32():
-    # The restatement above relies on NumPy 1.x value-based casting, as the original did.
-    q = np.true_divide(np.array([0.1], np.float32), np.float64(0.3))
-    assert q.dtype == np.float32
-
-
 def _near_tie_cases(rng, size, float32_thresholds):
     """Two-class single pixels whose q = p / threshold ties in one precision only."""
     p = rng.rand(2, size).astype(np.float32)

@@ -1,9 +1,11 @@
-"""Tests of issegm/crst.py (LR-ENT soft pseudo-labels and selection) against plain restatements
+"""Tests of issegm/crst/lrent.py (LR-ENT soft pseudo-labels and selection) against plain
+restatements
 of yzou2/CRST crst_seg.py, label_selection."""
 import numpy as np
 import pytest
 
-from issegm import cbst, crst
+from issegm import cbst
+from issegm.crst import lrent
 
 
 # ----------------------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ def test_soft_labels_equal_direct_power(alpha, seed):
     thr = random_thresholds(seed)
     ref = ref_soft_direct(prob, thr, alpha)
     assert np.all(np.isfinite(ref))  # no overflow at these alphas: the direct form is the truth
-    ours = crst.soft_labels(prob, thr, alpha)
+    ours = lrent.soft_labels(prob, thr, alpha)
     assert ours.dtype == np.float32 and ours.shape == prob.shape
     # float32 rounding of y, relative (denormal float32 values: absolute)
     np.testing.assert_allclose(ours, ref, rtol=2e-7, atol=1e-40)
@@ -104,7 +106,7 @@ def test_soft_labels_equal_direct_power(alpha, seed):
 def test_soft_labels_sum_to_one_and_argmax_is_argmax_of_quotient(alpha):
     prob = random_maps(5, undershoot=0.02)
     thr = random_thresholds(5)
-    y = crst.soft_labels(prob, thr, alpha)
+    y = lrent.soft_labels(prob, thr, alpha)
     np.testing.assert_allclose(y.astype(np.float64).sum(axis=0), 1.0, atol=2e-6)
     _, q, _ = ref_quotient(prob, thr)
     np.testing.assert_array_equal(np.argmax(y, axis=0), np.argmax(q, axis=0))
@@ -119,14 +121,14 @@ def test_small_alpha_overflows_a_direct_power_but_not_log_space():
         direct32 = np.power(q, np.float32(1.0 / 0.05))
         direct32 = direct32 / direct32.sum(axis=0)
     assert not np.all(np.isfinite(direct32))  # the released code's NaN soft labels
-    ours = crst.soft_labels(prob, thr, 0.05)
+    ours = lrent.soft_labels(prob, thr, 0.05)
     assert np.all(np.isfinite(ours))
     np.testing.assert_allclose(ours, ref_soft_direct(prob, thr, 0.05), rtol=2e-7, atol=1e-40)
 
     # alpha = 0.002: the power overflows even float64 (100^500); the ratio form still holds.
     with np.errstate(over='ignore', invalid='ignore'):
         assert not np.all(np.isfinite(ref_soft_direct(prob, thr, 0.002)))
-    ours = crst.soft_labels(prob, thr, 0.002)
+    ours = lrent.soft_labels(prob, thr, 0.002)
     assert np.all(np.isfinite(ours))
     np.testing.assert_allclose(ours, ref_soft_ratio(prob, thr, 0.002), rtol=2e-7, atol=1e-40)
 
@@ -143,12 +145,12 @@ def test_pixel_without_positive_probability():
     prob = random_maps(9, num_classes=4, height=3, width=4)
     prob[:, 1, 2] = [-1e-4, 0.0, -2e-3, 0.0]  # every p <= 0 after bicubic undershoot
     thr = np.array([0.2, 0.4, 0.0, 0.8])
-    y = crst.soft_labels(prob, thr, 0.5)
+    y = lrent.soft_labels(prob, thr, 0.5)
     assert np.all(np.isfinite(y))
     # the limit of equal p: y_k proportional to t_k^(-1/alpha), t = 0 -> 1
     expect = np.array([0.2, 0.4, 1.0, 0.8]) ** -2.0
     np.testing.assert_allclose(y[:, 1, 2], expect / expect.sum(), rtol=2e-7)
-    pseudo, _, _ = crst.lrent_label_maps(prob, thr, 0.5)
+    pseudo, _, _ = lrent.lrent_label_maps(prob, thr, 0.5)
     assert pseudo[1, 2] == 255
 
 
@@ -156,11 +158,11 @@ def test_out_argument_and_float64_input():
     prob = random_maps(10, num_classes=4)
     thr = random_thresholds(10, num_classes=4, zeros=())
     out = np.full(prob.shape, -1, np.float32)
-    res = crst.soft_labels(prob.astype(np.float64), thr, 0.4, out=out)
+    res = lrent.soft_labels(prob.astype(np.float64), thr, 0.4, out=out)
     assert res is out
-    np.testing.assert_array_equal(out, crst.soft_labels(prob, thr, 0.4))
+    np.testing.assert_array_equal(out, lrent.soft_labels(prob, thr, 0.4))
     with pytest.raises(ValueError):
-        crst.soft_labels(prob, thr, 0.4, out=np.empty(prob.shape, np.float64))
+        lrent.soft_labels(prob, thr, 0.4, out=np.empty(prob.shape, np.float64))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -171,7 +173,7 @@ def test_out_argument_and_float64_input():
 def test_selection_matches_reference(alpha, seed):
     prob = random_maps(seed, height=27, width=41, undershoot=0.005)  # 27 rows: 4 blocks
     thr = random_thresholds(seed)
-    pseudo, rw, kept = crst.lrent_label_maps(prob, thr, alpha)
+    pseudo, rw, kept = lrent.lrent_label_maps(prob, thr, alpha)
     ref_pseudo, ref_rw, margin = ref_label_selection(prob, thr, alpha)
     np.testing.assert_array_equal(rw, ref_rw)
     clear = np.abs(margin) > 1e-9  # away from reg == sel, where float64 rounding decides
@@ -190,7 +192,7 @@ def test_selection_without_epsilons_is_sum_of_powers_above_one():
     prob = random_maps(3, height=30, width=30, concentration=1.0)
     thr = random_thresholds(3)
     alpha = 0.3
-    pseudo, _, _ = crst.lrent_label_maps(prob, thr, alpha)
+    pseudo, _, _ = lrent.lrent_label_maps(prob, thr, alpha)
     _, q, _ = ref_quotient(prob, thr)
     total = np.power(q.astype(np.float64), 1 / alpha).sum(axis=0)
     clear = np.abs(np.log(total)) > 1e-9
@@ -202,7 +204,7 @@ def test_small_alpha_keeps_cbst_selection():
     # within 2% of 1 are left out (there the limit is not reached at alpha = 1e-3).
     prob = random_maps(4, height=40, width=50, concentration=0.3)
     thr = random_thresholds(4)
-    pseudo, rw, _ = crst.lrent_label_maps(prob, thr, 1e-3)
+    pseudo, rw, _ = lrent.lrent_label_maps(prob, thr, 1e-3)
     cbst_pseudo, cbst_rw = cbst.pseudo_label_maps(prob, thr)
     _, q, _ = ref_quotient(prob, thr)
     top = q.max(axis=0)
@@ -211,7 +213,7 @@ def test_small_alpha_keeps_cbst_selection():
     np.testing.assert_array_equal(rw, cbst_rw)
     np.testing.assert_array_equal(pseudo[clear], cbst_pseudo[clear])
     # at alpha = 1 the two differ (the soft selection keeps less confident pixels too)
-    pseudo_1, _, _ = crst.lrent_label_maps(prob, thr, 1.0)
+    pseudo_1, _, _ = lrent.lrent_label_maps(prob, thr, 1.0)
     assert np.any(pseudo_1[clear] != cbst_pseudo[clear])
 
 
@@ -219,13 +221,13 @@ def test_tall_map_uses_blocks():
     # 1000 rows x 3 columns: many blocks; equal to computing each row on its own.
     prob = random_maps(12, num_classes=5, height=1000, width=3)
     thr = random_thresholds(12, num_classes=5, zeros=(1,))
-    pseudo, rw, kept = crst.lrent_label_maps(prob, thr, 0.2)
-    y = crst.soft_labels(prob, thr, 0.2)
+    pseudo, rw, kept = lrent.lrent_label_maps(prob, thr, 0.2)
+    y = lrent.soft_labels(prob, thr, 0.2)
     for r in (0, 7, 8, 9, 511, 999):
-        p1, rw1, _ = crst.lrent_label_maps(prob[:, r:r + 1], thr, 0.2)
+        p1, rw1, _ = lrent.lrent_label_maps(prob[:, r:r + 1], thr, 0.2)
         np.testing.assert_array_equal(p1[0], pseudo[r])
         np.testing.assert_array_equal(rw1[0], rw[r])
-        np.testing.assert_array_equal(crst.soft_labels(prob[:, r:r + 1], thr, 0.2)[:, 0], y[:, r])
+        np.testing.assert_array_equal(lrent.soft_labels(prob[:, r:r + 1], thr, 0.2)[:, 0], y[:, r])
     assert kept.sum() == (pseudo != 255).sum()
 
 
@@ -233,16 +235,16 @@ def test_tall_map_uses_blocks():
 def test_bad_alpha(alpha):
     prob = random_maps(0, num_classes=3, height=2, width=2)
     with pytest.raises(ValueError):
-        crst.soft_labels(prob, [0.5, 0.5, 0.5], alpha)
+        lrent.soft_labels(prob, [0.5, 0.5, 0.5], alpha)
     with pytest.raises(ValueError):
-        crst.lrent_label_maps(prob, [0.5, 0.5, 0.5], alpha)
+        lrent.lrent_label_maps(prob, [0.5, 0.5, 0.5], alpha)
 
 
 def test_bad_maps_and_thresholds():
     prob = random_maps(0, num_classes=3, height=2, width=2)
     with pytest.raises(ValueError):
-        crst.soft_labels(prob, [0.5, 0.5], 0.5)  # 2 thresholds for 3 classes
+        lrent.soft_labels(prob, [0.5, 0.5], 0.5)  # 2 thresholds for 3 classes
     with pytest.raises(ValueError):
-        crst.soft_labels(prob[0], [0.5], 0.5)  # not (C, H, W)
+        lrent.soft_labels(prob[0], [0.5], 0.5)  # not (C, H, W)
     with pytest.raises(TypeError):
-        crst.lrent_label_maps(prob.astype(np.int32), [0.5, 0.5, 0.5], 0.5)
+        lrent.lrent_label_maps(prob.astype(np.int32), [0.5, 0.5, 0.5], 0.5)

@@ -1,25 +1,28 @@
 """CRST training crops: SegTrainIter's soft labels and regulariser mask against a plain
-restatement on the full-size maps of phase val (issegm/netmaps.py record, soft labels per
+restatement on the full-size maps of phase val (issegm/crst/netmaps.py record, soft labels per
 crop), and the hard-label crops unchanged."""
+import dataclasses
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from issegm import cbst, crst, datasets, netmaps
-from issegm.data_iter import SegTrainIter, make_train_crop, self_training_samples
-from issegm.inference import upsample_probs
+from issegm import cbst, datasets
+from issegm.crst import lrent, netmaps
+from issegm.crst.crop_labels import crop_pixel_index
+from issegm.crst.settings import CrstSettings, label_names
+from issegm.data_iter import (Domain, LoaderSettings, SegTrainIter, make_train_crop,
+                              self_training_samples)
 from issegm.phase_val import TargetImage
-from issegm.sampling import plan_crop
-from issegm.soft_labels import crop_pixel_index
-from util.crst_settings import CrstSettings, label_names
+from issegm.sampling import CropSettings, plan_crop
+from issegm.testtime.one_image import upsample_probs
 
 CITYSCAPES = datasets.get_dataset('cityscapes')
 ALPHA = 0.3
 CROP, STRIDE, ORIGIN = 32, 8, 1600  # windows of 28 to 52 pixels (max shape 1024x2048)
-PARAMS = dict(crop=CROP, stride=STRIDE, scale_rate_range=(0.7, 1.3), mine_port=0.5,
-              mine_id=(0, 13), mine_id_priority=(13,))
+CROPS = CropSettings(CROP, STRIDE, (0.7, 1.3), mine_port=0.5, mine_id=(0, 13),
+                     mine_id_priority=(13,))
 
 
 def _save(path, array):
@@ -55,14 +58,14 @@ def round_dir(tmp_path_factory):
         os.makedirs(os.path.join(folder, netmaps.FOLDER), exist_ok=True)
         np.save(os.path.join(folder, netmaps.FOLDER, name + '.npy'), net)
         full = upsample_probs(net, 8, scaled, hw)
-        pseudo, _, _ = crst.lrent_label_maps(full, thresh, ALPHA)
+        pseudo, _, _ = lrent.lrent_label_maps(full, thresh, ALPHA)
         image_path = str(base / 'cs' / (name + '.png'))
         _save(image_path, rgb[::-1])
         _save(os.path.join(folder, 'pseudo_labelIds', name + '.png'),
               CITYSCAPES.train_to_label[pseudo])
         target.append((image_path, os.path.join(folder, 'pseudo_labelIds', name + '.png')))
         images.append(TargetImage(name, image_path, None, scaled, hw))
-        soft[name] = crst.soft_labels(full, thresh, ALPHA)  # the whole image's, restated
+        soft[name] = lrent.soft_labels(full, thresh, ALPHA)  # the whole image's, restated
     netmaps.write_record(folder, ALPHA, thresh, 8, images)
     return source, target, folder, soft
 
@@ -70,20 +73,21 @@ def round_dir(tmp_path_factory):
 def _samples(round_dir, alpha):
     source, target, folder, _ = round_dir
     soft = netmaps.soft_sources(folder, alpha, target) if alpha else None
-    return self_training_samples(source, 'gta', target, 'cityscapes', 1.0, 0, ORIGIN, ORIGIN,
-                                 soft)
+    return self_training_samples(source, Domain('gta', ORIGIN), target,
+                                 Domain('cityscapes', ORIGIN), 1.0, 0, soft)
 
 
+@pytest.mark.slow
 def test_crops_carry_the_soft_labels_of_the_pixels_they_show(round_dir):
     samples = _samples(round_dir, ALPHA)
     settings = CrstSettings(ALPHA, 'kld', 0.01)
+    crst_crops = dataclasses.replace(CROPS, crst=settings, num_classes=19)
     seen_target = seen_labelled = 0
     for seed in range(12):
         for sample in samples:
-            data, hard, soft, mask = make_train_crop(sample, seed, crst=settings,
-                                                     num_classes=19, **PARAMS)
+            data, hard, soft, mask = make_train_crop(sample, seed, crst_crops)
             # the crop and its hard label are CBST's
-            plain = make_train_crop(sample, seed, **PARAMS)
+            plain = make_train_crop(sample, seed, CROPS)
             np.testing.assert_array_equal(data, plain[0])
             np.testing.assert_array_equal(hard, plain[1])
             labelled = hard != 255
@@ -99,9 +103,8 @@ def test_crops_carry_the_soft_labels_of_the_pixels_they_show(round_dir):
             # restatement: the crop's plan, the pixel each label cell shows, the soft label the
             # whole image has there
             label = datasets.read_label(sample.label)
-            plan = plan_crop(np.random.RandomState(seed), label, CROP, STRIDE, ORIGIN,
-                             sample.max_shape, (0.7, 1.3), sample.rule, 0.5, (0, 13), (13,),
-                             label_to_train=sample.label_to_train)
+            plan = plan_crop(np.random.RandomState(seed), label, CROPS, ORIGIN, sample.max_shape,
+                             sample.rule, label_to_train=sample.label_to_train)
             index = crop_pixel_index(plan, label.shape, CROP, STRIDE)
             rows, cols = np.divmod(index[labelled], label.shape[1])
             whole = round_dir[3][datasets.sample_name(sample.image)]
@@ -115,12 +118,13 @@ def test_crops_carry_the_soft_labels_of_the_pixels_they_show(round_dir):
 @pytest.mark.parametrize('settings', [CrstSettings(ALPHA, None, 0.0),
                                       CrstSettings(0.0, 'l2', 0.5),
                                       CrstSettings(ALPHA, 'ent', 0.1)])
+@pytest.mark.slow
 def test_iterator_batches_follow_the_label_names(round_dir, settings):
     samples = _samples(round_dir, settings.lr_weight_ent)
-    kw = dict(seed=3, prefetch_threads=1, prefetcher='process', mine_port=0.5,
-              mine_id=(0, 13), mine_id_priority=(13,))
-    with SegTrainIter(samples, 2, CROP, crst=settings, num_classes=19, **kw) as it, \
-            SegTrainIter(samples, 2, CROP, **kw) as plain:
+    crst_crops = dataclasses.replace(CROPS, crst=settings, num_classes=19)
+    kw = dict(seed=3, loading=LoaderSettings(1, 'process'))
+    with SegTrainIter(samples, 2, crst_crops, **kw) as it, \
+            SegTrainIter(samples, 2, CROPS, **kw) as plain:
         names = [d.name for d in it.provide_label]
         assert tuple(names) == label_names(settings)
         shapes = {'softmax_label': (2, 4, 4), 'crst_soft_label': (2, 19, 4, 4),
@@ -133,8 +137,7 @@ def test_iterator_batches_follow_the_label_names(round_dir, settings):
                                           plain_batch.label[0].asnumpy())
             for k in range(2):  # each image of the batch is its sample's crop
                 i = 2 * b + k
-                crop = make_train_crop(samples[order[i]], int(seeds[i]), crst=settings,
-                                       num_classes=19, **PARAMS)
+                crop = make_train_crop(samples[order[i]], int(seeds[i]), crst_crops)
                 for array, expected in zip(batch.label, crop[1:]):
                     np.testing.assert_array_equal(array.asnumpy()[k], expected)
         assert b == 1

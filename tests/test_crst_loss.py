@@ -1,4 +1,4 @@
-"""Tests of util/crst_loss.py: the CRST loss head's value and gradient against NumPy statements
+"""Tests of issegm/crst/loss.py: the CRST loss head's value and gradient against NumPy statements
 of the formulas (finite differences), SoftmaxOutput's gradient and per-device normalisation,
 the released code's weight (yzou2/CRST crst_seg.py, reg_loss_calc), and the plain symbol when
 every weight is 0."""
@@ -6,8 +6,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from util import crst_loss
-from util.crst_loss import CrstSettings, crst_settings, label_names, training_symbol
+from issegm.crst import loss as crst_loss
+from issegm.crst.loss import CrstSettings, crst_settings, label_names, training_symbol
 from util.errors import UserError
 from util.symbol.resnet38 import build_symbol
 from util.weights import initial_weights

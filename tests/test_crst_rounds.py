@@ -13,7 +13,9 @@ import pytest
 
 from conftest import make_layout, write_model_weights
 from issegm.datasets import get_dataset, read_label, read_list, write_list
-from issegm.inference import upsample_probs
+from issegm.testtime.one_image import upsample_probs
+
+pytestmark = pytest.mark.slow  # subprocesses, Horovod or long runs: not in `make test-quick`
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORCHESTRATOR = os.path.join(REPO, 'issegm', 'solve_AO.py')
@@ -88,9 +90,10 @@ def test_zero_weights_leave_every_cbst_output_bit_identical(data, tmp_path):
     # the orchestrator passes zero weights on as nothing: the same children
     from issegm import orchestrator
     given = orchestrator.parse_args(command(data, plain)[2:] + ZEROS)
-    assert orchestrator.phase_arguments(given, 0, given.weights, 0.3, 1.0, 1e-3, 1, 0) == \
-        orchestrator.phase_arguments(orchestrator.parse_args(command(data, plain)[2:]), 0,
-                                     given.weights, 0.3, 1.0, 1e-3, 1, 0)
+    plan = orchestrator.RoundPlan(0, 0.3, 1.0, 1e-3, 1, 0)
+    assert orchestrator.phase_arguments(given, plan, given.flags.weights) == \
+        orchestrator.phase_arguments(orchestrator.parse_args(command(data, plain)[2:]), plan,
+                                     given.flags.weights)
     outputs = [f for f in _files(plain) if not f.endswith('.log')
                and f not in ('summary.json', 'rounds.png')]
     assert outputs == [f for f in _files(zeros) if not f.endswith('.log')]

@@ -9,13 +9,14 @@ import pytest
 from PIL import Image
 
 from issegm import datasets
-from issegm.data_iter import (SegTrainIter, TrainSample, make_train_crop, self_training_samples,
-                              source_only_samples)
-from issegm.sampling import SELF_TRAINING, SOURCE_ONLY
+from issegm.data_iter import (Domain, LoaderSettings, SegTrainIter, TrainSample, make_train_crop,
+                              self_training_samples, source_only_samples)
+from issegm.sampling import SELF_TRAINING, SOURCE_ONLY, CropSettings
 from util.errors import UserError
 from util.prefetch import Prefetcher
 
 GTA = datasets.get_dataset('gta')
+INLINE = LoaderSettings(prefetch_threads=0)  # crops made in the calling thread
 
 
 # ---------------------------------------------------------------- helpers
@@ -91,8 +92,8 @@ def test_source_selection_matches_upstream():
     for seed in (0, 1, 5, 123):
         previous = []
         for port in (0.0, 0.1, 0.3, 0.62, 1.0):
-            got = self_training_samples(source, 'gta', target, 'cityscapes', port, seed,
-                                        1914, 2048)
+            got = self_training_samples(source, Domain('gta', 1914), target,
+                                        Domain('cityscapes', 2048), port, seed)
             num = int(50 * port)
             np.random.seed(seed)
             expect = np.random.choice(50, num, replace=False)
@@ -123,7 +124,7 @@ def test_batches_shapes_and_values(tmp_path):
     samples = source_only_samples(make_gta(str(tmp_path / 'gta'), *zip(*scenes)), 'gta', 90)
     allowed = set(GTA.label_to_train[np.unique(np.concatenate(
         [lab.ravel() for _, lab in scenes]))].tolist()) | {255}
-    with SegTrainIter(samples, 2, 30, seed=4, prefetch_threads=2) as it:
+    with SegTrainIter(samples, 2, CropSettings(30), seed=4, loading=LoaderSettings(2)) as it:
         assert it.provide_data[0].shape == (2, 3, 32, 32)
         assert it.provide_label[0].name == 'softmax_label'
         assert it.provide_label[0].shape == (2, 4, 4)
@@ -144,6 +145,7 @@ def test_batches_shapes_and_values(tmp_path):
         assert orders[0] != orders[1]
 
 
+@pytest.mark.slow
 def test_mining_finds_rare_class(tmp_path):
     h, w = 200, 300
     ids = np.full((h, w), 7, np.uint8)   # road
@@ -157,7 +159,8 @@ def test_mining_finds_rare_class(tmp_path):
     def share(cls, **mining):
         hits = 0
         for seed in range(60):
-            _, label = make_train_crop(sample, seed, 32, scale_rate_range=(1.0, 1.0), **mining)
+            _, label = make_train_crop(sample, seed,
+                                       CropSettings(32, scale_rate_range=(1.0, 1.0), **mining))
             hits += (label == cls).any()
         return hits / 60.0
 
@@ -174,10 +177,11 @@ def test_self_training_iterator_reads_both_domains(tmp_path):
     pseudo = [np.where(rng.rand(40, 80) < 0.5, 26, 0).astype(np.uint8) for _ in range(3)]
     tgt = make_cityscapes_pseudo(str(tmp_path / 'cs'), str(tmp_path / 'out'),
                                  [rng.randint(0, 256, (40, 80, 3)) for _ in range(3)], pseudo)
-    samples = self_training_samples(src, 'gta', tgt, 'cityscapes', 0.5, 0, 2048, 2048)
+    samples = self_training_samples(src, Domain('gta', 2048), tgt, Domain('cityscapes', 2048),
+                                    0.5, 0)
     assert len(samples) == 8
-    with SegTrainIter(samples, 4, 16, scale_rate_range=(0.5, 1.0), seed=0,
-                      prefetch_threads=0, mine_port=0.5, mine_id=[13]) as it:
+    crops = CropSettings(16, scale_rate_range=(0.5, 1.0), mine_port=0.5, mine_id=[13])
+    with SegTrainIter(samples, 4, crops, seed=0, loading=INLINE) as it:
         _, label = epoch_arrays(it)
     assert label.shape == (8, 2, 2)
     assert set(np.unique(label).tolist()) <= set(GTA.label_to_train.tolist())
@@ -187,16 +191,16 @@ def test_self_training_iterator_reads_both_domains(tmp_path):
 def test_iterator_refuses_bad_mining_and_oversized_source_images(tmp_path):
     samples = _small_dataset(str(tmp_path / 'gta'), n=2)
     with pytest.raises(UserError, match='self-training samples only'):
-        SegTrainIter(samples, 1, 16, mine_port=0.5, mine_id=[1], prefetch_threads=0)
+        SegTrainIter(samples, 1, CropSettings(16, mine_port=0.5, mine_id=[1]), loading=INLINE)
     st = _small_dataset(str(tmp_path / 'gta2'), n=2, rule=SELF_TRAINING)
     with pytest.raises(UserError, match='below 255'):
-        SegTrainIter(st, 1, 16, mine_port=0.5, mine_id=[1, 255], prefetch_threads=0)
+        SegTrainIter(st, 1, CropSettings(16, mine_port=0.5, mine_id=[1, 255]), loading=INLINE)
     small = [s._replace(max_shape=(64, 90)) for s in samples]  # the images are 64x96
-    with SegTrainIter(small, 1, 16, seed=0, prefetch_threads=0) as it:
+    with SegTrainIter(small, 1, CropSettings(16), seed=0, loading=INLINE) as it:
         with pytest.raises(UserError, match='larger than the 64x90 max shape'):
             next(it)
     huge = [s._replace(origin_size=10 ** 6) for s in samples]  # a window of 0 pixels
-    with SegTrainIter(huge, 1, 16, seed=0, prefetch_threads=0) as it:
+    with SegTrainIter(huge, 1, CropSettings(16), seed=0, loading=INLINE) as it:
         with pytest.raises(UserError, match='cannot crop'):
             next(it)
 
@@ -211,12 +215,13 @@ def _small_dataset(root, n=9, rule=SOURCE_ONLY):
             for image, label in pairs]
 
 
+@pytest.mark.slow
 def test_thread_process_inline_give_same_batches(tmp_path, alarm):
     samples = _small_dataset(str(tmp_path / 'gta'), rule=SELF_TRAINING)
     results = {}
     for kind, workers in [('thread', 2), ('process', 2), ('thread', 0), ('thread', 1)]:
-        with SegTrainIter(samples, 2, 24, seed=11, prefetch_threads=workers, prefetcher=kind,
-                          mine_port=0.5, mine_id=[0, 2]) as it:
+        with SegTrainIter(samples, 2, CropSettings(24, mine_port=0.5, mine_id=[0, 2]), seed=11,
+                          loading=LoaderSettings(workers, kind)) as it:
             first = epoch_arrays(it)
             it.reset()
             second = epoch_arrays(it)
@@ -230,12 +235,13 @@ def test_thread_process_inline_give_same_batches(tmp_path, alarm):
 
 def test_reset_at_start_or_end_of_epoch_gives_same_epochs(tmp_path):
     samples = _small_dataset(str(tmp_path / 'gta'), n=4)
-    with SegTrainIter(samples, 2, 16, seed=9, prefetch_threads=0, begin_epoch=3) as end_reset:
+    with SegTrainIter(samples, 2, CropSettings(16), seed=9, loading=INLINE,
+                      begin_epoch=3) as end_reset:
         fit_style = []
         for _ in range(2):  # Module.fit: iterate, then reset
             fit_style.append(epoch_arrays(end_reset))
             end_reset.reset()
-    with SegTrainIter(samples, 2, 16, seed=9, prefetch_threads=1, begin_epoch=3) as start_reset:
+    with SegTrainIter(samples, 2, CropSettings(16), seed=9, begin_epoch=3) as start_reset:
         loop_style = []
         for _ in range(2):  # reset, then iterate
             start_reset.reset()
@@ -249,11 +255,11 @@ def test_reset_at_start_or_end_of_epoch_gives_same_epochs(tmp_path):
 
 def test_sharding_gives_disjoint_shards(tmp_path):
     samples = _small_dataset(str(tmp_path / 'gta'), n=11)
-    full = SegTrainIter(samples, 1, 16, seed=3, prefetch_threads=0)
+    full = SegTrainIter(samples, 1, CropSettings(16), seed=3, loading=INLINE)
     order, _ = full.epoch_plan(0)
     shards = []
     for part in range(3):
-        it = SegTrainIter(samples, 2, 16, seed=3, prefetch_threads=0, num_parts=3,
+        it = SegTrainIter(samples, 2, CropSettings(16), seed=3, loading=INLINE, num_parts=3,
                           part_index=part)
         assert len(it) == 11 // 3 // 2 == 1
         assert len(list(it)) == 1
@@ -263,16 +269,16 @@ def test_sharding_gives_disjoint_shards(tmp_path):
         assert len(list(it)) == 1
     assert not (shards[0] & shards[1] or shards[0] & shards[2] or shards[1] & shards[2])
     with pytest.raises(UserError):
-        SegTrainIter(samples, 2, 16, num_parts=3, part_index=3)
+        SegTrainIter(samples, 2, CropSettings(16), num_parts=3, part_index=3)
     with pytest.raises(UserError):
-        SegTrainIter(samples, 4, 16, num_parts=3)  # 3 samples per shard: no batch of 4
+        SegTrainIter(samples, 4, CropSettings(16), num_parts=3)  # 3 per shard: no batch of 4
 
 
 BAD_INPUTS = ['missing image', 'missing label', 'corrupt image', 'corrupt label',
               'size mismatch']
 
 
-@pytest.mark.parametrize('kind', ['thread', 'process'])
+@pytest.mark.parametrize('kind', ['thread', pytest.param('process', marks=pytest.mark.slow)])
 @pytest.mark.parametrize('problem', BAD_INPUTS)
 def test_bad_input_is_user_error(tmp_path, alarm, kind, problem):
     samples = _small_dataset(str(tmp_path / 'gta'), n=4)
@@ -286,7 +292,8 @@ def test_bad_input_is_user_error(tmp_path, alarm, kind, problem):
             f.write(b'\x89PNG\r\n\x1a\n' + b'\x00garbage' * 10)
     else:
         _save_label(bad, np.zeros((10, 10), np.uint8))
-    with SegTrainIter(samples, 1, 16, seed=0, prefetch_threads=2, prefetcher=kind) as it:
+    with SegTrainIter(samples, 1, CropSettings(16), seed=0,
+                      loading=LoaderSettings(2, kind)) as it:
         with pytest.raises(UserError) as info:
             for _ in range(2):  # the bad sample is hit in the first or the second epoch
                 list(it)
@@ -305,7 +312,7 @@ def _square(x):
     return x * x
 
 
-@pytest.mark.parametrize('kind', ['thread', 'process'])
+@pytest.mark.parametrize('kind', ['thread', pytest.param('process', marks=pytest.mark.slow)])
 def test_prefetch_order_and_errors(kind, alarm):
     with Prefetcher(_square, 3, kind, ahead=4) as pre:
         assert list(pre.map(range(20))) == [x * x for x in range(20)]

@@ -68,6 +68,7 @@ def test_split_names_and_paths(tmp_path):
     assert read_list(str(lst)) == [('a.png', 'b.png'), ('c.png', None)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('layout', ['cityscapes', 'gta', 'synthia'])
 def test_make_lists_matches_generated_layout(tmp_path, layout):
     root = tmp_path / layout
@@ -84,6 +85,7 @@ def test_make_lists_matches_generated_layout(tmp_path, layout):
     assert image.shape == (32, 64, 3) and label.shape == (32, 64) and label.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_make_lists_reports_missing_label(tmp_path):
     root = tmp_path / 'gta'
     make_layout(str(root), 'gta', 2)

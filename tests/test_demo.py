@@ -3,6 +3,17 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _pseudo_labels(folder):
+    """{name: bytes} of a round's pseudo-label PNGs."""
+    pngs = sorted((folder / '0' / 'self_train' / 'pseudo_labelIds').iterdir())
+    assert pngs
+    return {png.name: png.read_bytes() for png in pngs}
+
 
 def test_demo_smoke(tmp_path):
     out = tmp_path / 'demo'
@@ -12,6 +23,18 @@ def test_demo_smoke(tmp_path):
     results = json.loads((out / 'results.json').read_text())
     assert set(results) == {'source', 'st', 'cbst', 'cbst_sp', 'crst_mrkld', 'crst_lrent'}
     assert all(0 <= v <= 100 for v in results.values())
+    # each row is its own evaluation's mIoU (of the last round), and self-training changed
+    # the model: the CBST row is not the source row
+    for key, value in results.items():
+        folder = out / 'eval' / ('source' if key == 'source' else '%s/round_0' % key)
+        assert value == round(100 * json.loads((folder / 'metrics.json').read_text())['miou'], 2)
+    assert results['cbst'] != results['source']
+    # round 0 starts from the same model: ST's single threshold labels other pixels than
+    # CBST's class-balanced ones, and so does LR-ENT; MR-KLD changes only the training, so
+    # its phase val is CBST's, byte for byte
+    cbst = _pseudo_labels(out / 'cbst')
+    assert _pseudo_labels(out / 'st') != cbst and _pseudo_labels(out / 'crst_lrent') != cbst
+    assert _pseudo_labels(out / 'crst_mrkld') == cbst
     table = (out / 'results.md').read_text()
     for row in ('| Source only |', '| ST |', '| CBST |', '| CBST-SP |', '| CRST-MRKLD |',
                 '| CRST-LRENT |'):

@@ -13,6 +13,8 @@ import pytest
 from conftest import (ROUND_CRST, ROUND_CRST_IDS, check_two_worker_round, copy_with_broken_images,
                       procs_mentioning, run_timed, two_worker_round, write_model_weights)
 
+pytestmark = pytest.mark.slow  # subprocesses, Horovod or long runs: not in `make test-quick`
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = [sys.executable, '-m', 'issegm.launch']
 MODEL = 'gta_rna-tiny_cls19_s8'
@@ -26,8 +28,9 @@ WORKER = textwrap.dedent('''
     out, root, lst, weights = sys.argv[1:5]
     import mxnet as mx  # servers and the scheduler run their loop here and exit
     from issegm import training
-    from issegm.data_iter import SegTrainIter, source_only_samples
+    from issegm.data_iter import LoaderSettings, SegTrainIter, source_only_samples
     from issegm.datasets import get_dataset, load_samples
+    from issegm.sampling import CropSettings
     from util.symbol.resnet38 import build_symbol
     from util.weights import load_weights
 
@@ -42,7 +45,7 @@ WORKER = textwrap.dedent('''
 
     info = get_dataset('gta')
     samples = source_only_samples(load_samples(root, lst, 'gta'), info, 96)
-    it = SegTrainIter(samples, 2, 64, stride=8, seed=3, prefetch_threads=0,
+    it = SegTrainIter(samples, 2, CropSettings(64), seed=3, loading=LoaderSettings(0),
                       num_parts=kv.num_workers, part_index=kv.rank)
     # different dropout masks and a different random head on purpose: the head is
     # initialised on every worker, the kvstore must hand out rank 0's
@@ -50,10 +53,10 @@ WORKER = textwrap.dedent('''
     arg, aux = load_weights(weights)
     del arg['linear19_weight'], arg['linear19_bias']
     final = {}
-    history = training.fit(build_symbol(%(model)r), it, [mx.cpu()], arg, aux, 0, 1,
-                           os.path.join(out, %(model)r + '_ep'), 0.01, kvstore=kv,
-                           progress=False, allow_missing=True,
-                           epoch_end_callback=lambda e, s, a, x: final.update(a))
+    settings = training.FitSettings(0, 1, os.path.join(out, %(model)r + '_ep'), 0.01,
+                                    allow_missing=True, progress=False,
+                                    epoch_end_callback=lambda e, s, a, x: final.update(a))
+    history = training.fit(build_symbol(%(model)r), it, [mx.cpu()], (arg, aux), settings, kv)
     mx.nd.save(os.path.join(out, 'final.rank%%d.params' %% kv.rank), final)
     with open(os.path.join(out, 'worker.rank%%d.json' %% kv.rank), 'w') as f:
         json.dump({'indices': [int(i) for i in it.epoch_indices], 'history': history,
@@ -157,7 +160,7 @@ def crst_labels(label, settings):
     soft labels as a mix of the one-hot label and a random distribution, and the images 0 and
     2 as target images (the regulariser mask), so that both halves of the batch hold as many
     regularised pixels."""
-    from util.crst_settings import label_names
+    from issegm.crst.settings import label_names
     rng = np.random.RandomState(1)
     one_hot = (label[:, None] == np.arange(19)[None, :, None, None]).astype(np.float32)
     noise = rng.dirichlet(np.ones(19), label.shape).transpose(0, 3, 1, 2).astype(np.float32)
@@ -176,9 +179,9 @@ def test_two_cpu_contexts_equal_one_context_with_twice_the_batch(monkeypatch, tm
     and of regularised ones (CRST head), and dropout is off so that both forwards are
     deterministic."""
     import mxnet as mx
-    from issegm.training import create_kvstore, fit
-    from util.crst_loss import training_symbol
-    from util.crst_settings import CrstSettings
+    from issegm.training import FitSettings, create_kvstore, fit
+    from issegm.crst.loss import training_symbol
+    from issegm.crst.settings import CrstSettings
     from util.symbol import resnet38
     from util.devices import parse_devices
     from util.weights import load_weights
@@ -204,8 +207,8 @@ def test_two_cpu_contexts_equal_one_context_with_twice_the_batch(monkeypatch, tm
         arg, aux = load_weights(weights)
         it = OneBatch(data, crst_labels(label, settings), batch_size=4)
         prefix = str(tmp_path / spec.replace(':', '') / (MODEL + '_ep'))
-        history = fit(symbol, it, contexts, arg, aux, 0, 1, prefix, 0.05, kvstore=kv,
-                      progress=False)
+        history = fit(symbol, it, contexts, (arg, aux),
+                      FitSettings(0, 1, prefix, 0.05, progress=False), kv)
         assert history[0]['batches'] == 1 and history[0]['pixels'] == 4 * 64
         results[spec] = (load_weights(prefix + '-0001.params')[0], history[0]['nll'])
     start, _ = load_weights(weights)
@@ -227,7 +230,7 @@ def test_orchestrator_train_phase_on_two_workers(tmp_path, crst):
     res, out = two_worker_round(tmp_path, 'script-self-paced-self-trained-segresnet.py', crst,
                                 timeout=300)
     check_two_worker_round(res, out, crst)
-    assert 'util/launch.py -n 2 --launcher local --' in res.stdout
+    assert 'issegm/launch.py -n 2 --launcher local --' in res.stdout
     assert '--kvstore dist_sync' in res.stdout
     assert '[worker 0]' in res.stdout and '[worker 1]' in res.stdout
     assert not [p for p in (out / '0').iterdir() if p.name.startswith('.')]

@@ -12,6 +12,9 @@ from cityscapes_official import official_class_iou
 from conftest import write_model_weights
 from issegm import evaluate
 from issegm.datasets import get_dataset, read_list
+from issegm.testtime.image_list import PredictionOptions
+
+pytestmark = pytest.mark.slow  # subprocesses, Horovod or long runs: not in `make test-quick`
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, 'issegm', 'evaluate.py')
@@ -158,7 +161,7 @@ def test_test_steps_reach_the_predictor(data, tiny_weights, tmp_path, steps):
     """--test-steps N: the saved scores are those of a Predictor with N steps (float16)."""
     import mxnet as mx
     from issegm.datasets import read_image
-    from issegm.inference import Predictor
+    from issegm.testtime.one_image import Predictor
     from util.weights import load_weights
     out = _run(data, tiny_weights, tmp_path / 'steps', '--test-scales', 96, '--test-flipping',
                '--test-steps', steps, '--save-predictions')
@@ -177,7 +180,7 @@ def test_test_steps_reach_the_predictor(data, tiny_weights, tmp_path, steps):
 def test_evaluate_samples_and_threads(data, tiny_weights, tmp_path):
     """The reusable loop: same confusion and files with and without helper threads."""
     from issegm.datasets import load_samples
-    from issegm.inference import Predictor
+    from issegm.testtime.one_image import Predictor
     from util.metrics import confusion_matrix
     from util.weights import load_weights
     import mxnet as mx
@@ -188,9 +191,9 @@ def test_evaluate_samples_and_threads(data, tiny_weights, tmp_path):
     for threads in (0, 2):
         out = str(tmp_path / ('t%d' % threads))
         timings = evaluate.Timings()
-        conf = evaluate.evaluate_samples(predictor, samples, INFO, [128], False, out,
-                                         prefetch_threads=threads, timings=timings,
-                                         progress=False)
+        conf = evaluate.evaluate_samples(predictor, samples, INFO, PredictionOptions([128]),
+                                         evaluate.EvalOutputs(out), prefetch_threads=threads,
+                                         timings=timings, progress=False)
         assert timings.images == 3 and timings.seconds['network'] > 0
         assert 'non-network' in timings.summary()
         expected = np.zeros((19, 19), np.int64)
@@ -264,7 +267,7 @@ def test_several_devices_split_the_images_with_identical_outputs(data, tiny_weig
     """--gpus cpu:2: image i on device i mod 2, each device driven by one thread, and every
     output byte-identical to --gpus cpu's; the first log line names both devices."""
     import threading
-    from issegm.inference import Predictor
+    from issegm.testtime.one_image import Predictor
     calls = []
     predict = Predictor.predict
 

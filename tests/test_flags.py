@@ -77,7 +77,8 @@ def _base(script, tmp_path):
     weights.write_bytes(b'')
     out = str(tmp_path / 'out')
     if script == 'orchestrator':
-        return orchestrator.parse_args, ['--output', out, '--weights', str(weights)]
+        return (lambda argv: orchestrator.parse_args(argv).flags,
+                ['--output', out, '--weights', str(weights)])
     if script == 'self_training':
         return self_training.parse_args, ['--output', out, '--weights', str(weights)]
     if script == 'train_src':
@@ -132,9 +133,9 @@ def test_kvstore_defaults_are_the_originals(script, tmp_path, capsys):
 
 def test_stop_epoch_is_not_to_epoch(tmp_path):
     parse, base = _base('self_training', tmp_path)
-    args = parse(base + ['--to-epoch', '4', '--stop-epoch', '3'])
-    assert (args.stop_epoch, args.to_epoch) == (3, 4)
-    assert parse(base + ['--to-epoch', '4']).stop_epoch == 4
+    settings = self_training.check_args(parse(base + ['--to-epoch', '4', '--stop-epoch', '3']))
+    assert (settings.stop_epoch, settings.to_epoch) == (3, 4)
+    assert self_training.check_args(parse(base + ['--to-epoch', '4'])).stop_epoch == 4
     parse, base = _base('train_src', tmp_path)
     args = parse(base + ['--to-epoch', '40', '--stop-epoch', '30'])
     assert (args.stop_epoch, args.to_epoch) == (30, 40)
@@ -221,6 +222,7 @@ def _scripts():
     return scripts + [['-m', 'issegm.demo'], ['-m', 'issegm.launch']]
 
 
+@pytest.mark.slow
 def test_help_of_every_script_is_quick_and_imports_no_mxnet():
     scripts = _scripts()
     assert ['issegm/train_src.py'] in scripts and ['issegm/solve_ST.py'] in scripts

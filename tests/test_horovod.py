@@ -14,6 +14,8 @@ import pytest
 from conftest import (ROUND_CRST, ROUND_CRST_IDS, check_two_worker_round, copy_with_broken_images,
                       procs_mentioning, two_worker_round, write_model_weights)
 
+pytestmark = pytest.mark.slow  # subprocesses, Horovod or long runs: not in `make test-quick`
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
 MODEL = 'gta_rna-tiny_cls19_s8'
@@ -26,7 +28,7 @@ WORKER = textwrap.dedent('''
     sys.path.insert(0, %(repo)r)
     import mxnet as mx
     import numpy as np
-    from issegm.training import fit, start_worker
+    from issegm.training import FitSettings, fit, start_worker
     from util.devices import parse_devices
     from util.symbol import resnet38
     from util.weights import load_weights
@@ -47,9 +49,9 @@ WORKER = textwrap.dedent('''
     if worker.rank == 1:
         arg = {k: v + 0.01 for k, v in arg.items()}
     final = {}
-    history = fit(resnet38.build_symbol(%(model)r), it, contexts, arg, aux, 0, 1,
-                  os.path.join(out, %(model)r + '_ep'), 0.05, kvstore=kv, progress=False,
-                  epoch_end_callback=lambda e, s, a, x: final.update(a))
+    settings = FitSettings(0, 1, os.path.join(out, %(model)r + '_ep'), 0.05, progress=False,
+                           epoch_end_callback=lambda e, s, a, x: final.update(a))
+    history = fit(resnet38.build_symbol(%(model)r), it, contexts, (arg, aux), settings, kv)
     mx.nd.save(os.path.join(out, 'final.rank%%d.params' %% worker.rank), final)
     with open(os.path.join(out, 'worker.rank%%d.json' %% worker.rank), 'w') as f:
         json.dump({'history': history, 'worker': list(worker), 'contexts': str(contexts)}, f)
@@ -65,7 +67,7 @@ def horovodrun(ranks, command, **kwargs):
 def one_process_step(monkeypatch, weights, prefix):
     """The reference: one process, one device, the whole batch of four, rank 0's head."""
     import mxnet as mx
-    from issegm.training import fit
+    from issegm.training import FitSettings, fit
     from util.symbol import resnet38
     from util.weights import load_weights
     monkeypatch.setattr(resnet38, 'DROPOUT', {6: 0.0, 7: 0.0})
@@ -79,7 +81,7 @@ def one_process_step(monkeypatch, weights, prefix):
     arg, aux = load_weights(weights)
     history = fit(resnet38.build_symbol(MODEL), OneBatch(data, label, batch_size=4,
                                                           label_name='softmax_label'),
-                  [mx.cpu()], arg, aux, 0, 1, prefix, 0.05, progress=False)
+                  [mx.cpu()], (arg, aux), FitSettings(0, 1, prefix, 0.05, progress=False))
     return load_weights(prefix + '-0001.params')[0], history[0]
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from issegm import inference
+from issegm.testtime import one_image
+from issegm.testtime.one_image import Predictor, upsample_probs
 from test_image import original_interp  # get_interp_method, restated
-from issegm.inference import Predictor, upsample_probs
 from util.errors import UserError
 from util.flags import check_test_steps
 from util.symbol.resnet38 import parameter_shapes
@@ -206,12 +206,12 @@ def test_upsample_probs_threads_and_copies(scaled_hw, original_hw, pred_stride):
 def test_copy_image_into_checks_the_target():
     image = Image.fromarray(np.arange(12, dtype=np.float32).reshape(3, 4))
     out = np.zeros((3, 4), np.float32)
-    inference._copy_image_into(out, image)
+    one_image._copy_image_into(out, image)
     np.testing.assert_array_equal(out, np.asarray(image))
     for bad in (np.zeros((4, 3), np.float32), np.zeros((3, 4), np.float64),
                 np.zeros((3, 8), np.float32)[:, ::2]):
         with pytest.raises(ValueError):
-            inference._copy_image_into(bad, image)
+            one_image._copy_image_into(bad, image)
 
 
 # ------------------------------------------------------------ the real (tiny) network
@@ -220,6 +220,7 @@ def tiny_predictor(test_steps=1, ctx=None):
     return Predictor('gta_rna-tiny_cls19_s8', arg, aux, ctx or mx.cpu(), 8, test_steps)
 
 
+@pytest.mark.slow
 def test_every_cpu_context_gives_cpu0s_numbers(monkeypatch):
     """MXNet optimises the graph (MKLDNN subgraphs) on cpu(0) only; Predictor makes the same
     partition on cpu(1), cpu(2), ...: bit-identical maps on every CPU context (--gpus cpu:N)."""
@@ -236,6 +237,7 @@ def test_every_cpu_context_gives_cpu0s_numbers(monkeypatch):
     assert '_sg_mkldnn' not in tiny_predictor(ctx=mx.cpu(1)).symbol.tojson()
 
 
+@pytest.mark.slow
 def test_network_probs_pads_to_stride_and_scales_longer_side():
     predictor = tiny_predictor()
     image = (np.random.RandomState(0).rand(50, 75, 3) * 255).astype(np.uint8)
@@ -332,12 +334,12 @@ def test_float64_softmax_equals_the_original_evaluation_network():
 def test_evaluate_uses_the_float64_softmax(tmp_path, monkeypatch):
     """evaluate.py's predictors are built with float64_softmax (and only they)."""
     made = []
-    real = inference.make_predictors
+    real = one_image.make_predictors
 
     def spy(*args, **kwargs):
         made.append(kwargs.get('float64_softmax', False))
         return real(*args, **kwargs)
-    monkeypatch.setattr(inference, 'make_predictors', spy)
+    monkeypatch.setattr(one_image, "make_predictors", spy)
     from conftest import make_layout, write_model_weights
     from issegm import evaluate
     from issegm.datasets import write_list

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import TimedLines, procs_mentioning
+from issegm import launch as launch_cli
 from util import launch as L
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,6 +55,7 @@ FAIL_SCRIPT = textwrap.dedent('''
 
 
 
+@pytest.mark.slow
 def test_local_dist_sync_two_workers_two_servers(tmp_path):
     script = tmp_path / 'dist_job.py'
     script.write_text(DIST_SCRIPT)
@@ -87,12 +89,13 @@ def test_local_dist_sync_two_workers_two_servers(tmp_path):
     print('dist_sync job took %.1fs' % elapsed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['before_kvstore', 'uncaught_after_kvstore'])
 def test_failing_worker_kills_everything(tmp_path, mode):
     script = tmp_path / 'fail_job.py'
     script.write_text(FAIL_SCRIPT)
     buf = TimedLines()
-    rc = L.launch([sys.executable, str(script), mode], 2, 2, env={'PYTHONPATH': REPO},
+    rc = L.launch([sys.executable, str(script), mode], L.Job(2, 2, env={'PYTHONPATH': REPO}),
                   timeout=120, out=buf)
     ended = time.time()
     out = buf.text()
@@ -107,6 +110,7 @@ def test_failing_worker_kills_everything(tmp_path, mode):
     assert not procs_mentioning(str(tmp_path)), out
 
 
+@pytest.mark.slow
 def test_failure_status_of_signal_and_shell_command(tmp_path):
     # No mxnet here: a string command goes through /bin/sh; worker 1 dies by SIGKILL.
     buf = io.StringIO()
@@ -114,7 +118,7 @@ def test_failure_status_of_signal_and_shell_command(tmp_path):
            'if [ "$DMLC_ROLE" = worker ] && [ "$DMLC_TASK_ID" = 1 ]; then kill -9 $$; fi; '
            'sleep 30 # %s' % tmp_path)
     t0 = time.time()
-    rc = L.launch(cmd, 2, 1, timeout=20, out=buf)
+    rc = L.launch(cmd, L.Job(2, 1), timeout=20, out=buf)
     assert rc == 128 + 9, buf.getvalue()
     assert time.time() - t0 < 15
     assert '[worker 1] worker 1 2 1' in buf.getvalue()
@@ -162,8 +166,9 @@ def test_ssh_commands(tmp_path, monkeypatch):
     assert hosts == ['node-a', 'node-b', '10.0.0.3']
 
     command = ['python', 'train.py', '--note', "it's a test", '--lr', '0.1']
-    tasks = L.build_ssh_commands(command, 5, 2, hosts=hosts, root_uri='10.0.0.1', port=9000,
-                                 cwd='/shared/my dir', env={'OMP_NUM_THREADS': '2'})
+    job = L.Job(5, 2, 'ssh', hosts=hosts, root_uri='10.0.0.1', port=9000,
+                env={'OMP_NUM_THREADS': '2'})
+    tasks = L.build_ssh_commands(command, job, cwd='/shared/my dir')
     assert [t.name for t in tasks] == ['scheduler', 'server 0', 'server 1'] + \
         ['worker %d' % i for i in range(5)]
     sched = tasks[0]
@@ -183,8 +188,8 @@ def test_ssh_commands(tmp_path, monkeypatch):
         assert env['OMP_NUM_THREADS'] == '2'
 
     # Scheduler on the first host; shell-string command used verbatim; servers default to workers.
-    tasks = L.build_ssh_commands('python train.py > log.txt', 2, hosts=['h1', 'h2'], port=9001,
-                                 cwd='/w', scheduler_on='first-host')
+    job = L.Job(2, launcher='ssh', hosts=['h1', 'h2'], port=9001, scheduler_on='first-host')
+    tasks = L.build_ssh_commands('python train.py > log.txt', job, cwd='/w')
     assert [(t.name, t.host) for t in tasks] == [
         ('scheduler', 'h1'), ('server 0', 'h1'), ('server 1', 'h2'),
         ('worker 0', 'h1'), ('worker 1', 'h2')]
@@ -193,11 +198,11 @@ def test_ssh_commands(tmp_path, monkeypatch):
         assert t.argv[4].endswith(' python train.py > log.txt')
         assert t.env['DMLC_PS_ROOT_URI'] == 'h1'
     with pytest.raises(ValueError):
-        L.build_ssh_commands(['x'], 1, hosts=[], root_uri='h')
+        L.build_ssh_commands(['x'], L.Job(1, launcher='ssh', hosts=[], root_uri='h'))
 
 
 def test_cli_errors():
     with pytest.raises(SystemExit):
-        L.main(['-n', '2'])
+        launch_cli.main(['-n', '2'])
     with pytest.raises(SystemExit):
-        L.main(['-n', '2', '--launcher', 'ssh', '--', 'true'])
+        launch_cli.main(['-n', '2', '--launcher', 'ssh', '--', 'true'])

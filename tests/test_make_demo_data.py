@@ -68,6 +68,7 @@ def test_ids_come_from_cityscapesscripts():
         assert name2label[name].id == i
 
 
+@pytest.mark.slow
 def test_determinism_same_seed_identical_different_seed_differs(demo, tmp_path):
     again = mdd.generate(str(tmp_path / 'again'), seed=0, **SMALL)
     a, b = _digest(demo['root']), _digest(again['root'])
@@ -80,6 +81,7 @@ def test_determinism_same_seed_identical_different_seed_differs(demo, tmp_path):
     assert imgs and all(c[k] != a[k] for k in imgs)
 
 
+@pytest.mark.slow
 def test_images_independent_of_counts(demo, tmp_path):
     few = mdd.generate(str(tmp_path / 'few'), seed=0, num_source=2, num_target_train=3,
                        num_target_val=1, source_size=SMALL['source_size'],
@@ -90,6 +92,7 @@ def test_images_independent_of_counts(demo, tmp_path):
             assert a[k] == v, k
 
 
+@pytest.mark.slow
 def test_layout_and_list_files(demo, loaded):
     assert os.path.isdir(demo['gta_root']) and os.path.isdir(demo['cityscapes_root'])
     assert demo['gta_root'] == os.path.join(demo['root'], 'gta')
@@ -127,6 +130,7 @@ def test_layout_and_list_files(demo, loaded):
         assert set(np.unique(lb).tolist()) <= VALID_IDS
 
 
+@pytest.mark.slow
 def test_class_coverage_and_rarity(loaded):
     present = {'source': {}, 'target': {}}
     for dom, _, _, _, lb in loaded:
@@ -147,6 +151,7 @@ def test_class_coverage_and_rarity(loaded):
     assert present['target'].get(ego, 0) == 16 + 8 and ego not in present['source']
 
 
+@pytest.mark.slow
 def test_rare_classes_rare_over_more_images():
     """Count images containing each class over a larger (but tiny-resolution) sample."""
     rare, car = {'truck': 0, 'bus': 0, 'train': 0}, 0
@@ -160,6 +165,7 @@ def test_rare_classes_rare_over_more_images():
     assert rare['truck'] < car / 3 and rare['bus'] < car / 5 and rare['train'] < car / 10
 
 
+@pytest.mark.slow
 def test_domains_differ(loaded):
     road, sky, veg = name2label['road'].id, name2label['sky'].id, name2label['vegetation'].id
 
@@ -199,6 +205,7 @@ def test_domains_differ(loaded):
         assert means[veg][1] > means[veg][0] and means[veg][1] > means[veg][2]
 
 
+@pytest.mark.slow
 def test_cli_runs_by_path(tmp_path):
     out = tmp_path / 'cli'
     env = dict(os.environ)
@@ -215,6 +222,7 @@ def test_cli_runs_by_path(tmp_path):
     assert cv2.imread(str(out / 'gta' / 'images' / '00002.png')).shape == (64, 112, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('module', ['issegm.demo.make_data', 'issegm.make_demo_data'])
 def test_cli_runs_as_module_new_and_old_name(tmp_path, module):
     out = tmp_path / 'cli'
@@ -324,6 +332,7 @@ def test_regression_pin_generated_files(tmp_path):
     assert _digest(out['root'], 'sha256') == PINNED_FILE_SHA256
 
 
+@pytest.mark.slow
 def test_regression_pin_rendered_scenes():
     """REGRESSION PIN: the pixel arrays of 3 x 120 scenes (source, target, halfway style)."""
     styles = {'source': mdd.SOURCE_STYLE, 'target': mdd.TARGET_STYLE,

@@ -1,4 +1,4 @@
-"""issegm/make_prior.py: counts, smoothing, normalisation, files, load_prior checks."""
+"""issegm/make_prior.py (counts, smoothing, normalisation, files) and issegm/prior.py load_prior."""
 import os
 import subprocess
 import sys
@@ -10,6 +10,7 @@ from PIL import Image
 
 from issegm import make_prior
 from issegm.datasets import get_dataset
+from issegm.prior import load_prior
 from util.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,6 +97,7 @@ def test_gaussian_params():
     assert make_prior.gaussian_params(1) is None
 
 
+@pytest.mark.slow
 def test_cli_writes_mat_and_pngs_and_load_prior_reads_it(tmp_path):
     lst = _write_gta(str(tmp_path / 'gta'), _scenes())
     out = tmp_path / 'spatial_prior' / 'gta' / 'prior_array.mat'
@@ -109,7 +111,7 @@ def test_cli_writes_mat_and_pngs_and_load_prior_reads_it(tmp_path):
     np.testing.assert_allclose(mat.sum(axis=0), 1.0, atol=1e-5)
     assert mat[10, 0, 20] > 0.9 and mat[0, 19, 20] > 0.9  # sky on top, road at the bottom
     assert mat[13].max() > 0 and mat[13, 0].max() < 1e-3  # car only low in the image
-    prior = make_prior.load_prior(str(out), 19, (20, 40))
+    prior = load_prior(str(out), 19, (20, 40))
     np.testing.assert_array_equal(prior, mat)
     for name in INFO.class_names:
         png = out.parent / make_prior.prior_png_name(name)
@@ -136,25 +138,26 @@ def test_default_output_path(tmp_path):
 def test_load_prior_errors(tmp_path):
     path = str(tmp_path / 'prior_array.mat')
     with pytest.raises(UserError, match='not found'):
-        make_prior.load_prior(path, 19, (4, 8))
+        load_prior(path, 19, (4, 8))
     scipy.io.savemat(path, {'prior_array': np.ones((19, 4, 8), np.float32)})
-    assert make_prior.load_prior(path, 19, (4, 8)).shape == (19, 4, 8)
+    assert load_prior(path, 19, (4, 8)).shape == (19, 4, 8)
     with pytest.raises(UserError, match='shape 19x4x8, expected .* 16x4x8'):
-        make_prior.load_prior(path, 16, (4, 8))
+        load_prior(path, 16, (4, 8))
     with pytest.raises(UserError, match='shape'):
-        make_prior.load_prior(path, 19, (8, 4))
+        load_prior(path, 19, (8, 4))
     scipy.io.savemat(path, {'prior_array': np.ones((4, 8, 19), np.float32)})
     with pytest.raises(UserError, match='shape'):
-        make_prior.load_prior(path, 19, (4, 8))
+        load_prior(path, 19, (4, 8))
     scipy.io.savemat(path, {'other': np.ones((19, 4, 8), np.float32)})
     with pytest.raises(UserError, match="no variable 'prior_array'"):
-        make_prior.load_prior(path, 19, (4, 8))
+        load_prior(path, 19, (4, 8))
     with open(path, 'wb') as f:
         f.write(b'not a mat file at all' * 10)
     with pytest.raises(UserError, match='cannot read'):
-        make_prior.load_prior(path, 19, (4, 8))
+        load_prior(path, 19, (4, 8))
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_one_error_line(tmp_path):
     script = os.path.join(REPO, 'issegm', 'make_prior.py')
     for args in (['--data-root', str(tmp_path / 'missing')],

@@ -83,6 +83,7 @@ def test_lr_and_wd_multipliers():
     assert attrs['bn2a_branch2a']['use_global_stats'] == 'True'
 
 
+@pytest.mark.slow
 def test_full_s8_forward_on_64x64_sums_to_one(gta_s8_weights):
     arg_params, aux_params = load_weights(gta_s8_weights)
     mod = mx.mod.Module(inference_symbol('gta_rna-a1_cls19_s8'), label_names=None,
@@ -97,6 +98,7 @@ def test_full_s8_forward_on_64x64_sums_to_one(gta_s8_weights):
     assert np.all(out >= 0)
 
 
+@pytest.mark.slow
 def test_inspector_accepts_published_format(gta_s8_weights):
     res = run_script('issegm/inspect_params.py', '--model', 'gta_rna-a1_cls19_s8',
                      '--weights', gta_s8_weights)
@@ -104,6 +106,7 @@ def test_inspector_accepts_published_format(gta_s8_weights):
     assert 'fits gta_rna-a1_cls19_s8' in res.stdout and len(res.stdout.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_inspector_names_wrong_shape_missing_and_unexpected(tmp_path):
     params = reference_params('synthia_rna-a1_cls16_s8')
     params = [(k, n, (7,) if n == 'conv6a_bias' else s) for k, n, s in params
@@ -122,6 +125,7 @@ def test_inspector_names_wrong_shape_missing_and_unexpected(tmp_path):
     assert 'Traceback' not in res.stderr and res.stderr.startswith('error:')
 
 
+@pytest.mark.slow
 def test_inspector_refuses_unreadable_file_and_bad_label(tmp_path):
     junk = tmp_path / 'junk.params'
     junk.write_bytes(b'not an ndarray file')

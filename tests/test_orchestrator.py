@@ -39,6 +39,7 @@ def command(data, output, *extra):
             '--kc-policy', 'cb'] + list(extra)
 
 
+@pytest.mark.slow
 def test_two_rounds(data, tmp_path):
     out = tmp_path / 'run'
     res = subprocess.run(command(data, out), capture_output=True, text=True)
@@ -66,6 +67,7 @@ def test_two_rounds(data, tmp_path):
         assert (out / 'stats' / (name + '.npy')).is_file()
 
 
+@pytest.mark.slow
 def test_failing_child_stops_with_its_status(data, tmp_path):
     # the child fails: the orchestrator's own data check (which would stop it first) skipped
     res = subprocess.run(command(data, tmp_path / 'run', '--data-root', str(tmp_path / 'nope'),
@@ -75,6 +77,7 @@ def test_failing_child_stops_with_its_status(data, tmp_path):
     assert not (tmp_path / 'run' / '1').exists()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_in_round_1(data, tmp_path):
     out = tmp_path / 'run'
     proc = subprocess.Popen(command(data, out), stdout=subprocess.DEVNULL,
@@ -104,6 +107,7 @@ def test_resume_after_kill_in_round_1(data, tmp_path):
 # The children's command lines, without running them
 
 def _orchestrator_args(tmp_path, *extra, model='cityscapes_rna-a1_cls19_s8', dataset='gta'):
+    """The orchestrator's RunSettings of these flags."""
     from issegm import orchestrator
     weights = tmp_path / ('%s_rna-a1_cls%d_s8_ep-0000.params'
                           % (dataset, 16 if 'cls16' in model else 19))
@@ -113,13 +117,13 @@ def _orchestrator_args(tmp_path, *extra, model='cityscapes_rna-a1_cls19_s8', dat
     return orchestrator.parse_args(argv)
 
 
-def _children(args):
-    from issegm import orchestrator
-    weights = args.weights
-    for r, tgt_port, src_port, lr, to_epoch, seed in orchestrator.round_settings(args):
-        yield orchestrator.phase_arguments(args, r, weights, tgt_port, src_port, lr, to_epoch,
-                                           seed)
-        weights = orchestrator.round_weights(args, r, to_epoch)
+def _children(run):
+    from issegm import orchestrator, round_files
+    weights = run.flags.weights
+    for plan in orchestrator.round_settings(run.flags):
+        yield orchestrator.phase_arguments(run, plan, weights)
+        weights = round_files.round_weights(run.flags.output, plan.idx_round, run.model,
+                                            plan.to_epoch)
 
 
 def _value(argv, flag):
@@ -158,7 +162,8 @@ def test_numbers_are_passed_as_python2_str(tmp_path):
             src = src + 0.0025
     assert [r for r in range(12) if counts[r] != unrounded[r]][:3] == [2, 4, 6]
     for val, train in _children(args):
-        assert _value(train, '--mine-thresh') == _value(val, '--mine-thresh') == '0.001'
+        # as yzou2/CBST solve_AO.py main: --mine-thresh reaches phase train only
+        assert _value(train, '--mine-thresh') == '0.001' and '--mine-thresh' not in val
         assert _value(train, '--mine-port') == '0.5'
 
 
@@ -192,7 +197,8 @@ def test_synthia_source_reads_cityscapes_with_16_classes(tmp_path):
                               dataset='synthia')
     val, train = next(_children(args))
     for child in (val, train):
-        assert self_training.parse_args(child).dataset_tgt == 'cityscapes16'
+        settings = self_training.check_args(self_training.parse_args(child))
+        assert settings.round.target.dataset == 'cityscapes16'
     with pytest.raises(UserError, match='has 19 classes but the target cityscapes16'):
         _orchestrator_args(tmp_path, model='cityscapes_rna-a1_cls19_s8', dataset='synthia')
     with pytest.raises(UserError, match='has 16 classes but the target cityscapes '):
@@ -206,6 +212,7 @@ def test_synthia_source_reads_cityscapes_with_16_classes(tmp_path):
     (['--launcher', 'telnet'], "unknown --launcher 'telnet'"),
     (['--kvstore', 'nfs'], "unknown --kvstore 'nfs'"),
 ])
+@pytest.mark.slow
 def test_bad_flag_values_give_one_error_line(data, tmp_path, extra, message):
     res = subprocess.run(command(data, tmp_path / 'run', *extra), capture_output=True, text=True)
     assert res.returncode != 0
@@ -214,28 +221,139 @@ def test_bad_flag_values_give_one_error_line(data, tmp_path, extra, message):
     assert not (tmp_path / 'run').exists()
 
 
-def test_shared_flags_are_those_both_scripts_use(tmp_path):
+# For every flag of issegm/round_flags.py's table that both scripts take: (what the orchestrator
+# is given, the value the per-round script must parse in the phases the table names). Each value
+# differs from the per-round script's default, so a phase that gets the flag can be told from
+# one that does not.
+GIVEN_TO_ORCHESTRATOR = {
+    '--dataset': (['--dataset', 'synthia', '--model', 'cityscapes_rna-a1_cls16_s8'], 'synthia'),
+    '--dataset-tgt': (['--dataset-tgt', 'cityscapes16', '--model', 'cityscapes_rna-a1_cls16_s8'],
+                      'cityscapes16'),
+    '--split': (['--split', 'src.lst'], 'src.lst'),
+    '--split-tgt': (['--split-tgt', 'tgt.lst'], 'tgt.lst'),
+    '--data-root': (['--data-root', 'S'], 'S'),
+    '--data-root-tgt': (['--data-root-tgt', 'T'], 'T'),
+    '--output': ([], None),  # the base command line's: filled in below
+    '--model': ([], 'cityscapes_rna-a1_cls19_s8'),
+    '--weights': ([], None),  # round 0 starts from the given weights: filled in below
+    '--gpus': (['--gpus', '0,1'], '0,1'),
+    '--no-progress': (['--no-progress'], True),
+    '--init-tgt-port': (['--init-tgt-port', '0.2'], 0.2),
+    '--test-scales': (['--test-scales', '1850'], '1850'),
+    '--with-prior': (['--with-prior', 'True'], True),
+    '--prior': (['--prior', 'p.mat'], 'p.mat'),
+    '--kc-policy': (['--kc-policy', 'global'], 'global'),
+    '--init-src-port': (['--init-src-port', '0.02'], 0.02),
+    '--base-lr': (['--base-lr', '0.001'], 0.001),
+    '--seed-int': (['--seed-int', '5'], 5),
+    '--mine-port': (['--mine-port', '0.8'], 0.8),
+    '--mine-id-number': (['--mine-id-number', '4'], 4),
+    '--mine-thresh': (['--mine-thresh', '0.01'], 0.01),
+    '--crop-size': (['--crop-size', '600'], 600),
+    '--scale-rate-range': (['--scale-rate-range', '0.6,1.4'], '0.6,1.4'),
+    '--origin-size': (['--origin-size', '1914'], 1914),
+    '--origin-size-tgt': (['--origin-size-tgt', '1024'], 1024),
+    '--batch-images': (['--batch-images', '4'], 4),
+    '--prefetch-threads': (['--prefetch-threads', '3'], 3),
+    '--prefetcher': (['--prefetcher', 'process'], 'process'),
+    '--cache-images': (['--cache-images', '1'], True),
+    '--kvstore': (['--kvstore', 'device'], 'device'),
+    '--keep-probmaps': (['--keep-probmaps'], True),
+    '--lr-weight-ent': (['--lr-weight-ent', '0.25'], 0.25),
+    '--mr-weight-kld': (['--mr-weight-kld', '0.01'], 0.01),
+    '--mr-weight-l2': (['--mr-weight-l2', '0.1'], 0.1),
+    '--mr-weight-ent': (['--mr-weight-ent', '0.1'], 0.1),
+}
+
+
+def test_each_flag_reaches_exactly_the_phases_of_the_table(tmp_path):
+    """Every shared flag given to the orchestrator arrives, as the per-round script parses it,
+    in the phases issegm/round_flags.py names and nowhere else (there the per-round script's
+    default); the flags the round loop writes itself appear in exactly those phases too."""
+    from issegm import self_training
+    from issegm.round_flags import ROUND_FLAGS
+    shared = {row.flag: row for row in ROUND_FLAGS if row.spec is not None}
+    assert set(GIVEN_TO_ORCHESTRATOR) == set(shared)
+    defaults = self_training.parse_args(['--output', 'o', '--weights', 'w'])
+    for flag, (given, expected) in GIVEN_TO_ORCHESTRATOR.items():
+        run = _orchestrator_args(tmp_path, '--num-round', '1', *given)
+        expected = {'--output': run.flags.output, '--weights': run.flags.weights}.get(
+            flag, expected)
+        dest = shared[flag].dest
+        for phase, child in zip(('val', 'train'), next(_children(run))):
+            parsed = getattr(self_training.parse_args(child), dest)
+            if phase in shared[flag].phases:
+                assert parsed == expected, (flag, phase, parsed)
+            else:
+                assert parsed == getattr(defaults, dest) != expected, (flag, phase, parsed)
+    val, train = next(_children(_orchestrator_args(tmp_path, '--num-round', '1')))
+    for row in ROUND_FLAGS:
+        if row.spec is None:  # written by the round loop (all on by default)
+            assert (row.flag in val, row.flag in train) == \
+                ('val' in row.phases, 'train' in row.phases), row.flag
+
+
+def test_round_loop_flags_are_the_orchestrators_alone(tmp_path):
     """The parent parser holds only flags the orchestrator passes on to the per-round script;
     the flags of the round loop itself are not the per-round script's."""
     from issegm import self_training
-    passed = set()
-    # the CRST weights are passed on when on, one model regulariser at a time
-    for crst in (['--lr-weight-ent', '0.25', '--mr-weight-kld', '0.01'],
-                 ['--mr-weight-l2', '0.1'], ['--mr-weight-ent', '0.1']):
-        args = _orchestrator_args(tmp_path, '--num-round', '1', '--data-root', 'S',
-                                  '--data-root-tgt', 'T', '--prior', 'p.mat', '--keep-probmaps',
-                                  '--no-progress', *crst)
-        val, train = next(_children(args))
-        passed |= {token for token in val + train if token.startswith('--')}
-    shared = {flag for action in self_training.shared_flags()._actions
-              for flag in action.option_strings}
-    assert shared and shared <= passed, shared - passed
-    base = ['--output', str(tmp_path / 'o'), '--weights', str(args.weights)]
+    from issegm.round_flags import shared_flags
+    shared = {flag for action in shared_flags()._actions for flag in action.option_strings}
+    base = ['--output', str(tmp_path / 'o'), '--weights', 'w']
     for flag in ('--num-round', '--max-tgt-port', '--max-src-port', '--step-tgt-port',
                  '--step-src-port', '--epoch-per-round', '--source-sample-policy'):
         assert flag not in shared
         with pytest.raises(SystemExit):
             self_training.parse_args(base + [flag, '1'])
+
+
+def test_mine_thresh_reaches_phase_train_only_and_warns(data, tmp_path, capsys):
+    """yzou2/CBST solve_AO.py main passes --mine-thresh to phase train only (which never reads
+    it): phase val keeps its default 0.001, and a value other than the default makes the
+    orchestrator warn that it changes nothing. The per-round script called directly with
+    --phase val --mine-thresh X uses X."""
+    from issegm import orchestrator, self_training
+    out = tmp_path / 'run'
+    argv = command(data, out, '--num-round', '0')[2:]  # no round: nothing runs
+    assert orchestrator.main(argv + ['--mine-thresh', '0.01']) == 0
+    line = ('warning: --mine-thresh 0.01 changes nothing, as in yzou2/CBST solve_AO.py: passed '
+            'to phase train only, which never reads it; phase val uses its default 0.001')
+    assert line in capsys.readouterr().out and line in (out / 'rounds.log').read_text()
+    for same in ([], ['--mine-thresh', '0.001']):
+        assert orchestrator.main(argv + same) == 0
+        assert 'warning' not in capsys.readouterr().out
+    given = next(_children(orchestrator.parse_args(command(data, out)[2:] +
+                                                   ['--mine-thresh', '0.01'])))
+    plain = next(_children(orchestrator.parse_args(command(data, out)[2:])))
+    assert given[0] == plain[0]  # phase val: the same command line
+    assert _value(given[1], '--mine-thresh') == '0.01'
+    assert given[1][:given[1].index('--mine-thresh')] == plain[1][:plain[1].index('--mine-thresh')]
+    direct = self_training.check_args(self_training.parse_args(
+        plain[0] + ['--mine-thresh', '0.02']))
+    assert direct.mine_thresh == 0.02
+    assert self_training.check_args(self_training.parse_args(plain[0])).mine_thresh == 0.001
+
+
+@pytest.mark.parametrize('launcher', ['local', 'ssh'])
+def test_workers_servers_and_hostfile_reach_the_launcher(tmp_path, launcher):
+    """--workers N --servers S --hostfile H: phase train runs under issegm/launch.py, whose own
+    parser reads N workers, S servers, the launcher and the host file back, and the per-round
+    script's command after `--`."""
+    from issegm import launch, orchestrator
+    hosts = tmp_path / 'hosts'
+    hosts.write_text('h1\nh2\n')
+    run = _orchestrator_args(tmp_path, '--num-round', '1', '--workers', '3', '--servers', '2',
+                             '--launcher', launcher, '--hostfile', str(hosts))
+    val, train = next(_children(run))
+    command = orchestrator.child_command(run, train, distributed=True)
+    assert command[:2] == [sys.executable, orchestrator.LAUNCH_SCRIPT]
+    args = launch.parse_args(command[2:])
+    assert (args.num_workers, args.num_servers, args.launcher, args.hostfile) == \
+        (3, 2, launcher, str(hosts))
+    assert launch.command_of(args) == [sys.executable, run.flags.self_training_script] + train
+    assert _value(train, '--kvstore') == 'dist_sync'
+    assert orchestrator.child_command(run, val) == [sys.executable,
+                                                    run.flags.self_training_script] + val
 
 
 def test_ignored_upstream_flags_warn_and_change_nothing(data, tmp_path, capsys):

@@ -72,7 +72,7 @@ def _probs(weights, image_path, scales=(128,), flip=False):
     in float64, as evaluate.py's)."""
     import mxnet as mx
     from issegm.datasets import read_image
-    from issegm.inference import Predictor
+    from issegm.testtime.one_image import Predictor
     from util.weights import load_weights
     arg, aux = load_weights(weights)
     predictor = Predictor(TINY, arg, aux, mx.cpu(), 8, float64_softmax=True)
@@ -255,7 +255,7 @@ def test_only_the_requested_outputs_are_written(data, tiny_weights, tmp_path):
 
 @pytest.mark.slow
 def test_rerun_skips_finished_images(data, tiny_weights, tmp_path, monkeypatch):
-    from issegm.inference import Predictor
+    from issegm.testtime.one_image import Predictor
     root, _, images = data
     out = _predict(tiny_weights, tmp_path / 'out', os.path.join(root, 'leftImg8bit'))
     first = _tree(out)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from issegm import datasets, sampling
 from issegm.data_iter import TrainSample, crop_arrays, make_train_crop
-from issegm.sampling import SELF_TRAINING, SOURCE_ONLY
+from issegm.sampling import SELF_TRAINING, SOURCE_ONLY, CropSettings
 from util import image as uimg
 from util.errors import UserError
 
@@ -104,8 +104,9 @@ def restated_original(rng, im, label_ids, table, C, s, origin, max_shape, scale_
 
 def port_crop(rng, im, label_ids, table, C, s, origin, max_shape, scale_range, rule,
               mine_port=0.0, mine_id=(), mine_id_priority=()):
-    plan = sampling.plan_crop(rng, label_ids, C, s, origin, max_shape, scale_range, rule,
-                              mine_port, mine_id, mine_id_priority, label_to_train=table)
+    settings = CropSettings(C, s, scale_range, mine_port, mine_id, mine_id_priority)
+    plan = sampling.plan_crop(rng, label_ids, settings, origin, max_shape, rule,
+                              label_to_train=table)
     data, label = crop_arrays(im, label_ids, plan, C, table, s)
     return data, label, (plan.top, plan.left, plan.side), plan.flip, plan.mined_class
 
@@ -150,6 +151,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('case', CASES, ids=[c[0] for c in CASES])
 def test_crops_bit_exact_against_materialised_canvas(case):
     """(a) data, label, window and flip equal the restated original bit for bit, and (b) the
@@ -178,7 +180,7 @@ def test_crops_bit_exact_against_materialised_canvas(case):
         assert mined > 10
 
 
-class RecordingState(object):
+class RecordingState:
     """A RandomState that logs every call (name, arguments)."""
 
     def __init__(self, seed):
@@ -206,8 +208,8 @@ def test_draw_calls_and_order(rule, mining):
     kinds = set()
     for seed in range(60):
         port, orig = RecordingState(seed), RecordingState(seed)
-        sampling.plan_crop(port, ids, 32, 8, 140, (96, 150), (0.5, 1.5), rule,
-                           label_to_train=GTA_TABLE, **mining)
+        sampling.plan_crop(port, ids, CropSettings(32, 8, (0.5, 1.5), **mining), 140,
+                           (96, 150), rule, label_to_train=GTA_TABLE)
         restated_original(orig, rgb, ids, GTA_TABLE, 32, 8, 140, (96, 150), (0.5, 1.5), rule,
                           **mining)
         assert port.calls == orig.calls, seed
@@ -222,13 +224,20 @@ def test_draw_calls_and_order(rule, mining):
         assert ('randint', 'rand', 'randint', 'randint', 'randint') in kinds
 
 
-def test_numpy_randint_truncates_float_bound():
-    """The port passes int(bound) where the original passes a float: the same draws."""
-    for bound in (1.0, 1.9, 8.7, 12.5, 33.999):
-        for seed in range(300):
-            a = np.random.RandomState(seed).randint(0, bound, 1)
-            b = np.random.RandomState(seed).randint(0, int(bound), 1)
-            assert a[0] == b[0]
+@pytest.mark.parametrize('label_stride', [1.0, 1.9, 8.7, 12.5, 33.999])
+def test_uniform_window_draws_as_the_original_float_bound(label_stride):
+    """yzou2/CBST issegm/data.py FileIter._read passes randint the float bound
+    max(1, label_stride, pad + h - side + 1); sampling.uniform_window (int(...) of it, the
+    QUIRK at sampling._bound) draws the same window, row then column."""
+    pad = max(1, int(label_stride // 2))
+    for h, w, side in [(40, 60, 48), (40, 60, 12), (90, 30, 31)]:
+        geometry = sampling.Geometry(1.0, side, label_stride, pad, 200)
+        for seed in range(40):
+            rng = np.random.RandomState(seed)
+            top = rng.randint(0, max(1, label_stride, pad + h - side + 1), 1)[0]
+            left = rng.randint(0, max(1, label_stride, pad + w - side + 1), 1)[0]
+            port = sampling.uniform_window(np.random.RandomState(seed), geometry, (h, w))
+            assert port == (top, left), (h, w, side, seed)
 
 
 def test_make_train_crop_reads_and_crops_as_restated(tmp_path):
@@ -241,14 +250,14 @@ def test_make_train_crop_reads_and_crops_as_restated(tmp_path):
                          (SOURCE_ONLY, dict())]:
         sample = TrainSample(image, label, GTA_TABLE, 110, (80, 120), rule)
         for seed in range(10):
-            data, lab = make_train_crop(sample, seed, 32, 8, (0.6, 1.4), **mining)
+            data, lab = make_train_crop(sample, seed, CropSettings(32, 8, (0.6, 1.4), **mining))
             expect = restated_original(np.random.RandomState(seed), rgb, ids, GTA_TABLE, 32, 8,
                                        110, (80, 120), (0.6, 1.4), rule, **mining)
             np.testing.assert_array_equal(data, expect[0])
             np.testing.assert_array_equal(lab, expect[1])
     big = TrainSample(image, label, GTA_TABLE, 110, (60, 120), SOURCE_ONLY)
     with pytest.raises(UserError, match=os.path.basename(image)):
-        make_train_crop(big, 0, 32)
+        make_train_crop(big, 0, CropSettings(32))
 
 
 # ---------------------------------------------------------------- pieces of the rule
@@ -264,7 +273,7 @@ def test_crop_side_and_target_size():
         sampling.target_size_range(1, (0.7, 1.3))
     rng = np.random.RandomState(0)
     label = np.zeros((10, 10), np.uint8)
-    sizes = {sampling.plan_crop(rng, label, 8, 8, 10, (10, 10), (0.7, 1.3)).target_size
+    sizes = {sampling.plan_crop(rng, label, CropSettings(8), 10, (10, 10)).target_size
              for _ in range(500)}
     assert sizes == set(range(7, 14))  # both ends included
 
@@ -356,8 +365,8 @@ def test_label_grid_after_flip_and_ignore_outside():
     identity = np.arange(256, dtype=np.uint8)
     flips, outside = set(), 0
     for seed in range(40):
-        plan = sampling.plan_crop(np.random.RandomState(seed), ids, C, 8, 1000, (h, 1000),
-                                  (1.0, 1.0), SELF_TRAINING)
+        plan = sampling.plan_crop(np.random.RandomState(seed), ids, CropSettings(C, 8, (1.0, 1.0)),
+                                  1000, (h, 1000), SELF_TRAINING)
         assert plan.side == C
         data, label = crop_arrays(rgb, ids, plan, C, identity, 8)
         shown = np.round((data.transpose(1, 2, 0) * STD[0] + MEAN[0]) * 255).astype(int)
@@ -385,9 +394,9 @@ def test_window_placement():
     rgb, ids = scene(5, 120, 160)
     tops = set()
     for seed in range(400):
-        plan = sampling.plan_crop(np.random.RandomState(seed), ids, 32, 8, 160, (120, 160),
-                                  (0.5, 1.5), SELF_TRAINING, mine_port=0.3, mine_id=[18, 11],
-                                  label_to_train=GTA_TABLE)
+        crops = CropSettings(32, 8, (0.5, 1.5), mine_port=0.3, mine_id=[18, 11])
+        plan = sampling.plan_crop(np.random.RandomState(seed), ids, crops, 160, (120, 160),
+                                  SELF_TRAINING, label_to_train=GTA_TABLE)
         g = plan.geometry
         assert plan.side <= 120
         assert -g.pad <= plan.top and plan.top + plan.side <= 120
@@ -408,8 +417,8 @@ def test_pad_colour():
     canvas += np.array([0.485, 0.456, 0.406]).reshape((1, 1, 3)) / (1.0 / 255)
     assert tuple(canvas.astype(np.uint8)[0, 0]) == (123, 116, 103)
     rgb, ids = scene(2, 12, 16)
-    plan = sampling.plan_crop(np.random.RandomState(0), ids, 64, 8, 16, (12, 16), (1.0, 1.0),
-                              SOURCE_ONLY)
+    plan = sampling.plan_crop(np.random.RandomState(0), ids, CropSettings(64, 8, (1.0, 1.0)), 16,
+                              (12, 16), SOURCE_ONLY)
     data, label = crop_arrays(rgb, ids, plan, 64, GTA_TABLE, 8)
     expect = ((np.array([123, 116, 103], np.float32) * np.float32(1.0 / 255)).astype(np.float64)
               - MEAN[0, 0]) / STD[0, 0]

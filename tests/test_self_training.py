@@ -37,6 +37,7 @@ def val_args(target, weights, output, *extra):
             '--test-scales', '64', '--test-flipping', '--no-progress'] + list(extra)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('policy', ['cb', 'global'])
 def test_phase_val_pseudo_labels_equal_core_on_kept_maps(target, gta_s8_weights, tmp_path, policy):
     out = tmp_path / 'run'
@@ -76,6 +77,7 @@ def test_phase_val_pseudo_labels_equal_core_on_kept_maps(target, gta_s8_weights,
     assert (out / '0' / 'val.done').exists()
 
 
+@pytest.mark.slow
 def test_phase_val_with_prior(target, gta_s8_weights, tmp_path):
     prior = np.random.RandomState(0).rand(19, 48, 96).astype(np.float32)
     prior /= prior.sum(0, keepdims=True)
@@ -98,13 +100,14 @@ def test_phase_val_with_prior(target, gta_s8_weights, tmp_path):
     assert not (out2 / '0').exists()
 
 
+@pytest.mark.slow
 def test_phase_val_test_steps(target, tmp_path):
     """--test-steps 2: the kept maps are those of a Predictor with 2 steps, and the thresholds
     and pseudo-labels follow from them."""
     import mxnet as mx
     from conftest import write_model_weights
     from issegm.datasets import read_image
-    from issegm.inference import Predictor
+    from issegm.testtime.one_image import Predictor
     from util.weights import load_weights
     model = 'cityscapes_rna-tiny_cls19_s8'
     weights = write_model_weights(tmp_path / ('%s_ep-0000.params' % model), model, seed=4)
@@ -141,6 +144,7 @@ def test_phase_val_test_steps(target, tmp_path):
     (['--test-steps', '3'], "bad --test-steps 3: it must divide the model's stride 8"),
     (['--test-steps', '0'], 'bad --test-steps 0'),
 ])
+@pytest.mark.slow
 def test_phase_val_bad_input(target, gta_s8_weights, tmp_path, extra, message):
     args = val_args(target, gta_s8_weights, tmp_path / 'run')
     if extra[0] == '--model':
@@ -152,6 +156,7 @@ def test_phase_val_bad_input(target, gta_s8_weights, tmp_path, extra, message):
     assert message in res.stderr and 'Traceback' not in res.stderr
 
 
+@pytest.mark.slow
 def test_phase_train_needs_pseudo_labels_and_mining_stats(target, gta_s8_weights, tmp_path):
     args = val_args(target, gta_s8_weights, tmp_path / 'run')
     args[args.index('val')] = 'train'
@@ -173,7 +178,7 @@ def test_phase_train_schedule_and_epochs_as_upstream(tmp_path, monkeypatch, caps
     batches per epoch = lines of the SOURCE list // batch-images (not the samples trained on),
     the self-training NLL epsilon and mirror=False without --backward-do-mirror."""
     from conftest import write_model_weights
-    from issegm import self_training, training
+    from issegm import phase_train, self_training, training
     from test_training_schedule import upstream_lrs
     gta, cs, out = tmp_path / 'gta', tmp_path / 'cs', tmp_path / 'out'
     write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 9, hw=(32, 64)))
@@ -186,12 +191,12 @@ def test_phase_train_schedule_and_epochs_as_upstream(tmp_path, monkeypatch, caps
                                   'gta_rna-tiny_cls19_s8')
     calls = []
 
-    def fake_fit(symbol, train_iter, contexts, arg, aux, begin, end, prefix, lr, wd, kv,
-                 **kwargs):
-        calls.append((len(train_iter.samples), train_iter.batches_per_epoch, begin, end, lr,
-                      kwargs['nll_eps'], kwargs['mirror']))
+    def fake_fit(symbol, train_iter, contexts, params, settings, kvstore=None):
+        calls.append((len(train_iter.samples), train_iter.batches_per_epoch,
+                      settings.begin_epoch, settings.end_epoch, settings.lr, settings.nll_eps,
+                      settings.mirror))
         return []
-    monkeypatch.setattr(training, 'fit', fake_fit)
+    monkeypatch.setattr(phase_train, 'fit', fake_fit)
     argv = ['--phase', 'train', '--dataset', 'gta', '--dataset-tgt', 'cityscapes',
             '--split', str(gta / 'train.lst'), '--split-tgt', str(cs / 'val.lst'),
             '--data-root', str(gta), '--data-root-tgt', str(cs), '--output', str(out),
@@ -230,6 +235,7 @@ def _outputs(folder):
     return files
 
 
+@pytest.mark.slow
 def test_phase_val_on_two_devices_equals_one(target, tmp_path, monkeypatch):
     """--gpus cpu:2: the network pass sends image i to device i mod 2 (one thread each) and
     every output is byte-identical to --gpus cpu's; the first log line names both devices."""
@@ -237,7 +243,7 @@ def test_phase_val_on_two_devices_equals_one(target, tmp_path, monkeypatch):
     import threading
     from conftest import write_model_weights
     from issegm import self_training
-    from issegm.inference import Predictor
+    from issegm.testtime.one_image import Predictor
     model = 'cityscapes_rna-tiny_cls19_s8'
     weights = write_model_weights(tmp_path / ('%s_ep-0000.params' % model), model, seed=5)
     prior = np.random.RandomState(1).rand(19, 48, 96).astype(np.float32)

@@ -1,15 +1,16 @@
-"""Tests of issegm/soft_labels.py: the crop's pixel correspondence against the iterator's own
+"""Tests of issegm/crst/crop_labels.py: the crop's pixel correspondence against the iterator's own
 label crop, the region of the full-size map against phase val's full computation, and the soft
 label of a crop against soft labels computed on the whole image."""
 import numpy as np
 import pytest
 
-from issegm import crst
-from issegm.data_iter import crop_arrays
-from issegm.inference import upsample_probs
-from issegm.sampling import SELF_TRAINING, plan_crop
-from issegm.soft_labels import (crop_pixel_index, one_hot_labels, probs_at, probs_region,
+from issegm.crst import lrent
+from issegm.crst.crop_labels import (NetMap, crop_pixel_index, one_hot_labels, probs_at,
+                                     probs_region,
                                 soft_label_crop)
+from issegm.data_iter import crop_arrays
+from issegm.sampling import SELF_TRAINING, CropSettings, plan_crop
+from issegm.testtime.one_image import upsample_probs
 
 
 def random_plans(seed, image_hw, crop, stride, count, rates=(0.4, 1.6)):
@@ -17,7 +18,8 @@ def random_plans(seed, image_hw, crop, stride, count, rates=(0.4, 1.6)):
     wide scale range so windows grow, shrink and reach past the image."""
     rng = np.random.RandomState(seed)
     dummy = np.zeros(image_hw, np.uint8)
-    return [plan_crop(rng, dummy, crop, stride, max(image_hw), image_hw, rates, SELF_TRAINING)
+    settings = CropSettings(crop, stride, rates)
+    return [plan_crop(rng, dummy, settings, max(image_hw), image_hw, SELF_TRAINING)
             for _ in range(count)]
 
 
@@ -152,8 +154,8 @@ def phase_val_style(net, stride, scaled, original, thr, alpha, prior):
     probs = upsample_probs(net, stride, scaled, original)
     if prior is not None:
         probs *= prior
-    pseudo, _, _ = crst.lrent_label_maps(probs, thr, alpha)
-    return pseudo, crst.soft_labels(probs, thr, alpha)
+    pseudo, _, _ = lrent.lrent_label_maps(probs, thr, alpha)
+    return pseudo, lrent.soft_labels(probs, thr, alpha)
 
 
 CASES = [(EXACT[0], 0.25, False), (EXACT[0], 0.1, True), (EXACT[3], 0.5, False),
@@ -176,8 +178,8 @@ def test_crop_soft_labels_equal_the_whole_images(geometry, alpha, with_prior):
     exact = geometry in EXACT
     for plan in random_plans(9, original, crop, 8, 30):
         hard = crop_arrays(image, pseudo, plan, crop, None, 8)[1]
-        soft = soft_label_crop(net, stride, scaled, original, thr, alpha, plan, crop, hard,
-                               stride=8, prior=prior)
+        soft = soft_label_crop(NetMap(net, stride, scaled, original), thr, alpha, plan, crop,
+                               hard, stride=8, prior=prior)
         assert soft.shape == (num_classes,) + hard.shape and soft.dtype == np.float32
         index = crop_pixel_index(plan, original, crop, 8)
         labelled = hard != 255
@@ -202,11 +204,11 @@ def test_crop_without_labelled_cells_is_zero():
     net = net_maps(1, 4, (16, 32))
     plan = random_plans(1, (128, 256), 64, 8, 1)[0]
     hard = np.full((8, 8), 255, np.float32)
-    soft = soft_label_crop(net, 8, (128, 256), (128, 256), [0.5] * 4, 0.3, plan, 64, hard)
+    netmap = NetMap(net, 8, (128, 256), (128, 256))
+    soft = soft_label_crop(netmap, [0.5] * 4, 0.3, plan, 64, hard)
     assert soft.shape == (4, 8, 8) and not soft.any()
     with pytest.raises(ValueError):
-        soft_label_crop(net, 8, (128, 256), (128, 256), [0.5] * 4, 0.3, plan, 64,
-                        np.zeros((7, 8), np.float32))
+        soft_label_crop(netmap, [0.5] * 4, 0.3, plan, 64, np.zeros((7, 8), np.float32))
 
 
 def test_one_hot_labels():

@@ -1,4 +1,4 @@
-"""The shared test-time loop (issegm/testtime.py) and its round-robin worker pool
+"""The shared test-time loop (issegm/testtime/image_list.py) and its round-robin worker pool
 (util.prefetch.RoundRobin), with stand-in predictors: no MXNet."""
 import threading
 import time
@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from issegm.testtime import Timings, device_names, predict_samples
+from issegm.testtime.image_list import Timings, device_names, predict_samples
 from util.errors import UserError
 from util.prefetch import RoundRobin
 
@@ -55,7 +55,7 @@ def test_round_robin_errors_and_bounded_look_ahead():
         RoundRobin([])
 
 
-class FakePredictor(object):
+class FakePredictor:
     def __init__(self, name):
         self.name = name
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from issegm import training
-from util.crst_loss import training_symbol
-from util.crst_settings import CrstSettings, label_names
+from issegm.crst.loss import training_symbol
+from issegm.crst.settings import CrstSettings, label_names
 from util.mirroring import MIRROR_ATTR, MIRRORED_OPS, mirror_symbol, planned_memory_mb
 from util.symbol.resnet38 import parameter_shapes
 from util.weights import initial_weights
@@ -145,9 +145,9 @@ def test_fit_with_mirror_writes_the_same_checkpoint(tmp_path):
     for mirror in (False, True):
         prefix = str(tmp_path / str(mirror) / 'm_ep')
         mx.random.seed(5)
-        history = training.fit(symbol, Batches(batch, names, 2), [mx.cpu()],
-                               params[0], params[1], 0, 1, prefix, 0.01, progress=False,
-                               mirror=mirror)
+        history = training.fit(symbol, Batches(batch, names, 2), [mx.cpu()], params,
+                               training.FitSettings(0, 1, prefix, 0.01, progress=False,
+                                                    mirror=mirror))
         assert history[0]['batches'] == 2
         with open(prefix + '-0001.params', 'rb') as f, open(prefix + '-symbol.json') as g:
             files.append((history[0]['nll'], f.read(), g.read()))

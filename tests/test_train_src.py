@@ -40,6 +40,7 @@ def _argv(gta, output, weights, *extra):
         [str(e) for e in extra]
 
 
+@pytest.mark.slow
 def test_from_classifier_then_continue(gta, classifier, tmp_path):
     from util.symbol.resnet38 import parameter_shapes
     from util.weights import check_fit, load_weights
@@ -84,7 +85,8 @@ def test_resolve_start_rules():
     model, _, epoch, continuing = train_src.resolve_start(
         None, 'out/gta_rna-tiny_cls19_s8_ep-0004.params', None)
     assert (model, epoch, continuing) == (MODEL, 4, True)
-    assert train_src.resolve_start(MODEL, 'm/%s_ep-0001.params' % CLASSIFIER, None)[2:] == (0, False)
+    classifier = 'm/%s_ep-0001.params' % CLASSIFIER
+    assert train_src.resolve_start(MODEL, classifier, None)[2:] == (0, False)
     assert train_src.resolve_start(MODEL, 'x/%s_ep-0003.params' % MODEL, 1)[2:] == (1, True)
     with pytest.raises(UserError, match='--model is required'):
         train_src.resolve_start(None, 'm/%s_ep-0001.params' % CLASSIFIER, None)
@@ -92,6 +94,7 @@ def test_resolve_start_rules():
         train_src.resolve_start(CLASSIFIER, 'm/%s_ep-0001.params' % CLASSIFIER, None)
 
 
+@pytest.mark.slow
 def test_classifier_start_needs_epoch_zero(gta, classifier, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         train_src.main(_argv(gta, tmp_path / 'x', classifier, '--from-epoch', 1,
@@ -102,6 +105,7 @@ def test_classifier_start_needs_epoch_zero(gta, classifier, tmp_path, capsys):
     assert 'only when starting at epoch 0' in err[0]
 
 
+@pytest.mark.slow
 def test_bad_inputs_give_one_error_line(gta, classifier, tmp_path):
     root, lst = gta
     cases = {
@@ -127,6 +131,7 @@ def test_bad_inputs_give_one_error_line(gta, classifier, tmp_path):
         assert expected in lines[0], (expected, lines[0])
 
 
+@pytest.mark.slow
 def test_schedule_epochs_and_metric_as_upstream(gta, classifier, tmp_path, monkeypatch):
     """fit gets epochs from .. --stop-epoch, a schedule over --to-epoch with len(samples) //
     batch-images batches per epoch, train_src's NLL epsilon 1e-6 and --backward-do-mirror."""
@@ -134,8 +139,9 @@ def test_schedule_epochs_and_metric_as_upstream(gta, classifier, tmp_path, monke
     from test_training_schedule import upstream_lrs
     calls = []
 
-    def fake_fit(symbol, train_iter, contexts, arg, aux, begin, end, prefix, lr, **kwargs):
-        calls.append((begin, end, lr, kwargs['nll_eps'], kwargs['mirror']))
+    def fake_fit(symbol, train_iter, contexts, params, settings, kvstore=None):
+        calls.append((settings.begin_epoch, settings.end_epoch, settings.lr, settings.nll_eps,
+                      settings.mirror))
         return []
     monkeypatch.setattr(training, 'fit', fake_fit)
     monkeypatch.setenv('MXNET_BACKWARD_DO_MIRROR', '0')  # restored after the test
@@ -150,6 +156,7 @@ def test_schedule_epochs_and_metric_as_upstream(gta, classifier, tmp_path, monke
                                                                3 * per_epoch, 9)
 
 
+@pytest.mark.slow
 def test_phase_val_evaluates_the_weights_on_the_split(gta, tmp_path):
     """--phase val runs issegm/evaluate.py on --split with the test flags translated."""
     import json
@@ -176,4 +183,4 @@ def test_phase_val_evaluates_the_weights_on_the_split(gta, tmp_path):
                  'no_progress', 'skip_data_check'):
         assert getattr(translated, name) is True, name
     assert (translated.split, translated.test_scales, translated.test_steps) == (lst, '96', 2)
-    assert translated.dataset == 'gta' and translated.weights == weights
+    assert evaluate.dataset_of(translated) == 'gta' and translated.weights == weights

@@ -202,9 +202,9 @@ def _fit(weights, tmp_path, schedule, data, label, from_epoch, stop_epoch, conte
         seen.append({'epoch': epoch, 'nbatch': nbatch, 'num_update': opt.num_update,
                      'begin': opt.begin_num_update, 'lr': opt.learning_rate,
                      'outputs': outputs})
-    history = training.fit(build_symbol(MODEL), it, contexts, arg, aux, from_epoch, stop_epoch,
-                           str(tmp_path / (MODEL + '_ep')), schedule, kvstore=kv,
-                           progress=False, batch_end_callback=record, **kw)
+    settings = training.FitSettings(from_epoch, stop_epoch, str(tmp_path / (MODEL + '_ep')),
+                                    schedule, progress=False, batch_end_callback=record, **kw)
+    history = training.fit(build_symbol(MODEL), it, contexts, (arg, aux), settings, kv)
     return history, seen
 
 
@@ -218,6 +218,7 @@ FIT_CONFIGS = [  # lr_type, lr_steps, from_epoch, stop_epoch, to_epoch, schedule
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', FIT_CONFIGS)
 def test_fit_applies_upstream_lr_at_every_update(weights, tmp_path, config):
     lr_type, steps, from_epoch, stop_epoch, to_epoch, per_epoch = config
@@ -240,6 +241,7 @@ def test_fit_applies_upstream_lr_at_every_update(weights, tmp_path, config):
                                                                       stop_epoch + 1)]
 
 
+@pytest.mark.slow
 def test_fit_lr_on_two_devices(weights, tmp_path):
     """With a local kvstore over two devices the optimizer runs in the kvstore: same lrs."""
     schedule = make_lr_scheduler('multistep', 0.01, '1,3', 0, 6)
@@ -287,6 +289,7 @@ class ListHandler(logging.Handler):
 
 @pytest.mark.parametrize('eps,restated', [(training.NLL_EPS_SELF_TRAINING, upstream_st_loss),
                                           (training.NLL_EPS_SOURCE, upstream_src_loss)])
+@pytest.mark.slow
 def test_logged_nll_is_cumulative_over_the_epoch(weights, tmp_path, eps, restated):
     logger = logging.getLogger('cbst')
     handler = ListHandler()

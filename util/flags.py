@@ -22,15 +22,34 @@ KVSTORE_HELP = (
     'keep that machine\'s --base-lr')
 
 
+class OneOf(argparse.Action):
+    """Store a value of `allowed`; another one is the error `unknown --FLAG 'VALUE' (allowed:
+    A, B)` (FlagParser gives this action to every flag added with `choices=`)."""
+
+    def __init__(self, option_strings, dest, allowed=(), **kwargs):
+        self.allowed = tuple(allowed)
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if value not in self.allowed:
+            raise argparse.ArgumentError(None, 'unknown %s %r (allowed: %s)' % (
+                '/'.join(self.option_strings), value, ', '.join(map(str, self.allowed))))
+        setattr(namespace, self.dest, value)
+
+
 class FlagParser(argparse.ArgumentParser):
     """argparse with the project's one-line errors: `error: MESSAGE` on stderr, exit status 2
     (argparse's), no usage block; a value outside `choices=` reads
-    `unknown --FLAG 'VALUE' (allowed: A, B)`."""
+    `unknown --FLAG 'VALUE' (allowed: A, B)` (the OneOf action; the usage still shows
+    {A,B})."""
 
-    def _check_value(self, action, value):  # argparse's check of `choices=`
-        if action.choices is not None and value not in action.choices:
-            raise argparse.ArgumentError(None, 'unknown %s %r (allowed: %s)' % (
-                '/'.join(action.option_strings), value, ', '.join(map(str, action.choices))))
+    def add_argument(self, *args, **kwargs):
+        choices = kwargs.get('choices')
+        if choices is not None and kwargs.get('action', 'store') == 'store':
+            kwargs = {k: v for k, v in kwargs.items() if k != 'choices'}
+            kwargs.update(action=OneOf, allowed=choices)
+            kwargs.setdefault('metavar', '{%s}' % ','.join(map(str, choices)))
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message):
         sys.stderr.flush()
@@ -83,8 +102,8 @@ def check_test_steps(test_steps, stride):
 
 def prediction_flags():
     """A parent parser (argparse `parents=`) of the test-time flags evaluate.py and predict.py
-    share, with one meaning in both: the test-time path of phase val (issegm/inference.py,
-    issegm/testtime.py), its devices, MXNet switches, helper threads and progress bar."""
+    share, with one meaning in both: the test-time path of phase val (issegm/testtime/one_image.py,
+    issegm/testtime/image_list.py), its devices, MXNet switches, helper threads and progress bar."""
     parser = FlagParser(add_help=False)
     a = parser.add_argument
     a('--test-scales', help='longer side(s) at test time, comma-separated; several are averaged '

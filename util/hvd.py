@@ -1,21 +1,6 @@
-"""Horovod glue for Module training (`--kvstore horovod`): ring all-reduce instead of a
-parameter server, launched by `horovodrun`.
-
-Checked with horovod 0.28.1 and MXNet 1.9.1 (see the README, "Scaling out"):
-
-* one device per rank: with several contexts in one rank Module would not sum their gradients
-  before Horovod reduces them;
-* `mx.kv.create('horovod')` must not be used: MXNet 1.9.1 silently returns a local store there
-  (every rank is rank 0 of 1). Module runs with kvstore=None and a DistributedOptimizer;
-* the inner optimizer is created with the symbol and the parameter names, as Module does for an
-  optimizer given by name; otherwise the lr_mult / wd_mult attributes of the network (biases
-  and BN betas: lr x2, no weight decay) would be silently ignored;
-* DistributedOptimizer sums the gradients over the ranks and multiplies `rescale_grad` by
-  1 / ranks: with one device per rank and `rescale_grad = 1`, a step is the mean over the ranks
-  of each rank's valid-pixel-normalised gradient, exactly what one process with one device per
-  rank computes with `rescale_grad = 1 / devices` (the original's multi-GPU rule);
-* every rank must run the same number of batches (a rank that stops early makes the others
-  fail), and a rank must not exit while a collective is still in flight (`barrier`).
+"""Horovod glue for Module training (`--kvstore horovod`): ring all-reduce instead of a parameter
+server, launched by `horovodrun`; what it must respect with horovod 0.28.1 and MXNet 1.9.1:
+docs/internals.md, section 4, "Horovod glue".
 """
 import mxnet as mx
 import numpy as np

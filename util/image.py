@@ -1,15 +1,7 @@
-"""Image helpers shared by the training crops and the test-time path, with Pillow's kernels.
-
-The original resizes everything with Pillow and picks the filter with `get_interp_method`
-(yzou2/CBST `util/util.py`): Lanczos (the old `Image.ANTIALIAS`) when both sides shrink,
-bicubic when both grow, bilinear otherwise. Pillow's kernels decide the numbers (its bicubic
-uses a = -0.5, OpenCV's a = -0.75; Lanczos is not OpenCV's area filter; its nearest neighbour
-rounds in fixed point), so every resize the original does goes through Pillow here.
-
-Normalisation (yzou2/CBST `util/transformer.py` ColorScale then ColorNormalize): the uint8 value
-is cast to float32 and multiplied by float32(1/255), then moved to float64, the mean subtracted
-and divided by the std, and finally stored in the float32 network input. `normalize` gives
-exactly those float32 values, through a 256-entry table per channel.
+"""Image helpers shared by the training crops and the test-time path: every resize of yzou2/CBST
+goes through Pillow with its filter rule (yzou2/CBST util/util.py get_interp_method), and
+the normalisation gives the original's float32 values (yzou2/CBST util/transformer.py
+ColorScale, ColorNormalize); docs/algorithm.md section 2, step 1.
 """
 import numpy as np
 from PIL import Image

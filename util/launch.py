@@ -1,69 +1,9 @@
-"""Launch a distributed MXNet job (parameter server: scheduler + servers + workers).
-
-A self-contained replacement for MXNet's ``tools/launch.py``, which needs the
-unpublished ``dmlc_tracker`` package.
-
-Run as ``python -m issegm.launch -n WORKERS ... -- COMMAND`` (see ``--help`` and the
-README, "Scaling out").
-
-How MXNet 1.9 starts its servers and scheduler
-----------------------------------------------
-Every role runs the *same* COMMAND; only ``DMLC_ROLE`` differs.
-``mxnet/kvstore/kvstore_server.py`` runs ``_init_kvstore_server_module()`` on
-``import mxnet``: when ps-lite says this node is not a worker (``DMLC_ROLE`` is
-``server`` or ``scheduler``) it creates a ``'dist'`` kvstore, runs the server
-loop (``MXKVStoreRunServer``) and then calls ``sys.exit()``.  So for
-non-worker roles nothing after ``import mxnet`` in the user's script ever runs,
-and these processes exit 0 on their own once every worker has finalized its
-kvstore (the worker's kvstore is finalized when it is freed or at exit).
-Anything the script does *before* ``import mxnet`` (argument parsing, ...) is
-run by every role.  ps-lite reads: ``DMLC_ROLE``, ``DMLC_PS_ROOT_URI``,
-``DMLC_PS_ROOT_PORT`` (the scheduler's address), ``DMLC_NUM_SERVER``,
-``DMLC_NUM_WORKER``, and optionally ``DMLC_NODE_HOST`` (address this node
-advertises; otherwise the first non-loopback interface or ``DMLC_INTERFACE``)
-and ``PS_VERBOSE`` (1/2: ps-lite logging).  Server and worker ports are chosen
-by ps-lite itself; only the scheduler port is fixed by the launcher.
-
-The kvstore rank (``kv.rank``) is assigned by the scheduler in order of
-registration, so it need not equal the launcher's index.  The launcher's index
-is shown in the output prefix (``[worker 0] ...``, ``[server 1] ...``,
-``[scheduler] ...``) and exported as ``DMLC_TASK_ID`` (per-role index).
-
-Local launcher: all processes on this machine, scheduler on 127.0.0.1 at a free
-port (``--port`` to force one), ``DMLC_NODE_HOST=127.0.0.1`` so everything stays
-on the loopback interface.  Each process gets its own process group; the
-launcher kills the groups on failure, on Ctrl-C, and after the workers are done.
-
-SSH launcher: ``-H HOSTFILE`` lists one host per line (``#`` starts a comment).
-Workers and servers are placed round-robin over the hosts (worker i on
-``hosts[i % len(hosts)]``, server j on ``hosts[j % len(hosts)]``), each started
-with ``ssh -o StrictHostKeyChecking=no HOST 'cd CWD && env DMLC_...=... COMMAND'``
-(CWD = the launcher's current directory, which must exist on every host, e.g. a
-shared file system).  By default the scheduler, like dmlc_tracker's, runs on the
-launching machine and ``DMLC_PS_ROOT_URI`` is this machine's address *as seen by
-the hosts* (the local address of the route to the first host; override with
-``--root-uri``).  With ``--scheduler-on first-host`` the scheduler is started
-over ssh on the first host instead and ``DMLC_PS_ROOT_URI`` is that host.
-``DMLC_NODE_HOST`` is set to the host name of each remote process.  Killing the
-local ssh client does not always kill the remote process: use MXNet's
-``tools/kill-mxnet.py HOSTFILE`` to clean up after an interrupted ssh job.
-
-Exit status: 0 when every worker exits 0 (servers/scheduler still running then
-get a short grace period and are then killed).  When any process fails (non-zero
-status; a server/scheduler failing after all workers succeeded is only
-reported), all others are killed and the failing process's status is returned
-(128+N for death by signal N).  Ctrl-C kills everything (exit status 130).
-Caveat (verified with MXNet 1.9.1): a worker that dies from an uncaught Python
-exception *after* creating a dist kvstore does not exit: the kvstore's
-destructor blocks in ps-lite's finalize barrier waiting for the other workers,
-so the launcher cannot see the failure.  Call :func:`install_fail_fast` in the
-worker script (uncaught exception -> traceback, then ``os._exit(1)``), exit with
-``os._exit`` yourself, or bound the job with ``timeout`` / ``--timeout``.
-
-In-process API: :func:`launch` (returns the exit status), :func:`build_ssh_commands`,
-:func:`read_hostfile`, :func:`dmlc_env`.
+"""Launch a distributed MXNet job (parameter server: scheduler + servers + workers), a
+self-contained replacement for MXNet's tools/launch.py: `launch(command, Job(...))`. The command
+line is issegm/launch.py (`python -m issegm.launch`); how the processes start, fail and end:
+docs/internals.md, section 5.
 """
-import argparse
+import dataclasses
 import os
 import shlex
 import signal
@@ -72,9 +12,10 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Optional
 
-__all__ = ['launch', 'build_ssh_commands', 'build_local_tasks', 'run_tasks', 'read_hostfile',
-           'dmlc_env', 'find_free_port', 'install_fail_fast', 'Task', 'main']
+__all__ = ['Job', 'launch', 'build_ssh_commands', 'build_local_tasks', 'run_tasks',
+           'read_hostfile', 'dmlc_env', 'find_free_port', 'install_fail_fast', 'Task']
 
 LAUNCHERS = ('local', 'ssh')
 SCHEDULER_PLACES = ('local', 'first-host')  # ssh: where the scheduler runs
@@ -83,7 +24,24 @@ SERVER_GRACE = 10.0   # seconds servers/scheduler may take to exit after the wor
 KILL_GRACE = 3.0      # seconds between SIGTERM and SIGKILL
 
 
-class Task(object):
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A parameter-server job: `num_workers` workers and `num_servers` servers (None: as many as
+    workers), started by `launcher` ('local', or 'ssh' on `hosts` or those of `hostfile`); the
+    scheduler listens at `port` (None: a free one) and, with ssh, runs on `scheduler_on`'s
+    machine at `root_uri` (see build_ssh_commands); `env`: extra variables of every process."""
+    num_workers: int
+    num_servers: Optional[int] = None
+    launcher: str = 'local'
+    hostfile: Optional[str] = None
+    hosts: Optional[tuple] = None
+    port: Optional[int] = None
+    root_uri: Optional[str] = None
+    scheduler_on: str = 'local'
+    env: Optional[dict] = None
+
+
+class Task:
     """One process of the job: role ('scheduler'|'server'|'worker'), per-role index,
     host (None = local), argv (list, run without a shell) and env (the DMLC/extra
     variables for this process; for local tasks merged over os.environ)."""
@@ -188,33 +146,32 @@ def build_local_tasks(command, num_workers, num_servers=None, port=None, env=Non
     return tasks
 
 
-def build_ssh_commands(command, num_workers, num_servers=None, hosts=(), root_uri=None,
-                       port=None, cwd=None, env=None, scheduler_on='local', ssh=SSH_BASE):
-    """Tasks for an ssh job; does not contact any host.
+def build_ssh_commands(command, job, cwd=None, ssh=SSH_BASE):
+    """Tasks for an ssh Job; does not contact any host.
 
     command: list (quoted with shlex) or a shell string (used verbatim).
-    hosts: host names/addresses; workers and servers are placed round-robin.
-    root_uri: the scheduler address the hosts connect to.  Default: for
+    job.hosts: host names/addresses; workers and servers are placed round-robin.
+    job.root_uri: the scheduler address the hosts connect to.  Default: for
     scheduler_on='local', this machine's address towards hosts[0]; for
-    'first-host', hosts[0].  port: the scheduler port (default: a port free on this
+    'first-host', hosts[0].  job.port: the scheduler port (default: a port free on this
     machine, which for 'first-host' is only a guess: pass port explicitly there).
-    cwd: remote working directory (default os.getcwd()).  env: extra variables
+    cwd: remote working directory (default os.getcwd()).  job.env: extra variables
     exported to every remote process.  A local scheduler task has host=None and
     runs the command directly; remote tasks have argv ssh ... HOST 'cd CWD && env ... CMD'.
     """
-    num_workers, num_servers = _check_counts(num_workers, num_servers)
-    hosts = list(hosts)
+    num_workers, num_servers = _check_counts(job.num_workers, job.num_servers)
+    hosts, root_uri, scheduler_on = list(job.hosts or ()), job.root_uri, job.scheduler_on
     if not hosts:
         raise ValueError('ssh launcher needs at least one host')
     if scheduler_on not in SCHEDULER_PLACES:
         raise ValueError('scheduler_on must be one of %s' % (SCHEDULER_PLACES,))
     if root_uri is None:
         root_uri = local_address_towards(hosts[0]) if scheduler_on == 'local' else hosts[0]
-    port = port or find_free_port('')
+    port = job.port or find_free_port('')
     cwd = os.getcwd() if cwd is None else cwd
     cmd = _command_string(command)
     extra = {'PYTHONUNBUFFERED': '1'}
-    extra.update(env or {})
+    extra.update(job.env or {})
 
     def remote(role, index, host):
         e = dict(extra)
@@ -254,7 +211,7 @@ def _exit_status(returncode):
     return 128 - returncode if returncode < 0 else returncode
 
 
-class _Runner(object):
+class _Runner:
     """Starts tasks, prefixes their output, supervises and cleans up."""
 
     def __init__(self, tasks, out=None):
@@ -369,88 +326,23 @@ def run_tasks(tasks, timeout=None, out=None):
         runner.join_output()
 
 
-def launch(command, num_workers, num_servers=None, launcher='local', hostfile=None, env=None,
-           port=None, timeout=None, hosts=None, root_uri=None, scheduler_on='local', out=None):
-    """Run ``command`` as a distributed MXNet job and return the exit status.
+def launch(command, job, timeout=None, out=None):
+    """Run ``command`` as the distributed MXNet Job `job` and return the exit status.
 
-    command: argv list (run without a shell) or a shell string.  num_servers defaults
-    to num_workers.  launcher: 'local' or 'ssh' (needs hostfile or hosts).  env: extra
-    environment variables for every process.  port: scheduler port (default: free
-    port).  timeout: seconds before everything is killed (status 124).  root_uri /
-    scheduler_on: ssh only, see build_ssh_commands.  out: text stream receiving the
-    prefixed output (default sys.stdout).  Ctrl-C kills all processes and re-raises.
+    command: argv list (run without a shell) or a shell string.  job.launcher 'ssh' needs
+    job.hostfile or job.hosts.  timeout: seconds before everything is killed (status 124).
+    out: text stream receiving the prefixed output (default sys.stdout).  Ctrl-C kills all
+    processes and re-raises.
     """
-    if launcher == 'local':
-        tasks = build_local_tasks(command, num_workers, num_servers, port=port, env=env)
-    elif launcher == 'ssh':
-        if hosts is None:
-            if hostfile is None:
+    if job.launcher == 'local':
+        tasks = build_local_tasks(command, job.num_workers, job.num_servers, port=job.port,
+                                  env=job.env)
+    elif job.launcher == 'ssh':
+        if job.hosts is None:
+            if job.hostfile is None:
                 raise ValueError('ssh launcher needs a hostfile')
-            hosts = read_hostfile(hostfile)
-        tasks = build_ssh_commands(command, num_workers, num_servers, hosts=hosts,
-                                   root_uri=root_uri, port=port, env=env,
-                                   scheduler_on=scheduler_on)
+            job = dataclasses.replace(job, hosts=tuple(read_hostfile(job.hostfile)))
+        tasks = build_ssh_commands(command, job)
     else:
-        raise ValueError('unknown launcher %r' % launcher)
+        raise ValueError('unknown launcher %r' % job.launcher)
     return run_tasks(tasks, timeout=timeout, out=out)
-
-
-def _parse_env(items):
-    env = {}
-    for item in items:
-        if '=' in item:
-            k, v = item.split('=', 1)
-            env[k] = v
-        elif item in os.environ:
-            env[item] = os.environ[item]
-    return env
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Launch a distributed MXNet (parameter server) job.',
-        usage='%(prog)s -n WORKERS [-s SERVERS] [--launcher local|ssh] [-H HOSTFILE] '
-              '[--port PORT] -- COMMAND ...')
-    parser.add_argument('-n', '--num-workers', type=int, required=True)
-    parser.add_argument('-s', '--num-servers', type=int, default=None,
-                        help='default: NUM_WORKERS')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='local')
-    parser.add_argument('-H', '--hostfile', default=None,
-                        help='ssh: one host per line, # comments')
-    parser.add_argument('--port', type=int, default=None, help='scheduler port (default: free)')
-    parser.add_argument('--env', action='append', default=[], metavar='KEY[=VAL]',
-                        help='extra environment for all processes (KEY alone: pass on '
-                             'the current value); repeatable')
-    parser.add_argument('--timeout', type=float, default=None,
-                        help='kill everything after this many seconds (status 124)')
-    parser.add_argument('--root-uri', default=None,
-                        help='ssh: scheduler address as seen by the hosts')
-    parser.add_argument('--scheduler-on', choices=SCHEDULER_PLACES, default='local',
-                        help='ssh: where the scheduler runs')
-    parser.add_argument('command', nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = list(args.command)
-    if command and command[0] == '--':
-        command = command[1:]
-    if not command:
-        parser.error('no COMMAND given (put it after --)')
-    if args.launcher == 'ssh' and not args.hostfile:
-        parser.error('--launcher ssh needs -H HOSTFILE')
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-    # Also when started with SIGINT ignored (e.g. a background job of a script).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        return launch(command, args.num_workers, args.num_servers, launcher=args.launcher,
-                      hostfile=args.hostfile, env=_parse_env(args.env), port=args.port,
-                      timeout=args.timeout, root_uri=args.root_uri,
-                      scheduler_on=args.scheduler_on)
-    except KeyboardInterrupt:
-        sys.stderr.write('[launch] interrupted; all processes killed\n')
-        return 130
-
-
-if __name__ == '__main__':
-    sys.exit(main())

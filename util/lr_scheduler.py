@@ -1,30 +1,8 @@
-"""Learning-rate schedules for `--lr-type fixed|step|multistep|linear|poly`.
-
-yzou2/CBST issegm/solve_ST.py and issegm/train_src.py (parse_model_label builds `lr_params`,
-_train_impl picks the scheduler from `lr_params['type']`), with the original's util/lr_scheduler.py
-(FixedScheduler, LinearScheduler, PolyScheduler). With from_iter = from_epoch * B and to_iter =
-to_epoch * B (B: the batches per epoch the caller counts) and n = MXNet's num_update (1 at the
-first update of this process: the optimizer's begin_num_update stays 0, as _train_impl of
-solve_ST.py and train_src.py never set it):
-
-* fixed: base_lr.
-* step: base_lr, a fixed rate. QUIRK kept: the original's parse_model_label (solve_ST.py,
-  train_src.py) fills only lr_params['args'] for `step` and leaves lr_params['type'] 'fixed', so
-  _train_impl always took its fixed branch; `--lr-steps` is parsed (bad steps stop) and unused.
-  A warning line says so.
-* multistep (the port's own, for the steps `step` was meant to make): base_lr * 0.1 ** (number
-  of `--lr-steps` s with from_iter + n > s), i.e. steps counted in iterations over the whole
-  schedule, so a resumed run continues where it stopped.
-* linear: base_lr * (1 - min(from_iter + n, U) / U), U = to_iter + 1, at least
-  stop_lr = min(base_lr / 100, 1e-6).
-* poly: base_lr * (1 - min(from_iter + n, U) / U) ** 0.9, at least min(base_lr / 100, 1e-8).
-
-The schedules are plain module-level classes that pickle and unpickle without MXNet: with a
-dist kvstore MXNet pickles the optimizer, scheduler included, to the parameter servers, which
-unpickle it while `import mxnet` is still running (their server loop starts inside it), so a
-subclass of mx.lr_scheduler.LRScheduler could not be loaded there. MXNet's optimizer only needs
-`base_lr` (it sets it to its learning_rate) and `__call__(num_update)`. Each is a function of
-num_update alone, so calling one for a log line changes nothing.
+"""Learning-rate schedules for `--lr-type fixed|step|multistep|linear|poly`, as yzou2/CBST
+issegm/solve_ST.py and issegm/train_src.py (parse_model_label, _train_impl) build them with their
+util/lr_scheduler.py; `step` is a fixed rate there (QUIRK kept), `multistep` the port's own
+(docs/algorithm.md section 3, "Learning-rate schedules"). Plain classes that pickle without
+MXNet (the parameter servers unpickle them inside `import mxnet`).
 """
 import logging
 
@@ -37,7 +15,7 @@ POLY_POWER = 0.9
 log = logging.getLogger('cbst')
 
 
-class FixedSchedule(object):
+class FixedSchedule:
     """base_lr at every update (upstream's FixedScheduler)."""
 
     def __init__(self, base_lr):

@@ -1,34 +1,7 @@
 """Segmentation metrics (yzou2/CBST solve_ST.py ScoreUpdater; docs/algorithm.md section 5):
-confusion matrix, accuracies, IoU, tables.
-
-Pure NumPy, no MXNet and no file I/O, so it can be used from evaluation, the
-pseudo-label rounds and the tests alike.
-
-Conventions
------------
-* Labels are *train ids*: ``0 .. num_classes-1`` are the dataset's classes
-  (19 for GTA-5/Cityscapes, 16 for SYNTHIA/cityscapes16).
-* A pixel whose ground truth is not in ``[0, num_classes)`` (255, -1, ...) is
-  ignored entirely.
-* Rows of the confusion matrix are ground truth, columns are predictions.
-
-Predictions outside the classes
--------------------------------
-The network's argmax always lies in ``[0, num_classes)``.  Predictions read
-back from label-id PNGs may not (a label id without a train id maps to 255).
-The official Cityscapes evaluator counts such a pixel as a *miss* of its
-ground-truth class (a false negative) and as a false positive of no class.
-To reproduce that exactly the confusion matrix needs somewhere to keep those
-pixels, so:
-
-* by default (``miss_column=False``) the matrix is ``(n, n)`` and an
-  out-of-range prediction on a valid ground-truth pixel raises ``ValueError``
-  (it signals a bug in the caller rather than being silently dropped or
-  clipped onto a real class, which would both change the numbers);
-* with ``miss_column=True`` the matrix is ``(n, n + 1)``: the extra last column
-  counts, per ground-truth class, the valid pixels predicted as something
-  outside the classes.  :func:`scores` and :func:`metrics_dict` accept either
-  shape; with the extra column the IoU equals the official evaluator's.
+confusion matrix, accuracies, IoU, tables. Plain NumPy, no files. Labels are train ids; rows of
+the confusion matrix are ground truth; `miss_column=True` keeps the official Cityscapes
+evaluator's misses (docs/algorithm.md section 5).
 """
 import numpy as np
 
@@ -39,7 +12,8 @@ def _check_labels(gt, pred):
     gt = np.asarray(gt)
     pred = np.asarray(pred)
     if gt.shape != pred.shape:
-        raise ValueError('ground truth and prediction shapes differ: %s vs %s' % (gt.shape, pred.shape))
+        raise ValueError('ground truth and prediction shapes differ: %s vs %s'
+                         % (gt.shape, pred.shape))
     for name, a in (('ground truth', gt), ('prediction', pred)):
         if not np.issubdtype(a.dtype, np.integer):
             raise TypeError('%s must hold integer labels, got dtype %s' % (name, a.dtype))
@@ -60,7 +34,7 @@ def confusion_matrix(gt, pred, num_classes, miss_column=False):
     ``(num_classes, num_classes + 1)`` with `miss_column` -- where entry
     ``[i, j]`` counts the pixels with ground truth ``i`` predicted as ``j``.
     Pixels whose ground truth is outside ``[0, num_classes)`` are ignored; see
-    the module docstring for predictions outside the classes.
+    docs/algorithm.md section 5 for predictions outside the classes.
     """
     n = int(num_classes)
     if n < 1:
@@ -92,7 +66,7 @@ def confusion_matrix(gt, pred, num_classes, miss_column=False):
     return counts.reshape(n, width).astype(np.int64, copy=False)
 
 
-class ConfusionMeter(object):
+class ConfusionMeter:
     """Accumulates a confusion matrix over images: ``update(gt, pred)`` per image or batch."""
 
     def __init__(self, num_classes, miss_column=False):
@@ -120,7 +94,8 @@ class ConfusionMeter(object):
 def _split(conf):
     conf = np.asarray(conf)
     if conf.ndim != 2 or conf.shape[1] not in (conf.shape[0], conf.shape[0] + 1):
-        raise ValueError('confusion matrix must be (n, n) or (n, n+1), got shape %s' % (conf.shape,))
+        raise ValueError('confusion matrix must be (n, n) or (n, n+1), got shape %s'
+                         % (conf.shape,))
     conf = conf.astype(np.int64, copy=False)
     n = conf.shape[0]
     tp = np.diag(conf[:, :n])
@@ -165,11 +140,13 @@ def scores(conf):
 
 
 def metrics_dict(conf, class_names):
-    """JSON-ready ``{"iou": {name: ..}, "miou": .., "pixel_acc": .., "mean_acc": ..}`` (fractions)."""
+    """JSON-ready ``{"iou": {name: ..}, "miou": .., "pixel_acc": .., "mean_acc": ..}``
+    (fractions)."""
     s = scores(conf)
     names = list(class_names)
     if len(names) != len(s['iou']):
-        raise ValueError('%d class names for a %d-class confusion matrix' % (len(names), len(s['iou'])))
+        raise ValueError('%d class names for a %d-class confusion matrix'
+                         % (len(names), len(s['iou'])))
     return {
         'iou': {name: float(v) for name, v in zip(names, s['iou'])},
         'miou': s['miou'],
@@ -190,7 +167,8 @@ def format_table(rows, class_names, case_header='case'):
     for case, iou, miou in rows:
         iou = np.asarray(iou, np.float64).ravel()
         if iou.size != len(names):
-            raise ValueError('row %r has %d IoU values for %d classes' % (case, iou.size, len(names)))
+            raise ValueError('row %r has %d IoU values for %d classes'
+                             % (case, iou.size, len(names)))
         if miou is None:
             miou = iou.mean()
         cells = ['%.1f' % (100.0 * v) for v in iou] + ['%.1f' % (100.0 * float(miou))]

@@ -1,18 +1,8 @@
-"""Run a function over a list of jobs ahead of the consumer, with threads or processes.
+"""Run a function over a list of jobs ahead of the consumer, with threads or forked processes:
 
     with Prefetcher(fn, num_workers=4, kind='process', ahead=8) as pre:
         for result in pre.map(jobs):   # results in job order
             ...
-
-* `kind='thread'`: a ThreadPoolExecutor; `kind='process'`: a ProcessPoolExecutor started with
-  fork (fn and the jobs must be picklable: a module-level function, plain arguments).
-  `num_workers=0` runs the jobs inline in the caller, one at a time (no look-ahead).
-* At most `ahead` jobs (at least num_workers) are submitted but not yet consumed.
-* An exception raised by fn surfaces in the consumer as the same exception type when the
-  result of that job is reached; a UserError stays a UserError with its message, without the
-  worker's remote traceback chained to it. Outstanding jobs are cancelled then.
-* Worker processes ignore SIGINT (Ctrl-C reaches the consumer, which shuts the pool down) and
-  run OpenCV single-threaded to avoid oversubscribing the CPUs.
 """
 import collections
 import multiprocessing
@@ -40,7 +30,7 @@ def _clean(exc):
     return exc
 
 
-class Closing(object):
+class Closing:
     """Mixin for objects holding workers: `with` and garbage collection call `close()`."""
 
     def __enter__(self):
@@ -168,7 +158,7 @@ class RoundRobin(Prefetcher):
             executor.shutdown(wait=True, cancel_futures=True)
 
 
-class BackgroundTasks(object):
+class BackgroundTasks:
     """Fire-and-forget work (e.g. PNG writing) on worker threads, at most `max_pending` queued.
 
     zlib and file I/O release the GIL, so writing overlaps the caller's next image. `close()`

@@ -12,7 +12,7 @@ import numpy as np
 from issegm.demo.styles import ID
 
 
-class Camera(object):
+class Camera:
     """Pinhole camera looking down the street (no roll, no pitch)."""
 
     def __init__(self, horizon_y, centre_x, focal, height):
@@ -64,7 +64,7 @@ def loguniform(rng, lo, hi):
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-class Canvas(object):
+class Canvas:
     """The float32 RGB image and the uint8 label-id map being drawn; a shape given a class name
     of None paints colour only, one given a colour of None labels only."""
 
@@ -136,7 +136,7 @@ class Canvas(object):
         return y0, y1, x0, x1, m.astype(bool)
 
 
-class Painter(object):
+class Painter:
     """Colour sampling for one domain and one image (the image's random stream is `rng`)."""
 
     def __init__(self, style, rng):

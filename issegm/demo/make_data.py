@@ -1,26 +1,7 @@
-"""Deterministic synthetic street scenes for the CBST demo (a tiny GTA-5 -> Cityscapes stand-in).
-
-``generate(root, seed=0, ...)`` writes two domains under ``root``:
-
-* SOURCE, GTA-5 layout: ``gta/images/00001.png`` (RGB) and ``gta/labels/00001.png``
-  (single-channel uint8 Cityscapes label ids), list ``gta/train.lst``.
-* TARGET, Cityscapes layout:
-  ``cityscapes/leftImg8bit/{train,val}/CITY/CITY_000000_0000NN_leftImg8bit.png`` and
-  ``cityscapes/gtFine/{train,val}/CITY/CITY_000000_0000NN_gtFine_labelIds.png``, lists
-  ``cityscapes/train.lst`` and ``cityscapes/val.lst``.
-
-List files use the upstream format: one line per sample, ``image<TAB>label``, paths relative to
-that dataset's root. Label ids come from ``cityscapesscripts.helpers.labels``.
-
-CLI (``python issegm/make_demo_data.py`` and ``python -m issegm.make_demo_data`` are the same)::
-
-    python -m issegm.demo.make_data --output DIR --seed 0 [--shift 1.0 --num-source N
-        --num-target-train N --num-target-val N --source-size HxW --target-size HxW]
-
-What a scene shows is described in scenes.py, how the two domains differ in styles.py. Every
-image uses its own ``np.random.RandomState([seed, stream, index])`` (stream 1 = source, 2 =
-target train, 3 = target val), so image N does not depend on the requested counts, and the
-domains/splits never share a random stream.
+"""Deterministic synthetic street scenes for the CBST demo (a tiny GTA-5 -> Cityscapes stand-in):
+generate(root, seed=0, ...) writes a source domain in the GTA-5 layout and a target domain in
+the Cityscapes layout, with list files; `python -m issegm.demo.make_data --output DIR`
+(docs/demo.md, "The data").
 """
 import argparse
 import os
@@ -134,7 +115,7 @@ def _size(text):
 
 
 def main(argv=None):
-    """The command line: flags as in the module docstring; prints what it wrote."""
+    """The command line: flags as docs/demo.md shows them; prints what it wrote."""
     ap = argparse.ArgumentParser(description='Write the synthetic GTA-5 -> Cityscapes demo data.')
     ap.add_argument('--output', required=True, help='root folder (gta/ and cityscapes/ inside)')
     ap.add_argument('--seed', type=int, default=0)

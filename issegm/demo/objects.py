@@ -146,9 +146,9 @@ def draw_two_wheeler(canvas, camera, painter, X, D, kind, ridden):
     a rider (class rider) when `ridden`."""
     direction = 1 if painter.rng.rand() < 0.5 else -1
     color = painter.instance('bike' if kind == 'bicycle' else 'moto')
-    seat, handlebar = _two_wheeler_frame(canvas, camera, X, D, kind, direction, color)
+    frame = _two_wheeler_frame(canvas, camera, X, D, kind, direction, color)
     if ridden:
-        _rider(canvas, camera, painter, X, D, kind, direction, seat, handlebar)
+        _rider(canvas, camera, painter, X, D, kind, direction, frame)
 
 
 def _two_wheeler_frame(canvas, camera, X, D, kind, direction, color):
@@ -183,8 +183,10 @@ def _two_wheeler_frame(canvas, camera, X, D, kind, direction, color):
     return seat, bar
 
 
-def _rider(canvas, camera, painter, X, D, kind, direction, seat, bar):
-    """Seated torso leaning towards the handlebar, bent legs, head (helmet on motorbikes)."""
+def _rider(canvas, camera, painter, X, D, kind, direction, frame):
+    """Seated torso leaning towards the handlebar, bent legs, head (helmet on motorbikes);
+    frame: the (seat, handlebar) points of _two_wheeler_frame."""
+    seat, bar = frame
     s = camera.scale(D)
     d = direction
     shirt, pants = painter.instance('clothes'), painter.instance('clothes')

@@ -2,14 +2,8 @@
 
     python -m issegm.demo --output runs/demo [--seed 0] [--smoke]
 
-Runs the same scripts and flags a GPU user runs, only smaller: the demo data generator
-(issegm/demo/make_data.py, a synthetic GTA-5 -> Cityscapes shift), train_src.py (source-only
-model), make_prior.py (spatial prior), the round orchestrator five times (ST, CBST, CBST-SP,
-CRST-MRKLD, CRST-LRENT), evaluate.py on the target val split for the source model and
-after every round, and last predict.py with the final CBST model on a few target images (as a
-user runs it on their own). Writes results.json, results.md, miou_per_round.png and
-predictions.png under --output, and predict/ (overlay/NAME.png, ...). Finished steps are
-skipped when it is run again. `--smoke` is a tiny configuration for the test suite.
+The same scripts and flags a GPU user runs, only smaller, ending with predict.py on a few target
+images (docs/demo.md).
 """
 import argparse
 import json

@@ -1,18 +1,7 @@
-"""One synthetic street scene, drawn layer by layer: ``render_scene(style, rng, size)``.
-
-Every image is a pinhole-camera view down a straight street (all geometry is in metres and
-projected, so sizes and shapes follow perspective): sky on top; a skyline of buildings and tree
-groups where the street ends; side blocks of buildings (perspective facades with window
-patterns), tree groups, or gaps showing terrain; the road (with lane marks that keep the road
-label) flanked by sidewalks with a kerb; terrain strips; walls and fences; poles carrying traffic
-lights, traffic signs or lamps; street trees; cars (rear/front face plus the visible side, wheels
-included) in lanes and parked at the kerb; persons on sidewalks or crossing; riders on bicycles
-and motorcycles (plus parked two-wheelers); trucks and buses (rare); a crossing tram labelled
-``train`` (very rare); small ``static`` (void, id 4) street furniture. Objects are drawn far to
-near so occlusion is consistent.
-
-The layers draw their random numbers from the one stream `rng` in the order render_scene calls
-them; that order is part of the output (reordering any two draws changes every later pixel).
+"""One synthetic street scene, drawn layer by layer: render_scene(style, rng, size), a
+pinhole-camera view down a straight street (docs/demo.md, "A scene"). The layers draw their
+random numbers from the one stream `rng` in the order render_scene calls them: that order is
+part of the output.
 """
 import cv2
 import numpy as np
@@ -27,7 +16,7 @@ LANE_WIDTH = 3.3  # metres
 DEPTH_NEAR = 0.3  # ground polygons start here, well below the bottom row
 
 
-class _Street(object):
+class _Street:
     """One scene being drawn: its style, random stream, colour sampler, camera, canvas, the
     depths it spans and the street's cross-section (X in metres, camera at X=0; left to right:
     facade_left <= sidewalk_left < road_left < road_right < sidewalk_right <= facade_right,

@@ -1,37 +1,5 @@
-"""The two domains of the demo data: class ids, per-domain style tables and their blend.
-
-Domain shift (source -> target), clear but learnable
------------------------------------------------------
-The classes keep their shapes, positions and context in both domains (no class changes its
-colour family: sky stays the brightest, vegetation green, road a grey darker than the
-sidewalk); what changes is:
-
-* Palette, per class: GTA-like saturated, warm colours in the source (warm-grey asphalt, beige
-  sidewalks, yellow-green vegetation, dry terrain, deep-blue sky with clouds, vivid vehicles and
-  clothes, bright reflective windows); cooler, muddier colours in the target (blue-grey asphalt,
-  pinkish-grey paved sidewalks, blue-green vegetation, greener terrain, hazy pale sky without
-  clouds, vehicles and clothes desaturated to 75 %, dark windows).
-* Lighting: source sunny (gain 0.9-1.15, warm cast, hard building shadows across the ground);
-  target overcast and darker (gain 0.84-0.96, blue cast, vertical gradient from 1.04 at the top
-  to 0.9 at the bottom, no cast shadows).
-* Texture/noise: source crisp (strong white/yellow lane marks and road edge lines, sensor noise
-  sigma 2); target faded lane marks (absent in 30 % of images), paving-tile pattern on the
-  sidewalks, blotchier vegetation/sky, sensor noise sigma 4 and a slight blur.
-* Geometry: the same car-mounted camera in both domains (horizon at 0.36-0.44 H, 1.4-1.7 m
-  above the road), as GTA-5 and Cityscapes both film from a car at a similar height, so a
-  spatial prior counted on source labels places the classes where the target has them; the
-  street differs: roads of 2-3 lanes (vs 2-4), wider sidewalks (3-5.5 m vs 1.8-3.2 m), smaller
-  default frames (128x256 vs 160x288, so objects are ~10 % smaller), and an ego-vehicle hood
-  band at the bottom (label id 1, ``ego vehicle``, ignored in training and evaluation).
-* Frequencies: target has about half the cars, ~3x the persons, more riders (mostly on
-  bicycles), more parked bicycles and street trees, fewer trucks; buses equally rare; trains
-  (a crossing tram) ~1 % of images in both.
-
-With a small FCN (8 conv layers, 500 Adam steps, no augmentation) on the default data (seed 0)
-this gave 42 mIoU on held-out source images but 25 on the target val split (42 when trained on
-the target labels instead); one round of class-balanced pseudo-labelling (top 20 % per class,
-91 % correct) raised the target to 28, mostly on road, sidewalk, terrain and truck, i.e.
-self-training recovers part of the gap.
+"""The two domains of the demo data: class ids, per-domain style tables and their blend (the
+domain shift: docs/demo.md, "The domain shift").
 """
 import numpy as np
 from cityscapesscripts.helpers.labels import name2label
@@ -43,8 +11,8 @@ _CLASS_NAMES = ['unlabeled', 'ego vehicle', 'static', 'road', 'sidewalk', 'build
 ID = {n: name2label[n].id for n in _CLASS_NAMES}
 
 
-class Style(object):
-    """Parameters of one domain (see the module docstring for the differences)."""
+class Style:
+    """Parameters of one domain (docs/demo.md, "The domain shift", says how they differ)."""
 
     def __init__(self, **kw):
         self.__dict__.update(kw)

@@ -1,13 +1,6 @@
-"""ResNet-38 (model A1, `rna-a1`) symbols whose parameter names match the published weight files.
-
-The network of itijyou/ademxapp util/symbol/resnet_v2.py (rna_feat_a1, rn_top for the
-classifier, fcrna_model_a1 for segmentation), which yzou2/CBST uses; written anew here.
-
-Pre-activation residual units (BN -> ReLU -> conv). BatchNorm statistics are frozen
-(`use_global_stats`), and betas/biases carry lr_mult 2, wd_mult 0 as upstream (ademxapp util/symbol/symbol.py, lr_type 'alex').
-
-`rna-tiny` is a narrow variant for CPU demos and tests: the same levels, unit kinds, strides,
-dilations, head and parameter naming, with channels divided by 8 and fewer identity units.
+"""ResNet-38 (model A1, `rna-a1`) symbols whose parameter names match the published weight files,
+after itijyou/ademxapp util/symbol/resnet_v2.py, which yzou2/CBST uses; `rna-tiny` is a narrow
+variant for CPU demos and tests (docs/internals.md, section 4, "The network").
 """
 import collections
 

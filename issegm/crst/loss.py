@@ -1,44 +1,10 @@
-"""CRST's training loss as an MXNet symbol head on the segmentation logits.
-
-Zou et al., "Confidence Regularized Self-Training" (ICCV 2019); released code yzou2/CRST
-`crst_seg.py`, functions `reg_loss_calc` (hard labels) and `reg_loss_calc_expand` (LR-ENT soft
-labels). Per device (the executor's slice of the batch), with log p = log_softmax(logits) over
-the classes, V = the pixels whose hard label is not 255 and R = the pixels of V that the
-`crst_reg_mask` input marks (the pseudo-labelled TARGET pixels; source pixels are not
-regularised):
-
-    loss = sum_{V} CE / max(|V|, 1) + W * sum_{R} r / max(|R|, 1)
-
-    CE = -log p_label                 (hard labels: the plain CBST loss)
-    CE = -sum_k y_k log p_k           (LR-ENT: soft labels y from `crst_soft_label`)
-    r  = sum_k -log p_k / K           (MR-KLD, --mr-weight-kld W)
-    r  = sum_k p_k^2                  (MR-L2,  --mr-weight-l2 W)
-    r  = sum_k p_k log p_k            (MR-ENT, --mr-weight-ent W)
-
-The cross-entropy term has the normalisation of the plain symbol's
-``SoftmaxOutput(multi_output=True, use_ignore=True, ignore_label=255, normalization='valid')``:
-each device divides by its own count of valid pixels (1 when there is none), so with one-hot
-soft labels the gradient w.r.t. the logits is SoftmaxOutput's (tests/test_crst_loss.py). The
-regulariser term is 0 on a device without regularised pixels, as the original's
-`if valid_reg_num > 0`. MR-L2 and MR-ENT are the paper's Table 1 regularisers the authors
-never released; only one model regulariser at a time, as the original ("currently only one
-kind of model regularizer is supported").
-
-Relation to the released code's weights: `crst_seg.py` main sets the dataset's per-sample
-`reg_weight` of the target samples to `args.mr_weight_kld` (source samples: `--mr-weight-src`,
-default 0, which also leaves them out of the count), and `reg_loss_calc` then adds
-`mr_weight_kld * sum(-log_softmax / num_class * reg_weights) / valid_reg_num`: the weight
-multiplies the regulariser twice. Its `--mr-weight-kld 0.1` (mrkld.sh) is W = 0.1 * 0.1 = 0.01
-here; in general W = w^2 for its w, i.e. its w = sqrt(W).
-
-Outputs of the head, in this order: the class probabilities softmax(logits) behind BlockGrad
-(for the training log's NLL, as SoftmaxOutput's output was), and the loss (MakeLoss, one value
-per device). Frozen BatchNorm and the rest of the network are those of the plain symbol: only
-the SoftmaxOutput on top of the logits is replaced.
+"""CRST's training loss as an MXNet head on the segmentation logits: the (soft) cross-entropy plus
+one model regulariser (yzou2/CRST crst_seg.py, reg_loss_calc and reg_loss_calc_expand;
+docs/algorithm.md section 3b, "The loss").
 """
 import mxnet as mx
 
-from util.crst_settings import (LABEL, REG_MASK, REGULARISERS, SOFT_LABEL, CrstSettings,
+from issegm.crst.settings import (LABEL, REG_MASK, REGULARISERS, SOFT_LABEL, CrstSettings,
                                 crst_settings, is_active, label_names)
 from util.symbol.resnet38 import build_symbol
 

@@ -1,42 +1,5 @@
-"""CRST's label regulariser LR-ENT: soft pseudo-labels and the pixels they label. Pure NumPy.
-
-Zou et al., "Confidence Regularized Self-Training" (ICCV 2019), released code yzou2/CRST
-`crst_seg.py`, function `label_selection`, branch `kc_policy == 'cb' and lr_weight_ent > 0`.
-With p the (C, H, W) class-probability map of phase val, t the class thresholds and
-alpha = --lr-weight-ent:
-
-* soft label   y_k = (p_k / t_k)^(1/alpha) / sum_j (p_j / t_j)^(1/alpha);
-* kept pixel   sum_k(-y_k log(p_k + 1e-32) + alpha y_k log(y_k + 1e-32))
-                   < sum_k(-y_k log(t_k + 1e-32))      (the original drops `reg >= sel`);
-* hard label   argmax_k y_k on kept pixels, 255 elsewhere (the `pseudo_labelIds` PNG).
-
-Differences from the released code, all on purpose:
-
-* t: the thresholds of this port's phase val with 0 replaced by 1.0, divided in float32 as CBST
-  does (issegm/cbst.py, _label_thresholds). The original's kc_parameters starts every class at
-  1.0, so its thresholds never hold a 0.
-* p is clipped at 0: phase val's maps come from Pillow bicubic upsampling, which undershoots a
-  little near edges (the original's bilinear torch upsampling cannot). A negative p would make
-  the power NaN.
-* y is computed in log space: log y_k = z_k - logsumexp_j z_j with z_k = log(q_k) / alpha and
-  q_k = p_k / t_k (the float32 quotient the original raises to the power). The original's
-  float32 `np.power(q, 1 / alpha)` overflows to inf (and y to NaN) once q^(1/alpha) > 3.4e38,
-  e.g. q = 100 at alpha = 0.05, and underflows to 0/0 when every q is small. Here the
-  quotient, the exponent and the normalisation are float64, y is returned as float32 like the
-  original's `soft_pseudo_label`.
-* The hard label is the first argmax of the float32 quotient q (as CBST's reweighted label):
-  the same class as argmax y, since y is increasing in q, without the ties float32 rounding of
-  y can create among classes with nearly equal q.
-* A pixel where every p is 0 (after clipping) gets the limit of equal p, y_k proportional to
-  t_k^(-1/alpha), instead of 0/0; with any sane threshold it is not kept (its score is about
-  -log(1e-32) = 73.7).
-
-The selection scores keep the original's epsilons literally (log(x + 1e-32) of p, y and t), in
-float64. Without the epsilons the rule reduces to sum_k (p_k / t_k)^(1/alpha) > 1, which tends
-to CBST's max_k p_k / t_k > 1 (kept where >= 1, so equal except at equality) as alpha -> 0.
-
-All functions work in blocks of rows, so a (19, 1024, 2048) map needs only small temporaries
-besides the outputs.
+"""CRST's label regulariser LR-ENT: soft pseudo-labels and the pixels they label, plain NumPy
+(yzou2/CRST crst_seg.py, label_selection; docs/algorithm.md section 3b, "LR-ENT labels").
 """
 import math
 
@@ -136,8 +99,9 @@ def soft_labels(prob, cls_thresh, alpha, out=None):
     """LR-ENT soft pseudo-labels (C, H, W) float32 of a (C, H, W) probability map.
 
     y_k = (p_k / t_k)^(1/alpha) / sum_j (p_j / t_j)^(1/alpha) (yzou2/CRST crst_seg.py,
-    label_selection), in log space; see the module docstring for t, the clipping of p and the
-    all-zero case. Each pixel's y sums to 1. `out`: a float32 (C, H, W) array to fill.
+    label_selection), in log space; docs/algorithm.md section 3b says what t is, why p is
+    clipped and what an all-zero pixel gets. Each pixel's y sums to 1. `out`: a float32
+    (C, H, W) array to fill.
     """
     blocks = _Blocks(prob, cls_thresh, alpha)
     shape = blocks.prob.shape

@@ -1,53 +1,24 @@
-"""LR-ENT soft labels of one training crop, recomputed from what phase val keeps.
-
-The released CRST code saves every soft label as a float32 (H, W, C) array (150 MB per
-2048x1024 Cityscapes image, yzou2/CRST crst_seg.py, label_selection) and crops it with the
-image. Here phase val keeps only the network-resolution class maps of each image (the cache of
-its pass 1a, 19 x 128 x 256 float32 = 2.5 MB for a 2048x1024 image at stride 8), the scaled
-size of the image and the thresholds; phase train recomputes, for each target crop, the soft
-label at exactly the pixels its hard label grid shows:
-
-1. which original pixel each cell of the crop's label grid shows: an int32 index map of the
-   crop window goes through the label's own path of issegm/data_iter.py, crop_arrays (the
-   window, -1 outside the image; Pillow NEAREST to C x C; the grid [s // 2 :: s] both ways;
-   the flip), so the correspondence is exact (`crop_pixel_index`);
-2. the full-size class probabilities p at those pixels, as phase val's
-   issegm/inference.py, upsample_probs makes them (Pillow bicubic by the prediction stride,
-   crop to the scaled size, resize to the original size), times the spatial prior when phase
-   val used one, computed only where needed (`probs_at`): when the scaled size is the original
-   size (a 2048x1024 Cityscapes image at test scale 2048; the demo), only the grid of the
-   wanted rows and columns, through Pillow's two passes; otherwise the bounding box of the
-   pixels, with Pillow's `box=` (`probs_region`);
-3. y = issegm/crst.py soft_labels(p), and zeros where the hard label is 255.
-
-How exact step 2 is (tests/test_soft_labels.py): Pillow takes `box=` as C floats (float32;
-Pillow's _imaging.c, _resize). The bicubic upsampling's boxes (x / stride, ...) are exact in
-float32 when the prediction stride is a power of two, its scale then equals the full resize's
-exactly, so Pillow computes the same filter windows and coefficients and the values equal the
-full upsampling's bit for bit. The whole chain is bit for bit too when the scaled size equals
-the original size or their ratio is a short binary fraction (0.75, 2). For another ratio
-the last resize's box coordinates (c0 * ratio, ...) are rounded to float32, and most region
-values differ from the full map's by up to a few 1e-6 (measured <= 2e-6 on probabilities,
-<= 3e-6 on the soft labels at alpha = 0.25).
-
-Deviation from the released code, on purpose: CRST rescales its stored soft label with the
-image (OpenCV bilinear per 3-channel group, then renormalised) and takes the crop window of the
-result; here each label-grid cell gets the soft label of the very pixel its hard label comes
-from (the NEAREST rule the hard labels of CBST's crops follow), so the soft and the hard label
-of a cell always agree (argmax y = the hard label).
+"""The LR-ENT soft label of one training crop, recomputed from what phase val keeps, at exactly the
+pixels the crop's hard label shows (docs/algorithm.md section 3b, "The soft label of a crop").
 """
+import collections
 import math
 
 import numpy as np
 from PIL import Image
 
-from issegm import crst
+from issegm.crst import lrent
 from util.image import interp_filter
 
-__all__ = ['IGNORE', 'crop_pixel_index', 'probs_region', 'probs_at', 'soft_label_crop',
-           'one_hot_labels']
+__all__ = ['IGNORE', 'NetMap', 'crop_pixel_index', 'probs_region', 'probs_at',
+           'soft_label_crop', 'one_hot_labels']
 
 IGNORE = 255
+
+# Phase val's network-resolution class map of one image (issegm/testtime/one_image.py,
+# Predictor.network_probs): the (C, h, w) probabilities at the prediction stride, the size of the
+# scaled (unpadded) network input and the image size.
+NetMap = collections.namedtuple('NetMap', 'probs pred_stride scaled_hw hw')
 
 # Pillow's filter supports (in input pixels at scale 1): bicubic 2, bilinear 1, Lanczos 3.
 _SUPPORT = {Image.BICUBIC: 2.0, Image.BILINEAR: 1.0, Image.LANCZOS: 3.0}
@@ -103,9 +74,9 @@ def _resize_region(planes, out, size_hw, resample, box):
 
 def probs_region(net_probs, pred_stride, scaled_hw, original_hw, rows, cols):
     """Rows [r0, r1) x columns [c0, c1) of phase val's full-size class map: the same values as
-    issegm/inference.py upsample_probs(net_probs, pred_stride, scaled_hw, original_hw)[:, r0:r1,
-    c0:c1] (bit for bit or to a few ulps, see the module docstring), computed for that region
-    only. Returns (C, r1 - r0, c1 - c0) float32."""
+    issegm/testtime/one_image.py upsample_probs(net_probs, pred_stride, scaled_hw,
+    original_hw)[:, r0:r1, c0:c1] (bit for bit or to a few ulps, docs/algorithm.md section 3b),
+    computed for that region only. Returns (C, r1 - r0, c1 - c0) float32."""
     net = np.ascontiguousarray(net_probs, dtype=np.float32)
     num_classes, h, w = net.shape
     ps = int(pred_stride)
@@ -177,7 +148,7 @@ def _upsampled_grid(net, ps, out_rows, out_cols):
 
 def probs_at(net_probs, pred_stride, scaled_hw, original_hw, rows, cols):
     """Phase val's full-size class probabilities at the pixels (rows[i], cols[i]): (C, m)
-    float32, the values of issegm/inference.py upsample_probs(...)[:, rows, cols].
+    float32, the values of issegm/testtime/one_image.py upsample_probs(...)[:, rows, cols].
 
     When the scaled size is the original size (upsample_probs then only upsamples), only the
     grid of the wanted rows and columns is computed, bit for bit (see _upsampled_grid);
@@ -206,19 +177,17 @@ def probs_at(net_probs, pred_stride, scaled_hw, original_hw, rows, cols):
     return region[:, rows - r0, cols - c0]
 
 
-def soft_label_crop(net_probs, pred_stride, scaled_hw, original_hw, cls_thresh, alpha, plan,
-                    crop, hard_label, stride=8, prior=None):
+def soft_label_crop(netmap, cls_thresh, alpha, plan, crop, hard_label, stride=8, prior=None):
     """The LR-ENT soft label (C, n, n) float32 of one target crop, n = the label grid side.
 
-    net_probs (C, h, w), pred_stride, scaled_hw: phase val's network-resolution map of the
-    image and its geometry (issegm/inference.py, Predictor.network_probs); original_hw: the
-    image size; cls_thresh, alpha: the round's thresholds and --lr-weight-ent; plan, crop,
-    stride: the crop (sampling.CropPlan, as for issegm/data_iter.py crop_arrays); hard_label:
-    that crop's (n, n) label (train ids, 255 = none); prior: phase val's (C, H, W) spatial
-    prior, or None. Cells whose hard label is 255 get zeros; the others y = issegm/crst.py
-    soft_labels of p at the pixel they show.
+    netmap: the image's NetMap; cls_thresh, alpha: the round's thresholds and --lr-weight-ent;
+    plan, crop, stride: the crop (sampling.CropPlan, as for issegm/data_iter.py crop_arrays);
+    hard_label: that crop's (n, n) label (train ids, 255 = none); prior: phase val's (C, H, W)
+    spatial prior, or None. Cells whose hard label is 255 get zeros; the others
+    y = issegm/crst/lrent.py soft_labels of p at the pixel they show.
     """
-    net = np.asarray(net_probs)
+    net = np.asarray(netmap.probs)
+    original_hw = netmap.hw
     index = crop_pixel_index(plan, original_hw, crop, stride)
     hard = np.asarray(hard_label)
     if hard.shape != index.shape:
@@ -232,10 +201,10 @@ def soft_label_crop(net_probs, pred_stride, scaled_hw, original_hw, cls_thresh, 
     if flat.min() < 0:
         raise ValueError('hard label holds classes outside the image')
     rows, cols = np.divmod(flat, int(original_hw[1]))
-    probs = probs_at(net, pred_stride, scaled_hw, original_hw, rows, cols)  # (C, m)
+    probs = probs_at(net, netmap.pred_stride, netmap.scaled_hw, original_hw, rows, cols)
     if prior is not None:
         probs *= prior[:, rows, cols]  # float32, as phase val's `probs *= prior`
-    out[:, labelled] = crst.soft_labels(probs[:, None, :], cls_thresh, alpha)[:, 0, :]
+    out[:, labelled] = lrent.soft_labels(probs[:, None, :], cls_thresh, alpha)[:, 0, :]
     return out
 
 

@@ -1,18 +1,7 @@
-"""Test-time path shared by phase val and evaluate.py, as the original's `_val_impl` and
-`interp_preds_as` (yzou2/CBST `issegm/solve_ST.py` and `issegm/evaluate.py`).
-
-1. scale the image so its longer side equals the test scale (Pillow, filter by
-   util.image.interp_filter), normalise;
-2. with `test_steps` N (the original's --test-steps): N x N passes, each on the image shifted
-   by multiples of stride // N (N = 1: one pass on the image itself); each pass pads its input
-   with zeros (the normalised mean colour) to a multiple of the stride and runs the network, and
-   with flipping also on the mirrored padded input, averaging 0.5 * (a + b) after mirroring back;
-   the N x N maps interleave into one map at N times the network's resolution;
-3. upsample each class map by stride // N (Pillow bicubic on float32 'F' planes), crop to the
-   scaled size, resize to the original size (filter by util.image.interp_filter).
-
-`Predictor.network_probs` stops after step 2, returning the small network-resolution maps;
-`upsample_probs` does step 3. Phase val keeps only the former between its two passes.
+"""One image at test time, as yzou2/CBST issegm/solve_ST.py and evaluate.py (_val_impl,
+interp_preds_as; docs/algorithm.md section 2, steps 1-2): Predictor.network_probs scales,
+normalises and runs the network (with flipping and test steps) into maps at the network's
+resolution; upsample_probs makes the full-size map from them.
 """
 import os
 

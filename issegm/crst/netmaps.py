@@ -1,17 +1,5 @@
-"""What phase val keeps for CRST's LR-ENT and how phase train turns it into soft labels.
-
-The released CRST code saves every soft pseudo-label as a float32 (H, W, C) array, about
-150 MB per 2048x1024 Cityscapes image (yzou2/CRST crst_seg.py, label_selection). Here phase
-val keeps, per round, in OUTPUT/R/self_train/:
-
-* netmaps/NAME.npy: the network-resolution class map of each target image (the cache of its
-  pass 1a, issegm/phase_val.py MapCache; 19 x 128 x 256 float32 = 2.5 MB at test scale 2048);
-* soft_labels.json: alpha, the thresholds (float64, exact in JSON), the prediction stride,
-  the spatial prior's file and size (or null), and each image's scaled and original size
-  (OUTPUT/stats/cls_thresh.npy cannot serve: the next round overwrites it).
-
-Phase train recomputes the soft label of every target crop from them
-(issegm/soft_labels.py, soft_label_crop).
+"""What phase val keeps for LR-ENT (OUTPUT/R/self_train/netmaps/ and soft_labels.json) and how
+phase train reads it back per crop (docs/algorithm.md section 3b, "What phase val keeps").
 """
 import collections
 import json
@@ -19,9 +7,9 @@ import os
 
 import numpy as np
 
+from issegm.crst.crop_labels import NetMap, soft_label_crop
 from issegm.datasets import sample_name
-from issegm.make_prior import load_prior
-from issegm.soft_labels import soft_label_crop
+from issegm.prior import load_prior
 from util.errors import UserError
 from util.files import write_json
 
@@ -106,6 +94,6 @@ def crop_soft_label(source, plan, crop, hard_label, stride=8):
     it (times the prior when phase val used one)."""
     net = np.load(source.net_path)
     rnd = source.round
-    return soft_label_crop(net, rnd.pred_stride, source.scaled_hw, source.hw, rnd.cls_thresh,
-                           rnd.alpha, plan, crop, hard_label, stride,
+    return soft_label_crop(NetMap(net, rnd.pred_stride, source.scaled_hw, source.hw),
+                           rnd.cls_thresh, rnd.alpha, plan, crop, hard_label, stride,
                            prior=_prior(rnd, net.shape[0]))

@@ -1,20 +1,9 @@
-"""The test-time loop of phase val and evaluate.py, on every device given.
-
-    for sample, result in predict_samples(predictors, samples, predict, write):
-        ...
-
-reads each (image, label) sample ahead of the network, runs `predict` with one Predictor per
-device (issegm.inference.make_predictors), yields the results in the samples' order and hands
-each to `write` on background threads. With several devices (`--gpus 0,1,2,3`, `--gpus cpu:2`)
-image i goes to device i mod N, each device driven by a thread of its own; a Predictor's numbers
-do not depend on its device, so the results are those of one device. The original ran on one
-GPU only: yzou2/CBST issegm/evaluate.py and solve_ST.py (_val_impl, _get_module) bind one Module
-over all of --gpus with a batch of one image, which MXNet refuses for several devices ("Too many
-slices").
-
-No MXNet here: the scripts import this module before their flags are checked.
+"""A list of images on every device given: predict_samples reads ahead, runs one Predictor per
+device (image i on device i mod N) and writes in the background, for phase val and evaluate.py
+(docs/internals.md, section 2). No MXNet: the scripts import it before their flags are checked.
 """
 import collections
+import dataclasses
 import functools
 import os
 import threading
@@ -25,12 +14,21 @@ from tqdm import tqdm
 from issegm.datasets import read_sample, write_png
 from util.prefetch import BackgroundTasks, Prefetcher, RoundRobin
 
-__all__ = ['Timings', 'NON_NETWORK_STEPS', 'device_names', 'write_label_pngs', 'predict_samples']
+__all__ = ['PredictionOptions', 'Timings', 'NON_NETWORK_STEPS', 'device_names', 'write_label_pngs',
+           'predict_samples']
 
 NON_NETWORK_STEPS = ('loading', 'upsampling', 'argmax', 'confusion', 'writing')
 
 
-class Timings(object):
+@dataclasses.dataclass(frozen=True)
+class PredictionOptions:
+    """What every image of a split is predicted with: the test scales (longer sides; their
+    class maps are averaged at the image size) and whether the mirrored image is averaged in."""
+    scales: tuple
+    flip: bool = False
+
+
+class Timings:
     """Seconds spent per step, summed over images (thread-safe: the steps run in threads)."""
 
     def __init__(self):
@@ -83,7 +81,7 @@ def _run_on_device(predict, predictor, timings, loaded):
 
 
 def predict_samples(predictors, samples, predict, write=None, read=read_sample, threads=1,
-                    timings=None, progress=True, desc='predict'):
+                    timings=None, progress='predict'):
     """Yield (sample, result) for every (image path, label path or None) sample, in order.
 
     * read(image_path, label_path) -> (image, label), `threads` samples at a time ahead of the
@@ -93,7 +91,8 @@ def predict_samples(predictors, samples, predict, write=None, read=read_sample, 
     * write(sample, result), when given, on `threads` background threads (inline with 0), timed
       as 'writing'; all writes are done when the generator ends.
 
-    `timings` (a Timings) receives those steps' seconds; a progress bar shows `desc`.
+    `timings` (a Timings) receives those steps' seconds; `progress`: the label of a progress
+    bar (None or False: no bar).
     """
     timings = timings if timings is not None else Timings()
     devices = [functools.partial(_run_on_device, predict, p, timings) for p in predictors]
@@ -102,7 +101,7 @@ def predict_samples(predictors, samples, predict, write=None, read=read_sample, 
             RoundRobin(devices) as on_devices, \
             BackgroundTasks(threads, max_pending=2 * threads) as writer:
         results = on_devices.map(reader.map(samples))
-        bar = tqdm(zip(samples, results), total=len(samples), desc=desc, unit='img',
+        bar = tqdm(zip(samples, results), total=len(samples), desc=progress or None, unit='img',
                    disable=not progress, dynamic_ncols=True)
         for sample, result in bar:
             if write is not None:

@@ -3,7 +3,7 @@ the scripts check their flags before importing it.
 
 Zou et al., "Confidence Regularized Self-Training" (ICCV 2019); released code yzou2/CRST
 `crst_seg.py` (`get_arguments`: --lr-weight-ent, --mr-weight-kld). The loss they weigh is
-util/crst_loss.py; LR-ENT's soft pseudo-labels are issegm/crst.py.
+issegm/crst/loss.py; LR-ENT's soft pseudo-labels are issegm/crst/lrent.py.
 """
 import collections
 import math
