@@ -255,15 +255,17 @@ def _label_thresholds(cls_thresh, num_classes):
         raise ValueError('%d thresholds for a %d-class map' % (thr.size, num_classes))
     if num_classes > 255:
         raise ValueError('uint8 label maps need at most 255 classes, got %d' % num_classes)
-    thr[thr == 0] = 1.0  # a threshold of 0 means "never selected by its own rank": use 1.0
+    # QUIRK kept (solve_ST.py _val_impl): a threshold of 0 ("never selected by its own rank")
+    # becomes 1.0, and the division runs in float32 (the docstring above).
+    thr[thr == 0] = 1.0
     return thr.astype(np.float32)
 
 
 def pseudo_label_maps(prob, cls_thresh):
     """Return ``(pseudo, rw)``, both uint8 (H, W), for a (C, H, W) probability map.
 
-    Thresholds equal to 0 become 1.0; q_k = p_k / threshold_k in float32, as upstream (see
-    :func:`_label_thresholds`); ``rw`` = argmax_k q_k (the unthresholded "reweighted" label,
+    Thresholds equal to 0 become 1.0; q_k = p_k / threshold_k in float32 (QUIRK kept, as
+    yzou2/CBST solve_ST.py _val_impl: see :func:`_label_thresholds`); ``rw`` = argmax_k q_k (the unthresholded "reweighted" label,
     'rwlabelIds'); ``pseudo`` = rw where max_k q_k >= 1 (compared in float32), else 255.
     Works in row blocks, so the full q map is never held in memory.
     """

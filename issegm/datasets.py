@@ -36,7 +36,8 @@ SYNTHIA_IDS = {1: 9, 2: 2, 3: 0, 4: 1, 5: 4, 6: 8, 7: 5, 8: 12, 9: 7, 10: 10, 11
 
 MAX_SHAPES = {'cityscapes': (1024, 2048), 'cityscapes16': (1024, 2048), 'gta': (1052, 1914),
               'synthia': (760, 1280)}
-# Upstream's self-training iterator sizes GTA-5 source crops against 1024x2048, not 1052x1914.
+# QUIRK kept: the self-training iterator sizes GTA-5 source crops against 1024x2048, not
+# GTA-5's 1052x1914 (yzou2/CBST issegm/solve_ST.py, get_dataset_specs_tgt, max_shape_src).
 SELF_TRAINING_MAX_SHAPES = dict(MAX_SHAPES, gta=(1024, 2048))
 
 
@@ -48,7 +49,9 @@ def _lookup(mapping):
 
 
 def _inverse(label_to_train):
-    """train id -> the smallest label id mapping to it; ignore -> the unlabeled id 0."""
+    """train id -> the smallest label id mapping to it; ignore -> the unlabeled id 0. QUIRK kept:
+    unselected pseudo-label pixels are so stored as label id 0 (yzou2/CBST solve_ST.py,
+    _val_impl), not 255."""
     table = np.full(256, UNLABELED_ID, np.uint8)
     for label_id in range(255, -1, -1):
         train_id = label_to_train[label_id]
@@ -106,7 +109,8 @@ def target_dataset(source, target):
     """The dataset whose tables a self-training target uses: `cityscapes` under a `synthia`
     source is the 16-class `cityscapes16`, as upstream's get_dataset_specs_tgt chose
     labels_cityscapes_synthia for that pair (yzou2/CBST issegm/solve_ST.py); anything else,
-    `cityscapes16` included, stays as given."""
+    `cityscapes16` included, stays as given. QUIRK kept: the pair's name does not say 16
+    classes."""
     if source == 'synthia' and target == 'cityscapes':
         return 'cityscapes16'
     return target

@@ -38,7 +38,8 @@ LAUNCH_SCRIPT = os.path.join(HERE, 'launch.py')
 # How each round picks its source images: 'cumulative' always draws with --seed-int (a larger
 # portion adds images), 'random' with the round number (yzou2/CBST issegm/solve_AO.py).
 SOURCE_SAMPLE_POLICIES = ('cumulative', 'random')
-# Flags upstream's solve_AO.py accepted and never used: accepted here too, with a warning.
+# Flags yzou2/CBST solve_AO.py accepted and never used: accepted here too, with a warning
+# (QUIRK kept).
 IGNORED_FLAGS = {'--to-epoch': 'round r trains until epoch (r + 1) * --epoch-per-round'}
 # Flags yzou2/CBST solve_AO.py main passes only to a phase that never reads them (QUIRK kept,
 # see issegm/round_flags.py): a value other than the default changes nothing (a warning says so).

@@ -87,6 +87,8 @@ def crop_geometry(rule, crop, stride, target_size, min_target_size, image_hw, ma
         rate = target_size / float(longest)
         base = max(h, w)
     elif rule == SOURCE_ONLY:
+        # QUIRK kept (yzou2/CBST issegm/data_src.py, FileIter._read): the rate comes from the
+        # image's own longer side, the canvas from the dataset's max shape.
         if h > max_h or w > max_w:
             raise ValueError('image of %dx%d exceeds the max shape %dx%d' % (h, w, max_h, max_w))
         rate = target_size / float(max(h, w))
@@ -180,8 +182,9 @@ def mine_window(rng, label, geometry, mine_id, mine_id_priority, label_to_train=
     """Small-class patch mining (yzou2/CBST issegm/data.py, FileIter._read): (top, left, class)
     of the window in canvas coordinates, or None when no candidate class is in the region.
 
-    label: (H, W) label ids mapped through `label_to_train`, or train ids (table None). The
-    class is candidates[int(floor(uniform(0, n)))]; its pixels in the mining region in
+    label: (H, W) label ids mapped through `label_to_train`, or train ids (table None). QUIRK
+    kept: the candidates are the classes present in a 255-filled copy of the region and the
+    class is candidates[int(floor(uniform(0, n)))], not randint; its pixels in the mining region in
     row-major order, one drawn by randint(0, count, 1), is the window centre: the window starts
     side // 2 above and left of it.
     """

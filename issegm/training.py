@@ -39,7 +39,7 @@ def nll_sum(label, pred, eps):
     labels (B, h, w) and softmax output (B, C, h, w): upstream's _get_metric (solve_ST.py and
     train_src.py), p = the output at the true class of each pixel whose label is not 255.
 
-    As upstream: p is float32 and p + eps, the log and the sum stay float32 (NumPy 1.x keeps a
+    QUIRK kept, as that _get_metric: p is float32 and p + eps, the log and the sum stay float32 (NumPy 1.x keeps a
     float32 array op a Python float in float32); the +1 for a slice without valid pixels keeps
     the division defined and is counted in the mean.
     """

@@ -187,7 +187,8 @@ def set_mxnet_switches(backward_do_mirror=False, no_cudnn=False, debug=False):
 def py2_str(value):
     """A number as upstream's Python 2 `str()` wrote it into a child's command line: floats
     with 12 significant digits ('%.12g', plus '.0' when that looks like an integer), so that
-    e.g. 0.02 + 0.0025 + 0.0025 is passed as '0.025', not '0.024999999999999998'."""
+    e.g. 0.02 + 0.0025 + 0.0025 is passed as '0.025', not '0.024999999999999998' (QUIRK kept:
+    yzou2/CBST solve_AO.py main, str(src_port) under Python 2)."""
     if isinstance(value, float):
         text = '%.12g' % value
         if text.lstrip('-').isdigit():

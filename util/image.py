@@ -18,7 +18,9 @@ PAD_UINT8 = tuple(int(255 * np.float64(m)) for m in MEAN)
 
 
 def _normalisation_table():
-    """(256, 3) float32: the original's normalised value of each uint8 level per channel."""
+    """(256, 3) float32: the original's normalised value of each uint8 level per channel.
+    QUIRK kept (yzou2/CBST util/transformer.py, ColorScale, ColorNormalize): times float32
+    1/255, then minus the mean and over the std in float64, stored float32."""
     scaled = np.arange(256, dtype=np.float32) * np.float32(1.0 / 255)  # float32 product
     table = (scaled.astype(np.float64)[:, None] - np.asarray(MEAN)) / np.asarray(STD)
     return np.ascontiguousarray(table.astype(np.float32).T)  # (3, 256)
@@ -103,7 +105,7 @@ def scale_longer_side(shape, scale):
 
     As the original's `Scale(size, shorter_side=False)` (yzou2/CBST `util/transformer.py`): the
     other side is int(np.round(scale * short / long)); np.round rounds halves to even in
-    Python 2 and 3 alike. A square image gives (scale, scale).
+    Python 2 and 3 alike (QUIRK kept). A square image gives (scale, scale).
     """
     h, w = int(shape[0]), int(shape[1])
     scale = int(scale)

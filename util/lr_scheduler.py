@@ -83,7 +83,7 @@ def make_lr_scheduler(lr_type, base_lr, lr_steps, from_iter, to_iter):
         raise UserError('unknown --lr-type %r (allowed: %s)' % (lr_type, ', '.join(LR_TYPES)))
     if lr_type == 'fixed':
         return FixedSchedule(base_lr)
-    if lr_type == 'step':
+    if lr_type == 'step':  # QUIRK kept: a fixed rate (solve_ST.py parse_model_label)
         parse_lr_steps(lr_steps)  # solve_ST.py parse_model_label int()s them too
         log.warning('--lr-type step trains at the fixed rate %g, as yzou2/CBST solve_ST.py and '
                     'train_src.py (parse_model_label leaves the type fixed); --lr-type '
@@ -91,7 +91,7 @@ def make_lr_scheduler(lr_type, base_lr, lr_steps, from_iter, to_iter):
         return FixedSchedule(base_lr)
     if lr_type == 'multistep':
         return MultiFactorSchedule(base_lr, parse_lr_steps(lr_steps), offset=from_iter)
-    updates = to_iter + 1
+    updates = to_iter + 1  # QUIRK kept: to_iter + 1 updates (solve_ST.py _train_impl)
     if lr_type == 'linear':
         return PolySchedule(base_lr, updates, min(base_lr / 100.0, 1e-6), from_iter, 1)
     return PolySchedule(base_lr, updates, min(base_lr / 100.0, 1e-8), from_iter, POLY_POWER)
