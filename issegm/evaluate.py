@@ -59,15 +59,16 @@ def dataset_of(args):
     return args.dataset if args.dataset is not None else default_dataset(args.model, args.weights)
 
 
-def check_prediction_flags(args, info):
-    """Check the test-time flags (util.flags.prediction_flags, --model, --weights) against the
-    dataset `info` before MXNet is imported: returns (model, parsed model label, test scales)."""
+def check_prediction_flags(args):
+    """Check the test-time flags (util.flags.prediction_flags, --dataset, --model, --weights)
+    before MXNet is imported: returns (dataset info, model, parsed model label, test scales)."""
+    info = get_dataset(dataset_of(args))
     if args.prefetch_threads < 0:
         raise UserError('--prefetch-threads must be >= 0, got %d' % args.prefetch_threads)
     scales = parse_test_scales(args.test_scales or str(max(info.max_shape)))
     model, parsed = resolve_model(args.model, args.weights, info)
     check_test_steps(args.test_steps, parsed.stride)
-    return model, parsed, scales
+    return info, model, parsed, scales
 
 
 def load_predictors(args, model, parsed):
@@ -222,9 +223,8 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     # Checks of the flags and files first, before MXNet is even imported (a quick error).
-    dataset = dataset_of(args)
-    info = get_dataset(dataset)
-    model, parsed, scales = check_prediction_flags(args, info)
+    info, model, parsed, scales = check_prediction_flags(args)
+    dataset = info.name
     samples = load_samples(args.data_root, args.split, dataset, require_labels=False)
     require_file(args.weights, 'weight file')
     if not args.skip_data_check:

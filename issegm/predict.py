@@ -464,9 +464,8 @@ def write_summary(output, args, model, scales, kinds, contexts, run):
 def main(argv=None):
     args = parse_args(argv)
     # Checks of the flags and inputs first, before MXNet is even imported (a quick error).
-    dataset = dataset_of(args)
-    info = get_dataset(dataset)
-    model, parsed, scales = check_prediction_flags(args, info)
+    info, model, parsed, scales = check_prediction_flags(args)
+    dataset = info.name
     kinds = _check_args(args)
     require_file(args.weights, 'weight file')
     os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')  # decoding warnings: quiet
