@@ -5,7 +5,10 @@ MXNET ?= mxnet
 HOROVOD ?=
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(MXNET)$(if $(HOROVOD),-horovod)
+# An install with Horovod also serves a plain `make install` (e.g. `make test-quick` after
+# `make test`), so the two targets do not undo each other's install.
+HOROVOD_STAMP := $(VENV)/.installed-$(MXNET)-horovod
+STAMP := $(if $(HOROVOD)$(wildcard $(HOROVOD_STAMP)),$(HOROVOD_STAMP),$(VENV)/.installed-$(MXNET))
 PYTEST_ARGS ?=
 
 # Horovod must be built against the MXNet already in the venv: no build isolation (an isolated
@@ -24,7 +27,7 @@ $(STAMP): requirements.txt setup.py
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q -r requirements.txt "$(MXNET)==1.9.1"
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	$(if $(HOROVOD),$(PY) -m pip install -q "cmake==3.31.10" && PATH="$(abspath $(VENV))/bin:$$PATH" \
+	$(if $(findstring -horovod,$@),$(PY) -m pip install -q "cmake==3.31.10" && PATH="$(abspath $(VENV))/bin:$$PATH" \
 		$(HOROVOD_BUILD) $(PY) -m pip install -q --no-build-isolation "horovod==0.28.1")
 	rm -f $(VENV)/.installed-*
 	touch $@
