@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 
 from issegm.crst.settings import CrstSettings
 from issegm.datasets import target_dataset
-from issegm.prior import default_prior_path
+from issegm.prior import default_prior_path, require_prior
 from issegm.round_files import phase_log_file
 from issegm.round_flags import crst_of, shared_flags
 from issegm.sampling import CropSettings
@@ -119,9 +119,9 @@ def check_portion(flag, value):
 
 
 def check_round_args(args, argv=()):
-    """Validate the flag values (every rule of the phase that needs no file and no MXNet); the
-    ValSettings or TrainSettings of --phase (argv: the command line, which the phase's done
-    marker records)."""
+    """Validate the flag values (every rule of the phase that needs neither the data nor MXNet;
+    the spatial prior of --with-prior must exist); the ValSettings or TrainSettings of --phase
+    (argv: the command line, which the phase's done marker records)."""
     model = model_from_weights(args.model, args.weights)
     parsed_model = parse_model_label(model)
     crst = crst_of(args)
@@ -150,8 +150,8 @@ def _val_settings(args, rnd):
         raise UserError('phase val takes one test scale, got --test-scales %s'
                         % ','.join(map(str, test_scales)))
     check_test_steps(args.test_steps, rnd.parsed_model.stride)
-    prior_path = ((args.prior or default_prior_path(args.dataset)) if args.with_prior
-                  else None)
+    prior_path = (require_prior(args.prior or default_prior_path(args.dataset))
+                  if args.with_prior else None)
     return ValSettings(rnd, test_scales, args.test_flipping, args.test_steps,
                        check_portion('--init-tgt-port', args.init_tgt_port), args.kc_policy,
                        prior_path, args.mine_id_number, args.mine_thresh, args.keep_probmaps)

@@ -359,6 +359,7 @@ def test_workers_servers_and_hostfile_reach_the_launcher(tmp_path, launcher):
     args = launch.parse_args(command[2:])
     assert (args.num_workers, args.num_servers, args.launcher, args.hostfile) == \
         (3, 2, launcher, str(hosts))
+    assert args.env == ['CBST_OUTPUT_LOCK']  # the lock's token reaches every host's processes
     assert launch.command_of(args) == [sys.executable, run.flags.self_training_script] + train
     assert _value(train, '--kvstore') == 'dist_sync'
     assert orchestrator.child_command(run, val) == [sys.executable,
