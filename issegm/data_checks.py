@@ -23,7 +23,8 @@ __all__ = ['ERROR', 'WARNING', 'Problem', 'Header', 'HeaderError', 'read_header'
            'label_value_problems', 'id_space_problems', 'duplicate_name_problems',
            'header_or_problem', 'label_values', 'decode_image', 'full_sample_check',
            'quick_check', 'full_check', 'format_problem', 'count_errors', 'raise_on_errors',
-           'require_clean', 'check_self_training_lists', 'LABEL_SAMPLE', 'ID_SPACES']
+           'require_clean', 'require_unique_names', 'check_self_training_lists', 'LABEL_SAMPLE',
+           'ID_SPACES']
 
 ERROR, WARNING = 'error', 'warning'
 Problem = collections.namedtuple('Problem', 'path kind message severity')
@@ -380,6 +381,13 @@ def require_clean(samples_or_list, dataset, data_root=None, what=None, require_l
                     '`python issegm/check_data.py` checks a list on its own; '
                     '--skip-data-check runs anyway')
     return problems
+
+
+def require_unique_names(samples, what):
+    """A UserError when two different images of [(image, label)] share an output name
+    (duplicate_name_problems): phase val checks it even when the data check is skipped."""
+    raise_on_errors(duplicate_name_problems(samples), 'data check of %s' % what,
+                    'rename one of them: outputs are written as NAME.png')
 
 
 def check_self_training_lists(args):

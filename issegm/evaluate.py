@@ -22,9 +22,10 @@ from issegm.datasets import get_dataset, load_samples, sample_name, write_png  #
 from issegm.testtime.image_list import (PredictionOptions, Timings, device_names,  # noqa: E402
                                         predict_samples, write_label_pngs)
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
-from util.files import write_json  # noqa: E402
+from util.files import staged_output, write_json  # noqa: E402
 from util.flags import (FlagParser, check_test_steps, parse_bool, parse_test_scales,  # noqa: E402
                         prediction_flags, set_mxnet_switches)
+from util.locks import output_lock  # noqa: E402
 from util.logs import setup_logging  # noqa: E402
 from util.metrics import ConfusionMeter, format_table, metrics_dict, scores  # noqa: E402
 from util.model_label import (check_num_classes, is_classifier,  # noqa: E402
@@ -32,11 +33,13 @@ from util.model_label import (check_num_classes, is_classifier,  # noqa: E402
 
 __all__ = ['resolve_model', 'default_dataset', 'dataset_of', 'check_prediction_flags',
            'load_predictors', 'check_unique_names', 'Timings', 'EvalOutputs', 'save_outputs',
-           'evaluate_samples', 'write_report', 'main']
+           'evaluate_samples', 'write_report', 'evaluate_into', 'main']
 
 log = logging.getLogger('cbst')
 
 CORRECT, WRONG, IGNORED = 127, 0, 255
+# Where a run writes its outputs before they replace those in OUTPUT (util.files.staged_output).
+STAGE_NAME = '.evaluate-partial'
 
 
 def resolve_model(model, weights, info):
@@ -229,17 +232,30 @@ def main(argv=None):
     require_file(args.weights, 'weight file')
     if not args.skip_data_check:
         require_clean(samples, dataset, what=args.split)
-    predictors, contexts = load_predictors(args, model, parsed)
+    with output_lock(args.output) as lock:
+        predictors, contexts = load_predictors(args, model, parsed)
+        setup_logging(args.log_file or os.path.join(args.output, 'evaluate.log'),
+                      debug=args.debug)
+        if lock.takeover:
+            log.warning('%s', lock.takeover)
+        log.info('evaluate %s (%s) on %s %s: %d images, scales %s, flipping %s, devices %s',
+                 model, args.weights, dataset, args.split, len(samples),
+                 ','.join(map(str, scales)), 'on' if args.test_flipping else 'off',
+                 device_names(contexts))
+        # Written into a stage and moved in place at the end: a run failing half-way leaves
+        # the outputs of an earlier run in OUTPUT as they were.
+        with staged_output(os.path.join(args.output, STAGE_NAME), args.output) as stage:
+            evaluate_into(stage, args, (predictors, samples, info, scales), model, dataset)
+    return 0
 
-    os.makedirs(args.output, exist_ok=True)
-    setup_logging(args.log_file or os.path.join(args.output, 'evaluate.log'), debug=args.debug)
-    log.info('evaluate %s (%s) on %s %s: %d images, scales %s, flipping %s, devices %s',
-             model, args.weights, dataset, args.split, len(samples),
-             ','.join(map(str, scales)), 'on' if args.test_flipping else 'off',
-             device_names(contexts))
+
+def evaluate_into(folder, args, task, model, dataset):
+    """Predict and score the samples of `task` = (predictors, samples, dataset info, test
+    scales) as the flags say, writing the outputs and the report into `folder`."""
+    predictors, samples, info, scales = task
     timings = Timings()
     t0 = time.time()
-    outputs = EvalOutputs(args.output, save_results=not args.no_save_results,
+    outputs = EvalOutputs(folder, save_results=not args.no_save_results,
                           save_predictions=args.save_predictions)
     conf = evaluate_samples(predictors, samples, info,
                             PredictionOptions(scales, args.test_flipping), outputs,
@@ -248,14 +264,13 @@ def main(argv=None):
     log.info('done in %.1f s; %s', time.time() - t0, timings.summary())
     if not any(label is not None for _, label in samples):
         log.info('no ground truth in %s: no metrics written', args.split)
-        return 0
-    metrics, summary, table = write_report(args.output, conf, info, '%s on %s %s' % (
+        return
+    metrics, summary, table = write_report(folder, conf, info, '%s on %s %s' % (
         model, dataset, os.path.splitext(os.path.basename(args.split))[0]))
     log.info('%s', summary)
     log.info('IoU per class: %s', ' '.join('%.4f' % v for v in metrics['iou'].values()))
     log.info('results (%%):\n%s', table)
     log.info('wrote %s', os.path.join(args.output, 'metrics.json'))
-    return 0
 
 
 if __name__ == '__main__':

@@ -155,6 +155,7 @@ def parse_args(argv):
     parser.add_argument('--output', default=None,
                         help='default spatial_prior/DATASET/prior_array.mat')
     parser.add_argument('--log-file', default=None)
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser.parse_args(argv)
 
 
@@ -170,7 +171,8 @@ def main(argv=None):
     samples = load_samples(args.data_root, args.split, args.dataset)
     counter = PriorCounter(len(info.class_names), size_hw)
     t0 = time.time()
-    for _, label_path in tqdm(samples, desc='prior', unit='label', dynamic_ncols=True):
+    for _, label_path in tqdm(samples, desc='prior', unit='label', dynamic_ncols=True,
+                              disable=args.no_progress):
         counter.add(info.label_to_train[read_label(label_path)])
     t1 = time.time()
     prior = smooth_and_normalise(counter.counts, args.window)

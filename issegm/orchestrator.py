@@ -18,13 +18,16 @@ import sys
 from issegm.crst.settings import CrstSettings, describe
 from issegm.data_checks import check_self_training_lists
 from issegm.datasets import get_dataset, target_dataset
-from issegm.round_files import finished, metrics_path, round_weights, stats_dir
-from issegm.round_flags import child_argv, crst_of, default_of, shared_flags, value
+from issegm.round_files import (discard_run, finished, finished_phases, metrics_path,
+                                round_weights, run_record_path, stats_dir)
+from issegm.round_flags import ROUND_FLAGS, child_argv, crst_of, default_of, shared_flags, value
 from issegm.round_plot import draw_rounds
+from issegm.round_settings import check_round_args, parse_round_args
 from util.errors import UserError, cli_entry
 from util.files import write_json
 from util.flags import HOROVOD_INSTALL_HINT, FlagParser, py2_str
 from util.launch import LAUNCHERS as PS_LAUNCHERS
+from util.locks import TOKEN_ENV, output_lock
 from util.logs import setup_logging
 from util.model_label import check_num_classes, model_from_weights
 
@@ -48,9 +51,21 @@ UNREAD_FLAGS = {'--mine-thresh': 'passed to phase train only, which never reads 
 # How phase train runs on --workers N: issegm.launch's parameter-server job (local or ssh), or
 # horovodrun (all-reduce, --kvstore horovod).
 LAUNCHERS = PS_LAUNCHERS + ('horovod',)
+# The orchestrator's own flags (dests) that do not change results: a rerun on a folder may
+# change them (README, "Safety"). --launcher counts through the --kvstore phase train gets.
+RUN_FLAGS_WITHOUT_EFFECT = ('num_round', 'to_epoch', 'backward_do_mirror', 'no_cudnn',
+                            'self_training_script', 'servers', 'launcher', 'hostfile',
+                            'skip_data_check', 'overwrite', 'output', 'help')
+# Flags holding a path: recorded absolute, so a rerun from elsewhere compares the same files.
+PATH_FLAGS = ('split', 'split_tgt', 'data_root', 'data_root_tgt', 'weights', 'prior')
 
 
 def parse_args(argv):
+    return check_args(build_parser().parse_args(argv))
+
+
+def build_parser():
+    """The orchestrator's parser: the shared flags of issegm/round_flags.py and its own."""
     parser = FlagParser(
         description='CBST self-training rounds (orchestrator).', parents=[shared_flags()],
         epilog='As upstream\'s solve_AO.py, phase val always gets --test-flipping and phase '
@@ -91,7 +106,10 @@ def parse_args(argv):
                          'horovodrun\'s host file ("HOST slots=N" lines; default localhost)')
     a('--skip-data-check', action='store_true',
       help='do not check both lists\' files before round 0 (issegm/data_checks.py)')
-    return check_args(parser.parse_args(argv))
+    a('--overwrite', action='store_true',
+      help='discard the rounds an earlier run left in --output and start over (a rerun with '
+           'other values of flags that change results is refused without it)')
+    return parser
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +131,8 @@ RoundPlan = collections.namedtuple('RoundPlan', 'idx_round tgt_port src_port lr 
 
 def check_args(args):
     """Validate the flags and files; the RunSettings."""
+    if args.num_round < 1:
+        raise UserError('--num-round must be at least 1, got %d' % args.num_round)
     if not os.path.isfile(args.self_training_script):
         raise UserError('--self-training-script not found: %s' % args.self_training_script)
     if not os.path.isfile(args.weights):
@@ -191,13 +211,88 @@ def phase_arguments(run, plan, weights):
                   seed_int=plan.seed, test_flipping=True,
                   mine_id_address=stats_dir(run.flags.output))
     return tuple(child_argv(phase, dict(values, phase=phase)) for phase in ('val', 'train'))
+
+
+def check_rounds(run):
+    """Every round's two command lines through the per-round script's own checks
+    (issegm.round_settings, no MXNet): a value a phase would refuse (a batch of 0 images, a
+    portion outside [0, 1], in any round as the portions grow) stops the run before round 0."""
+    weights = run.flags.weights
+    for plan in round_settings(run.flags):
+        for phase, argv in zip(('val', 'train'), phase_arguments(run, plan, weights)):
+            try:
+                check_round_args(parse_round_args(argv), argv)
+            except UserError as e:
+                if plan.idx_round == 0:
+                    raise
+                raise UserError('%s (phase %s of round %d)' % (e, phase, plan.idx_round))
+        weights = round_weights(run.flags.output, plan.idx_round, run.model, plan.to_epoch)
+
+
+def result_settings(run):
+    """{flag: value} of every flag that changes results (all but RUN_FLAGS_WITHOUT_EFFECT and
+    the rows of issegm/round_flags.py marked so), defaults included, paths absolute; --kvstore
+    as phase train gets it (--workers and --launcher choose its distributed form)."""
+    neutral = set(RUN_FLAGS_WITHOUT_EFFECT) | {row.dest for row in ROUND_FLAGS
+                                               if not row.changes_results}
+    settings = {}
+    for action in build_parser()._actions:
+        if action.dest in neutral or not action.option_strings:
+            continue
+        given = getattr(run.flags, action.dest)
+        if action.dest in PATH_FLAGS and given is not None and (
+                action.dest.startswith('data_root') or os.sep in given or os.path.exists(given)):
+            given = os.path.abspath(given)
+        settings[action.option_strings[0]] = given
+    settings['--kvstore'] = run.kvstore
+    return settings
+
+
+def check_recorded_run(run, argv):
+    """Compare the flags with OUTPUT/run.json (the settings of the rounds already there): a
+    difference in a flag that changes results is a UserError listing the flags, unless no phase
+    has finished yet or --overwrite discards the earlier run. Writes run.json when there is
+    none (or a new one). Returns the names --overwrite discarded."""
+    output, current = run.flags.output, result_settings(run)
+    path = run_record_path(output)
+    discarded = discard_run(output) if run.flags.overwrite else []
+    recorded = None
+    if os.path.isfile(path):
+        try:
+            with open(path) as f:
+                recorded = json.load(f)['settings']
+        except (ValueError, KeyError, TypeError) as e:
+            raise UserError('cannot read %s (%s): add --overwrite to start over' % (path, e))
+    if recorded == current:
+        return discarded
+    if recorded is not None and finished_phases(output):
+        changed = ['%s %s (now %s)' % (flag, _shown(recorded.get(flag)), _shown(current.get(flag)))
+                   for flag in sorted(set(recorded) | set(current), key=_flag_order(current))
+                   if recorded.get(flag) != current.get(flag)]
+        raise UserError('%s holds rounds run with other settings (%s): %s; resume with those '
+                        'values, use another --output, or add --overwrite to discard those '
+                        'rounds and start over' % (output, path, ', '.join(changed)))
+    write_json(path, {'command': list(argv), 'settings': current})
+    return discarded
+
+
+def _shown(v):
+    return '(none)' if v is None else py2_str(v)
+
+
+def _flag_order(current):
+    order = list(current)
+    return lambda flag: (order.index(flag) if flag in order else len(order), flag)
+
+
 def child_command(run, script_args, distributed=False):
-    """This Python running the per-round script; for --workers > 1 through issegm.launch or
-    horovodrun.
+    """This Python running the per-round script; for --workers > 1 through issegm.launch (the
+    output folder's lock token passed on to every process: util/locks.py) or horovodrun.
 
     issegm.launch runs the same command for the scheduler, the servers and the workers (on the
     hosts of --hostfile with --launcher ssh: this Python and script path must exist there);
-    horovodrun runs it once per worker (rank), on localhost or the hosts of its --hostfile."""
+    horovodrun runs it once per worker (rank), on localhost or the hosts of its --hostfile,
+    with this environment."""
     args = run.flags
     command = [sys.executable, args.self_training_script] + script_args
     if distributed and args.workers > 1 and args.launcher == 'horovod':
@@ -206,15 +301,15 @@ def child_command(run, script_args, distributed=False):
         command = [run.horovodrun, '-np', str(args.workers)] + hosts + command
     elif distributed and args.workers > 1:
         launch = [sys.executable, LAUNCH_SCRIPT, '-n', str(args.workers)]
-        launch += value('-s', args.servers) + ['--launcher', args.launcher]
+        launch += value('-s', args.servers) + ['--launcher', args.launcher, '--env', TOKEN_ENV]
         command = launch + value('-H', args.hostfile) + ['--'] + command
     return command
 
 
-def run_child(command):
+def run_child(command, env=None):
     log.info('running: %s', ' '.join(command))
     sys.stdout.flush()
-    return subprocess.call(command)
+    return subprocess.call(command, env=env)
 
 
 def round_summary(run, plan):
@@ -259,14 +354,30 @@ def method_name(run):
 
 @cli_entry
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     run = parse_args(argv)
     args = run.flags
-    if not args.skip_data_check:  # before any output: bad data stops here, not in round 0
+    check_rounds(run)  # the children's flags, by their own checks: nothing is written before
+    new_folder = not os.path.isdir(args.output)
+    if new_folder and not args.skip_data_check:  # bad data stops here, before any output
         check_self_training_lists(args)
-    os.makedirs(args.output, exist_ok=True)
-    setup_logging(os.path.join(args.output, 'rounds.log'))
-    for line in ignored_flag_warnings(args):
-        log.warning('%s', line)
+    with output_lock(args.output, [sys.executable] + sys.argv[:1] + argv) as lock:
+        if not new_folder and not args.skip_data_check:  # after a busy folder's refusal
+            check_self_training_lists(args)
+        discarded = check_recorded_run(run, argv)
+        setup_logging(os.path.join(args.output, 'rounds.log'))
+        for line in [lock.takeover] + ignored_flag_warnings(args):
+            if line:
+                log.warning('%s', line)
+        if discarded:
+            log.info('--overwrite: discarded %s of the earlier run', ', '.join(discarded))
+        return run_rounds(run, lock.child_env())
+
+
+def run_rounds(run, env):
+    """The rounds: each phase's child with the environment `env` (the lock's token), skipping
+    the phases finished before. Returns the exit status."""
+    args = run.flags
     weights = args.weights
     redo_rest = False  # once a phase re-runs, every later phase depends on new results
     for plan in round_settings(args):
@@ -276,7 +387,8 @@ def main(argv=None):
                 log.info('round %d phase %s already finished, skipping', r, phase)
                 continue
             redo_rest = True
-            status = run_child(child_command(run, script_args, distributed=phase == 'train'))
+            status = run_child(child_command(run, script_args, distributed=phase == 'train'),
+                               env)
             if status != 0:
                 log.info('round %d phase %s failed with exit status %d', r, phase, status)
                 return status

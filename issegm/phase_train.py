@@ -17,7 +17,6 @@ from issegm.round_files import marker_path, round_dir, target_list_path, write_m
 from issegm.training import NLL_EPS_SELF_TRAINING, FitSettings, fit, start_worker
 from util.devices import parse_devices
 from util.errors import UserError
-from util.flags import check_epochs
 from util.logs import rank_log_file, setup_logging
 from util.lr_scheduler import make_lr_scheduler
 from util.model_label import checkpoint_path, checkpoint_prefix
@@ -58,7 +57,8 @@ def mining_statistics(settings):
 
 def run(settings):
     """Phase train as the TrainSettings `settings` say (yzou2/CBST solve_ST.py _train_impl):
-    the checks of the flags and files, then _train_round. Returns the history of fit."""
+    the checks of the round's files (the flags are checked by
+    issegm.round_settings.check_round_args), then _train_round. Returns the history of fit."""
     rnd = settings.round
     infos = get_dataset(rnd.source.dataset), get_dataset(rnd.target.dataset)
     tgt_list = target_list_path(rnd.output, rnd.idx_round, rnd.target.split)
@@ -66,9 +66,6 @@ def run(settings):
         raise UserError('pseudo-label list %s not found: run phase val of round %d first'
                         % (tgt_list, rnd.idx_round))
     mining = mining_statistics(settings)
-    check_epochs(settings.from_epoch, settings.stop_epoch, settings.to_epoch)
-    if settings.batch_images < 1:
-        raise UserError('--batch-images must be positive, got %d' % settings.batch_images)
     batches = schedule_batches_per_epoch(settings)
     schedule = make_lr_scheduler(settings.lr_type, settings.base_lr, settings.lr_steps,
                                  settings.from_epoch * batches, settings.to_epoch * batches)

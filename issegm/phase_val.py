@@ -4,7 +4,6 @@ and the prior, then pass 1 (predict_target), the thresholds and mining statistic
 (docs/algorithm.md section 2).
 """
 import collections
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -18,6 +17,7 @@ from tqdm import tqdm
 
 from issegm import cbst
 from issegm.crst import lrent, netmaps
+from issegm.data_checks import require_unique_names
 from issegm.datasets import (get_dataset, load_samples, read_label, read_sample, sample_name,
                              write_list)
 from issegm.prior import load_prior
@@ -28,8 +28,7 @@ from issegm.testtime.image_list import (Timings, device_names, predict_samples,
 from issegm.testtime.one_image import make_predictors, upsample_probs
 from util.devices import parse_devices
 from util.errors import UserError
-from util.files import write_json
-from util.flags import check_test_steps
+from util.files import staged_output as _staged_output, write_json
 from util.metrics import ConfusionMeter, format_table, metrics_dict
 from util.model_label import check_num_classes
 from util.prefetch import Prefetcher
@@ -46,23 +45,11 @@ log = logging.getLogger('cbst')
 STAGE_SUFFIX = '.val-partial'
 
 
-@contextlib.contextmanager
 def staged_output(final, parts):
-    """Yield a fresh staging folder FINAL.val-partial. When the block ends without an error,
-    each of `parts` ({name in the stage: destination}) that the block wrote replaces its
-    destination, and the stage is removed; an error leaves the stage and every destination as
-    they were (a run killed half-way never leaves half a round)."""
-    stage = final + STAGE_SUFFIX
-    shutil.rmtree(stage, ignore_errors=True)
-    os.makedirs(stage)
-    yield stage
-    os.makedirs(final, exist_ok=True)
-    for part, dest in parts.items():
-        if os.path.isdir(dest):
-            shutil.rmtree(dest)
-        if os.path.exists(os.path.join(stage, part)):
-            os.replace(os.path.join(stage, part), dest)
-    shutil.rmtree(stage)
+    """util.files.staged_output in the staging folder FINAL.val-partial: `parts` ({name in the
+    stage: destination}) replace their destinations when the block ends without an error; an
+    error leaves every destination as it was (a run killed half-way never leaves half a round)."""
+    return _staged_output(final + STAGE_SUFFIX, parts)
 
 
 class TargetSplit(collections.namedtuple('TargetSplit',
@@ -341,12 +328,9 @@ def run(settings):
     rnd = settings.round
     info = get_dataset(rnd.target.dataset)
     num_classes = check_num_classes(rnd.model, info).num_classes
-    if len(settings.test_scales) != 1:
-        raise UserError('phase val takes one test scale, got --test-scales %s'
-                        % ','.join(map(str, settings.test_scales)))
-    check_test_steps(settings.test_steps, rnd.parsed_model.stride)
     samples = load_samples(rnd.target.data_root, rnd.target.split, rnd.target.dataset,
                            require_labels=False)
+    require_unique_names(samples, 'the target list %s' % rnd.target.split)
     contexts = parse_devices(rnd.gpus)
     arg_params, aux_params = load_for_model(rnd.weights, parameter_shapes(rnd.model))
     prior = _load_prior(settings.prior_path, samples, num_classes)

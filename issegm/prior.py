@@ -21,12 +21,18 @@ def default_prior_path(dataset):
     return os.path.join(repo, rel)
 
 
-def load_prior(path, num_classes, size_hw):
-    """The float32 (C, H, W) prior of a .mat file; a UserError if missing, unreadable or of
-    another shape than (num_classes, H, W)."""
+def require_prior(path):
+    """`path`, or a UserError when there is no file there."""
     if not path or not os.path.isfile(path):
         raise UserError('spatial prior not found: %s (build one with issegm/make_prior.py)'
                         % path)
+    return path
+
+
+def load_prior(path, num_classes, size_hw):
+    """The float32 (C, H, W) prior of a .mat file; a UserError if missing, unreadable or of
+    another shape than (num_classes, H, W)."""
+    require_prior(path)
     try:
         mat = scipy.io.loadmat(path, variable_names=[PRIOR_KEY])
     except NotImplementedError:  # MATLAB v7.3 (HDF5) files

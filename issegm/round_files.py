@@ -1,18 +1,29 @@
 """The output folder of a self-training run, shared by the orchestrator and both phases.
 
 OUTPUT/R/ holds round R (phase val's results/, self_train/, metrics.json; phase train's
-checkpoints), OUTPUT/stats/ the latest mining statistics, OUTPUT/roundR-PHASE.log the logs. A
-finished phase leaves OUTPUT/R/val.done or train.done holding its command line.
-"""
+checkpoints), OUTPUT/stats/ the latest mining statistics, OUTPUT/roundR-PHASE.log the logs,
+OUTPUT/run.json the orchestrator's settings. A finished phase leaves OUTPUT/R/val.done or
+train.done holding its command line."""
+import glob
 import json
 import os
+import re
+import shutil
 
+from issegm.round_flags import result_argv
 from util.files import write_json
 from util.model_label import checkpoint_file
 
 VAL_DONE = 'val.done'
 TRAIN_DONE = 'train.done'
 MARKERS = {'val': VAL_DONE, 'train': TRAIN_DONE}
+RUN_RECORD = 'run.json'
+# The entries of OUTPUT a run writes (the orchestrator, both phases, their temporary files):
+# what --overwrite discards. Anything else in the folder is left alone.
+RUN_ENTRIES = re.compile(r'^(\d+(\.val-partial)?|stats|probmap|summary\.json|rounds\.png|'
+                         r'rounds\.log|run\.json|round\d+-(val|train)(\.rank\d+)?\.log|'
+                         r'\..+\.tmp|\.discarded)$')
+DISCARDED = '.discarded'
 
 
 def round_dir(output, idx_round):
@@ -61,7 +72,8 @@ def write_marker(output, idx_round, phase, argv, **extra):
 
 
 def finished(output, idx_round, phase, argv):
-    """True when the phase left its marker and ran with exactly the command line `argv`."""
+    """True when the phase left its marker and ran with the command line `argv`, up to the
+    flags that do not change results (issegm.round_flags.result_argv)."""
     marker = marker_path(output, idx_round, phase)
     if not os.path.isfile(marker):
         return False
@@ -70,4 +82,29 @@ def finished(output, idx_round, phase, argv):
             recorded = json.load(f).get('argv')
     except (OSError, ValueError):
         return False
-    return recorded == list(argv)
+    return isinstance(recorded, list) and result_argv(recorded) == result_argv(argv)
+
+
+def finished_phases(output):
+    """The done markers in OUTPUT (any round, either phase)."""
+    return sorted(p for marker in MARKERS.values()
+                  for p in glob.glob(os.path.join(glob.escape(output), '*', marker)))
+
+
+def run_record_path(output):
+    """OUTPUT/run.json: the settings the orchestrator's rounds in OUTPUT were run with."""
+    return os.path.join(output, RUN_RECORD)
+
+
+def discard_run(output):
+    """Remove what earlier runs wrote in OUTPUT (RUN_ENTRIES; the lock file and anything else
+    stay): each entry is first moved into OUTPUT/.discarded (a rename: a kill half-way leaves
+    every entry whole or gone), then that folder is deleted. Returns the names discarded."""
+    names = sorted(n for n in os.listdir(output) if RUN_ENTRIES.match(n) and n != DISCARDED)
+    bin_dir = os.path.join(output, DISCARDED)
+    shutil.rmtree(bin_dir, ignore_errors=True)  # what a killed discard left
+    os.makedirs(bin_dir)
+    for name in names:
+        os.replace(os.path.join(output, name), os.path.join(bin_dir, name))
+    shutil.rmtree(bin_dir)
+    return names

@@ -13,7 +13,7 @@ from util.flags import KVSTORE_HELP, KVSTORES, FlagParser, parse_bool, py2_str
 from util.prefetch import KINDS as PREFETCHER_KINDS
 
 __all__ = ['VAL', 'TRAIN', 'BOTH', 'RoundFlag', 'ROUND_FLAGS', 'shared_flags', 'child_argv',
-           'default_of', 'crst_of']
+           'result_argv', 'default_of', 'crst_of']
 
 VAL, TRAIN = 'val', 'train'
 BOTH = (VAL, TRAIN)
@@ -44,24 +44,26 @@ class RoundFlag:
     """One flag of the children's command lines: the `phases` it reaches, written by
     `write(flag, value)`; `spec`: its argparse keywords when both scripts define it (None: only
     the per-round script does, and the round loop supplies the value); `group`: its help
-    section (a key of GROUPS)."""
+    section (a key of GROUPS); `changes_results`: False for a flag a rerun may change (devices,
+    helpers, progress bars, kept extras): the done markers and OUTPUT/run.json ignore it."""
     flag: str
     phases: tuple
     write: Callable = value
     spec: Optional[dict] = None
     group: Optional[str] = None
+    changes_results: bool = True
 
     @property
     def dest(self):
         return self.flag[2:].replace('-', '_')
 
 
-def _shared(flag, phases, write=value, group=None, **spec):
-    return RoundFlag(flag, phases, write, spec, group)
+def _shared(flag, phases, write=value, group=None, changes_results=True, **spec):
+    return RoundFlag(flag, phases, write, spec, group, changes_results)
 
 
-def _loop(flag, phases, write=value):
-    return RoundFlag(flag, phases, write)
+def _loop(flag, phases, write=value, changes_results=True):
+    return RoundFlag(flag, phases, write, changes_results=changes_results)
 
 
 GROUPS = {'crst': (
@@ -86,14 +88,16 @@ ROUND_FLAGS = (
     _shared('--model', BOTH, help='model label (default: the weights file name before _ep-)'),
     _shared('--weights', BOTH, required=True, help='weight file to start from'),
     _loop('--idx-round', BOTH),
-    _shared('--gpus', BOTH, default='0', help='cpu, cpu:N or GPU ids like 0,1'),
-    _shared('--no-progress', BOTH, switch, action='store_true', help='no progress bars'),
+    _shared('--gpus', BOTH, changes_results=False, default='0',
+            help='cpu, cpu:N or GPU ids like 0,1'),
+    _shared('--no-progress', BOTH, switch, changes_results=False, action='store_true',
+            help='no progress bars'),
     _shared('--init-tgt-port', VAL, type=float, default=0.3,
             help='portion of target pixels to pseudo-label'),
     _shared('--test-scales', VAL, default='2048',
             help='longer side at test time (one value in phase val)'),
     _loop('--test-flipping', VAL, switch),
-    _loop('--no-cudnn', VAL, switch),
+    _loop('--no-cudnn', VAL, switch, changes_results=False),
     _shared('--with-prior', VAL, type=parse_bool, default=False,
             help="'True' to weight maps by the spatial prior"),
     _shared('--prior', VAL,
@@ -113,7 +117,7 @@ ROUND_FLAGS = (
             help='number of rarest classes to mine'),
     # QUIRK kept: yzou2/CBST solve_AO.py main gives --mine-thresh to phase train only, which
     # never reads it; phase val, which does, keeps its default (the orchestrator warns).
-    _shared('--mine-thresh', TRAIN, type=float, default=0.001,
+    _shared('--mine-thresh', TRAIN, changes_results=False, type=float, default=0.001,
             help='phase val: class ratio below which mining has priority (the orchestrator '
                  'passes it to phase train only, as upstream\'s solve_AO.py: it changes '
                  'nothing there)'),
@@ -126,16 +130,18 @@ ROUND_FLAGS = (
     _shared('--origin-size-tgt', TRAIN, type=int, default=2048,
             help='target image size the scales refer to'),
     _shared('--batch-images', TRAIN, type=int, default=2, help='images per batch (all devices)'),
-    _shared('--prefetch-threads', TRAIN, type=int, default=1),
-    _shared('--prefetcher', TRAIN, default='thread', choices=PREFETCHER_KINDS,
+    _shared('--prefetch-threads', TRAIN, changes_results=False, type=int, default=1),
+    _shared('--prefetcher', TRAIN, changes_results=False, default='thread',
+            choices=PREFETCHER_KINDS,
             help='phase train: crop workers in threads or processes (default %(default)s)'),
-    _shared('--cache-images', TRAIN, zero_one, type=parse_bool, default=False,
+    _shared('--cache-images', TRAIN, zero_one, changes_results=False, type=parse_bool,
+            default=False,
             help='phase train: 1 keeps decoded training images in memory (default 0, as '
                  'upstream\'s solve_AO.py passed; its solve_ST.py cached the image files when '
                  'not given)'),
-    _loop('--backward-do-mirror', TRAIN, switch),
+    _loop('--backward-do-mirror', TRAIN, switch, changes_results=False),
     _shared('--kvstore', TRAIN, default='local', choices=KVSTORES, help=KVSTORE_HELP),
-    _shared('--keep-probmaps', VAL, switch, action='store_true',
+    _shared('--keep-probmaps', VAL, switch, changes_results=False, action='store_true',
             help='keep OUTPUT/probmap/NAME.npy (C,H,W) maps'),
     _shared('--lr-weight-ent', BOTH, nonzero, 'crst', type=float, default=0.0, metavar='ALPHA',
             help='LR-ENT: soft pseudo-labels y_k ~ (p_k / t_k)^(1/ALPHA), kept where the '
@@ -174,6 +180,21 @@ def child_argv(phase, values):
         if phase in row.phases:
             argv += row.write(row.flag, values[row.dest])
     return argv
+
+
+def result_argv(argv):
+    """A child's command line without the flags of the rows that do not change results: a
+    phase finished with other devices or helpers counts as finished (round_files.finished)."""
+    neutral = {row.flag: row.write is not switch for row in ROUND_FLAGS
+               if not row.changes_results}
+    kept, tokens = [], iter(argv)
+    for token in tokens:
+        if token in neutral:
+            if neutral[token]:  # the flag's value goes too
+                next(tokens, None)
+            continue
+        kept.append(token)
+    return kept
 
 
 def default_of(flag):

@@ -20,6 +20,7 @@ from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, parse_bool,  # noqa: E402
                         parse_scale_range, set_mxnet_switches, training_schedule_flags,
                         training_switch_flags)
+from util.locks import output_lock  # noqa: E402
 from util.logs import rank_log_file, setup_logging  # noqa: E402
 from util.lr_scheduler import make_lr_scheduler  # noqa: E402
 from util.model_label import (ModelLabel, check_num_classes, checkpoint_prefix,  # noqa: E402
@@ -189,8 +190,9 @@ def lr_schedule(args, start, num_samples):
                              start.from_epoch * batches, args.to_epoch * batches)
 
 
-def train(args, start, samples, schedule):
-    """The MXNet part: devices, kvstore, the per-rank log, weights, seeds, iterator, fit."""
+def train(args, start, samples, schedule, lock=None):
+    """The MXNet part: devices, kvstore, the per-rank log, weights, seeds, iterator, fit
+    (`lock`: the output folder's util.locks.OutputLock, whose takeover line is logged)."""
     import mxnet as mx  # MXNet and the modules using it: only once the flags are checked
 
     from issegm.data_iter import LoaderSettings, SegTrainIter, source_only_samples
@@ -206,6 +208,8 @@ def train(args, start, samples, schedule):
     os.makedirs(args.output, exist_ok=True)
     setup_logging(rank_log_file(args.log_file or os.path.join(args.output, 'train_src.log'),
                                 rank), debug=args.debug)
+    if lock is not None and lock.takeover:
+        log.warning('%s', lock.takeover)
     (arg_params, aux_params), missing = load_start_weights(args.weights, start.model,
                                                            start.continuing, start.from_epoch)
     np.random.seed(args.seed)
@@ -245,7 +249,8 @@ def main(argv=None):
     samples = load_samples(args.data_root, args.split, start.info.name)
     if not args.skip_data_check:
         require_clean(samples, start.info.name, what=args.split)
-    history = train(args, start, samples, lr_schedule(args, start, len(samples)))
+    with output_lock(args.output) as lock:  # evaluate.py locks it itself for --phase val
+        history = train(args, start, samples, lr_schedule(args, start, len(samples)), lock)
     for h in history:
         log.info('epoch %d: NLL %.5f over %d batches', h['epoch'], h['nll'], h['batches'])
     return 0

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from issegm.crst import loss as crst_loss
 from util import hvd
 from util.errors import UserError, exit_hard_on_errors
+from util.files import atomic_path
 from util.flags import KVSTORES
 from util.launch import install_fail_fast
 from util.lr_scheduler import FixedSchedule
@@ -366,8 +367,8 @@ def fit(symbol, train_iter, contexts, params, settings, kvstore=None):
     scheduler = lr if callable(lr) else FixedSchedule(lr)
     init_sgd(module, scheduler, settings.weight_decay, len(contexts), kvstore)
     if worker.rank == 0:
-        os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-        symbol.save('%s-symbol.json' % prefix)
+        with atomic_path('%s-symbol.json' % prefix) as tmp:
+            symbol.save(tmp)
     metric = nll_metric(settings.nll_eps, symbol)
     updates = 0  # this process's updates: the optimizer's num_update (the servers' copy too)
     history = []

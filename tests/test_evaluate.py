@@ -251,7 +251,7 @@ def test_bad_inputs_give_one_error_line(data, tiny_weights, tmp_path):
         assert 'Traceback' not in err
 
 
-def _file_bytes(folder, skip=('evaluate.log',)):
+def _file_bytes(folder, skip=('evaluate.log', '.lock')):
     files = {}
     for dirpath, _, names in os.walk(folder):
         for name in names:

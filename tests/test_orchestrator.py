@@ -91,6 +91,8 @@ def test_resume_after_kill_in_round_1(data, tmp_path):
     assert not (out / '1' / 'train.done').exists()
     res = subprocess.run(command(data, out), capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
+    # the killed run's lock is free: taken over, with a line naming it (util/locks.py)
+    assert 'took over the lock %s of PID %d on host ' % (out / '.lock', proc.pid) in res.stdout
     for skipped in ('round 0 phase val', 'round 0 phase train', 'round 1 phase val'):
         assert skipped + ' already finished, skipping' in res.stdout
     assert 'round 1 phase train: ' in res.stdout
@@ -307,20 +309,27 @@ def test_round_loop_flags_are_the_orchestrators_alone(tmp_path):
             self_training.parse_args(base + [flag, '1'])
 
 
-def test_mine_thresh_reaches_phase_train_only_and_warns(data, tmp_path, capsys):
+def _no_child(monkeypatch):
+    """The orchestrator's children replaced by a failure (status 3): nothing runs."""
+    from issegm import orchestrator
+    monkeypatch.setattr(orchestrator, 'run_child', lambda command, env=None: 3)
+
+
+def test_mine_thresh_reaches_phase_train_only_and_warns(data, tmp_path, capsys, monkeypatch):
     """yzou2/CBST solve_AO.py main passes --mine-thresh to phase train only (which never reads
     it): phase val keeps its default 0.001, and a value other than the default makes the
     orchestrator warn that it changes nothing. The per-round script called directly with
     --phase val --mine-thresh X uses X."""
     from issegm import orchestrator, self_training
     out = tmp_path / 'run'
-    argv = command(data, out, '--num-round', '0')[2:]  # no round: nothing runs
-    assert orchestrator.main(argv + ['--mine-thresh', '0.01']) == 0
+    argv = command(data, out, '--num-round', '1')[2:]
+    _no_child(monkeypatch)
+    assert orchestrator.main(argv + ['--mine-thresh', '0.01']) == 3
     line = ('warning: --mine-thresh 0.01 changes nothing, as in yzou2/CBST solve_AO.py: passed '
             'to phase train only, which never reads it; phase val uses its default 0.001')
     assert line in capsys.readouterr().out and line in (out / 'rounds.log').read_text()
     for same in ([], ['--mine-thresh', '0.001']):
-        assert orchestrator.main(argv + same) == 0
+        assert orchestrator.main(argv + same) == 3
         assert 'warning' not in capsys.readouterr().out
     given = next(_children(orchestrator.parse_args(command(data, out)[2:] +
                                                    ['--mine-thresh', '0.01'])))
@@ -350,22 +359,24 @@ def test_workers_servers_and_hostfile_reach_the_launcher(tmp_path, launcher):
     args = launch.parse_args(command[2:])
     assert (args.num_workers, args.num_servers, args.launcher, args.hostfile) == \
         (3, 2, launcher, str(hosts))
+    assert args.env == ['CBST_OUTPUT_LOCK']  # the lock's token reaches every host's processes
     assert launch.command_of(args) == [sys.executable, run.flags.self_training_script] + train
     assert _value(train, '--kvstore') == 'dist_sync'
     assert orchestrator.child_command(run, val) == [sys.executable,
                                                     run.flags.self_training_script] + val
 
 
-def test_ignored_upstream_flags_warn_and_change_nothing(data, tmp_path, capsys):
+def test_ignored_upstream_flags_warn_and_change_nothing(data, tmp_path, capsys, monkeypatch):
     from issegm import orchestrator
     assert '--to-epoch' in orchestrator.IGNORED_FLAGS
+    _no_child(monkeypatch)
     for flag in orchestrator.IGNORED_FLAGS:
         out = tmp_path / flag.strip('-')
-        argv = command(data, out, '--num-round', '0')[2:]  # no round: nothing runs
-        assert orchestrator.main(argv + [flag, '7']) == 0
+        argv = command(data, out, '--num-round', '1')[2:]
+        assert orchestrator.main(argv + [flag, '7']) == 3
         line = 'warning: %s 7 is accepted and ignored' % flag
         assert line in capsys.readouterr().out and line in (out / 'rounds.log').read_text()
-        assert orchestrator.main(argv) == 0
+        assert orchestrator.main(argv) == 3
         assert 'warning' not in capsys.readouterr().out
         # ignored: the children's command lines are the same with and without it
         given = orchestrator.parse_args(command(data, out)[2:] + [flag, '7'])

@@ -224,7 +224,7 @@ def _outputs(folder):
         for name in names:
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, str(folder))
-            if name.endswith('.log') or name == 'val.done':
+            if name.endswith('.log') or name in ('val.done', '.lock'):
                 continue
             with open(path, 'rb') as f:
                 files[rel] = f.read()
@@ -297,7 +297,7 @@ def test_staged_output_moves_parts_in_place_only_on_success(tmp_path):
             os.makedirs(os.path.join(stage, 'results'))
             raise RuntimeError('killed half-way')
     assert (final / 'results' / 'old.png').exists() and (stats / 'old.npy').exists()
-    assert stale.exists()  # the failed stage is left, the round as it was
+    assert not stale.exists()  # the failed stage is removed (space freed), the round as it was
     with staged_output(str(final), parts) as stage:
         os.makedirs(os.path.join(stage, 'results'))
         open(os.path.join(stage, 'results', 'new.png'), 'w').close()
@@ -306,3 +306,11 @@ def test_staged_output_moves_parts_in_place_only_on_success(tmp_path):
     assert os.listdir(str(final / 'results')) == ['new.png']
     assert (final / 'metrics.json').exists() and os.listdir(str(stats)) == []
     assert (final / 'keep.txt').exists() and not stale.exists()
+    # a folder as `parts` receives every entry of the stage (util.files.staged_output)
+    from util.files import staged_output as stage_into
+    with stage_into(str(tmp_path / 'stage'), str(final)) as stage:
+        open(os.path.join(stage, 'metrics.json'), 'w').write('new')
+        os.makedirs(os.path.join(stage, 'results'))
+    assert (final / 'metrics.json').read_text() == 'new'
+    assert os.listdir(str(final / 'results')) == []
+    assert (final / 'keep.txt').exists() and not (tmp_path / 'stage').exists()

@@ -1,6 +1,9 @@
-"""One clear error line instead of a traceback for problems with the user's input."""
+"""One clear error line instead of a traceback for problems with the user's input (and for a
+full disk)."""
+import errno
 import functools
 import os
+import shutil
 import sys
 
 # Set by exit_hard_on_errors(): leave with os._exit instead of sys.exit (see there).
@@ -43,6 +46,11 @@ def cli_entry(main):
         except UserError as e:
             print('error: %s' % e, file=sys.stderr, flush=True)
             _exit(e.exit_code)
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            print('error: %s' % disk_full_error(e.filename), file=sys.stderr, flush=True)
+            _exit(1)
         except KeyboardInterrupt:
             print('error: interrupted', file=sys.stderr, flush=True)
             _exit(130)
@@ -62,3 +70,43 @@ def require_dir(path, what='directory'):
     if not path or not os.path.isdir(path):
         raise UserError('%s not found: %s' % (what, path))
     return path
+
+
+# errno values of a write that found no room: the device is full, or the user's quota is.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# What MXNet's dmlc streams say when fwrite writes less than asked (mx.nd.save, Symbol.save).
+MXNET_SHORT_WRITE = 'FileStream.Write incomplete'
+
+
+def is_disk_full(exc):
+    """True for an OSError of a full disk or quota, and for MXNet's short write."""
+    if isinstance(exc, OSError):
+        return exc.errno in DISK_FULL_ERRNOS
+    return MXNET_SHORT_WRITE in str(exc)
+
+
+def _megabytes(n):
+    return '%.1f MB' % (n / 1e6)
+
+
+def disk_full_error(path=None, needed=None):
+    """The UserError of a write to `path` (a file, or the folder written into) that found the
+    disk full: it names the folder, the space left there and, when known, the `needed`
+    bytes."""
+    if not path:
+        return UserError('disk full: no space left on device; free some space and rerun')
+    folder = os.path.abspath(path)
+    writing = ''
+    if not os.path.isdir(folder):
+        writing = ' writing %s' % os.path.basename(folder)
+        folder = os.path.dirname(folder)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        free = _megabytes(shutil.disk_usage(folder).free)
+    except OSError:
+        free = 'unknown'
+    if writing and needed is not None:
+        writing += ', which needs about %s' % _megabytes(needed)
+    return UserError('disk full: no space left in %s (%s free)%s; free some space and rerun'
+                     % (folder, free, writing))

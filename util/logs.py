@@ -3,6 +3,18 @@ import logging
 import os
 import sys
 
+from util.errors import is_disk_full
+
+
+class LogFileHandler(logging.FileHandler):
+    """A log file that stays quiet when the disk is full (logging would print a traceback for
+    every line): the run's own failing write reports the full disk, in one line."""
+
+    def handleError(self, record):
+        if is_disk_full(sys.exc_info()[1]):
+            return
+        super().handleError(record)
+
 
 def setup_logging(log_file=None, name='cbst', debug=False):
     """Configure the project logger: INFO lines (DEBUG too with `debug`, the scripts' --debug)
@@ -18,7 +30,7 @@ def setup_logging(log_file=None, name='cbst', debug=False):
     logger.addHandler(console)
     if log_file:
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
-        handler = logging.FileHandler(log_file)
+        handler = LogFileHandler(log_file)
         handler.setFormatter(fmt)
         logger.addHandler(handler)
     logger.propagate = False

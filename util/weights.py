@@ -1,11 +1,12 @@
 """Weight files in the published format: an `mx.nd.save` dict keyed `arg:NAME` / `aux:NAME`."""
 import collections
 import os
-import tempfile
 
 import mxnet as mx
+import numpy as np
 
 from util.errors import UserError
+from util.files import atomic_path
 
 FitReport = collections.namedtuple('FitReport', 'missing unexpected wrong_shape')
 
@@ -38,20 +39,13 @@ def load_weights(path):
 
 
 def save_weights(path, arg_params, aux_params):
-    """Write a weight file atomically (temporary file in the same folder, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    """Write a weight file atomically (util.files.atomic_path: a temporary file in the same
+    folder, then a rename); a full disk is one error line naming the folder and the size."""
     saved = {'arg:%s' % k: _as_nd(v) for k, v in arg_params.items()}
     saved.update({'aux:%s' % k: _as_nd(v) for k, v in aux_params.items()})
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
-    os.close(fd)
-    try:
+    needed = sum(v.size * np.dtype(v.dtype).itemsize for v in saved.values())
+    with atomic_path(path, needed) as tmp:
         mx.nd.save(tmp, saved)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _as_nd(value):
