@@ -285,7 +285,7 @@ def test_several_devices_split_the_images_with_identical_outputs(data, tiny_weig
     assert [image for _, _, image in calls] == single  # the same images, split over devices
     threads = {ctx: {t for c, t, _ in calls if c == ctx} for ctx in ('cpu(0)', 'cpu(1)')}
     assert all(len(t) == 1 for t in threads.values()) and threads['cpu(0)'] != threads['cpu(1)']
-    assert len(_file_bytes(one)) == 3 * 5 + 2  # 4 PNGs and the scores per image; the report
+    assert len(_file_bytes(one)) == 3 * 5 + 4  # per image 4 PNGs, the scores; 4 report files
     assert _file_bytes(two) == _file_bytes(one)
     with open(os.path.join(two, 'evaluate.log')) as f:
         first = f.readline()

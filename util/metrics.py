@@ -5,7 +5,8 @@ evaluator's misses (docs/algorithm.md section 5).
 """
 import numpy as np
 
-__all__ = ['confusion_matrix', 'ConfusionMeter', 'scores', 'metrics_dict', 'format_table']
+__all__ = ['confusion_matrix', 'ConfusionMeter', 'scores', 'subset_miou', 'image_iou',
+           'row_normalised', 'metrics_dict', 'format_table']
 
 
 def _check_labels(gt, pred):
@@ -79,7 +80,11 @@ class ConfusionMeter:
         self._matrix = np.zeros((self.num_classes, width), np.int64)
 
     def update(self, gt, pred):
-        self._matrix += confusion_matrix(gt, pred, self.num_classes, self.miss_column)
+        return self.add(confusion_matrix(gt, pred, self.num_classes, self.miss_column))
+
+    def add(self, matrix):
+        """Add a confusion matrix of the meter's shape (e.g. one image's, kept by the caller)."""
+        self._matrix += matrix
         return self
 
     @property
@@ -139,6 +144,38 @@ def scores(conf):
     }
 
 
+def subset_miou(iou, class_names, excluded):
+    """Mean of the per-class `iou` over the classes not named in `excluded` (names of
+    `class_names`, which name the entries of `iou`); an undefined IoU counts 0, as in scores()."""
+    names = list(class_names)
+    unknown = [name for name in excluded if name not in names]
+    if unknown or len(names) != len(iou):
+        raise ValueError('cannot leave out %s of the %d classes %s' % (list(excluded), len(iou),
+                                                                       names))
+    keep = [k for k, name in enumerate(names) if name not in excluded]
+    return float(np.asarray(iou, np.float64)[keep].mean())
+
+
+def image_iou(conf):
+    """IoU per class of one image's confusion matrix, NaN for a class neither in its ground
+    truth nor predicted on its pixels with ground truth; and their mean over the classes that
+    are (its mIoU; NaN when none is). Returns (iou array, miou)."""
+    _, tp, gt, pred = _split(conf)
+    union = gt + pred - tp
+    iou = np.full(len(tp), np.nan)
+    np.divide(tp, union, out=iou, where=union > 0)
+    return iou, float(iou[union > 0].mean()) if (union > 0).any() else float('nan')
+
+
+def row_normalised(conf):
+    """The (n, n) confusion matrix with each row divided by its sum (the share of the ground
+    truth class's pixels given each prediction); NaN rows for classes without ground truth."""
+    n, _, gt, _ = _split(conf)
+    out = np.full((n, n), np.nan)
+    np.divide(np.asarray(conf, np.float64)[:, :n], gt[:, None], out=out, where=gt[:, None] > 0)
+    return out
+
+
 def metrics_dict(conf, class_names):
     """JSON-ready ``{"iou": {name: ..}, "miou": .., "pixel_acc": .., "mean_acc": ..}``
     (fractions)."""
@@ -155,22 +192,25 @@ def metrics_dict(conf, class_names):
     }
 
 
-def format_table(rows, class_names, case_header='case'):
+def format_table(rows, class_names, case_header='case', extra_columns=()):
     """Paper-style markdown table: one column per class, then mIoU, values in percent (1 decimal).
 
     `rows` is a sequence of ``(case name, per-class IoU array, mIoU)`` with IoU as
     fractions in [0, 1]; a mIoU of None is computed as the mean of the row's IoU.
+    `extra_columns`: (header, one fraction per row) pairs, columns after mIoU.
     """
     names = list(class_names)
-    lines = ['| %s | %s | mIoU |' % (case_header, ' | '.join(names)),
-             '|' + '---|' * (len(names) + 2)]
-    for case, iou, miou in rows:
+    extra = [header for header, _ in extra_columns]
+    lines = ['| %s | %s |' % (case_header, ' | '.join(names + ['mIoU'] + extra)),
+             '|' + '---|' * (len(names) + 2 + len(extra))]
+    for r, (case, iou, miou) in enumerate(rows):
         iou = np.asarray(iou, np.float64).ravel()
         if iou.size != len(names):
             raise ValueError('row %r has %d IoU values for %d classes'
                              % (case, iou.size, len(names)))
         if miou is None:
             miou = iou.mean()
-        cells = ['%.1f' % (100.0 * v) for v in iou] + ['%.1f' % (100.0 * float(miou))]
+        cells = ['%.1f' % (100.0 * float(v)) for v in
+                 list(iou) + [miou] + [values[r] for _, values in extra_columns]]
         lines.append('| %s | %s |' % (case, ' | '.join(cells)))
     return '\n'.join(lines) + '\n'
