@@ -4,6 +4,7 @@ As yzou2/CBST evaluate.py, _val_impl: the test procedure of phase val (docs/algo
 2, steps 1-2), on every device given, with the softmax in float64 as that script's OhemSoftmax.
 Commands: the README, "Evaluation"; the outputs: docs/internals.md, section 2.
 """
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -343,6 +344,9 @@ def main(argv=None):
         # the outputs of an earlier run in OUTPUT as they were.
         with staged_output(os.path.join(args.output, STAGE_NAME), args.output) as stage:
             evaluate_into(stage, args, (predictors, samples, info, scales), model, dataset)
+        if not args.per_image:  # an earlier run's table would not match this metrics.json
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(args.output, PER_IMAGE_NAME))
     return 0
 
 

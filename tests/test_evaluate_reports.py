@@ -260,6 +260,8 @@ def test_evaluate_writes_confusion_and_per_image(data, tmp_path):
                                    atol=5e-7, equal_nan=True)
     plain = _evaluate(data, weights, tmp_path / 'plain')
     assert not (plain / 'per_image.csv').exists()
+    _evaluate(data, weights, out)  # a rerun without --per-image leaves no stale table behind
+    assert not (out / 'per_image.csv').exists()
     assert (plain / 'confusion.csv').read_bytes() == (out / 'confusion.csv').read_bytes()
 
 
