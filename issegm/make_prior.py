@@ -16,6 +16,7 @@ import scipy.io  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from issegm.datasets import get_dataset, load_samples, read_label, write_png  # noqa: E402
+from issegm.figures import class_share_figure, prior_figure, save_figure  # noqa: E402
 from issegm.prior import PRIOR_KEY  # noqa: E402
 from util.errors import UserError, cli_entry  # noqa: E402
 from util.flags import FlagParser  # noqa: E402
@@ -23,10 +24,11 @@ from util.image import resize_label  # noqa: E402
 from util.logs import setup_logging  # noqa: E402
 
 __all__ = ['parse_size', 'gaussian_params', 'PriorCounter', 'smooth_and_normalise',
-           'write_prior', 'prior_png_name', 'main']
+           'write_prior', 'prior_png_name', 'class_share', 'write_figures', 'main']
 
 DEFAULT_SIZE = (1024, 2048)
 DEFAULT_WINDOW = 70
+PRIOR_FIGURE, CLASS_SHARE_FIGURE = 'prior.png', 'class_share.png'  # --figures, beside the .mat
 
 
 def parse_size(text):
@@ -142,6 +144,23 @@ def write_prior(path, prior, class_names):
     return pngs
 
 
+def class_share(counts, class_names):
+    """{class name: its share of the counted (labelled) pixels} of (C, H, W) counts."""
+    per_class = np.asarray(counts, np.int64).reshape(len(class_names), -1).sum(axis=1)
+    total = max(int(per_class.sum()), 1)
+    return {name: float(per_class[k]) / total for k, name in enumerate(class_names)}
+
+
+def write_figures(folder, prior, counts, info, title):
+    """--figures: FOLDER/prior.png (the prior, one panel per class) and FOLDER/class_share.png
+    (the share of the labelled pixels per class, counted at the prior's size); their paths."""
+    share = class_share(counts, info.class_names)
+    return [save_figure(prior_figure(prior, info, 'spatial prior of ' + title),
+                        os.path.join(folder, PRIOR_FIGURE)),
+            save_figure(class_share_figure(info, share, 'class share of ' + title),
+                        os.path.join(folder, CLASS_SHARE_FIGURE))]
+
+
 def parse_args(argv):
     parser = FlagParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data-root', required=True, help='root of the source dataset')
@@ -156,6 +175,10 @@ def parse_args(argv):
                         help='default spatial_prior/DATASET/prior_array.mat')
     parser.add_argument('--log-file', default=None)
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--figures', action='store_true',
+                        help='also draw %s (the prior, one panel per class) and %s (the share '
+                             'of the labelled pixels per class, counted at --size) beside '
+                             '--output' % (PRIOR_FIGURE, CLASS_SHARE_FIGURE))
     return parser.parse_args(argv)
 
 
@@ -177,6 +200,11 @@ def main(argv=None):
     t1 = time.time()
     prior = smooth_and_normalise(counter.counts, args.window)
     pngs = write_prior(output, prior, info.class_names)
+    if args.figures:
+        pngs += write_figures(os.path.dirname(os.path.abspath(output)), prior, counter.counts,
+                              info, '%s %s (%d label maps, %dx%d)' % (
+                                  args.dataset, os.path.basename(args.split), counter.images,
+                                  size_hw[0], size_hw[1]))
     log.info('spatial prior of %d %s label maps (%s), %dx%d, window %g: %s (+ %d PNGs); '
              'counting %.1f s, smoothing and writing %.1f s', counter.images, args.dataset,
              args.split, size_hw[0], size_hw[1], args.window, output, len(pngs), t1 - t0,

@@ -56,6 +56,13 @@ LAUNCHERS = PS_LAUNCHERS + ('horovod',)
 RUN_FLAGS_WITHOUT_EFFECT = ('num_round', 'to_epoch', 'backward_do_mirror', 'no_cudnn',
                             'self_training_script', 'servers', 'launcher', 'hostfile',
                             'skip_data_check', 'overwrite', 'output', 'help')
+# What summary.json copies from each round's metrics.json (null when it lacks a key): the
+# selection, the target mIoU of phase val, and the pseudo-labels' health (the overall values
+# and the per-class precision and recall; issegm/round_plot.py draws them).
+SUMMARY_KEYS = ('selected_share', 'selected_total', 'miou', 'pseudo_precision_total',
+                'pseudo_recall_total', 'pseudo_kept_share_total', 'agreement',
+                'mean_entropy_total', 'mean_confidence_total', 'pseudo_precision',
+                'pseudo_recall')
 # Flags holding a path: recorded absolute, so a rerun from elsewhere compares the same files.
 PATH_FLAGS = ('split', 'split_tgt', 'data_root', 'data_root_tgt', 'weights', 'prior')
 
@@ -312,29 +319,46 @@ def run_child(command, env=None):
     return subprocess.call(command, env=env)
 
 
-def round_summary(run, plan):
-    """One line and one summary.json entry per round, from phase val's metrics.json (with the
-    CRST weights of a CRST run); returns all entries so far."""
-    r, tgt_port, src_port, lr = plan.idx_round, plan.tgt_port, plan.src_port, plan.lr
-    path = metrics_path(run.flags.output, r)
-    entry = {'round': r, 'tgt_port': tgt_port, 'src_port': src_port, 'lr': lr}
+def round_entry(run, plan):
+    """The summary.json entry of round `plan`: its schedule, the CRST weights of a CRST run, and
+    from phase val's metrics.json (when there is one) the selection and SUMMARY_KEYS (null when
+    metrics.json lacks them: --no-health, no target labels, agreement at round 0)."""
+    entry = {'round': plan.idx_round, 'tgt_port': plan.tgt_port, 'src_port': plan.src_port,
+             'lr': plan.lr}
     entry.update(describe(run.crst))  # nothing for CBST: its summary.json stays as it was
+    path = metrics_path(run.flags.output, plan.idx_round)
     if os.path.isfile(path):
         with open(path) as f:
             metrics = json.load(f)
-        entry['selected_share'] = metrics.get('selected_share')
-        entry['selected_total'] = metrics.get('selected_total')
-        entry['miou'] = metrics.get('miou')
+        entry.update({key: metrics.get(key) for key in SUMMARY_KEYS})
+    return entry
+
+
+def round_line(entry):
+    """The orchestrator's log line of a summary.json entry: schedule, selected share per class,
+    then what is known of the mIoU, the pseudo-label precision, the kept share, the agreement."""
     shares = ' '.join('%s %.1f%%' % (name, 100 * share)
                       for name, share in (entry.get('selected_share') or {}).items())
-    miou = '' if entry.get('miou') is None else ' | mIoU %.2f' % (100 * entry['miou'])
-    log.info('round %d | tgt_port %.4f src_port %.4f lr %.3g | selected: %s%s',
-             r, tgt_port, src_port, lr, shares, miou)
+    line = 'round %d | tgt_port %.4f src_port %.4f lr %.3g | selected: %s' % (
+        entry['round'], entry['tgt_port'], entry['src_port'], entry['lr'], shares)
+    for key, text in (('miou', 'mIoU %.2f'), ('pseudo_precision_total',
+                                              'pseudo-label precision %.1f%%'),
+                      ('selected_total', 'kept %.1f%%'), ('agreement', 'agreement %.1f%%')):
+        if entry.get(key) is not None:
+            line += ' | ' + text % (100 * entry[key])
+    return line
+
+
+def round_summary(run, plan):
+    """One log line and one summary.json entry per round (round_entry, round_line); returns all
+    entries so far."""
+    entry = round_entry(run, plan)
+    log.info('%s', round_line(entry))
     summary_path = os.path.join(run.flags.output, 'summary.json')
     rounds = []
     if os.path.isfile(summary_path):
         with open(summary_path) as f:
-            rounds = [e for e in json.load(f) if e.get('round') != r]
+            rounds = [e for e in json.load(f) if e.get('round') != plan.idx_round]
     rounds.append(entry)
     rounds.sort(key=lambda e: e['round'])
     write_json(summary_path, rounds)

@@ -13,12 +13,8 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import cv2  # noqa: E402
-import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 from issegm.data_checks import (Problem, duplicate_name_problems, header_or_problem,  # noqa: E402
                                 id_space_problems, image_problems, label_counts,
@@ -26,6 +22,7 @@ from issegm.data_checks import (Problem, duplicate_name_problems, header_or_prob
                                 raise_on_errors)
 from issegm.datasets import (DATA_LIST_DIR, IGNORE, get_dataset, read_image,  # noqa: E402
                              read_label, write_list)
+from issegm.figures import draw_class_chart  # noqa: E402
 from util.errors import UserError, cli_entry, require_dir  # noqa: E402
 from util.files import write_json  # noqa: E402
 from util.flags import FlagParser  # noqa: E402
@@ -260,27 +257,6 @@ def class_report(info, counts):
                         for k, name in enumerate(info.class_names)},
         'pixels_per_label_id': {str(v): int(counts[v]) for v in np.flatnonzero(counts)},
     }
-
-
-def draw_class_chart(path, info, share, title):
-    """Horizontal bars: share of the labelled pixels per class, in the class colours."""
-    names = list(info.class_names)
-    colours = info.palette[info.train_to_label[:len(names)]] / 255.0
-    fig, ax = plt.subplots(figsize=(8, 0.3 * len(names) + 1.5))
-    values = [100 * share[name] for name in names]
-    ax.barh(range(len(names))[::-1], values, color=colours, edgecolor='black', linewidth=0.5)
-    ax.set_yticks(range(len(names))[::-1], names)
-    for y, v in zip(range(len(names))[::-1], values):
-        ax.text(v, y, ' %.2f%%' % v, va='center', fontsize=8)
-    ax.set(xlabel='share of the labelled pixels (%)', title=title)
-    ax.set_xlim(0, max(values + [1]) * 1.2)
-    fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, '.%s.tmp%d' % (os.path.basename(path), os.getpid()))
-    fig.savefig(tmp, format='png', dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
 
 
 def report_paths(list_path, report_dir=None):

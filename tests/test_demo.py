@@ -1,11 +1,16 @@
-"""A smoke version of `make demo`: tiny sizes, one round, the same scripts end to end."""
+"""A smoke version of `make demo`: tiny sizes, one round, the same scripts end to end; and the
+demo's health report (issegm/demo/health.py) from constructed summary.json files."""
 import json
+import math
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow
+from issegm.demo import health
+from issegm.demo.pipeline import METHODS
 
 
 def _pseudo_labels(folder):
@@ -15,6 +20,7 @@ def _pseudo_labels(folder):
     return {png.name: png.read_bytes() for png in pngs}
 
 
+@pytest.mark.slow
 def test_demo_smoke(tmp_path):
     out = tmp_path / 'demo'
     res = subprocess.run([sys.executable, '-m', 'issegm.demo', '--smoke', '--output', str(out)],
@@ -39,8 +45,13 @@ def test_demo_smoke(tmp_path):
     for row in ('| Source only |', '| ST |', '| CBST |', '| CBST-SP |', '| CRST-MRKLD |',
                 '| CRST-LRENT |'):
         assert row in table
-    for png in ('miou_per_round.png', 'predictions.png'):
+    for png in ('miou_per_round.png', 'predictions.png', 'health_per_round.png',
+                'spatial_prior/gta/prior.png', 'spatial_prior/gta/class_share.png'):
         assert (out / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    report = (out / 'health.md').read_text()
+    for _, title, _ in METHODS:
+        assert '\n## %s\n\n| round | target mIoU (%%) |' % title in report
+        assert '\n| 0 | ' in report
     # The self-training runs used the real orchestrator outputs, prior included.
     assert (out / 'spatial_prior' / 'gta' / 'prior_array.mat').is_file()
     assert list((out / 'cbst_sp' / '0' / 'self_train' / 'splabelIds').iterdir())
@@ -63,3 +74,142 @@ def test_demo_smoke(tmp_path):
     summary = json.loads((predicted / 'summary.json').read_text())
     assert summary['images'] == 3 and summary['model'] == 'cityscapes_rna-tiny_cls19_s8'
     assert summary['weights'].endswith('cbst/0/cityscapes_rna-tiny_cls19_s8_ep-0001.params')
+
+
+# ----------------------------------------------------------------------------------------------
+# health.md and health_per_round.png from constructed summary.json files
+
+NAN = float('nan')
+
+
+def _entry(r, miou, precision=None, recall=None, kept=0.2, agreement=None, entropy=None,
+           confidence=None):
+    entry = {'round': r, 'tgt_port': 0.2, 'miou': miou, 'selected_total': kept,
+             'selected_share': {'road': kept}}
+    health_keys = {'pseudo_precision_total': precision, 'pseudo_recall_total': recall,
+                   'agreement': agreement, 'mean_entropy_total': entropy,
+                   'mean_confidence_total': confidence}
+    entry.update({k: v for k, v in health_keys.items() if v is not None or r % 2})
+    return entry  # even rounds leave the unknown keys out, odd ones write null
+
+
+SUMMARIES = {
+    # ST: all known but the agreement at round 0 and the precision at round 2
+    'st': [_entry(0, 0.17, 0.70, 0.10, 0.20, None, 0.60, 0.80),
+           _entry(1, 0.18, 0.74, 0.15, 0.25, 0.81, 0.55, 0.83),
+           _entry(2, 0.20, None, 0.18, 0.30, 0.86, 0.50, 0.84),
+           _entry(3, 0.19, 0.77, 0.20, 0.35, 0.84, 0.52, 0.86)],
+    # CBST as with --no-health: only the mIoU and the kept share
+    'cbst': [_entry(r, 0.2 + 0.01 * r) for r in range(3)],
+    # CRST-LRENT: two rounds (too few for r), a constant confidence
+    'crst_lrent': [_entry(0, 0.17, 0.6, 0.1, 0.2, None, 0.7, 0.9),
+                   _entry(1, 0.2, 0.7, 0.1, 0.2, 0.9, 0.6, 0.9)],
+}  # CBST-SP and CRST-MRKLD: no summary.json (the run did not get that far)
+TITLES = {key: title for key, title, _ in METHODS}
+
+
+def _write_summaries(output):
+    for key, entries in SUMMARIES.items():
+        os.makedirs(os.path.join(output, key))
+        with open(os.path.join(output, key, 'summary.json'), 'w') as f:
+            json.dump(entries, f)
+
+
+def _restated_r(xs, ys):
+    """Pearson's r written out, over the pairs where both are known; None below 3 pairs or
+    for a constant side."""
+    pairs = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
+    if len(pairs) < 3:
+        return None
+    mx = sum(x for x, _ in pairs) / len(pairs)
+    my = sum(y for _, y in pairs) / len(pairs)
+    sxy = sum((x - mx) * (y - my) for x, y in pairs)
+    sxx = sum((x - mx) ** 2 for x, _ in pairs)
+    syy = sum((y - my) ** 2 for _, y in pairs)
+    if max(x for x, _ in pairs) == min(x for x, _ in pairs) or \
+            max(y for _, y in pairs) == min(y for _, y in pairs):
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
+def _rows(table):
+    return [[c.strip() for c in line.strip('|').split('|')]
+            for line in table.strip().splitlines()[2:]]
+
+
+def test_health_tables_restate_the_summaries(tmp_path):
+    _write_summaries(str(tmp_path))
+    summaries = health.load_summaries(str(tmp_path), METHODS)
+    assert list(summaries) == ['st', 'cbst', 'crst_lrent'] and summaries == SUMMARIES
+    columns = [('miou', 100, '%.1f'), ('pseudo_precision_total', 100, '%.1f'),
+               ('pseudo_recall_total', 100, '%.1f'), ('selected_total', 100, '%.1f'),
+               ('agreement', 100, '%.1f'), ('mean_entropy_total', 1, '%.3f'),
+               ('mean_confidence_total', 1, '%.3f')]
+    for key, entries in SUMMARIES.items():
+        expected = [[str(e['round'])] + ['-' if e.get(k) is None else form % (scale * e[k])
+                                         for k, scale, form in columns] for e in entries]
+        assert _rows(health.health_table(entries)) == expected
+    assert _rows(health.health_table(SUMMARIES['st']))[2] == \
+        ['2', '20.0', '-', '18.0', '30.0', '86.0', '0.500', '0.840']
+    assert _rows(health.health_table(SUMMARIES['cbst']))[1] == \
+        ['1', '21.0', '-', '-', '20.0', '-', '-', '-']
+
+
+def test_tracking_table_is_pearsons_r_per_run_and_over_all_runs():
+    rows = _rows(health.tracking_table(SUMMARIES, TITLES))
+    assert len(rows) == 6
+    pairs = [(s, v) for s in ('agreement', 'mean_entropy_total', 'mean_confidence_total')
+             for v in ('pseudo_precision_total', 'miou')]
+    for row, (signal, value) in zip(rows, pairs):
+        columns = [SUMMARIES[k] for k in SUMMARIES] + [sum(SUMMARIES.values(), [])]
+        expected = [_restated_r([e.get(signal) for e in entries],
+                                [e.get(value) for e in entries]) for entries in columns]
+        assert row[2:] == ['-' if r is None else '%.2f' % r for r in expected], row
+    # ST's agreement and precision: rounds 1 and 3 only (round 0: no agreement, 2: no
+    # precision), too few; with the mIoU: rounds 1-3
+    assert rows[0][2] == '-' and rows[1][2] == '%.2f' % _restated_r([0.81, 0.86, 0.84],
+                                                                    [0.18, 0.20, 0.19])
+    assert rows[2][2] != '-' and rows[2][4] == '-'  # CRST-LRENT: two rounds
+    assert rows[4][4] == '-'  # its constant confidence
+    assert health.pearson([1, 2, NAN, 4], [2, 4, 5, 8]) == pytest.approx(1.0)
+    assert health.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert health.pearson([1, 1, 1], [1, 2, 3]) is None and health.pearson([], []) is None
+
+
+def test_health_figure_draws_the_series_and_the_signals_against_the_labels():
+    import matplotlib.pyplot as plt
+    fig = health.health_figure(SUMMARIES, TITLES)
+    assert len(fig.axes) == 12
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    precision = panels['pseudo-label precision (%) per round']
+    assert [line.get_label() for line in precision.lines] == ['ST', 'CBST', 'CRST-LRENT']
+    assert list(precision.lines[0].get_ydata()) == pytest.approx([70, 74, NAN, 77], nan_ok=True)
+    assert np.isnan(precision.lines[1].get_ydata()).all()
+    entropy = panels['mean entropy (nats) per round'].lines[0]
+    assert list(entropy.get_xdata()) == [0, 1, 2, 3]
+    assert list(entropy.get_ydata()) == pytest.approx([0.6, 0.55, 0.5, 0.52])
+    against = panels['pseudo-label precision (%) against agreement (%)'].lines[0]
+    assert list(against.get_xdata()) == pytest.approx([NAN, 81, 86, 84], nan_ok=True)
+    assert list(against.get_ydata()) == pytest.approx([70, 74, NAN, 77], nan_ok=True)
+    miou = panels['target mIoU (%) against mean confidence'].lines[2]
+    assert list(miou.get_xdata()) == pytest.approx([0.9, 0.9])
+    assert list(miou.get_ydata()) == pytest.approx([17, 20])
+    plt.close('all')
+
+
+def test_write_health_writes_the_report_and_the_figure(tmp_path, monkeypatch):
+    saved = []
+    monkeypatch.setattr(health, 'save_figure', lambda fig, path: saved.append(fig) or path)
+    assert health.write_health(str(tmp_path), METHODS) == []  # no run: nothing written
+    assert not os.listdir(tmp_path) and not saved
+    _write_summaries(str(tmp_path))
+    md, png = health.write_health(str(tmp_path), METHODS)
+    assert (md, png) == (str(tmp_path / 'health.md'), str(tmp_path / 'health_per_round.png'))
+    assert len(saved) == 1 and len(saved[0].axes) == 12
+    report = open(md).read()
+    assert [line[3:] for line in report.splitlines() if line.startswith('## ')] == \
+        ['ST', 'CBST', 'CRST-LRENT', 'Do the label-free signals track the labelled ones?']
+    assert health.health_table(SUMMARIES['cbst']) in report
+    assert health.tracking_table(SUMMARIES, TITLES) in report
+    import matplotlib.pyplot as plt
+    plt.close('all')

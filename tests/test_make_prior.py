@@ -104,7 +104,8 @@ def test_cli_writes_mat_and_pngs_and_load_prior_reads_it(tmp_path):
     proc = subprocess.run([sys.executable, os.path.join(REPO, 'issegm', 'make_prior.py'),
                            '--data-root', str(tmp_path / 'gta'), '--dataset', 'gta',
                            '--split', lst, '--size', '20x40', '--window', '6',
-                           '--output', str(out)], capture_output=True, text=True, cwd=REPO)
+                           '--output', str(out), '--figures'], capture_output=True, text=True,
+                          cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     mat = scipy.io.loadmat(str(out))['prior_array']
     assert mat.dtype == np.float32 and mat.shape == (19, 20, 40)
@@ -120,6 +121,48 @@ def test_cli_writes_mat_and_pngs_and_load_prior_reads_it(tmp_path):
         sky = np.asarray(img)
     assert img.mode == 'L' and sky.shape == (20, 40) and sky.max() == 255
     assert os.path.isfile(out.parent / 'prior_traffic_light.png')
+    for figure in ('prior.png', 'class_share.png'):  # --figures
+        with Image.open(str(out.parent / figure)) as img:
+            assert img.format == 'PNG' and img.size[0] > 500
+    assert '(+ 21 PNGs)' in proc.stderr + proc.stdout
+    assert not [f for f in os.listdir(out.parent) if 'tmp' in f]
+
+
+def test_class_share_of_the_counts():
+    counts = np.zeros((19, 4, 6), np.int64)
+    counts[0] = 2  # road: 48 pixel counts
+    counts[10, :2] = 1  # sky: 12
+    share = make_prior.class_share(counts, INFO.class_names)
+    assert list(share) == list(INFO.class_names)
+    assert share['road'] == pytest.approx(48 / 60) and share['sky'] == pytest.approx(12 / 60)
+    assert share['car'] == 0 and sum(share.values()) == pytest.approx(1)
+    empty = make_prior.class_share(np.zeros((19, 4, 6), np.int64), INFO.class_names)
+    assert set(empty.values()) == {0.0}  # no labelled pixel: no division by zero
+
+
+def test_prior_figure_one_panel_per_class_drawing_the_prior():
+    import matplotlib.pyplot as plt
+    from issegm.figures import class_share_figure, prior_figure
+    rng = np.random.RandomState(0)
+    prior = rng.rand(19, 8, 16).astype(np.float32)
+    prior[13] = 0  # a class never counted
+    prior /= prior.sum(axis=0)
+    fig = prior_figure(prior, INFO, 'gta train')
+    assert len(fig.axes) == 19  # 4 rows of 5, the spare one removed
+    for k, ax in enumerate(fig.axes):
+        image, = ax.images
+        np.testing.assert_array_equal(image.get_array(), prior[k])
+        top = prior[k].max()
+        assert image.get_clim() == pytest.approx((0, top if top > 0 else 1))
+        assert ax.get_title() == '%s (max %.2f)' % (INFO.class_names[k], top)
+    # the class share: one bar per class, first class on top, in the class colours
+    share = {name: k / 171.0 for k, name in enumerate(INFO.class_names)}
+    fig = class_share_figure(INFO, share, 'gta train')
+    bars = sorted(fig.axes[0].patches, key=lambda p: -p.get_y())
+    assert [b.get_width() for b in bars] == pytest.approx([100 * k / 171.0 for k in range(19)])
+    np.testing.assert_allclose([b.get_facecolor()[:3] for b in bars],
+                               INFO.palette[INFO.train_to_label[:19]] / 255.0)
+    plt.close('all')
 
 
 def test_default_output_path(tmp_path):

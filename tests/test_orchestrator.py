@@ -382,3 +382,106 @@ def test_ignored_upstream_flags_warn_and_change_nothing(data, tmp_path, capsys, 
         given = orchestrator.parse_args(command(data, out)[2:] + [flag, '7'])
         plain = orchestrator.parse_args(command(data, out)[2:])
         assert list(_children(given)) == list(_children(plain))
+
+
+# ----------------------------------------------------------------------------------------------
+# summary.json, the log line and rounds.png: the pseudo-labels' health per round, from
+# constructed metrics.json files
+
+HEALTH = {'pseudo_precision_total': 0.8, 'pseudo_recall_total': 0.25,
+          'pseudo_kept_share_total': 0.3, 'agreement': None, 'mean_entropy_total': 0.4,
+          'mean_confidence_total': 0.9, 'pseudo_precision': {'road': 0.9, 'car': None},
+          'pseudo_recall': {'road': 0.5, 'car': 0.0}}
+HEALTH_KEYS = ('pseudo_precision_total', 'pseudo_recall_total', 'pseudo_kept_share_total',
+               'agreement', 'mean_entropy_total', 'mean_confidence_total', 'pseudo_precision',
+               'pseudo_recall')
+
+
+def _round_metrics():
+    """metrics.json of three rounds: 0 with target labels (agreement null at round 0), 1 as
+    with --no-health (the keys absent), 2 without target labels (label-free keys only)."""
+    base = {'selected_share': {'road': 0.15, 'car': 0.05}, 'selected_total': 0.2,
+            'cls_thresh': [0.9, 0.8]}
+    no_gt = {k: v for k, v in HEALTH.items() if not k.startswith('pseudo_')}
+    return [dict(base, miou=0.3, **HEALTH), dict(base, miou=0.35),
+            dict(base, **dict(no_gt, agreement=0.75))]
+
+
+def _write_round_metrics(output):
+    from issegm.round_files import metrics_path
+    for r, metrics in enumerate(_round_metrics()):
+        os.makedirs(os.path.dirname(metrics_path(output, r)), exist_ok=True)
+        with open(metrics_path(output, r), 'w') as f:
+            json.dump(metrics, f)
+
+
+def test_round_summary_copies_the_health_keys_and_logs_them(tmp_path, monkeypatch):
+    from issegm import orchestrator
+    run = _orchestrator_args(tmp_path, '--num-round', '4')
+    _write_round_metrics(run.flags.output)
+    lines = []
+    monkeypatch.setattr(orchestrator.log, 'info', lambda fmt, *a: lines.append(fmt % a))
+    for plan in orchestrator.round_settings(run.flags):  # round 3 has no metrics.json
+        rounds = orchestrator.round_summary(run, plan)
+    assert rounds == json.loads((tmp_path / 'o' / 'summary.json').read_text())
+    assert [e['round'] for e in rounds] == [0, 1, 2, 3]
+    metrics = _round_metrics()
+    for r in range(3):
+        for key in HEALTH_KEYS + ('selected_share', 'selected_total', 'miou'):
+            assert rounds[r][key] == metrics[r].get(key), (r, key)  # null when missing
+        assert 'cls_thresh' not in rounds[r]
+    assert rounds[0]['pseudo_precision'] == {'road': 0.9, 'car': None}
+    assert all(rounds[1][key] is None for key in HEALTH_KEYS)
+    assert rounds[2]['agreement'] == 0.75 and rounds[2]['pseudo_precision_total'] is None
+    assert not set(HEALTH_KEYS) & set(rounds[3])  # no metrics.json: nothing copied
+    # one line per round: precision when known, the kept share, agreement when known
+    assert len(lines) == 4
+    assert lines[0].endswith('| selected: road 15.0% car 5.0% | mIoU 30.00 | '
+                             'pseudo-label precision 80.0% | kept 20.0%')
+    assert lines[1].endswith('| mIoU 35.00 | kept 20.0%')
+    assert lines[2].endswith('| selected: road 15.0% car 5.0% | kept 20.0% | agreement 75.0%')
+    assert lines[3].endswith('| selected: ')
+    # a rerun of round 1 replaces its entry
+    plan = list(orchestrator.round_settings(run.flags))[1]
+    assert [e['round'] for e in orchestrator.round_summary(run, plan)] == [0, 1, 2, 3]
+
+
+def _panel(fig, title):
+    return next(ax for ax in fig.axes if ax.get_title().startswith(title))
+
+
+def test_rounds_figure_draws_the_health_series_with_gaps(tmp_path):
+    from issegm import orchestrator
+    from issegm.datasets import get_dataset
+    from issegm.round_plot import rounds_figure
+    run = _orchestrator_args(tmp_path, '--num-round', '3')
+    _write_round_metrics(run.flags.output)
+    rounds = [orchestrator.round_entry(run, plan)
+              for plan in orchestrator.round_settings(run.flags)]
+    fig = rounds_figure(rounds, get_dataset('cityscapes'), 'CBST: test')
+    assert len(fig.axes) == 6
+    nan = float('nan')
+    quality = _panel(fig, 'pseudo-labels against the target labels')
+    drawn = {line.get_label(): list(line.get_ydata()) for line in quality.lines}
+    assert len(drawn) == 3
+    assert drawn['precision (kept pixels right)'] == pytest.approx([80, nan, nan], nan_ok=True)
+    assert drawn['recall (pixels kept and right)'] == pytest.approx([25, nan, nan], nan_ok=True)
+    assert drawn['kept share (labelled pixels kept)'] == pytest.approx([30, nan, nan],
+                                                                       nan_ok=True)
+    for title, values in (('agreement', [nan, nan, 75]), ('mean entropy', [0.4, nan, 0.4]),
+                          ('mean confidence', [0.9, nan, 0.9]), ('target mIoU', [30, 35, nan])):
+        line, = _panel(fig, title).lines
+        assert list(line.get_xdata()) == [0, 1, 2]
+        assert list(line.get_ydata()) == pytest.approx(values, nan_ok=True), title
+    shares = _panel(fig, 'share of pseudo-labelled pixels')
+    assert [p.get_height() for p in shares.patches[:3]] == pytest.approx([15, 15, 15])
+    # a run without any health value (older metrics.json, or --no-health)
+    old = [{'round': 0, 'selected_share': None, 'miou': None}]
+    fig = rounds_figure(old, get_dataset('cityscapes'), 'old')
+    for title in ('pseudo-labels against', 'agreement', 'mean entropy', 'mean confidence',
+                  'target mIoU'):
+        panel = _panel(fig, title)
+        assert not panel.lines, title
+        assert panel.texts[0].get_text().startswith(('not recorded', 'the target split has no'))
+    import matplotlib.pyplot as plt
+    plt.close('all')

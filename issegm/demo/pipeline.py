@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from issegm.datasets import get_dataset, load_samples, read_sample, sample_name
+from issegm.demo.health import write_health
 from issegm.demo.make_data import generate
 from util.errors import UserError, cli_entry
 from util.metrics import format_table
@@ -125,7 +126,7 @@ def make_prior(output, cfg, paths):
         run('spatial prior', [
             sys.executable, script('make_prior.py'), '--data-root', paths['gta_root'],
             '--dataset', 'gta', '--split', paths['gta_train_list'], '--size', '%dx%d' % (h, w),
-            '--window', str(cfg['prior_window']), '--output', prior])
+            '--window', str(cfg['prior_window']), '--output', prior, '--figures'])
     return prior
 
 
@@ -263,6 +264,7 @@ def main(argv=None):
             curve.append(metrics['miou'])
         curves[key], finals[key] = curve, metrics
     results, table = write_results(output, curves, finals, get_dataset('cityscapes').class_names)
+    write_health(output, METHODS)
     last = cfg['rounds'] - 1
     write_prediction_grid(output, paths, [
         ('source only', os.path.join(output, 'eval', 'source')),
@@ -273,7 +275,8 @@ def main(argv=None):
     print('\ntarget val mIoU (%%): %s' % ', '.join(
         '%s %.1f' % (key, 100 * metrics['miou']) for key, metrics in finals.items()))
     print('demo finished in %.1f minutes; results in:' % minutes)
-    for name in ('results.json', 'results.md', 'miou_per_round.png', 'predictions.png'):
+    for name in ('results.json', 'results.md', 'miou_per_round.png', 'predictions.png',
+                 'health.md', 'health_per_round.png'):
         print('  ' + os.path.join(output, name))
     print('  %s (predict.py: labelIds/, trainIds/, color/, overlay/, confidence/, entropy/)'
           % predicted)
