@@ -318,7 +318,7 @@ def _label_image(target, cls_thresh, rule, thread, image):
     --no-health, else (None, pixels, (HealthThread.count's future, CPU seconds of the grid))."""
     policy, alpha, probmap_dir = rule.policy, rule.alpha, rule.probmap_dir
     probs = weight_by_prior(target.cache.full_probs(image), target.prior)
-    top = np.empty(probs.shape[1:], np.float32) if target.health is not None else None
+    top = thread.top_buffer(probs.shape[1:]) if target.health is not None else None
     if alpha > 0:
         # rw = argmax p / t, the class of the soft label; kept = bincount(pseudo) below
         pseudo, reweighted, _ = lrent.lrent_label_maps(probs, cls_thresh, alpha, out_top=top)
@@ -373,8 +373,18 @@ class HealthThread(Closing):
         self.target, self.images = target, images
         self.index = {image.name: i for i, image in enumerate(images)}
         self.pending, self.submitted, self.lock = {}, 0, threading.Lock()
+        self.free = []  # top buffers counted already
         self.pool = (futures.ThreadPoolExecutor(1, 'health') if target.health is not None
                      else None)
+
+    def top_buffer(self, shape):
+        """An (H, W) float32 array for pass 2's max_k p_k / t_k: one counted already when there
+        is one (a fresh 8 MB array costs its page faults)."""
+        with self.lock:
+            reused = next((i for i, top in enumerate(self.free) if top.shape == shape), None)
+            if reused is not None:
+                return self.free.pop(reused)
+        return np.empty(shape, np.float32)
 
     def count(self, image, pseudo, top):
         """Futures of (ImageHealth, CPU seconds) of the image's pseudo-labels and max_k p_k / t_k,
@@ -385,22 +395,23 @@ class HealthThread(Closing):
                 self.pending[later.name] = self.pool.submit(_health_inputs, self.target, later)
             self.submitted = max(self.submitted, stop)
             inputs = self.pending.pop(image.name)
-            return self.pool.submit(_count_health, self.target, inputs, pseudo, top), inputs
+            return self.pool.submit(self._count, inputs, pseudo, top), inputs
 
     def close(self):
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
-
-def _count_health(target, inputs, pseudo, top):
-    """(round_health.image_health of one image, CPU seconds of it and of its inputs); `inputs`:
-    the future of its _health_inputs, done (queued before this job in the one thread)."""
-    started = time.thread_time()
-    gt, previous, read_seconds = inputs.result()
-    health = round_health.image_health(pseudo, top, target.info.label_to_train,
-                                       len(target.info.class_names), gt, previous)
-    return health, read_seconds + time.thread_time() - started
+    def _count(self, inputs, pseudo, top):
+        """(round_health.image_health of one image, CPU seconds of it and of its inputs);
+        `inputs`: the future of its _health_inputs, done (queued before this job)."""
+        started, info = time.thread_time(), self.target.info
+        gt, previous, read_seconds = inputs.result()
+        health = round_health.image_health(pseudo, top, info.label_to_train,
+                                           len(info.class_names), gt, previous)
+        with self.lock:
+            self.free.append(top)
+        return health, read_seconds + time.thread_time() - started
 
 
 def _health_inputs(target, image):
