@@ -207,9 +207,14 @@ def read_image(path):
 
 
 def read_label(path):
-    """Label ids, uint8 (H, W), from a single-channel or palette PNG."""
+    """Label ids, uint8 (H, W), from a single-channel or palette PNG (an 8-bit grayscale PNG, as
+    Cityscapes' and phase val's label ids are, decoded by OpenCV: the same pixels, 2-3x faster
+    than Pillow)."""
     if not os.path.isfile(path):
         raise UserError('label not found: %s' % path)
+    label = _read_gray8_png(path)
+    if label is not None:
+        return label
     try:
         with Image.open(path) as img:
             img.load()
@@ -226,6 +231,21 @@ def read_label(path):
             raise UserError('label %s holds ids above 255' % path)
         label = label.astype(np.uint8)
     return label
+
+
+# PNG signature, then the IHDR chunk: length 13, 'IHDR', width, height, bit depth, colour type.
+_PNG_HEAD = b'\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR'
+
+
+def _read_gray8_png(path):
+    """The pixels of an 8-bit grayscale PNG (bit depth 8, colour type 0) by OpenCV; None for any
+    other file (read_label's Pillow path then reads it or says what is wrong)."""
+    with open(path, 'rb') as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:16] != _PNG_HEAD or head[24:26] != b'\x08\x00':
+        return None
+    label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    return label if label is not None and label.ndim == 2 and label.dtype == np.uint8 else None
 
 
 def read_sample(image_path, label_path):

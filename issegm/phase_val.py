@@ -1,7 +1,7 @@
 """Phase val of a CBST round (yzou2/CBST issegm/solve_ST.py, _val_impl): `run` loads the model
 and the prior, then pass 1 (predict_target), the thresholds and mining statistics, pass 2
-(label_target) and the report, all into a staging folder moved in place at the end
-(docs/algorithm.md section 2).
+(label_target, with the round's health unless --no-health) and the report, all into a staging
+folder moved in place at the end (docs/algorithm.md section 2, docs/internals.md section 11).
 """
 import collections
 import dataclasses
@@ -11,15 +11,18 @@ import os
 import shutil
 import threading
 import time
+from concurrent import futures
+from typing import Optional
 
 import numpy as np
 from tqdm import tqdm
 
-from issegm import cbst
+from issegm import cbst, round_health
 from issegm.crst import lrent, netmaps
 from issegm.data_checks import require_unique_names
-from issegm.datasets import (get_dataset, load_samples, read_label, read_sample, sample_name,
-                             write_list)
+from issegm.datasets import (get_dataset, load_samples, read_image, read_label, read_sample,
+                             sample_name, write_list)
+from issegm.debug_grid import write_debug_grid
 from issegm.prior import load_prior
 from issegm.round_files import (probmap_dir, round_dir, stats_dir, target_list_path,
                                 write_marker)
@@ -28,21 +31,24 @@ from issegm.testtime.image_list import (Timings, device_names, predict_samples,
 from issegm.testtime.one_image import make_predictors, upsample_probs
 from util.devices import parse_devices
 from util.errors import UserError
-from util.files import staged_output as _staged_output, write_json
+from util.files import staged_output as _staged_output, write_atomically, write_json
 from util.metrics import ConfusionMeter, format_table, metrics_dict
 from util.model_label import check_num_classes
-from util.prefetch import Prefetcher
+from util.prefetch import Closing, Prefetcher
 from util.symbol.resnet38 import parameter_shapes
 from util.weights import load_for_model
 
-__all__ = ['run', 'STAGE_SUFFIX', 'staged_output', 'TargetSplit', 'TargetImage', 'FirstPass',
-           'MapCache', 'LabelRule', 'weight_by_prior', 'predict_target', 'network_pass',
-           'argmax_pass', 'write_mining_stats', 'label_target', 'round_timing',
-           'write_round_report']
+__all__ = ['run', 'STAGE_SUFFIX', 'HEALTH_PARTS', 'staged_output', 'TargetSplit', 'TargetImage',
+           'FirstPass', 'MapCache', 'LabelRule', 'HealthPlan', 'Selection', 'weight_by_prior',
+           'predict_target', 'network_pass', 'argmax_pass', 'write_mining_stats', 'label_target',
+           'HealthThread', 'round_timing', 'write_round_report']
 
 log = logging.getLogger('cbst')
 
 STAGE_SUFFIX = '.val-partial'
+# What the round's health adds to OUTPUT/R (none of it with --no-health).
+QUALITY_FILE, DEBUG_DIR = 'pseudo_quality.md', 'debug'
+HEALTH_PARTS = (QUALITY_FILE, DEBUG_DIR)
 
 
 def staged_output(final, parts):
@@ -53,10 +59,11 @@ def staged_output(final, parts):
 
 
 class TargetSplit(collections.namedtuple('TargetSplit',
-                                         'info samples has_gt prior stage cache data_root')):
+                                         'info samples has_gt prior stage cache data_root health')):
     """What the steps share: the target dataset's tables, the [(image, label)] samples, whether
     every one has a label file, the float32 (C, H, W) spatial prior (or None), the staging
-    folder, the MapCache and the root the samples' paths are relative to."""
+    folder, the MapCache, the root the samples' paths are relative to and the HealthPlan (None
+    with --no-health)."""
 
 
 class TargetImage(collections.namedtuple('TargetImage',
@@ -66,10 +73,12 @@ class TargetImage(collections.namedtuple('TargetImage',
 
 
 class FirstPass(collections.namedtuple('FirstPass', 'images pool meter meter_prior '
-                                                    'network_seconds cache_bytes')):
+                                                    'network_seconds cache_bytes entropy')):
     """What pass 1 leaves: [TargetImage] in order, the ConfidencePool, the confusion of the
     argmax (and of the prior-weighted argmax) with the ground truth (None without), the
-    seconds in the network (summed over devices) and the bytes kept for pass 2."""
+    seconds in the network (summed over devices), the bytes kept for pass 2 and the
+    round_health.entropy_sums of the network maps summed over the images with the CPU seconds
+    they took (None: --no-health)."""
 
 
 class MapCache:
@@ -89,10 +98,21 @@ class MapCache:
     def save(self, name, net_probs):
         np.save(self.path(name), net_probs)
 
-    def full_probs(self, image):
-        """The (C, H, W) float32 map of a TargetImage, in an array the calling thread reuses (a
-        fresh 150 MB array costs its page faults): valid until the thread's next call."""
-        net = np.load(self.path(image.name))
+    def load(self, image):
+        """The network-resolution map of a TargetImage, as kept."""
+        return np.load(self.path(image.name))
+
+    def cut(self, image, net):
+        """A network-resolution map cut to the rows and columns that cover the scaled image
+        (the rest is padding)."""
+        rows, cols = (-(-int(side) // self.pred_stride) for side in image.scaled_hw)
+        return net[:, :rows, :cols]
+
+    def full_probs(self, image, net=None):
+        """The (C, H, W) float32 map of a TargetImage (from its network map `net` when loaded
+        already), in an array the calling thread reuses (a fresh 150 MB array costs its page
+        faults): valid until the thread's next call."""
+        net = self.load(image) if net is None else net
         shape = (net.shape[0],) + tuple(image.hw)
         if getattr(self._reused, 'probs', None) is None or self._reused.probs.shape != shape:
             self._reused.probs = np.empty(shape, np.float32)
@@ -139,8 +159,10 @@ def predict_target(predictors, target, scale, flip, policy, progress=True, prefi
     timings = Timings()
     images = network_pass(predictors, target, scale, flip, timings, progress, prefix + ' val')
     cache_bytes = sum(os.path.getsize(target.cache.path(image.name)) for image in images)
-    pool, meter, meter_prior = argmax_pass(target, images, policy, progress, prefix + ' maps')
-    return FirstPass(images, pool, meter, meter_prior, timings.seconds['network'], cache_bytes)
+    pool, meter, meter_prior, entropy = argmax_pass(target, images, policy, progress,
+                                                    prefix + ' maps')
+    return FirstPass(images, pool, meter, meter_prior, timings.seconds['network'], cache_bytes,
+                     entropy)
 
 
 def network_pass(predictors, target, scale, flip, timings, progress=True, desc='val'):
@@ -175,27 +197,37 @@ def _keep_network_maps(cache, sample, result):
 def argmax_pass(target, images, policy, progress=True, desc='maps'):
     """Pass 1b: each image's full-size map, its argmax PNGs (and those of the prior-weighted
     map), the confusion with the ground truth and the confidence pool of the (prior-weighted)
-    map. Returns (ConfidencePool, meter, meter of the prior-weighted argmax); a meter is None
-    without ground truth or prior."""
+    map. Returns (ConfidencePool, meter, meter of the prior-weighted argmax, the entropy sums of
+    the round's health); a meter is None without ground truth or prior, the sums without the
+    health."""
     num_classes = len(target.info.class_names)
     pool = cbst.ConfidencePool(num_classes, policy)
     meter = ConfusionMeter(num_classes) if target.has_gt else None
     meter_prior = (ConfusionMeter(num_classes) if meter is not None and target.prior is not None
                    else None)
-    for pred, sp, top, gt in _two_at_a_time(functools.partial(_argmax_image, target), images,
-                                            progress, desc):
+    entropy = (np.zeros(num_classes), np.zeros(num_classes, np.int64), 0.0)
+    for pred, sp, top, gt, image_entropy in _two_at_a_time(
+            functools.partial(_argmax_image, target), images, progress, desc):
         pool.add_argmax_max(pred if sp is None else sp, top)
         if meter is not None:
             meter.update(gt, pred)
             if sp is not None:
                 meter_prior.update(gt, sp)
-    return pool, meter, meter_prior
+        if image_entropy is not None:  # summed in list order
+            entropy = tuple(a + b for a, b in zip(entropy, image_entropy))
+    return pool, meter, meter_prior, entropy if target.health is not None else None
 
 
 def _argmax_image(target, image):
     """Pass 1b for one image: (argmax, prior-weighted argmax or None, the max of the map the
-    pool takes, ground truth as train ids or None)."""
-    probs = target.cache.full_probs(image)
+    pool takes, ground truth as train ids or None, round_health.entropy_sums of the network map
+    and the CPU seconds they took, or None without the round's health)."""
+    net, entropy = target.cache.load(image), None
+    if target.health is not None:
+        started = time.thread_time()
+        entropy = round_health.entropy_sums(target.cache.cut(image, net))
+        entropy += (time.thread_time() - started,)
+    probs = target.cache.full_probs(image, net)
     pred, top = cbst.argmax_max(probs)
     write_label_pngs(target.info, image.name, pred, _staged(target, 'results', 'nplabelIds'),
                      _staged(target, 'results', 'npcolor'))
@@ -205,7 +237,7 @@ def _argmax_image(target, image):
         write_label_pngs(target.info, image.name, sp, _staged(target, 'self_train', 'splabelIds'),
                          _staged(target, 'self_train', 'spcolor'))
     gt = target.info.label_to_train[read_label(image.label_path)] if target.has_gt else None
-    return pred, sp, top, gt
+    return pred, sp, top, gt, entropy
 
 
 def _staged(target, *parts):
@@ -227,6 +259,20 @@ def write_mining_stats(folder, cls_thresh, cls_size, mine_id_number, mine_thresh
 
 # ------------------------------------------------------------------------------------ pass 2
 @dataclasses.dataclass(frozen=True)
+class HealthPlan:
+    """What pass 2 adds for the round's health (docs/internals.md section 11): the folder of the
+    previous round's pseudo_labelIds (None at round 0 or without it) and the names of the
+    images that get a debug grid in the stage's debug/ folder."""
+    previous_dir: Optional[str]
+    debug_names: frozenset
+
+
+class Selection(collections.namedtuple('Selection', 'selected total_pixels health seconds')):
+    """What pass 2 leaves: pixels pseudo-labelled per class, pixels in all, the RoundHealth (None
+    with --no-health) and the CPU seconds the health took in all threads: (signals, grids)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class LabelRule:
     """How pass 2 labels: the threshold policy ('cb' also writes the reweighted argmax), LR-ENT's
     alpha (--lr-weight-ent; 0: CBST's rule) and the folder that keeps each full-size map
@@ -241,32 +287,43 @@ def label_target(target, images, cls_thresh, rule, list_path, pseudo_dir, progre
     """Pass 2: each image's map again, exactly as in pass 1 (prior-weighted), thresholded into
     pseudo-label PNGs as the LabelRule `rule` says; then the cache is removed and the training
     list written: one row (image relative to target.data_root, PSEUDO_DIR/NAME.png) per image.
-    Returns (pixels selected per class, pixels in all).
+    Returns a Selection; with target.health, the round's health is counted in a HealthThread.
 
     rule.alpha > 0 (--lr-weight-ent): CRST's LR-ENT selection instead (issegm/crst/lrent.py,
     lrent_label_maps), and the network maps are kept in self_train/netmaps
     (issegm/crst/netmaps.py) for phase train's soft labels."""
-    selected = np.zeros(len(target.info.class_names), np.int64)
-    total_pixels = 0
-    for counts, pixels in _two_at_a_time(
-            functools.partial(_label_image, target, cls_thresh, rule), images, progress, desc):
-        selected += counts
-        total_pixels += pixels
+    num_classes = len(target.info.class_names)
+    selected, total_pixels, seconds = np.zeros(num_classes, np.int64), 0, [0.0, 0.0]
+    health = (round_health.RoundHealth(num_classes, target.has_gt)
+              if target.health is not None else None)
+    with HealthThread(target, images) as thread:
+        for counts, pixels, image_health in _two_at_a_time(
+                functools.partial(_label_image, target, cls_thresh, rule, thread), images,
+                progress, desc):
+            if image_health is not None:  # added in list order: the sums do not depend on threads
+                counted, cpu = image_health[0].result()
+                health.add(counted)
+                counts = counted.kept  # np.bincount(pseudo)[:C], from its label histogram
+                seconds = [seconds[0] + cpu, seconds[1] + image_health[1]]
+            selected += counts
+            total_pixels += pixels
     target.cache.close()
     write_list(list_path, [(os.path.relpath(image.image_path, target.data_root),
                             os.path.join(pseudo_dir, image.name + '.png')) for image in images])
-    return selected, total_pixels
+    return Selection(selected, total_pixels, health, tuple(seconds))
 
 
-def _label_image(target, cls_thresh, rule, image):
-    """Pass 2 for one image: its PNGs; (pixels selected per class, pixels)."""
+def _label_image(target, cls_thresh, rule, thread, image):
+    """Pass 2 for one image: its PNGs; (pixels selected per class, pixels, None) with
+    --no-health, else (None, pixels, (HealthThread.count's future, CPU seconds of the grid))."""
     policy, alpha, probmap_dir = rule.policy, rule.alpha, rule.probmap_dir
     probs = weight_by_prior(target.cache.full_probs(image), target.prior)
+    top = thread.top_buffer(probs.shape[1:]) if target.health is not None else None
     if alpha > 0:
         # rw = argmax p / t, the class of the soft label; kept = bincount(pseudo) below
-        pseudo, reweighted, _ = lrent.lrent_label_maps(probs, cls_thresh, alpha)
+        pseudo, reweighted, _ = lrent.lrent_label_maps(probs, cls_thresh, alpha, out_top=top)
     else:
-        pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
+        pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh, out_top=top)
     # unselected pixels (255) are stored as label id 0 (unlabeled)
     write_label_pngs(target.info, image.name, pseudo,
                      _staged(target, 'self_train', 'pseudo_labelIds'),
@@ -278,29 +335,129 @@ def _label_image(target, cls_thresh, rule, image):
     if probmap_dir is not None:
         os.makedirs(probmap_dir, exist_ok=True)
         np.save(os.path.join(probmap_dir, image.name + '.npy'), probs)
+    kept = health = None
+    if target.health is None:
+        kept = np.bincount(pseudo.ravel(), minlength=256)[:len(target.info.class_names)]
+    else:  # the counts come with the health, from its label histogram
+        counted, inputs = thread.count(image, pseudo, top)
+        health = counted, _debug_grid(target, image, (pseudo, inputs), probs)
     target.cache.remove(image.name, _staged(target, 'self_train', netmaps.FOLDER)
                         if alpha > 0 else None)
-    num_classes = len(target.info.class_names)
-    return np.bincount(pseudo.ravel(), minlength=256)[:num_classes], pseudo.size
+    return kept, pseudo.size, health
+
+
+# -------------------------------------------------------------------- pass 2: the round's health
+def _debug_grid(target, image, labels, probs):
+    """OUTPUT/R/debug/NAME.png when the image is one of the first --debug-images (`labels` =
+    (pseudo-labels, the future of its _health_inputs)); the CPU seconds it took."""
+    if image.name not in target.health.debug_names:
+        return 0.0
+    started, info, (pseudo, inputs) = time.thread_time(), target.info, labels
+    gt = inputs.result()[0]
+    argmax = info.label_to_train[read_label(os.path.join(
+        _staged(target, 'results', 'nplabelIds'), image.name + '.png'))]
+    write_debug_grid(_staged(target, DEBUG_DIR, image.name + '.png'), info,
+                     read_image(image.image_path), (argmax, pseudo, probs.max(axis=0)),
+                     None if gt is None else info.label_to_train[gt])
+    return time.thread_time() - started
+
+
+class HealthThread(Closing):
+    """The round's health of pass 2 in a thread of its own: it reads what an image needs
+    (_health_inputs) up to AHEAD images ahead of pass 2, then counts the pseudo-labels pass 2
+    hands over (`count`), while pass 2 goes on; PNG decoding and most of the arithmetic release
+    the GIL and run on the CPU the two pass-2 threads leave idle. Nothing with --no-health."""
+    AHEAD = 4
+
+    def __init__(self, target, images):
+        self.target, self.images = target, images
+        self.index = {image.name: i for i, image in enumerate(images)}
+        self.pending, self.submitted, self.lock = {}, 0, threading.Lock()
+        self.free = []  # top buffers counted already
+        self.pool = (futures.ThreadPoolExecutor(1, 'health') if target.health is not None
+                     else None)
+
+    def top_buffer(self, shape):
+        """An (H, W) float32 array for pass 2's max_k p_k / t_k: one counted already when there
+        is one (a fresh 8 MB array costs its page faults)."""
+        with self.lock:
+            reused = next((i for i, top in enumerate(self.free) if top.shape == shape), None)
+            if reused is not None:
+                return self.free.pop(reused)
+        return np.empty(shape, np.float32)
+
+    def count(self, image, pseudo, top):
+        """Futures of (ImageHealth, CPU seconds) of the image's pseudo-labels and max_k p_k / t_k,
+        and of its _health_inputs; pass 2 waits for neither."""
+        with self.lock:  # the inputs job of an image is queued before its count job
+            stop = min(len(self.images), self.index[image.name] + 1 + self.AHEAD)
+            for later in self.images[self.submitted:stop]:
+                self.pending[later.name] = self.pool.submit(_health_inputs, self.target, later)
+            self.submitted = max(self.submitted, stop)
+            inputs = self.pending.pop(image.name)
+            return self.pool.submit(self._count, inputs, pseudo, top), inputs
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def _count(self, inputs, pseudo, top):
+        """(round_health.image_health of one image, CPU seconds of it and of its inputs);
+        `inputs`: the future of its _health_inputs, done (queued before this job)."""
+        started, info = time.thread_time(), self.target.info
+        gt, previous, read_seconds = inputs.result()
+        health = round_health.image_health(pseudo, top, info.label_to_train,
+                                           len(info.class_names), gt, previous)
+        with self.lock:
+            self.free.append(top)
+        return health, read_seconds + time.thread_time() - started
+
+
+def _health_inputs(target, image):
+    """What the health of one image reads: (its ground truth as label ids or None, the previous
+    round's pseudo-labels or None, CPU seconds)."""
+    started = time.thread_time()
+    gt = read_label(image.label_path) if target.has_gt else None
+    previous = _previous_labels(target.health.previous_dir, image.name, tuple(image.hw))
+    return gt, previous, time.thread_time() - started
+
+
+def _previous_labels(folder, name, shape):
+    """The previous round's pseudo-labels of image NAME (label ids), None without them (round
+    0, another target list, another size, a file that does not decode: no agreement)."""
+    path = None if folder is None else os.path.join(folder, name + '.png')
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        labels = read_label(path)
+    except UserError:
+        return None
+    return labels if labels.shape == shape else None
 
 
 # ------------------------------------------------------------------------------------ report
-def round_timing(seconds, first, num_devices):
+def round_timing(seconds, first, num_devices, selection=None):
     """metrics.json 'timing': per image, the seconds in the network (summed over devices), the
     rest of the phase's `seconds` (wall time less the network's share of each device) and the
-    bytes kept between the passes."""
+    bytes kept between the passes; with the round's health (a Selection with one), the CPU
+    seconds per image its signals took (summed over threads) and those of all debug grids."""
     n = len(first.images)
-    return {'network_s_per_image': first.network_seconds / n,
-            'other_s_per_image': (seconds - first.network_seconds / num_devices) / n,
-            'cache_bytes_per_image': first.cache_bytes / n}
+    timing = {'network_s_per_image': first.network_seconds / n,
+              'other_s_per_image': (seconds - first.network_seconds / num_devices) / n,
+              'cache_bytes_per_image': first.cache_bytes / n}
+    if selection is not None and selection.health is not None:
+        timing.update(health_cpu_s_per_image=(selection.seconds[0] + first.entropy[2]) / n,
+                      debug_grid_cpu_s=selection.seconds[1])
+    return timing
 
 
 def write_round_report(path, header, info, first, thresholds, selection, timing):
     """metrics.json of the round: `header` (round, portion, policy, ...), the thresholds
     (cls_thresh, cls_size), the share of pixels selected per class (selection: label_target's
-    (selected, total_pixels)), the scores of pass 1's argmax when the split has ground truth
-    (and of the prior-weighted argmax), the timing. Returns the dict."""
-    (cls_thresh, cls_size), (selected, total_pixels) = thresholds, selection
+    Selection), the scores of pass 1's argmax when the split has ground truth (and of the
+    prior-weighted argmax), the round's health (and pseudo_quality.md), the timing."""
+    (cls_thresh, cls_size), (selected, total_pixels) = thresholds, selection[:2]
     report = dict(header)
     report.update({'cls_thresh': [float(t) for t in cls_thresh],
                    'cls_size': [int(s) for s in cls_size],
@@ -312,12 +469,34 @@ def write_round_report(path, header, info, first, thresholds, selection, timing)
         if first.meter_prior is not None:
             report['with_prior_metrics'] = metrics_dict(first.meter_prior.matrix,
                                                          info.class_names)
+    if selection.health is not None:
+        report.update(round_health.health_metrics(selection.health, info.class_names,
+                                                  cls_thresh))
     report['timing'] = timing
     log.info('per image: network %.3f s, everything else %.3f s; kept %.2f MB between passes',
              timing['network_s_per_image'], timing['other_s_per_image'],
              timing['cache_bytes_per_image'] / 1e6)
     write_json(path, report)
+    if selection.health is not None:
+        _write_quality_table(os.path.join(os.path.dirname(path), QUALITY_FILE), report,
+                             info.class_names, selection.health)
     return report
+
+
+def _write_quality_table(path, report, class_names, health):
+    """PATH (pseudo_quality.md) and one log line of the round's health."""
+    text = round_health.quality_table(report, class_names)
+    write_atomically(path, lambda f: f.write(text.encode('utf-8')))
+    numbers = ['%s %s' % (label, '-' if report.get(key) is None else '%.3f' % report[key])
+               for label, key in (('precision', 'pseudo_precision_total'),
+                                  ('recall', 'pseudo_recall_total'),
+                                  ('kept share', 'pseudo_kept_share_total'),
+                                  ('agreement', 'agreement'),
+                                  ('mean confidence', 'mean_confidence_total'),
+                                  ('mean entropy', 'mean_entropy_total'))
+               if key in report]
+    log.info('pseudo-labels: %s (agreement over %d of %d images with the previous round\'s)',
+             ', '.join(numbers), health.previous_images, health.num_images)
 
 
 # --------------------------------------------------------------------------------- the phase
@@ -345,19 +524,47 @@ def run(settings):
     started = time.perf_counter()
     with staged_output(final, _val_parts(rnd.output, final)) as stage:
         target = TargetSplit(info, samples, has_gt, prior, stage, MapCache(
-            os.path.join(stage, 'cache'), predictors[0].pred_stride), rnd.target.data_root)
+            os.path.join(stage, 'cache'), predictors[0].pred_stride), rnd.target.data_root,
+            _health_plan(settings, samples))
         first, thresholds, selection = _label_round(settings, predictors, target, final)
         report = write_round_report(
             os.path.join(stage, 'metrics.json'), _val_header(settings, len(samples)), info,
             first, thresholds, selection,
-            round_timing(time.perf_counter() - started, first, len(contexts)))
+            round_timing(time.perf_counter() - started, first, len(contexts), selection))
+    _remove_old_health(final, settings)
     write_marker(rnd.output, rnd.idx_round, 'val', rnd.argv)
     return report
 
 
+def _health_plan(settings, samples):
+    """The HealthPlan of the round (None with --no-health): the previous round's
+    pseudo_labelIds when that folder exists, the first --debug-images target images."""
+    if not settings.health:
+        return None
+    rnd = settings.round
+    previous = (os.path.join(round_dir(rnd.output, rnd.idx_round - 1), 'self_train',
+                             'pseudo_labelIds') if rnd.idx_round > 0 else None)
+    return HealthPlan(previous if previous is not None and os.path.isdir(previous) else None,
+                      frozenset(sample_name(image) for image, _ in
+                                samples[:settings.debug_images]))
+
+
+def _remove_old_health(final, settings):
+    """Remove what an earlier phase val of the round left of the health that this one did not
+    write (--no-health, --debug-images 0), so OUTPUT/R never mixes two runs."""
+    old = HEALTH_PARTS if not settings.health else (DEBUG_DIR,) if not settings.debug_images \
+        else ()
+    for name in old:
+        path = os.path.join(final, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+
+
 def _label_round(settings, predictors, target, final):
     """The two passes over the target split in the stage: (FirstPass, (cls_thresh, cls_size),
-    (pixels selected per class, pixels))."""
+    Selection)."""
     rnd, stage = settings.round, target.stage
     label = 'round %d' % rnd.idx_round
     first = predict_target(predictors, target, settings.test_scales[0], settings.test_flipping,
@@ -375,6 +582,8 @@ def _label_round(settings, predictors, target, final):
                              os.path.join(stage, 'self_train', list_name),
                              os.path.join(os.path.abspath(final), 'self_train', 'pseudo_labelIds'),
                              rnd.progress, label + ' labels')
+    if selection.health is not None:
+        selection.health.add_entropy(*first.entropy[:2])
     if alpha > 0:
         prior_source = ((settings.prior_path, target.prior.shape[1:])
                         if target.prior is not None else (None, None))
@@ -397,7 +606,8 @@ def _load_prior(path, samples, num_classes):
 
 def _val_parts(output, final):
     """Where phase val's staged outputs go: {name in the stage: destination}."""
-    parts = {part: os.path.join(final, part) for part in ('results', 'self_train', 'metrics.json')}
+    parts = {part: os.path.join(final, part)
+             for part in ('results', 'self_train', 'metrics.json') + HEALTH_PARTS}
     parts['stats'] = stats_dir(output)
     return parts
 

@@ -17,6 +17,8 @@ __all__ = ['VAL', 'TRAIN', 'BOTH', 'RoundFlag', 'ROUND_FLAGS', 'shared_flags', '
 
 VAL, TRAIN = 'val', 'train'
 BOTH = (VAL, TRAIN)
+# Phase val's debug grids by default (--debug-images).
+DEBUG_IMAGES = 4
 
 
 def value(flag, v):
@@ -32,6 +34,14 @@ def nonzero(flag, v):
     """A CRST weight: passed on only when on, so a CBST run's children get the command lines
     (and the phases' markers the argv) they always had."""
     return value(flag, v) if v else []
+
+
+def unless_default(default):
+    """A writer of a value passed on only when it is not `default`: a run with the default
+    keeps the command lines (and the phases' markers the argv) it always had."""
+    def write(flag, v):
+        return [] if v == default else value(flag, v)
+    return write
 
 
 def zero_one(flag, on):
@@ -143,6 +153,15 @@ ROUND_FLAGS = (
     _shared('--kvstore', TRAIN, default='local', choices=KVSTORES, help=KVSTORE_HELP),
     _shared('--keep-probmaps', VAL, switch, changes_results=False, action='store_true',
             help='keep OUTPUT/probmap/NAME.npy (C,H,W) maps'),
+    _shared('--debug-images', VAL, unless_default(DEBUG_IMAGES), changes_results=False, type=int,
+            default=DEBUG_IMAGES, metavar='N',
+            help='phase val: OUTPUT/R/debug/NAME.png, one row of panels (image | argmax | '
+                 'pseudo-label | confidence | ground truth) for each of the first N target '
+                 'images, the same every round; 0: none (default %(default)s)'),
+    _shared('--no-health', VAL, switch, changes_results=False, action='store_true',
+            help='phase val: skip the round\'s health (metrics.json\'s pseudo-label precision, '
+                 'recall, confidence, entropy and agreement keys, OUTPUT/R/pseudo_quality.md, '
+                 'the debug grids); the pseudo-labels are the same either way'),
     _shared('--lr-weight-ent', BOTH, nonzero, 'crst', type=float, default=0.0, metavar='ALPHA',
             help='LR-ENT: soft pseudo-labels y_k ~ (p_k / t_k)^(1/ALPHA), kept where the '
                  'entropy-regularised loss beats the thresholds\'; needs --kc-policy cb and '

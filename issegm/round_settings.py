@@ -53,7 +53,8 @@ class RoundSettings:
 class ValSettings:
     """Phase val: pseudo-label round.target at test scale test_scales[0] (one scale), keeping
     the tgt_port most confident pixels by policy kc_policy; prior_path: the spatial prior .mat
-    with --with-prior, else None; mining statistics from mine_id_number and mine_thresh."""
+    with --with-prior, else None; mining statistics from mine_id_number and mine_thresh;
+    health: the round's health (off: --no-health), with grids of the first debug_images."""
     round: RoundSettings
     test_scales: Tuple[int, ...]
     test_flipping: bool
@@ -64,6 +65,8 @@ class ValSettings:
     mine_id_number: int
     mine_thresh: float
     keep_probmaps: bool
+    health: bool = True
+    debug_images: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,9 +155,12 @@ def _val_settings(args, rnd):
     check_test_steps(args.test_steps, rnd.parsed_model.stride)
     prior_path = (require_prior(args.prior or default_prior_path(args.dataset))
                   if args.with_prior else None)
+    if args.debug_images < 0:
+        raise UserError('--debug-images must be >= 0, got %d' % args.debug_images)
     return ValSettings(rnd, test_scales, args.test_flipping, args.test_steps,
                        check_portion('--init-tgt-port', args.init_tgt_port), args.kc_policy,
-                       prior_path, args.mine_id_number, args.mine_thresh, args.keep_probmaps)
+                       prior_path, args.mine_id_number, args.mine_thresh, args.keep_probmaps,
+                       health=not args.no_health, debug_images=args.debug_images)
 
 
 def _train_settings(args, rnd):

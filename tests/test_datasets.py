@@ -130,3 +130,31 @@ def test_image_and_label_of_different_sizes(tmp_path):
     write_png(str(tmp_path / 'l.png'), np.zeros((10, 21), np.uint8))
     with pytest.raises(UserError, match='is 10x20 but its label .* is 10x21'):
         read_sample(str(tmp_path / 'i.png'), str(tmp_path / 'l.png'))
+
+
+def test_read_label_gives_pillows_pixels_for_every_kind_of_png(tmp_path):
+    """8-bit grayscale PNGs (phase val's and Cityscapes' label ids) are decoded by OpenCV, any
+    other kind by Pillow: the same label ids either way, and the same errors."""
+    from PIL import Image
+
+    from issegm.datasets import _read_gray8_png, read_label
+    rng = np.random.RandomState(0)
+    ids = rng.randint(0, 34, (37, 53)).astype(np.uint8)
+    cases = {'gray8.png': Image.fromarray(ids), 'palette.png': Image.fromarray(ids).convert('P'),
+             'gray16.png': Image.fromarray(ids.astype(np.int32)).convert('I;16')}
+    cases['palette.png'].putpalette(list(range(256)) * 3)
+    Image.fromarray(ids).save(tmp_path / 'gray8-level1.png', compress_level=1)  # as phase val
+    for name, img in cases.items():
+        img.save(tmp_path / name)
+    for name in list(cases) + ['gray8-level1.png']:
+        assert np.array_equal(read_label(str(tmp_path / name)), ids), name
+    assert _read_gray8_png(str(tmp_path / 'gray8.png')) is not None
+    assert _read_gray8_png(str(tmp_path / 'gray8-level1.png')) is not None
+    assert _read_gray8_png(str(tmp_path / 'palette.png')) is None
+    assert _read_gray8_png(str(tmp_path / 'gray16.png')) is None
+    Image.fromarray(np.stack([ids, ids], -1), 'LA').save(tmp_path / 'la.png')
+    (tmp_path / 'broken.png').write_bytes((tmp_path / 'gray8.png').read_bytes()[:60])
+    with pytest.raises(UserError, match='is a LA image; expected one channel'):
+        read_label(str(tmp_path / 'la.png'))
+    with pytest.raises(UserError, match='cannot decode label'):
+        read_label(str(tmp_path / 'broken.png'))

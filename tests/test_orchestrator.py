@@ -261,6 +261,8 @@ GIVEN_TO_ORCHESTRATOR = {
     '--cache-images': (['--cache-images', '1'], True),
     '--kvstore': (['--kvstore', 'device'], 'device'),
     '--keep-probmaps': (['--keep-probmaps'], True),
+    '--debug-images': (['--debug-images', '2'], 2),
+    '--no-health': (['--no-health'], True),
     '--lr-weight-ent': (['--lr-weight-ent', '0.25'], 0.25),
     '--mr-weight-kld': (['--mr-weight-kld', '0.01'], 0.01),
     '--mr-weight-l2': (['--mr-weight-l2', '0.1'], 0.1),

@@ -1,0 +1,345 @@
+"""issegm/round_health.py and issegm/debug_grid.py against plain NumPy restatements on
+constructed maps: a class never predicted, a class never in the ground truth, images whose
+pixels are all ignored, round 0 (no previous pseudo-labels); pseudo_quality.md; the grids."""
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from issegm import cbst, debug_grid, round_health
+from issegm.crst import lrent
+from issegm.datasets import get_dataset
+
+C = 4
+NAMES = ('road', 'wall', 'sky', 'bus')
+# label id -> train id, as the datasets' tables: ids 0 and 5 ignored, 6 also class 1
+TABLE = np.full(256, 255, np.uint8)
+TABLE[[1, 2, 3, 4, 6]] = [0, 1, 2, 3, 1]
+TO_LABEL = np.zeros(256, np.uint8)  # train id -> label id; 255 -> 0 (unkept), as stored
+TO_LABEL[[0, 1, 2, 3]] = [1, 2, 3, 4]
+NEVER_PREDICTED, NEVER_IN_GT = 3, 2
+
+
+def constructed_images(seed=0):
+    """[(pseudo train ids, gt label ids, previous label ids or None)]: class 3 never pseudo-
+    labelled, class 2 never in the ground truth, one image all ignored (gt and pseudo), one
+    without previous pseudo-labels."""
+    rng = np.random.RandomState(seed)
+    images = []
+    for i, hw in enumerate([(6, 9), (5, 7), (4, 4), (7, 3)]):
+        pseudo = rng.choice(np.array([0, 1, 2, 255], np.uint8), hw)
+        gt = rng.choice(np.array([0, 1, 2, 4, 5, 6], np.uint8), hw)  # label id 3 (class 2) never
+        previous = TO_LABEL[rng.choice(np.array([0, 1, 2, 3, 255], np.uint8), hw)]
+        if i == 2:
+            pseudo[:], gt[:] = 255, rng.choice(np.array([0, 5], np.uint8), hw)
+        images.append((pseudo, gt, None if i == 3 else previous))
+    return images
+
+
+def ratio(num, den):
+    return None if den == 0 else num / den
+
+
+def restated_quality(images):
+    """The pseudo_* keys by the contract's words, pixel by pixel over all images."""
+    pseudo = np.concatenate([p.ravel() for p, _, _ in images]).astype(int)
+    gt = TABLE[np.concatenate([g.ravel() for _, g, _ in images])].astype(int)
+    kept, valid = pseudo != 255, gt != 255
+    out = {'pseudo_precision': {}, 'pseudo_recall': {}, 'pseudo_kept_share': {}}
+    for c, name in enumerate(NAMES):
+        right = np.sum(kept & (pseudo == c) & (gt == c))
+        out['pseudo_precision'][name] = ratio(right, np.sum(kept & valid & (pseudo == c)))
+        out['pseudo_recall'][name] = ratio(right, np.sum(gt == c))
+        out['pseudo_kept_share'][name] = ratio(np.sum(kept & (gt == c)), np.sum(gt == c))
+    right = np.sum(kept & valid & (pseudo == gt))
+    out['pseudo_precision_total'] = ratio(right, np.sum(kept & valid))
+    out['pseudo_recall_total'] = ratio(right, np.sum(valid))
+    out['pseudo_kept_share_total'] = ratio(np.sum(kept & valid), np.sum(valid))
+    out['pseudo_confusion'] = [[int(np.sum(kept & (gt == i) & (pseudo == j))) for j in range(C)]
+                               for i in range(C)]
+    return out
+
+
+def restated_agreement(images):
+    pairs = [(p.ravel(), TABLE[q.ravel()]) for p, _, q in images if q is not None]
+    if not pairs:
+        return None, {name: None for name in NAMES}
+    this = np.concatenate([p for p, _ in pairs]).astype(int)
+    before = np.concatenate([q for _, q in pairs]).astype(int)
+    both = (this != 255) & (before != 255)
+    per_class = {name: ratio(np.sum(both & (this == c) & (before == c)),
+                             np.sum(both & (this == c))) for c, name in enumerate(NAMES)}
+    return ratio(np.sum(both & (this == before)), np.sum(both)), per_class
+
+
+def assert_same(got, want):
+    """Equal dicts / lists / numbers, floats to 1e-12, None for None."""
+    if isinstance(want, dict):
+        assert list(got) == list(want)
+        for key in want:
+            assert_same(got[key], want[key])
+    elif isinstance(want, list):
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert_same(g, w)
+    elif want is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
+
+
+def accumulate(images, has_gt=True, tops=None):
+    health = round_health.RoundHealth(C, has_gt)
+    for i, (pseudo, gt, previous) in enumerate(images):
+        top = tops[i] if tops is not None else np.ones(pseudo.shape, np.float32)
+        image = round_health.image_health(pseudo, top, TABLE, C, gt if has_gt else None,
+                                          previous)
+        np.testing.assert_array_equal(image.kept, [np.sum(pseudo == c) for c in range(C)])
+        health.add(image)
+    return health
+
+
+def test_quality_and_agreement_match_the_restatement():
+    images = constructed_images()
+    metrics = round_health.health_metrics(accumulate(images), NAMES, [0.5] * C)
+    want = restated_quality(images)
+    for key in want:
+        assert_same(metrics[key], want[key])
+    # the constructed cases are there
+    assert metrics['pseudo_precision'][NAMES[NEVER_PREDICTED]] is None
+    assert metrics['pseudo_recall'][NAMES[NEVER_PREDICTED]] == 0.0
+    assert metrics['pseudo_recall'][NAMES[NEVER_IN_GT]] is None
+    assert metrics['pseudo_kept_share'][NAMES[NEVER_IN_GT]] is None
+    assert metrics['pseudo_precision'][NAMES[NEVER_IN_GT]] == 0.0
+    assert sum(map(sum, metrics['pseudo_confusion'])) > 0
+    agreement, per_class = restated_agreement(images)
+    assert_same(metrics['agreement'], agreement)
+    assert_same(metrics['agreement_per_class'], per_class)
+    assert 0 < agreement < 1 and per_class[NAMES[NEVER_PREDICTED]] is None
+
+
+def test_all_pixels_ignored_and_round_0_give_nulls():
+    images = [(np.full((3, 5), 255, np.uint8), np.zeros((3, 5), np.uint8), None)]
+    metrics = round_health.health_metrics(accumulate(images), NAMES, [0.5] * C)
+    for key in ('pseudo_precision', 'pseudo_recall', 'pseudo_kept_share', 'mean_confidence',
+                'mean_entropy', 'agreement_per_class'):
+        assert metrics[key] == {name: None for name in NAMES}, key
+    for key in ('pseudo_precision_total', 'pseudo_recall_total', 'pseudo_kept_share_total',
+                'mean_confidence_total', 'mean_entropy_total', 'agreement'):
+        assert metrics[key] is None, key
+    assert metrics['pseudo_confusion'] == [[0] * C] * C
+    # kept in both rounds: none (previous round kept nothing) -> null, not 0
+    pseudo = np.zeros((2, 2), np.uint8)
+    none_before = [(pseudo, np.ones((2, 2), np.uint8), np.zeros((2, 2), np.uint8))]
+    metrics = round_health.health_metrics(accumulate(none_before), NAMES, [0.5] * C)
+    assert metrics['agreement'] is None and metrics['pseudo_precision_total'] == 1.0
+
+
+def test_without_ground_truth_only_the_label_free_keys():
+    images = [(p, None, q) for p, _, q in constructed_images(1)]
+    metrics = round_health.health_metrics(accumulate(images, has_gt=False), NAMES, [0.5] * C)
+    assert list(metrics) == ['mean_confidence', 'mean_confidence_total', 'mean_entropy',
+                             'mean_entropy_total', 'agreement', 'agreement_per_class']
+    with pytest.raises(ValueError, match='without ground truth'):
+        accumulate(images, has_gt=True)
+
+
+def test_label_histogram_of_wide_label_ids_and_two_maps():
+    """Label ids up to 255 (the uint32 index) and the [gt][previous][pseudo] histogram."""
+    rng = np.random.RandomState(3)
+    table = np.full(256, 255, np.uint8)
+    table[200:256:7] = np.arange(len(range(200, 256, 7))) % C
+    a = rng.randint(0, 256, (9, 11)).astype(np.uint8)
+    b = rng.randint(180, 256, (9, 11)).astype(np.uint8)
+    pseudo = rng.choice(np.array([0, 1, 3, 255], np.uint8), (9, 11))
+    joint = round_health.label_histogram(pseudo, C, table, [a, b])
+    code = lambda m: np.where(m == 255, C, m).astype(int)  # noqa: E731
+    want = np.zeros((C + 1,) * 3, np.int64)
+    np.add.at(want, (code(table[a]), code(table[b]), code(pseudo)), 1)
+    np.testing.assert_array_equal(joint, want)
+    with pytest.raises(ValueError, match='differ in size'):
+        round_health.label_histogram(pseudo, C, table, [a[:3]])
+
+
+@pytest.mark.parametrize('kind', ['cbst', 'lrent'])
+def test_mean_confidence_is_the_probability_compared_with_the_threshold(kind):
+    """CBST: p_c of the pseudo class c (where c is the argmax of the prior-weighted map, its
+    max); LR-ENT: p_c of the soft label's class. A threshold of 0 (class never selected by
+    rank) counts as 1.0, as pass 2 divides by it."""
+    rng = np.random.RandomState(4)
+    thresholds = np.array([0.3, 0.0, 0.2, 0.9])
+    maps, images, tops = [], [], []
+    for hw in [(16, 24), (9, 31)]:
+        prob = rng.dirichlet(np.ones(C) * 0.5, size=hw).transpose(2, 0, 1).astype(np.float32)
+        top = np.empty(hw, np.float32)
+        if kind == 'cbst':
+            pseudo = cbst.pseudo_label_maps(prob, thresholds, out_top=top)[0]
+            np.testing.assert_array_equal(pseudo, cbst.pseudo_label_maps(prob, thresholds)[0])
+        else:
+            pseudo = lrent.lrent_label_maps(prob, thresholds, 0.25, out_top=top)[0]
+            np.testing.assert_array_equal(pseudo,
+                                          lrent.lrent_label_maps(prob, thresholds, 0.25)[0])
+        maps.append(prob)
+        images.append((pseudo, np.zeros(hw, np.uint8), None))
+        tops.append(top)
+    metrics = round_health.health_metrics(accumulate(images, tops=tops), NAMES, thresholds)
+    probs = np.concatenate([m.reshape(C, -1) for m in maps], axis=1).astype(np.float64)
+    pseudo = np.concatenate([p.ravel() for p, _, _ in images])
+    want = {}
+    for c, name in enumerate(NAMES):
+        want[name] = probs[c, pseudo == c].mean() if np.any(pseudo == c) else None
+    kept = pseudo != 255
+    chosen = probs[pseudo[kept], np.flatnonzero(kept)]
+    for name in NAMES:
+        if want[name] is None:
+            assert metrics['mean_confidence'][name] is None
+        else:
+            assert metrics['mean_confidence'][name] == pytest.approx(want[name], rel=1e-6)
+    assert metrics['mean_confidence_total'] == pytest.approx(chosen.mean(), rel=1e-6)
+    assert None in want.values() and kept.any() and not kept.all()
+    if kind == 'cbst':  # where the pseudo class is the argmax, p_c is the map's max
+        argmax = probs.argmax(axis=0)
+        assert np.all(probs.max(axis=0)[kept & (argmax == pseudo)] ==
+                      chosen[(argmax == pseudo)[kept]])
+
+
+def test_confidence_sums_over_lanes_and_blocks():
+    """Rows over several blocks, widths not a multiple of the lanes."""
+    rng = np.random.RandomState(5)
+    pseudo = rng.choice(np.array([0, 2, 255], np.uint8), (150, 37))
+    top = rng.rand(150, 37).astype(np.float32)
+    sums = round_health.confidence_sums(pseudo, top, C)
+    want = [top[pseudo == c].astype(np.float64).sum() for c in range(C)]
+    np.testing.assert_allclose(sums, want, rtol=1e-12)
+    assert sums[1] == 0 and sums[3] == 0
+
+
+def test_entropy_per_argmax_class():
+    rng = np.random.RandomState(6)
+    probs = rng.dirichlet(np.ones(C), size=(5, 7)).transpose(2, 0, 1).astype(np.float32)
+    probs[:, 0, 0] = [0, 1, 0, 0]  # entropy 0 (0 log 0 = 0), argmax class 1
+    probs[:, 0, 1] = [0.25] * 4  # log 4, argmax class 0 (first of the ties)
+    probs[3] = np.minimum(probs[3], 0.01)  # class 3: never the argmax
+    p = probs.astype(np.float64)
+    entropy = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), axis=0)
+    argmax = p.argmax(axis=0)
+    health = round_health.RoundHealth(C, False)
+    pseudo = np.full((5, 7), 255, np.uint8)
+    health.add(round_health.image_health(pseudo, np.zeros((5, 7), np.float32), TABLE, C))
+    health.add_entropy(*round_health.entropy_sums(probs[:, :2]))  # two images
+    health.add_entropy(*round_health.entropy_sums(probs[:, 2:]))
+    metrics = round_health.health_metrics(health, NAMES, [0.5] * C)
+    for c, name in enumerate(NAMES):
+        want = entropy[argmax == c].mean() if np.any(argmax == c) else None
+        if want is None:
+            assert metrics['mean_entropy'][name] is None
+        else:
+            assert metrics['mean_entropy'][name] == pytest.approx(want, rel=1e-6)
+    assert metrics['mean_entropy']['bus'] is None
+    assert metrics['mean_entropy_total'] == pytest.approx(entropy.mean(), rel=1e-6)
+    assert 0 < metrics['mean_entropy_total'] < math.log(C)
+
+
+def test_pseudo_quality_table():
+    images = constructed_images()
+    metrics = round_health.health_metrics(accumulate(images), NAMES, [0.5, 0.0, 0.25, 0.0])
+    report = dict(round=3, cls_thresh=[0.5, 0.0, 0.25, 0.0],
+                  selected_share={name: 0.1 * i for i, name in enumerate(NAMES)},
+                  selected_total=0.6, **metrics)
+    lines = round_health.quality_table(report, NAMES).splitlines()
+    assert lines[0] == '# Round 3: pseudo-label health'
+    header = [cell.strip() for cell in lines[2].strip('|').split('|')]
+    assert header == ['class', 'threshold', 'selected', 'mean confidence',
+                      'mean entropy (nats)', 'agreement', 'kept share', 'precision', 'recall']
+    rows = {line.split('|')[1].strip(): [c.strip() for c in line.strip('|').split('|')[1:]]
+            for line in lines[4:] if line.startswith('| ')}
+    assert list(rows) == list(NAMES) + ['all']
+    wall = rows['wall']
+    assert wall[0] == '0.0000' and wall[1] == '0.100'
+    assert wall[4] == '%.3f' % metrics['agreement_per_class']['wall']
+    assert wall[6] == '%.3f' % metrics['pseudo_precision']['wall']
+    assert rows['bus'][6] == '-'  # never predicted: no precision
+    assert rows['sky'][7] == '-'  # never in the ground truth: no recall
+    assert rows['all'][0] == '' and rows['all'][1] == '0.600'
+    assert rows['all'][6] == '%.3f' % metrics['pseudo_precision_total']
+    assert any(line.startswith('selected: share of all target pixels') for line in lines)
+    # without ground truth: no precision, recall or kept-share columns
+    no_gt = {k: v for k, v in report.items() if not k.startswith('pseudo_')}
+    text = round_health.quality_table(no_gt, NAMES)
+    assert 'precision' not in text.splitlines()[2] and 'recall' not in text
+
+
+# ------------------------------------------------------------------------------ debug grids
+
+def _grid(tmp_path, hw, gt=True):
+    info = get_dataset('cityscapes')
+    rng = np.random.RandomState(7)
+    image = (rng.rand(hw[0], hw[1], 3) * 255).astype(np.uint8)
+    argmax = np.zeros(hw, np.uint8)
+    argmax[:, hw[1] // 2:] = 10  # road | sky
+    pseudo = argmax.copy()
+    pseudo[: hw[0] // 2] = 255  # top half not kept
+    confidence = np.tile(np.linspace(0, 1, hw[1], dtype=np.float32), (hw[0], 1))
+    path = tmp_path / 'debug' / 'a.png'
+    size = debug_grid.write_debug_grid(str(path), info, image, (argmax, pseudo, confidence),
+                                       argmax if gt else None)
+    assert size == path.stat().st_size
+    return info, np.asarray(Image.open(path).convert('RGB')), size
+
+
+def test_debug_grid_panels(tmp_path):
+    info, grid, _ = _grid(tmp_path, (64, 128))
+    width, top = debug_grid.PANEL_WIDTH, debug_grid.CAPTION_HEIGHT
+    assert grid.shape == (top + 256, 5 * width, 3)  # 5 panels of 512x256 under captions
+    road = info.palette[info.train_to_label[0]]
+    sky = info.palette[info.train_to_label[10]]
+
+    def at(panel, y, x):  # a pixel of a panel, in panel coordinates
+        return grid[top + y, panel * width + x]
+    assert (at(1, 200, 10) == road).all() and (at(1, 200, 500) == sky).all()  # argmax
+    assert (at(2, 10, 10) == 0).all() and (at(2, 10, 500) == 0).all()  # not kept: black
+    assert (at(2, 200, 10) == road).all() and (at(2, 200, 500) == sky).all()
+    grey = [int(at(3, 100, x)[0]) for x in (2, 256, 509)]  # confidence 0 .. 1, left to right
+    assert grey[0] < 10 and 100 < grey[1] < 160 and grey[2] > 245
+    assert (at(4, 10, 10) == road).all()  # the ground truth
+    assert grid[:top].any()  # captions
+    _, no_gt, _ = _grid(tmp_path, (64, 128), gt=False)
+    assert no_gt.shape == (top + 256, 4 * width, 3)
+
+
+def test_debug_grid_of_a_full_size_image_is_under_1_mb(tmp_path):
+    _, grid, size = _grid(tmp_path, (1024, 2048))
+    assert grid.shape[1] == 5 * debug_grid.PANEL_WIDTH and size < 1e6
+
+
+# ------------------------------------------------------------------------------------ flags
+
+def test_flags_reach_the_settings_and_are_checked(tmp_path):
+    """--debug-images N and --no-health: phase val's settings (not the parsed flags), N >= 0
+    checked by the per-round script and, for every round, by the orchestrator before round 0;
+    the orchestrator passes them on only when not the defaults, and reruns may change them."""
+    from issegm import orchestrator
+    from issegm.round_files import result_argv
+    from issegm.round_settings import check_round_args, parse_round_args
+    from util.errors import UserError
+    argv = ['--phase', 'val', '--output', str(tmp_path / 'o'),
+            '--model', 'cityscapes_rna-a1_cls19_s8', '--weights', str(tmp_path / 'gta_rna-a1_cls19_s8_ep-0000.params')]
+    default = check_round_args(parse_round_args(argv), argv)
+    assert default.health is True and default.debug_images == 4
+    given = argv + ['--debug-images', '0', '--no-health']
+    settings = check_round_args(parse_round_args(given), given)
+    assert settings.health is False and settings.debug_images == 0
+    assert result_argv(given) == result_argv(argv)  # done markers ignore them
+    with pytest.raises(UserError, match=r'^--debug-images must be >= 0, got -1$'):
+        check_round_args(parse_round_args(argv + ['--debug-images', '-1']), argv)
+    (tmp_path / 'gta_rna-a1_cls19_s8_ep-0000.params').write_bytes(b'')
+    run = orchestrator.parse_args(argv[2:] + ['--num-round', '1'])
+    val = orchestrator.phase_arguments(run, next(orchestrator.round_settings(run.flags)),
+                                       run.flags.weights)[0]
+    assert '--debug-images' not in val and '--no-health' not in val
+    run = orchestrator.parse_args(argv[2:] + ['--num-round', '2', '--debug-images', '-2'])
+    with pytest.raises(UserError, match='--debug-images must be >= 0, got -2'):
+        orchestrator.check_rounds(run)
+    settings = orchestrator.result_settings(run)
+    assert '--debug-images' not in settings and '--no-health' not in settings
