@@ -74,6 +74,19 @@ def make_layout(root, layout, count, hw=(32, 64), split='train', seed=0,
     return pairs
 
 
+def write_round_data(base):
+    """A tiny self-training task under `base`: 4 GTA-5 source and 4 Cityscapes target pairs
+    (48x96) with their lists, and rna-tiny weights; returns (gta root, cityscapes root,
+    weight file)."""
+    gta, cs = base / 'gta', base / 'cs'
+    write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 4, hw=(48, 96), seed=7))
+    write_list(str(cs / 'val.lst'), make_layout(str(cs), 'cityscapes', 4, hw=(48, 96),
+                                                split='val', seed=8))
+    weights = write_model_weights(base / 'gta_rna-tiny_cls19_s8_ep-0000.params',
+                                  'gta_rna-tiny_cls19_s8', seed=1)
+    return gta, cs, weights
+
+
 def procs_mentioning(token):
     """PIDs of live (non-zombie) processes whose command line contains token."""
     pids = []

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import make_layout, write_model_weights
-from issegm.datasets import get_dataset, read_label, read_list, write_list
+from conftest import write_round_data
+from issegm.datasets import get_dataset, read_label, read_list
 from issegm.testtime.one_image import upsample_probs
 
 pytestmark = pytest.mark.slow  # subprocesses, Horovod or long runs: not in `make test-quick`
@@ -27,14 +27,7 @@ ZEROS = ['--lr-weight-ent', '0', '--mr-weight-kld', '0', '--mr-weight-l2', '0',
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    base = tmp_path_factory.mktemp('crst')
-    gta, cs = base / 'gta', base / 'cs'
-    write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 4, hw=(48, 96), seed=7))
-    write_list(str(cs / 'val.lst'), make_layout(str(cs), 'cityscapes', 4, hw=(48, 96),
-                                                split='val', seed=8))
-    weights = write_model_weights(base / 'gta_rna-tiny_cls19_s8_ep-0000.params',
-                                  'gta_rna-tiny_cls19_s8', seed=1)
-    return gta, cs, weights
+    return write_round_data(tmp_path_factory.mktemp('crst'))
 
 
 def command(data, output, *extra, rounds=1):
