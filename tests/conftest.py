@@ -74,16 +74,17 @@ def make_layout(root, layout, count, hw=(32, 64), split='train', seed=0,
     return pairs
 
 
-def write_round_data(base):
-    """A tiny self-training task under `base`: 4 GTA-5 source and 4 Cityscapes target pairs
-    (48x96) with their lists, and rna-tiny weights; returns (gta root, cityscapes root,
-    weight file)."""
+def write_round_data(base, num_source=4, source_hw=(48, 96), target_hw=(48, 96), seeds=(7, 8, 1)):
+    """A tiny self-training task under `base`: `num_source` GTA-5 source pairs and 4 Cityscapes
+    target pairs with their lists, and rna-tiny weights (`seeds`: source, target, weights);
+    returns (gta root, cityscapes root, weight file)."""
     gta, cs = base / 'gta', base / 'cs'
-    write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 4, hw=(48, 96), seed=7))
-    write_list(str(cs / 'val.lst'), make_layout(str(cs), 'cityscapes', 4, hw=(48, 96),
-                                                split='val', seed=8))
+    write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', num_source, hw=source_hw,
+                                                   seed=seeds[0]))
+    write_list(str(cs / 'val.lst'), make_layout(str(cs), 'cityscapes', 4, hw=target_hw,
+                                                split='val', seed=seeds[1]))
     weights = write_model_weights(base / 'gta_rna-tiny_cls19_s8_ep-0000.params',
-                                  'gta_rna-tiny_cls19_s8', seed=1)
+                                  'gta_rna-tiny_cls19_s8', seed=seeds[2])
     return gta, cs, weights
 
 

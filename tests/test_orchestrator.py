@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from conftest import make_layout, write_model_weights
-from issegm.datasets import write_list
+from conftest import write_round_data
 
 ORCHESTRATOR = 'issegm/script-self-paced-self-trained-segresnet.py'
 MODEL = 'cityscapes_rna-tiny_cls19_s8'
@@ -18,14 +17,8 @@ MODEL = 'cityscapes_rna-tiny_cls19_s8'
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    base = tmp_path_factory.mktemp('orc')
-    gta, cs = base / 'gta', base / 'cs'
-    write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 8, hw=(64, 112)))
-    write_list(str(cs / 'val.lst'), make_layout(str(cs), 'cityscapes', 4, hw=(64, 128),
-                                                split='val', seed=3))
-    weights = write_model_weights(base / 'gta_rna-tiny_cls19_s8_ep-0000.params',
-                                  'gta_rna-tiny_cls19_s8')
-    return gta, cs, weights
+    return write_round_data(tmp_path_factory.mktemp('orc'), 8, (64, 112), (64, 128),
+                            seeds=(0, 3, 0))
 
 
 def command(data, output, *extra):

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import make_layout, write_model_weights
+from conftest import make_layout, write_model_weights, write_round_data
 from issegm import evaluate, orchestrator, self_training, train_src
 from issegm.datasets import write_list, write_png
 from issegm.round_files import finished, write_marker
@@ -201,14 +201,8 @@ def test_every_script_is_refused_on_a_folder_in_use(tmp_path, capsys):
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    base = tmp_path_factory.mktemp('safety')
-    gta, cs = base / 'gta', base / 'cs'
-    write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 8, hw=(64, 112)))
-    write_list(str(cs / 'val.lst'), make_layout(str(cs), 'cityscapes', 4, hw=(64, 128),
-                                                split='val', seed=3))
-    weights = write_model_weights(base / 'gta_rna-tiny_cls19_s8_ep-0000.params',
-                                  'gta_rna-tiny_cls19_s8')
-    return gta, cs, weights
+    return write_round_data(tmp_path_factory.mktemp('safety'), 8, (64, 112), (64, 128),
+                            seeds=(0, 3, 0))
 
 
 def command(data, output, *extra, split=None, split_tgt=None):
