@@ -102,8 +102,9 @@ def parse_round_args(argv):
     parser = FlagParser(
         description='One phase of one CBST self-training round.',
         parents=[shared_flags(), training_switch_flags(), training_schedule_flags(to_epoch=2)],
-        epilog='--check-start and --check-step are accepted and ignored, as upstream (a '
-               'checkpoint is written after every epoch).')
+        epilog='--check-start and --check-step are accepted and ignored, as in yzou2/CBST '
+               'issegm/solve_ST.py, which declares them and never reads them (a checkpoint is '
+               'written after every epoch).')
     a = parser.add_argument
     a('--phase', default='train', choices=('train', 'val'))
     a('--idx-round', type=int, default=0)

@@ -41,7 +41,8 @@ def parse_args(argv):
                'evaluate.py (upstream parsed --phase but ran only train); the test flags '
                '(--test-scales, --test-flipping, --test-steps, --save-predictions, '
                '--no-save-results) apply to it. --check-start and --check-step are accepted '
-               'and ignored, as upstream (a checkpoint is written after every epoch).')
+               'and ignored, as in yzou2/CBST issegm/train_src.py, which declares them and never '
+               'reads them (a checkpoint is written after every epoch).')
     a = parser.add_argument
     a('--gpus', default='0', help='cpu, cpu:N or GPU ids like 0,1,2,3')
     a('--split', default='train',

@@ -362,6 +362,8 @@ def test_workers_servers_and_hostfile_reach_the_launcher(tmp_path, launcher):
 
 
 def test_ignored_upstream_flags_warn_and_change_nothing(data, tmp_path, capsys, monkeypatch):
+    """Flags yzou2/CBST issegm/solve_AO.py accepts and never uses (IGNORED_FLAGS) warn and
+    change no command line."""
     from issegm import orchestrator
     assert '--to-epoch' in orchestrator.IGNORED_FLAGS
     _no_child(monkeypatch)
