@@ -261,14 +261,13 @@ def _label_thresholds(cls_thresh, num_classes):
     return thr.astype(np.float32)
 
 
-def pseudo_label_maps(prob, cls_thresh, out_top=None):
+def pseudo_label_maps(prob, cls_thresh):
     """Return ``(pseudo, rw)``, both uint8 (H, W), for a (C, H, W) probability map.
 
     Thresholds equal to 0 become 1.0; q_k = p_k / threshold_k in float32 (QUIRK kept, as
     yzou2/CBST solve_ST.py _val_impl: see :func:`_label_thresholds`); ``rw`` = argmax_k q_k (the unthresholded "reweighted" label,
     'rwlabelIds'); ``pseudo`` = rw where max_k q_k >= 1 (compared in float32), else 255.
-    Works in row blocks, so the full q map is never held in memory. ``out_top``: an (H, W)
-    float32 array that receives max_k q_k (phase val's mean confidence, issegm/round_health.py).
+    Works in row blocks, so the full q map is never held in memory.
     """
     prob = _check_prob(prob).astype(np.float32, copy=False)
     num_classes, height, width = prob.shape
@@ -281,8 +280,6 @@ def pseudo_label_maps(prob, cls_thresh, out_top=None):
         q = prob[:, r0:r1] / thr  # float32 / float32
         cls, top = argmax_max(q)
         rw[r0:r1] = cls
-        if out_top is not None:
-            out_top[r0:r1] = top
         cls[~(top >= 1)] = 255
         pseudo[r0:r1] = cls
     return pseudo, rw

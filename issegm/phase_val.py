@@ -46,9 +46,11 @@ __all__ = ['run', 'STAGE_SUFFIX', 'HEALTH_PARTS', 'staged_output', 'TargetSplit'
 log = logging.getLogger('cbst')
 
 STAGE_SUFFIX = '.val-partial'
-# What the round's health adds to OUTPUT/R (none of it with --no-health).
-QUALITY_FILE, DEBUG_DIR = 'pseudo_quality.md', 'debug'
-HEALTH_PARTS = (QUALITY_FILE, DEBUG_DIR)
+# What the round's health adds to OUTPUT/R (none of it with --no-health): the table, the debug
+# grids, and the round's pseudo-labels at the grid's points (GRID_DIR/NAME.npy, train ids, 32 kB
+# per 2048x1024 image) that the next round's agreement reads.
+QUALITY_FILE, DEBUG_DIR, GRID_DIR = 'pseudo_quality.md', 'debug', 'pseudo_grid'
+HEALTH_PARTS = (QUALITY_FILE, DEBUG_DIR, GRID_DIR)
 
 
 def staged_output(final, parts):
@@ -260,9 +262,9 @@ def write_mining_stats(folder, cls_thresh, cls_size, mine_id_number, mine_thresh
 # ------------------------------------------------------------------------------------ pass 2
 @dataclasses.dataclass(frozen=True)
 class HealthPlan:
-    """What pass 2 adds for the round's health (docs/internals.md section 11): the folder of the
-    previous round's pseudo_labelIds (None at round 0 or without it) and the names of the
-    images that get a debug grid in the stage's debug/ folder."""
+    """What pass 2 adds for the round's health (docs/internals.md section 11): the previous
+    round's folder OUTPUT/R-1 (None at round 0) and the names of the images that get a debug
+    grid in the stage's debug/ folder."""
     previous_dir: Optional[str]
     debug_names: frozenset
 
@@ -303,7 +305,7 @@ def label_target(target, images, cls_thresh, rule, list_path, pseudo_dir, progre
             if image_health is not None:  # added in list order: the sums do not depend on threads
                 counted, cpu = image_health[0].result()
                 health.add(counted)
-                counts = counted.kept  # np.bincount(pseudo)[:C], from its label histogram
+                counts = counted.kept  # np.bincount(pseudo)[:C], from the health's counts
                 seconds = [seconds[0] + cpu, seconds[1] + image_health[1]]
             selected += counts
             total_pixels += pixels
@@ -318,12 +320,11 @@ def _label_image(target, cls_thresh, rule, thread, image):
     --no-health, else (None, pixels, (HealthThread.count's future, CPU seconds of the grid))."""
     policy, alpha, probmap_dir = rule.policy, rule.alpha, rule.probmap_dir
     probs = weight_by_prior(target.cache.full_probs(image), target.prior)
-    top = thread.top_buffer(probs.shape[1:]) if target.health is not None else None
     if alpha > 0:
         # rw = argmax p / t, the class of the soft label; kept = bincount(pseudo) below
-        pseudo, reweighted, _ = lrent.lrent_label_maps(probs, cls_thresh, alpha, out_top=top)
+        pseudo, reweighted, _ = lrent.lrent_label_maps(probs, cls_thresh, alpha)
     else:
-        pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh, out_top=top)
+        pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
     # unselected pixels (255) are stored as label id 0 (unlabeled)
     write_label_pngs(target.info, image.name, pseudo,
                      _staged(target, 'self_train', 'pseudo_labelIds'),
@@ -337,9 +338,12 @@ def _label_image(target, cls_thresh, rule, thread, image):
         np.save(os.path.join(probmap_dir, image.name + '.npy'), probs)
     kept = health = None
     if target.health is None:
-        kept = np.bincount(pseudo.ravel(), minlength=256)[:len(target.info.class_names)]
-    else:  # the counts come with the health, from its label histogram
-        counted, inputs = thread.count(image, pseudo, top)
+        kept = round_health.class_counts(pseudo, len(target.info.class_names))
+    else:  # the counts come with the health; p_c at the grid's points before probs is reused
+        started = time.thread_time()
+        confidence = round_health.grid_confidence(pseudo, probs, len(target.info.class_names))
+        counted, inputs = thread.count(image, pseudo, confidence,
+                                       time.thread_time() - started)
         health = counted, _debug_grid(target, image, (pseudo, inputs), probs)
     target.cache.remove(image.name, _staged(target, 'self_train', netmaps.FOLDER)
                         if alpha > 0 else None)
@@ -365,75 +369,83 @@ def _debug_grid(target, image, labels, probs):
 class HealthThread(Closing):
     """The round's health of pass 2 in a thread of its own: it reads what an image needs
     (_health_inputs) up to AHEAD images ahead of pass 2, then counts the pseudo-labels pass 2
-    hands over (`count`), while pass 2 goes on; PNG decoding and most of the arithmetic release
-    the GIL and run on the CPU the two pass-2 threads leave idle. Nothing with --no-health."""
+    hands over (`count`) and keeps them at the grid's points for the next round, while pass 2
+    goes on; PNG decoding and the histograms release the GIL and run on the CPU the two pass-2
+    threads leave idle. Nothing with --no-health."""
     AHEAD = 4
 
     def __init__(self, target, images):
         self.target, self.images = target, images
         self.index = {image.name: i for i, image in enumerate(images)}
         self.pending, self.submitted, self.lock = {}, 0, threading.Lock()
-        self.free = []  # top buffers counted already
         self.pool = (futures.ThreadPoolExecutor(1, 'health') if target.health is not None
                      else None)
+        if self.pool is not None:
+            os.makedirs(_staged(target, GRID_DIR), exist_ok=True)
 
-    def top_buffer(self, shape):
-        """An (H, W) float32 array for pass 2's max_k p_k / t_k: one counted already when there
-        is one (a fresh 8 MB array costs its page faults)."""
-        with self.lock:
-            reused = next((i for i, top in enumerate(self.free) if top.shape == shape), None)
-            if reused is not None:
-                return self.free.pop(reused)
-        return np.empty(shape, np.float32)
-
-    def count(self, image, pseudo, top):
-        """Futures of (ImageHealth, CPU seconds) of the image's pseudo-labels and max_k p_k / t_k,
-        and of its _health_inputs; pass 2 waits for neither."""
+    def count(self, image, pseudo, confidence, seconds):
+        """Futures of (ImageHealth, CPU seconds) of the image's pseudo-labels and their
+        grid_confidence (which took `seconds`), and of its _health_inputs; pass 2 waits for
+        neither."""
         with self.lock:  # the inputs job of an image is queued before its count job
             stop = min(len(self.images), self.index[image.name] + 1 + self.AHEAD)
             for later in self.images[self.submitted:stop]:
                 self.pending[later.name] = self.pool.submit(_health_inputs, self.target, later)
             self.submitted = max(self.submitted, stop)
             inputs = self.pending.pop(image.name)
-            return self.pool.submit(self._count, inputs, pseudo, top), inputs
+            return self.pool.submit(self._count, image.name, inputs, pseudo,
+                                    (confidence, seconds)), inputs
 
     def close(self):
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
-    def _count(self, inputs, pseudo, top):
-        """(round_health.image_health of one image, CPU seconds of it and of its inputs);
-        `inputs`: the future of its _health_inputs, done (queued before this job)."""
+    def _count(self, name, inputs, pseudo, confidence):
+        """(round_health.image_health of one image, CPU seconds of it, of its inputs and of its
+        grid_confidence); `inputs`: the future of its _health_inputs, done (queued before this
+        job). Writes GRID_DIR/NAME.npy."""
         started, info = time.thread_time(), self.target.info
         gt, previous, read_seconds = inputs.result()
-        health = round_health.image_health(pseudo, top, info.label_to_train,
-                                           len(info.class_names), gt, previous)
-        with self.lock:
-            self.free.append(top)
-        return health, read_seconds + time.thread_time() - started
+        health = round_health.image_health(pseudo, confidence[0], info.label_to_train, gt,
+                                           previous)
+        np.save(_staged(self.target, GRID_DIR, name + '.npy'),
+                np.ascontiguousarray(round_health.grid_sample(pseudo)))
+        return health, read_seconds + confidence[1] + time.thread_time() - started
 
 
 def _health_inputs(target, image):
     """What the health of one image reads: (its ground truth as label ids or None, the previous
-    round's pseudo-labels or None, CPU seconds)."""
+    round's pseudo-labels at the grid's points or None, CPU seconds)."""
     started = time.thread_time()
     gt = read_label(image.label_path) if target.has_gt else None
-    previous = _previous_labels(target.health.previous_dir, image.name, tuple(image.hw))
+    previous = _previous_grid(target.info, target.health.previous_dir, image.name,
+                              tuple(image.hw))
     return gt, previous, time.thread_time() - started
 
 
-def _previous_labels(folder, name, shape):
-    """The previous round's pseudo-labels of image NAME (label ids), None without them (round
-    0, another target list, another size, a file that does not decode: no agreement)."""
-    path = None if folder is None else os.path.join(folder, name + '.png')
-    if path is None or not os.path.isfile(path):
+def _previous_grid(info, folder, name, shape):
+    """The previous round's pseudo-labels of image NAME at the grid's points (train ids, 255 =
+    not kept), from FOLDER/pseudo_grid/NAME.npy, else (a round run with --no-health or before
+    the grids were kept) from FOLDER/self_train/pseudo_labelIds/NAME.png: the same values.
+    None without them (round 0, another target list, another size, a file that does not read:
+    no agreement)."""
+    if folder is None:
         return None
+    grid = os.path.join(folder, GRID_DIR, name + '.npy')
+    png = os.path.join(folder, 'self_train', 'pseudo_labelIds', name + '.png')
     try:
-        labels = read_label(path)
-    except UserError:
+        if os.path.isfile(grid):
+            labels = np.load(grid)
+        elif os.path.isfile(png):
+            labels = round_health.grid_sample(info.label_to_train[read_label(png)])
+        else:
+            return None
+    except (UserError, OSError, ValueError, EOFError):
         return None
-    return labels if labels.shape == shape else None
+    if labels.dtype != np.uint8 or labels.shape != round_health.grid_shape(shape):
+        return None
+    return labels
 
 
 # ------------------------------------------------------------------------------------ report
@@ -470,8 +482,7 @@ def write_round_report(path, header, info, first, thresholds, selection, timing)
             report['with_prior_metrics'] = metrics_dict(first.meter_prior.matrix,
                                                          info.class_names)
     if selection.health is not None:
-        report.update(round_health.health_metrics(selection.health, info.class_names,
-                                                  cls_thresh))
+        report.update(round_health.health_metrics(selection.health, info.class_names))
     report['timing'] = timing
     log.info('per image: network %.3f s, everything else %.3f s; kept %.2f MB between passes',
              timing['network_s_per_image'], timing['other_s_per_image'],
@@ -537,13 +548,12 @@ def run(settings):
 
 
 def _health_plan(settings, samples):
-    """The HealthPlan of the round (None with --no-health): the previous round's
-    pseudo_labelIds when that folder exists, the first --debug-images target images."""
+    """The HealthPlan of the round (None with --no-health): the previous round's folder when
+    it exists, the first --debug-images target images."""
     if not settings.health:
         return None
     rnd = settings.round
-    previous = (os.path.join(round_dir(rnd.output, rnd.idx_round - 1), 'self_train',
-                             'pseudo_labelIds') if rnd.idx_round > 0 else None)
+    previous = round_dir(rnd.output, rnd.idx_round - 1) if rnd.idx_round > 0 else None
     return HealthPlan(previous if previous is not None and os.path.isdir(previous) else None,
                       frozenset(sample_name(image) for image, _ in
                                 samples[:settings.debug_images]))

@@ -1,83 +1,106 @@
-"""A round's health (docs/internals.md section 11), plain NumPy without files: per-image counts of
-the pseudo-labels against the ground truth and the previous round's, confidence and entropy
-sums (image_health), summed over images (RoundHealth) into metrics.json's keys
-(health_metrics), and the pseudo_quality.md table (quality_table).
+"""A round's health (docs/internals.md section 11), plain NumPy (and OpenCV's histogram) without
+files: per-image counts of the pseudo-labels against the ground truth, and of the label-free
+signals on a sampling grid (confidence, agreement with the previous round's pseudo-labels),
+entropy sums of the network maps (image_health, grid_confidence, entropy_sums); summed over
+images (RoundHealth) into metrics.json's keys (health_metrics) and the pseudo_quality.md table
+(quality_table).
 """
 import collections
 
+import cv2
 import numpy as np
 
-from issegm.cbst import _label_thresholds, argmax_max
+from issegm.cbst import argmax_max
 
-__all__ = ['ImageHealth', 'RoundHealth', 'label_histogram', 'confidence_sums', 'entropy_sums',
-           'image_health', 'health_metrics', 'quality_table']
+__all__ = ['GRID_STRIDE', 'GRID_OFFSET', 'ImageHealth', 'RoundHealth', 'grid_sample',
+           'grid_shape', 'label_histogram', 'class_counts', 'grid_confidence', 'entropy_sums', 'image_health',
+           'health_metrics', 'quality_table']
 
-# Rows per block (of a 2048-wide map): bincount's int64 / float64 copies of a block stay in cache.
-_BLOCK_ROWS = 64
-# confidence_sums adds pixel x of a row into lane x % _LANES of its class: neighbours, mostly of
-# one class, then add into different sums, which the CPU can do at once (measured 1.5x faster).
-_LANES = 8
-
-
-class ImageHealth(collections.namedtuple('ImageHealth', 'kept confidence quality agreement')):
-    """One image's counts: kept pixels per class, their sum of max_k p_k / t_k, the
-    label_histogram [gt][pseudo] and [previous round][pseudo] (None without them)."""
+# The label-free signals per pixel (confidence, agreement) are counted at one pixel of each 8x8
+# cell, its centre (rows and columns 4, 12, 20, ...): the stride of the network's outputs, which
+# the full-size maps interpolate; 32,768 pixels of a 2048x1024 image. The ground-truth counts
+# (precision, recall, kept share, confusion) and the kept pixels per class take every pixel.
+GRID_STRIDE, GRID_OFFSET = 8, 4
+# cv2.calcHist counts in float32, exact up to 2**24: that many pixels at most per call.
+_EXACT_COUNT = 1 << 24
 
 
-def label_histogram(pseudo, num_classes, label_to_train, label_maps):
-    """int64 pixel counts [train id of label_maps[0]] ... [train id of label_maps[-1]][pseudo
-    class], every axis C + 1 long (index C: no class, 255): the label maps (one or two) are label
-    ids (uint8) mapped by `label_to_train`, `pseudo` train ids (uint8, 255 = not kept). One
-    bincount of the maps' values combined (of label ids, folded into train ids afterwards)."""
-    pseudo = np.asarray(pseudo, np.uint8)
-    maps = [np.asarray(m, np.uint8) for m in label_maps]
-    if not maps or any(m.shape != pseudo.shape for m in maps):
+class ImageHealth(collections.namedtuple('ImageHealth',
+                                         'kept quality grid_kept confidence agreement')):
+    """One image's counts: kept pixels per class (every pixel), the label_histogram
+    [gt][pseudo] (None without ground truth), the grid's kept pixels per class and their sum
+    of p_c (grid_confidence), the grid's label_histogram [previous round][pseudo] (None
+    without the previous round's pseudo-labels)."""
+
+
+def grid_sample(array):
+    """The pixels of an (..., H, W) map at the grid's points (GRID_STRIDE, GRID_OFFSET): a
+    view."""
+    return array[..., GRID_OFFSET::GRID_STRIDE, GRID_OFFSET::GRID_STRIDE]
+
+
+def grid_shape(hw):
+    """The shape of grid_sample of an (H, W) map."""
+    return tuple(len(range(GRID_OFFSET, int(side), GRID_STRIDE)) for side in hw)
+
+
+def label_histogram(labels, pseudo, label_to_train, num_classes):
+    """int64 (C + 1, C + 1) pixel counts [label_to_train[labels]][pseudo class] of two uint8
+    maps of one size, every id without a class (255, ids past the table) in index C: `labels`
+    label ids, `pseudo` train ids (255 = not kept; pass an identity table for train ids). The
+    256 x 256 byte pairs are counted by cv2.calcHist (2-3x faster than np.bincount of a
+    combined index) in slabs of rows under 2**24 pixels, then folded into classes."""
+    labels, pseudo = np.asarray(labels, np.uint8), np.asarray(pseudo, np.uint8)
+    if labels.shape != pseudo.shape or labels.ndim != 2:
         raise ValueError('label maps %s and pseudo-labels %s differ in size'
-                         % ([m.shape for m in maps], pseudo.shape))
-    sizes = [int(m.max()) + 1 for m in maps] + [num_classes + 1]
-    total = int(np.prod(sizes))
-    counts = np.zeros(total, np.int64)
-    for r0 in range(0, pseudo.shape[0], _BLOCK_ROWS):
-        block = slice(r0, r0 + _BLOCK_ROWS)
-        index = maps[0][block].astype(np.uint16 if total <= 1 << 16 else np.uint32)
-        for m, size in zip(maps[1:], sizes[1:]):
-            index *= size
-            index += m[block]
-        index *= sizes[-1]
-        index += np.minimum(pseudo[block], num_classes)  # 255 (not kept) -> C
-        counts += np.bincount(index.ravel(), minlength=total)
-    counts = counts.reshape(sizes)
-    codes = np.asarray(label_to_train)
-    codes = np.where(codes < num_classes, codes, num_classes)
-    for axis, size in enumerate(sizes[:-1]):
-        counts = _fold(counts, axis, codes[:size], num_classes + 1)
+                         % (labels.shape, pseudo.shape))
+    pairs = _byte_histogram([labels, pseudo])
+    bins = num_classes + 1
+    index = _class_codes(label_to_train, num_classes)[:, None] * bins + \
+        _class_codes(np.arange(256), num_classes)[None, :]
+    # float64 weights hold counts exactly (below 2**53)
+    folded = np.bincount(index.ravel(), weights=pairs.ravel(), minlength=bins * bins)
+    return np.rint(folded).astype(np.int64).reshape(bins, bins)
+
+
+def class_counts(labels, num_classes):
+    """int64 (C,): pixels of each class 0 .. C-1 in a uint8 (H, W) map of train ids (np.bincount
+    of the map, by cv2.calcHist: 4x faster)."""
+    return _byte_histogram([np.asarray(labels, np.uint8)])[:num_classes]
+
+
+def _byte_histogram(maps):
+    """int64 counts of the byte values (one map: (256,)) or byte pairs (two maps of one size:
+    (256, 256)) of uint8 (H, W) maps, by cv2.calcHist in slabs of rows under 2**24 pixels."""
+    dims = len(maps)
+    counts = np.zeros((256,) * dims, np.int64)
+    if maps[0].size == 0:
+        return counts
+    rows = max(1, _EXACT_COUNT // max(1, maps[0].shape[1]))
+    for r0 in range(0, maps[0].shape[0], rows):
+        slabs = [np.ascontiguousarray(m[r0:r0 + rows]) for m in maps]
+        counts += cv2.calcHist(slabs, list(range(dims)), None, [256] * dims,
+                               [0, 256] * dims).astype(np.int64).reshape(counts.shape)
     return counts
 
 
-def _fold(counts, axis, codes, length):
-    """Sum the entries of `counts` along `axis` into `length` bins: entry i into bin codes[i]
-    (a product with the one-hot matrix of `codes`)."""
-    onehot = np.zeros((len(codes), length), np.int64)
-    onehot[np.arange(len(codes)), codes] = 1
-    return np.moveaxis(np.tensordot(onehot, np.moveaxis(counts, axis, 0), axes=(0, 0)), 0, axis)
+def _class_codes(table, num_classes):
+    """int64 (256,): table[i] where it is a class (< C), else C; C past the table's end."""
+    codes = np.full(256, num_classes, np.int64)
+    table = np.asarray(table)[:256].astype(np.int64)
+    codes[:len(table)] = np.where(table < num_classes, table, num_classes)
+    return codes
 
 
-def confidence_sums(pseudo, top, num_classes):
-    """float64 (C,): per class c, the sum of `top` (max_k p_k / t_k, float32 (H, W)) over the
-    pixels `pseudo` labels c; in row blocks, each class summed in _LANES lanes."""
-    pseudo, top = np.asarray(pseudo, np.uint8), np.asarray(top, np.float32)
-    if pseudo.shape != top.shape or pseudo.ndim != 2:
-        raise ValueError('pseudo-labels %s and confidences %s must be (H, W) maps of one size'
-                         % (pseudo.shape, top.shape))
-    lane = (np.arange(pseudo.shape[1]) % _LANES).astype(np.uint16)
-    sums = np.zeros(256 * _LANES, np.float64)
-    for r0 in range(0, pseudo.shape[0], _BLOCK_ROWS):
-        block = slice(r0, r0 + _BLOCK_ROWS)
-        index = pseudo[block].astype(np.uint16)
-        index *= _LANES
-        index += lane
-        sums += np.bincount(index.ravel(), weights=top[block].ravel(), minlength=sums.size)
-    return sums.reshape(256, _LANES).sum(axis=1)[:num_classes]
+def grid_confidence(pseudo, probs, num_classes):
+    """(int64 (C,) grid pixels kept per class, float64 (C,) their sum of p_c) of one image: at
+    the grid's points, p_c is the probability of the pseudo class c in `probs` (C, H, W), the
+    map pass 2 thresholded. Reads only those values of the map."""
+    rows, cols = np.nonzero(grid_sample(pseudo) < num_classes)
+    cls = grid_sample(pseudo)[rows, cols]
+    chosen = probs[cls, GRID_OFFSET + GRID_STRIDE * rows, GRID_OFFSET + GRID_STRIDE * cols]
+    return (np.bincount(cls, minlength=num_classes).astype(np.int64),
+            np.bincount(cls, weights=chosen.astype(np.float64), minlength=num_classes))
 
 
 def entropy_sums(probs):
@@ -85,30 +108,30 @@ def entropy_sums(probs):
     float64 (C,) of -sum_k p_k log p_k (nats; 0 log 0 = 0) and int64 (C,)."""
     probs = np.asarray(probs, np.float32)
     num_classes = probs.shape[0]
-    logs = np.log(np.maximum(probs, np.finfo(np.float32).tiny))
-    logs *= probs
-    entropy = -logs.sum(axis=0)  # float32 per pixel; summed over pixels in float64 below
-    cls = argmax_max(probs.reshape(num_classes, 1, -1))[0].ravel()  # one block: faster
-    return (np.bincount(cls, weights=entropy.ravel(), minlength=num_classes)[:num_classes],
+    flat = probs.reshape(num_classes, -1)
+    logs = np.maximum(flat, np.finfo(np.float32).tiny)
+    np.log(logs, out=logs)
+    entropy = -np.einsum('kn,kn->n', flat, logs)  # float32 per pixel, summed in float64 below
+    cls = argmax_max(flat.reshape(num_classes, 1, -1))[0].ravel()  # one block: faster
+    return (np.bincount(cls, weights=entropy, minlength=num_classes)[:num_classes],
             np.bincount(cls, minlength=num_classes)[:num_classes].astype(np.int64))
 
 
-def image_health(pseudo, top, label_to_train, num_classes, gt=None, previous=None):
-    """The ImageHealth of one image: `pseudo` (train ids, 255 = not kept), `top` (max_k p_k / t_k
-    of pass 2), the ground truth and the previous round's pseudo-labels as label ids (or None).
-    Its `kept` is np.bincount(pseudo)[:C], taken from the label histogram when there is one
-    (one bincount less)."""
+def image_health(pseudo, confidence, label_to_train, gt=None, previous=None):
+    """The ImageHealth of one image: `pseudo` (train ids, 255 = not kept), its grid_confidence,
+    the ground truth as label ids and the previous round's pseudo-labels on the grid as train
+    ids (grid_sample of the map; or None). Its `kept` is np.bincount(pseudo)[:C], taken from
+    the ground-truth histogram when there is one (one pass over the pixels less)."""
+    num_classes = len(confidence[0])
     quality = agreement = None
-    if gt is not None or previous is not None:
-        joint = label_histogram(pseudo, num_classes, label_to_train,
-                                [m for m in (gt, previous) if m is not None])
-        both = gt is not None and previous is not None  # joint is [gt][previous][pseudo]
-        quality = None if gt is None else joint.sum(axis=1) if both else joint
-        agreement = None if previous is None else joint.sum(axis=0) if both else joint
-        kept = joint.reshape(-1, num_classes + 1).sum(axis=0)[:num_classes]
+    if gt is not None:
+        quality = label_histogram(gt, pseudo, label_to_train, num_classes)
+        kept = quality.sum(axis=0)[:num_classes]
     else:
-        kept = np.bincount(np.ravel(pseudo), minlength=256)[:num_classes].astype(np.int64)
-    return ImageHealth(kept, confidence_sums(pseudo, top, num_classes), quality, agreement)
+        kept = class_counts(pseudo, num_classes)
+    if previous is not None:
+        agreement = label_histogram(previous, grid_sample(pseudo), np.arange(256), num_classes)
+    return ImageHealth(kept, quality, confidence[0], confidence[1], agreement)
 
 
 class RoundHealth:
@@ -120,8 +143,9 @@ class RoundHealth:
         self.num_classes, self.has_gt = int(num_classes), bool(has_gt)
         self.num_images = self.previous_images = 0
         self.total = ImageHealth(
-            np.zeros(num_classes, np.int64), np.zeros(num_classes),
+            np.zeros(num_classes, np.int64),
             np.zeros((num_classes + 1,) * 2, np.int64) if has_gt else None,
+            np.zeros(num_classes, np.int64), np.zeros(num_classes),
             np.zeros((num_classes + 1,) * 2, np.int64))
         self.entropy = np.zeros(num_classes)
         self.entropy_pixels = np.zeros(num_classes, np.int64)
@@ -152,17 +176,15 @@ def _per_class(names, values):
     return dict(zip(names, values))
 
 
-def health_metrics(health, class_names, cls_thresh):
+def health_metrics(health, class_names):
     """metrics.json's health keys of a RoundHealth (keys and meanings: docs/internals.md section
-    11). Mean confidence of class c = t_c x the mean of max_k p_k / t_k, t the thresholds pass 2
-    divided by (cls_thresh, 0 -> 1, float32): the p_c that was compared with t_c."""
+    11)."""
     names, total, n = list(class_names), health.total, health.num_classes
     out = {}
     if health.has_gt:
         out.update(_quality_metrics(total.quality, names))
-    scaled = total.confidence * _label_thresholds(cls_thresh, n).astype(np.float64)
-    out['mean_confidence'] = _per_class(names, _ratios(scaled, total.kept))
-    out['mean_confidence_total'] = _ratios([scaled.sum()], [total.kept.sum()])[0]
+    out['mean_confidence'] = _per_class(names, _ratios(total.confidence, total.grid_kept))
+    out['mean_confidence_total'] = _ratios([total.confidence.sum()], [total.grid_kept.sum()])[0]
     out['mean_entropy'] = _per_class(names, _ratios(health.entropy, health.entropy_pixels))
     out['mean_entropy_total'] = _ratios([health.entropy.sum()], [health.entropy_pixels.sum()])[0]
     both = total.agreement[:n, :n]

@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORCHESTRATOR = os.path.join(REPO, 'issegm', 'solve_AO.py')
 ROUND_SCRIPT = os.path.join(REPO, 'issegm', 'solve_ST.py')
 MODEL = 'cityscapes_rna-tiny_cls19_s8'
-HEALTH_FILES = ('pseudo_quality.md', 'debug')
+HEALTH_FILES = ('pseudo_quality.md', 'debug', 'pseudo_grid')
 HEALTH_KEYS = ('pseudo_precision', 'pseudo_recall', 'pseudo_kept_share', 'pseudo_precision_total',
                'pseudo_recall_total', 'pseudo_kept_share_total', 'pseudo_confusion',
                'mean_confidence', 'mean_confidence_total', 'mean_entropy', 'mean_entropy_total',
@@ -128,20 +128,38 @@ def _pseudo(out, idx_round, name):
                                               'pseudo_labelIds' / (name + '.png')))]
 
 
+def on_grid(array):
+    """The pixels at rows and columns 4, 12, 20, ... (the centres of the 8x8 cells)."""
+    rows, cols = np.arange(4, array.shape[-2], 8), np.arange(4, array.shape[-1], 8)
+    return array[..., rows[:, None], cols[None, :]]
+
+
+def _chosen(out, name):
+    """p_c of each kept pixel's pseudo class c on the grid, from the kept full-size map."""
+    pseudo = on_grid(_pseudo(out, 0, name)).ravel()
+    probs = on_grid(np.load(out / 'probmap' / (name + '.npy'))).reshape(19, -1)
+    kept = np.flatnonzero(pseudo != 255)
+    return pseudo[kept], probs[pseudo[kept], kept].astype(np.float64)
+
+
 def test_round_numbers_against_the_files(data, cbst_round):
     """Precision, recall, kept share and confusion restated from the pseudo-label PNGs and the
-    ground truth; mean confidence from the kept full-size maps (--keep-probmaps)."""
+    ground truth; mean confidence from the kept full-size maps (--keep-probmaps) at the grid's
+    pixels; the pseudo-labels kept on the grid for the next round."""
     out, _ = cbst_round
     metrics = json.loads((out / '0' / 'metrics.json').read_text())
     thresh = np.load(out / 'stats' / 'cls_thresh.npy')
-    pseudo, gt, chosen = [], [], []
+    pseudo, gt, classes, chosen = [], [], [], []
     for (_, label), name in zip(read_list(str(data[1] / 'val.lst')), _names(data)):
         pseudo.append(_pseudo(out, 0, name).ravel().astype(int))
         gt.append(INFO.label_to_train[read_label(str(data[1] / label))].ravel().astype(int))
-        probs = np.load(out / 'probmap' / (name + '.npy')).reshape(19, -1)
-        kept = pseudo[-1] != 255
-        chosen.append(probs[pseudo[-1][kept], np.flatnonzero(kept)].astype(np.float64))
-    pseudo, gt, chosen = np.concatenate(pseudo), np.concatenate(gt), np.concatenate(chosen)
+        for part, values in zip((classes, chosen), _chosen(out, name)):
+            part.append(values)
+        kept_grid = np.load(out / '0' / 'pseudo_grid' / (name + '.npy'))
+        np.testing.assert_array_equal(kept_grid, on_grid(_pseudo(out, 0, name)))
+        assert kept_grid.dtype == np.uint8
+    pseudo, gt = np.concatenate(pseudo), np.concatenate(gt)
+    classes, chosen = np.concatenate(classes), np.concatenate(chosen)
     kept, valid = pseudo != 255, gt != 255
     assert kept.any() and (~kept).any() and (~valid).any()
     confusion = [[int(np.sum(kept & (gt == i) & (pseudo == j))) for j in range(19)]
@@ -160,7 +178,7 @@ def test_round_numbers_against_the_files(data, cbst_round):
         in_gt = np.sum(gt == c)
         assert metrics['pseudo_recall'][name] == (
             None if in_gt == 0 else pytest.approx(np.sum(right & (gt == c)) / in_gt))
-        mine = pseudo[kept] == c
+        mine = classes == c
         assert metrics['mean_confidence'][name] == (
             None if not mine.any() else pytest.approx(chosen[mine].mean(), rel=1e-6))
         assert metrics['mean_confidence'][name] is None or \
@@ -187,19 +205,26 @@ def test_debug_grids_of_the_first_images_in_list_order(data, cbst_round):
         assert Image.open(path).size == (5 * 512, 16 + 256)  # 5 panels: with ground truth
 
 
+def _agreement_keys(metrics):
+    return metrics['agreement'], metrics['agreement_per_class']
+
+
 def test_round_1_agrees_with_round_0(data, cbst_round, tmp_path):
     """Phase val of round 1 (weights of round 0's training) beside round 0's pseudo-labels:
-    agreement = share of the pixels kept in both rounds that have the same class."""
+    agreement = share of the grid's pixels kept in both rounds that have the same class. Read
+    from round 0's PNGs (a round 0 run with --no-health) or its pseudo_grid files: the same."""
     first, _ = cbst_round
     out = tmp_path / 'run'
     shutil.copytree(first / '0' / 'self_train' / 'pseudo_labelIds',
                     out / '0' / 'self_train' / 'pseudo_labelIds')
-    phase_val(data, out, 1, first / '0' / ('%s_ep-0001.params' % MODEL))
+    weights = first / '0' / ('%s_ep-0001.params' % MODEL)
+    phase_val(data, out, 1, weights)
     metrics = json.loads((out / '1' / 'metrics.json').read_text())
-    before = np.concatenate([_pseudo(out, 0, n).ravel() for n in _names(data)]).astype(int)
-    now = np.concatenate([_pseudo(out, 1, n).ravel() for n in _names(data)]).astype(int)
+    before = np.concatenate([on_grid(_pseudo(out, 0, n)).ravel() for n in _names(data)])
+    now = np.concatenate([on_grid(_pseudo(out, 1, n)).ravel() for n in _names(data)])
+    before, now = before.astype(int), now.astype(int)
     both = (before != 255) & (now != 255)
-    assert both.any()
+    assert both.any() and (before != now).any()
     assert metrics['agreement'] == pytest.approx(np.sum(both & (before == now)) / both.sum())
     for c, name in enumerate(INFO.class_names):
         mine = both & (now == c)
@@ -207,6 +232,13 @@ def test_round_1_agrees_with_round_0(data, cbst_round, tmp_path):
             None if not mine.any() else pytest.approx(np.sum(mine & (before == c)) /
                                                       mine.sum()))
     assert (out / '1' / 'pseudo_quality.md').read_text().startswith('# Round 1')
+    # from round 0's kept grid (its PNGs moved away): the same numbers
+    shutil.copytree(first / '0' / 'pseudo_grid', out / '0' / 'pseudo_grid')
+    shutil.rmtree(out / '0' / 'self_train')
+    res = phase_val(data, out, 1, weights)
+    again = json.loads((out / '1' / 'metrics.json').read_text())
+    assert _agreement_keys(again) == _agreement_keys(metrics)
+    assert 'agreement over 4 of 4 images' in res.stdout + res.stderr
 
 
 def test_lrent_round_gets_the_keys_and_the_same_outputs(data, tmp_path):
@@ -222,14 +254,8 @@ def test_lrent_round_gets_the_keys_and_the_same_outputs(data, tmp_path):
     assert any(os.sep + 'netmaps' + os.sep in f for f in compared)
     metrics = json.loads((health / '0' / 'metrics.json').read_text())
     assert set(HEALTH_KEYS) <= set(metrics) and metrics['lr_weight_ent'] == 0.25
-    chosen = []
-    for name in _names(data):
-        pseudo = _pseudo(health, 0, name).ravel()
-        probs = np.maximum(np.load(health / 'probmap' / (name + '.npy')), 0).reshape(19, -1)
-        kept = np.flatnonzero(pseudo != 255)
-        chosen.append(probs[pseudo[kept], kept].astype(np.float64))
-    assert metrics['mean_confidence_total'] == pytest.approx(np.concatenate(chosen).mean(),
-                                                             rel=1e-6)
+    chosen = np.concatenate([_chosen(health, name)[1] for name in _names(data)])
+    assert metrics['mean_confidence_total'] == pytest.approx(chosen.mean(), rel=1e-6)
     assert metrics['pseudo_precision_total'] is not None
     phase_val(data, health, 0, weights, '--lr-weight-ent', '0.25', '--no-health')
     assert not any((health / '0' / name).exists() for name in HEALTH_FILES)

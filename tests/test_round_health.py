@@ -24,10 +24,10 @@ NEVER_PREDICTED, NEVER_IN_GT = 3, 2
 def constructed_images(seed=0):
     """[(pseudo train ids, gt label ids, previous label ids or None)]: class 3 never pseudo-
     labelled, class 2 never in the ground truth, one image all ignored (gt and pseudo), one
-    without previous pseudo-labels."""
+    without previous pseudo-labels; sizes that end on and off the 8-pixel grid."""
     rng = np.random.RandomState(seed)
     images = []
-    for i, hw in enumerate([(6, 9), (5, 7), (4, 4), (7, 3)]):
+    for i, hw in enumerate([(36, 45), (29, 40), (12, 12), (43, 21)]):
         pseudo = rng.choice(np.array([0, 1, 2, 255], np.uint8), hw)
         gt = rng.choice(np.array([0, 1, 2, 4, 5, 6], np.uint8), hw)  # label id 3 (class 2) never
         previous = TO_LABEL[rng.choice(np.array([0, 1, 2, 3, 255], np.uint8), hw)]
@@ -39,6 +39,12 @@ def constructed_images(seed=0):
 
 def ratio(num, den):
     return None if den == 0 else num / den
+
+
+def on_grid(array):
+    """The pixels at rows and columns 4, 12, 20, ... (the centres of the 8x8 cells)."""
+    rows, cols = np.arange(4, array.shape[-2], 8), np.arange(4, array.shape[-1], 8)
+    return array[..., rows[:, None], cols[None, :]]
 
 
 def restated_quality(images):
@@ -62,7 +68,10 @@ def restated_quality(images):
 
 
 def restated_agreement(images):
-    pairs = [(p.ravel(), TABLE[q.ravel()]) for p, _, q in images if q is not None]
+    """Agreement by the contract's words over the grid's pixels of every image with a
+    previous round."""
+    pairs = [(on_grid(p).ravel(), on_grid(TABLE[q]).ravel()) for p, _, q in images
+             if q is not None]
     if not pairs:
         return None, {name: None for name in NAMES}
     this = np.concatenate([p for p, _ in pairs]).astype(int)
@@ -89,12 +98,16 @@ def assert_same(got, want):
         assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
 
 
-def accumulate(images, has_gt=True, tops=None):
+def accumulate(images, has_gt=True, maps=None):
+    """The RoundHealth of [(pseudo, gt, previous)] as phase val counts it: the previous
+    round's pseudo-labels on the grid as train ids, confidence from `maps` (C, H, W) or ones."""
     health = round_health.RoundHealth(C, has_gt)
     for i, (pseudo, gt, previous) in enumerate(images):
-        top = tops[i] if tops is not None else np.ones(pseudo.shape, np.float32)
-        image = round_health.image_health(pseudo, top, TABLE, C, gt if has_gt else None,
-                                          previous)
+        probs = maps[i] if maps is not None else np.ones((C,) + pseudo.shape, np.float32)
+        image = round_health.image_health(
+            pseudo, round_health.grid_confidence(pseudo, probs, C), TABLE,
+            gt if has_gt else None,
+            None if previous is None else round_health.grid_sample(TABLE[previous]))
         np.testing.assert_array_equal(image.kept, [np.sum(pseudo == c) for c in range(C)])
         health.add(image)
     return health
@@ -102,7 +115,7 @@ def accumulate(images, has_gt=True, tops=None):
 
 def test_quality_and_agreement_match_the_restatement():
     images = constructed_images()
-    metrics = round_health.health_metrics(accumulate(images), NAMES, [0.5] * C)
+    metrics = round_health.health_metrics(accumulate(images), NAMES)
     want = restated_quality(images)
     for key in want:
         assert_same(metrics[key], want[key])
@@ -120,8 +133,8 @@ def test_quality_and_agreement_match_the_restatement():
 
 
 def test_all_pixels_ignored_and_round_0_give_nulls():
-    images = [(np.full((3, 5), 255, np.uint8), np.zeros((3, 5), np.uint8), None)]
-    metrics = round_health.health_metrics(accumulate(images), NAMES, [0.5] * C)
+    images = [(np.full((13, 21), 255, np.uint8), np.zeros((13, 21), np.uint8), None)]
+    metrics = round_health.health_metrics(accumulate(images), NAMES)
     for key in ('pseudo_precision', 'pseudo_recall', 'pseudo_kept_share', 'mean_confidence',
                 'mean_entropy', 'agreement_per_class'):
         assert metrics[key] == {name: None for name in NAMES}, key
@@ -130,89 +143,95 @@ def test_all_pixels_ignored_and_round_0_give_nulls():
         assert metrics[key] is None, key
     assert metrics['pseudo_confusion'] == [[0] * C] * C
     # kept in both rounds: none (previous round kept nothing) -> null, not 0
-    pseudo = np.zeros((2, 2), np.uint8)
-    none_before = [(pseudo, np.ones((2, 2), np.uint8), np.zeros((2, 2), np.uint8))]
-    metrics = round_health.health_metrics(accumulate(none_before), NAMES, [0.5] * C)
+    pseudo = np.zeros((9, 9), np.uint8)
+    none_before = [(pseudo, np.ones((9, 9), np.uint8), np.zeros((9, 9), np.uint8))]
+    metrics = round_health.health_metrics(accumulate(none_before), NAMES)
     assert metrics['agreement'] is None and metrics['pseudo_precision_total'] == 1.0
+    # an image smaller than a grid cell has no grid pixel: no confidence, no agreement
+    tiny = [(np.zeros((3, 4), np.uint8), np.ones((3, 4), np.uint8), np.ones((3, 4), np.uint8))]
+    metrics = round_health.health_metrics(accumulate(tiny), NAMES)
+    assert metrics['agreement'] is None and metrics['mean_confidence_total'] is None
+    assert metrics['pseudo_precision_total'] == 1.0
 
 
 def test_without_ground_truth_only_the_label_free_keys():
     images = [(p, None, q) for p, _, q in constructed_images(1)]
-    metrics = round_health.health_metrics(accumulate(images, has_gt=False), NAMES, [0.5] * C)
+    metrics = round_health.health_metrics(accumulate(images, has_gt=False), NAMES)
     assert list(metrics) == ['mean_confidence', 'mean_confidence_total', 'mean_entropy',
                              'mean_entropy_total', 'agreement', 'agreement_per_class']
     with pytest.raises(ValueError, match='without ground truth'):
         accumulate(images, has_gt=True)
 
 
-def test_label_histogram_of_wide_label_ids_and_two_maps():
-    """Label ids up to 255 (the uint32 index) and the [gt][previous][pseudo] histogram."""
+@pytest.mark.parametrize('exact_count', [1 << 24, 50])
+def test_label_histogram_of_wide_label_ids(monkeypatch, exact_count):
+    """Label ids up to 255 folded by a table, pseudo train ids past C; in one slab and in slabs
+    of a few rows (OpenCV counts in float32, exact only up to 2**24 per call); class_counts."""
+    monkeypatch.setattr(round_health, '_EXACT_COUNT', exact_count)
     rng = np.random.RandomState(3)
     table = np.full(256, 255, np.uint8)
     table[200:256:7] = np.arange(len(range(200, 256, 7))) % C
-    a = rng.randint(0, 256, (9, 11)).astype(np.uint8)
-    b = rng.randint(180, 256, (9, 11)).astype(np.uint8)
-    pseudo = rng.choice(np.array([0, 1, 3, 255], np.uint8), (9, 11))
-    joint = round_health.label_histogram(pseudo, C, table, [a, b])
-    code = lambda m: np.where(m == 255, C, m).astype(int)  # noqa: E731
-    want = np.zeros((C + 1,) * 3, np.int64)
-    np.add.at(want, (code(table[a]), code(table[b]), code(pseudo)), 1)
-    np.testing.assert_array_equal(joint, want)
+    labels = rng.randint(0, 256, (29, 11)).astype(np.uint8)
+    labels[:, 0] = rng.randint(200, 256, 29)
+    pseudo = rng.choice(np.array([0, 1, 3, 7, 255], np.uint8), (29, 11))
+    hist = round_health.label_histogram(labels, pseudo, table, C)
+    code = lambda m: np.where(m >= C, C, m).astype(int)  # noqa: E731
+    want = np.zeros((C + 1,) * 2, np.int64)
+    np.add.at(want, (code(table[labels]), code(pseudo)), 1)
+    np.testing.assert_array_equal(hist, want)
+    assert hist.dtype == np.int64 and hist[:C].sum() > 0
+    np.testing.assert_array_equal(round_health.class_counts(pseudo, C),
+                                  [np.sum(pseudo == c) for c in range(C)])
+    assert round_health.class_counts(pseudo[:0], C).tolist() == [0] * C
+    short = round_health.label_histogram(labels, pseudo, table[:10], C)  # ids past the table
+    np.testing.assert_array_equal(short.sum(axis=0), want.sum(axis=0))
+    assert short[:C].sum() == 0
     with pytest.raises(ValueError, match='differ in size'):
-        round_health.label_histogram(pseudo, C, table, [a[:3]])
+        round_health.label_histogram(labels[:3], pseudo, table, C)
 
 
 @pytest.mark.parametrize('kind', ['cbst', 'lrent'])
 def test_mean_confidence_is_the_probability_compared_with_the_threshold(kind):
     """CBST: p_c of the pseudo class c (where c is the argmax of the prior-weighted map, its
-    max); LR-ENT: p_c of the soft label's class. A threshold of 0 (class never selected by
-    rank) counts as 1.0, as pass 2 divides by it."""
+    max); LR-ENT: p_c of the soft label's class; at the grid's pixels. A threshold of 0 (class
+    never selected by rank) counts as 1.0, as pass 2 divides by it."""
     rng = np.random.RandomState(4)
     thresholds = np.array([0.3, 0.0, 0.2, 0.9])
-    maps, images, tops = [], [], []
-    for hw in [(16, 24), (9, 31)]:
+    maps, images = [], []
+    for hw in [(48, 64), (37, 71)]:
         prob = rng.dirichlet(np.ones(C) * 0.5, size=hw).transpose(2, 0, 1).astype(np.float32)
-        top = np.empty(hw, np.float32)
         if kind == 'cbst':
-            pseudo = cbst.pseudo_label_maps(prob, thresholds, out_top=top)[0]
-            np.testing.assert_array_equal(pseudo, cbst.pseudo_label_maps(prob, thresholds)[0])
+            pseudo = cbst.pseudo_label_maps(prob, thresholds)[0]
         else:
-            pseudo = lrent.lrent_label_maps(prob, thresholds, 0.25, out_top=top)[0]
-            np.testing.assert_array_equal(pseudo,
-                                          lrent.lrent_label_maps(prob, thresholds, 0.25)[0])
+            pseudo = lrent.lrent_label_maps(prob, thresholds, 0.25)[0]
         maps.append(prob)
         images.append((pseudo, np.zeros(hw, np.uint8), None))
-        tops.append(top)
-    metrics = round_health.health_metrics(accumulate(images, tops=tops), NAMES, thresholds)
-    probs = np.concatenate([m.reshape(C, -1) for m in maps], axis=1).astype(np.float64)
-    pseudo = np.concatenate([p.ravel() for p, _, _ in images])
-    want = {}
-    for c, name in enumerate(NAMES):
-        want[name] = probs[c, pseudo == c].mean() if np.any(pseudo == c) else None
+    metrics = round_health.health_metrics(accumulate(images, maps=maps), NAMES)
+    probs = np.concatenate([on_grid(m).reshape(C, -1) for m in maps], axis=1)
+    pseudo = np.concatenate([on_grid(p).ravel() for p, _, _ in images])
     kept = pseudo != 255
-    chosen = probs[pseudo[kept], np.flatnonzero(kept)]
-    for name in NAMES:
-        if want[name] is None:
-            assert metrics['mean_confidence'][name] is None
-        else:
-            assert metrics['mean_confidence'][name] == pytest.approx(want[name], rel=1e-6)
-    assert metrics['mean_confidence_total'] == pytest.approx(chosen.mean(), rel=1e-6)
-    assert None in want.values() and kept.any() and not kept.all()
-    if kind == 'cbst':  # where the pseudo class is the argmax, p_c is the map's max
-        argmax = probs.argmax(axis=0)
-        assert np.all(probs.max(axis=0)[kept & (argmax == pseudo)] ==
-                      chosen[(argmax == pseudo)[kept]])
+    chosen = probs[pseudo[kept], np.flatnonzero(kept)].astype(np.float64)
+    for c, name in enumerate(NAMES):
+        mine = pseudo[kept] == c
+        assert metrics['mean_confidence'][name] == (
+            None if not mine.any() else pytest.approx(chosen[mine].mean(), rel=1e-12))
+    assert metrics['mean_confidence_total'] == pytest.approx(chosen.mean(), rel=1e-12)
+    assert None in metrics['mean_confidence'].values() and kept.any() and not kept.all()
+    # p_c passed its threshold (0 counts as 1.0) for CBST; LR-ENT keeps by another rule
+    if kind == 'cbst':
+        limit = np.where(thresholds > 0, thresholds, 1.0)[pseudo[kept]]
+        assert np.all(chosen >= limit * (1 - 1e-6))
 
 
-def test_confidence_sums_over_lanes_and_blocks():
-    """Rows over several blocks, widths not a multiple of the lanes."""
-    rng = np.random.RandomState(5)
-    pseudo = rng.choice(np.array([0, 2, 255], np.uint8), (150, 37))
-    top = rng.rand(150, 37).astype(np.float32)
-    sums = round_health.confidence_sums(pseudo, top, C)
-    want = [top[pseudo == c].astype(np.float64).sum() for c in range(C)]
-    np.testing.assert_allclose(sums, want, rtol=1e-12)
-    assert sums[1] == 0 and sums[3] == 0
+def test_grid_sample_and_shape():
+    """The grid takes rows and columns 4, 12, 20, ...; its shape for any size, as a view."""
+    array = np.arange(3 * 21 * 13).reshape(3, 21, 13)
+    sample = round_health.grid_sample(array)
+    np.testing.assert_array_equal(sample, array[:, [4, 12, 20]][:, :, [4, 12]])
+    assert np.shares_memory(sample, array)
+    for hw in [(21, 13), (4, 5), (5, 4), (1024, 2048), (8, 12)]:
+        assert round_health.grid_shape(hw) == on_grid(np.zeros(hw)).shape
+    assert round_health.grid_shape((1024, 2048)) == (128, 256)
 
 
 def test_entropy_per_argmax_class():
@@ -226,10 +245,11 @@ def test_entropy_per_argmax_class():
     argmax = p.argmax(axis=0)
     health = round_health.RoundHealth(C, False)
     pseudo = np.full((5, 7), 255, np.uint8)
-    health.add(round_health.image_health(pseudo, np.zeros((5, 7), np.float32), TABLE, C))
+    health.add(round_health.image_health(pseudo, round_health.grid_confidence(pseudo, probs, C),
+                                         TABLE))
     health.add_entropy(*round_health.entropy_sums(probs[:, :2]))  # two images
     health.add_entropy(*round_health.entropy_sums(probs[:, 2:]))
-    metrics = round_health.health_metrics(health, NAMES, [0.5] * C)
+    metrics = round_health.health_metrics(health, NAMES)
     for c, name in enumerate(NAMES):
         want = entropy[argmax == c].mean() if np.any(argmax == c) else None
         if want is None:
@@ -243,7 +263,7 @@ def test_entropy_per_argmax_class():
 
 def test_pseudo_quality_table():
     images = constructed_images()
-    metrics = round_health.health_metrics(accumulate(images), NAMES, [0.5, 0.0, 0.25, 0.0])
+    metrics = round_health.health_metrics(accumulate(images), NAMES)
     report = dict(round=3, cls_thresh=[0.5, 0.0, 0.25, 0.0],
                   selected_share={name: 0.1 * i for i, name in enumerate(NAMES)},
                   selected_total=0.6, **metrics)
@@ -343,3 +363,29 @@ def test_flags_reach_the_settings_and_are_checked(tmp_path):
         orchestrator.check_rounds(run)
     settings = orchestrator.result_settings(run)
     assert '--debug-images' not in settings and '--no-health' not in settings
+
+
+# ------------------------------------------------------------- the previous round's pseudo-labels
+
+def test_previous_grid_from_the_kept_grid_or_the_pngs(tmp_path):
+    """Phase val reads the previous round's pseudo-labels on the grid from OUTPUT/R-1/pseudo_grid
+    or, without it (--no-health), from its pseudo_labelIds PNGs: the same train ids; none for
+    another size or a file that does not read."""
+    from issegm.datasets import write_png
+    from issegm.phase_val import _previous_grid
+    info = get_dataset('cityscapes')
+    rng = np.random.RandomState(8)
+    pseudo = rng.choice(np.array([0, 5, 10, 18, 255], np.uint8), (37, 50))
+    write_png(str(tmp_path / 'self_train' / 'pseudo_labelIds' / 'a.png'),
+              info.train_to_label[pseudo])  # as pass 2 writes it (255 -> label id 0)
+    from_png = _previous_grid(info, str(tmp_path), 'a', (37, 50))
+    np.testing.assert_array_equal(from_png, on_grid(pseudo))
+    (tmp_path / 'pseudo_grid').mkdir()
+    np.save(tmp_path / 'pseudo_grid' / 'a.npy', np.ascontiguousarray(on_grid(pseudo)))
+    (tmp_path / 'self_train' / 'pseudo_labelIds' / 'a.png').unlink()
+    np.testing.assert_array_equal(_previous_grid(info, str(tmp_path), 'a', (37, 50)), from_png)
+    assert _previous_grid(info, str(tmp_path), 'a', (45, 50)) is None  # another size
+    assert _previous_grid(info, str(tmp_path), 'b', (37, 50)) is None  # no such image
+    assert _previous_grid(info, None, 'a', (37, 50)) is None  # round 0
+    (tmp_path / 'pseudo_grid' / 'a.npy').write_bytes(b'not an array')
+    assert _previous_grid(info, str(tmp_path), 'a', (37, 50)) is None

@@ -115,7 +115,7 @@ def soft_labels(prob, cls_thresh, alpha, out=None):
     return out
 
 
-def lrent_label_maps(prob, cls_thresh, alpha, out_top=None):
+def lrent_label_maps(prob, cls_thresh, alpha):
     """Return ``(pseudo, rw, kept)`` for LR-ENT: pseudo and rw uint8 (H, W), kept int64 (C,).
 
     rw = argmax_k p_k / t_k (float32 quotient, first index on ties), the class of the soft
@@ -128,8 +128,7 @@ def lrent_label_maps(prob, cls_thresh, alpha, out_top=None):
 
     evaluated in float64 from the float32 p (clipped at 0), t and y of :func:`soft_labels`
     (before its float32 rounding). kept[k] = number of kept pixels of class k (for the share of
-    pseudo-labelled pixels per class in metrics.json). ``out_top``: an (H, W) float32 array that
-    receives max_k q_k (phase val's mean confidence, issegm/round_health.py).
+    pseudo-labelled pixels per class in metrics.json).
     """
     blocks = _Blocks(prob, cls_thresh, alpha)
     num_classes, height, width = blocks.prob.shape
@@ -140,10 +139,8 @@ def lrent_label_maps(prob, cls_thresh, alpha, out_top=None):
     kept = np.zeros(num_classes, np.int64)
     for r0, r1 in blocks.rows():
         p, q, y = blocks.block(r0, r1)
-        cls, top = argmax_max(q)
+        cls = argmax_max(q)[0]
         rw[r0:r1] = cls
-        if out_top is not None:
-            out_top[r0:r1] = top
         cls[~blocks.kept(p, y)] = 255
         pseudo[r0:r1] = cls
         kept += np.bincount(cls.ravel(), minlength=256)[:num_classes]
