@@ -5,8 +5,8 @@ Runs the real per-round script (phase val, narrow model, test scale 2048, flippi
 generated full-size Cityscapes-layout images and reads the timings it records (wall time of
 the phase minus the time in the network). Round 0 runs once (its pseudo-labels are the
 previous round's for the agreement); then round 1 runs --repeat times with the round's health
-signals (--debug-images 0) and without (--no-health), alternately, and once with the defaults
-(4 debug grids). Prints the non-network time per image both ways and their ratio, the CPU
+signals (--debug-images 0) and without (--no-health), alternately (with first, then without
+first, ...), and once with the defaults (4 debug grids). Prints the non-network time per image both ways and their ratio, the CPU
 seconds the signals took per image (time.thread_time in phase val, summed over its threads)
 as a share of the non-network time without them, the grids' CPU seconds (spread over a
 500-image split, as they are made for the first images only) and the extra disk per image.
@@ -78,6 +78,12 @@ def make_data(tmp):
                                'gta_rna-tiny_cls19_s8')
 
 
+def alternate(ways, run):
+    """The two ways in the order A B, then B A, ... (run 0, 1, ...): a machine that speeds up or
+    slows down over the runs does not favour the way that always goes first."""
+    return ways if run % 2 == 0 else ways[::-1]
+
+
 def run_val(base_cmd, out, idx_round, extra=()):
     """One phase val; (its metrics.json, bytes of its health outputs)."""
     subprocess.run(base_cmd + ['--idx-round', str(idx_round)] + list(extra), check=True,
@@ -85,12 +91,16 @@ def run_val(base_cmd, out, idx_round, extra=()):
     folder = os.path.join(out, str(idx_round))
     with open(os.path.join(folder, 'metrics.json')) as f:
         metrics = json.load(f)
-    extra_bytes = {'grids': 0, 'table': 0, 'grid_count': 0}
+    extra_bytes = {'grids': 0, 'table': 0, 'grid_count': 0, 'pseudo_grid': 0}
     debug = os.path.join(folder, 'debug')
     if os.path.isdir(debug):
         names = os.listdir(debug)
         extra_bytes['grid_count'] = len(names)
         extra_bytes['grids'] = sum(os.path.getsize(os.path.join(debug, n)) for n in names)
+    kept = os.path.join(folder, 'pseudo_grid')
+    if os.path.isdir(kept):
+        extra_bytes['pseudo_grid'] = sum(os.path.getsize(os.path.join(kept, n))
+                                         for n in os.listdir(kept))
     quality = os.path.join(folder, 'pseudo_quality.md')
     if os.path.isfile(quality):
         extra_bytes['table'] = os.path.getsize(quality)
@@ -116,8 +126,9 @@ def main():
           'round 1 (agreement with round 0)' % (NUM_IMAGES, args.test_steps))
     run_val(cmd, out, 0)
     runs = {'with': [], 'without': []}
+    ways = (('with', ('--debug-images', '0')), ('without', ('--no-health',)))
     for run in range(args.repeat):
-        for way, extra in (('with', ('--debug-images', '0')), ('without', ('--no-health',))):
+        for way, extra in alternate(ways, run):
             metrics, disk = run_val(cmd, out, 1, extra)
             runs[way].append((metrics['timing'], disk))
             timing = metrics['timing']
@@ -165,11 +176,10 @@ def time_passes(tmp, weights, round0, repeat):
         get_dataset('cityscapes'), samples, True, None, stage,
         phase_val.MapCache(os.path.join(stage, 'maps'), predictors[0].pred_stride), tmp, None)
     images = phase_val.network_pass(predictors, target, 2048, True, Timings(), progress=False)
-    plan = phase_val.HealthPlan(os.path.join(round0, 'self_train', 'pseudo_labelIds'),
-                                frozenset())
+    plan = phase_val.HealthPlan(round0, frozenset())
     times = {kind: {'with': [], 'without': []} for kind in ('wall', 'cpu')}
     for run in range(repeat):
-        for way, health in (('with', plan), ('without', None)):
+        for way, health in alternate((('with', plan), ('without', None)), run):
             cache = phase_val.MapCache(os.path.join(stage, 'cache%d%s' % (run, way)),
                                        target.cache.pred_stride)
             for name in os.listdir(target.cache.folder):  # label_target removes its cache
@@ -196,6 +206,11 @@ def report(runs):
     print('non-network per image: with the health median %.3f s (best %.3f), without %.3f s '
           '(best %.3f): ratio %.3f' % (med['with'], min(other['with']), med['without'],
                                       min(other['without']), med['with'] / med['without']))
+    network = {way: float(np.median([t['network_s_per_image'] for t, _ in runs[way]]))
+               for way in ('with', 'without')}
+    print('network per image (the same work both ways: how much the machine itself drifted '
+          'between the runs): with %.3f s, without %.3f s: ratio %.3f'
+          % (network['with'], network['without'], network['with'] / network['without']))
     signals = float(np.median([t['health_cpu_s_per_image'] for t, _ in runs['with']]))
     grid_s = runs['grids'][0][0]['timing']['debug_grid_cpu_s']
     disk = runs['grids'][0][1]
@@ -206,13 +221,17 @@ def report(runs):
     print('debug grids: %d, %.0f ms CPU each; over a %d-image split %.2f ms per image (%.2f%%)'
           % (disk['grid_count'], 1e3 * grid_s / grids, SPLIT_IMAGES, 1e3 * grid_s / SPLIT_IMAGES,
              100 * grid_s / SPLIT_IMAGES / med['without']))
-    extra = disk['grids'] + disk['table'] + disk['metrics'] - runs['without'][-1][1]['metrics']
-    print('extra disk: grids %.2f MB each, pseudo_quality.md %.1f kB, metrics.json +%.1f kB; '
-          'per image %.3f MB over these %d images, %.4f MB over a %d-image split (target < %.1f '
-          'MB)' % (disk['grids'] / grids / 1e6, disk['table'] / 1e3,
-                   (disk['metrics'] - runs['without'][-1][1]['metrics']) / 1e3,
-                   extra / NUM_IMAGES / 1e6, NUM_IMAGES,
-                   extra / SPLIT_IMAGES / 1e6, SPLIT_IMAGES, HEALTH_MB))
+    # the grids, the table and the keys are made once per round; the pseudo-labels on the grid
+    # (pseudo_grid/, for the next round's agreement) once per image
+    once = disk['grids'] + disk['table'] + disk['metrics'] - runs['without'][-1][1]['metrics']
+    per_image = disk['pseudo_grid'] / NUM_IMAGES
+    print('extra disk: grids %.2f MB each, pseudo_quality.md %.1f kB, metrics.json +%.1f kB, '
+          'pseudo_grid %.1f kB per image; per image %.3f MB over these %d images, %.4f MB over '
+          'a %d-image split (target < %.1f MB)'
+          % (disk['grids'] / grids / 1e6, disk['table'] / 1e3,
+             (disk['metrics'] - runs['without'][-1][1]['metrics']) / 1e3, per_image / 1e3,
+             (once / NUM_IMAGES + per_image) / 1e6, NUM_IMAGES,
+             (once / SPLIT_IMAGES + per_image) / 1e6, SPLIT_IMAGES, HEALTH_MB))
     timing = runs['grids'][0][0]['timing']
     kept_mb = timing['cache_bytes_per_image'] / 1e6
     upstream_mb = 19 * 1024 * 2048 * 4 / 1e6
