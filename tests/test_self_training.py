@@ -274,8 +274,9 @@ def test_phase_val_on_two_devices_equals_one(target, tmp_path, monkeypatch):
     assert all(len(t) == 1 for t in threads.values()) and threads['cpu(0)'] != threads['cpu(1)']
     assert first_line.endswith('devices cpu(0), cpu(1)'), first_line
     assert any(k.startswith(os.path.join('0', 'self_train', 'splabelIds')) for k in outputs['cpu'])
-    # per image 8 PNGs, a map and a debug grid; stats; report, list, pseudo_quality.md
-    assert len(outputs['cpu']) == 3 * 10 + 4 + 3
+    # per image 8 PNGs, a map, a debug grid and its pseudo-labels on the grid; stats; report,
+    # list, pseudo_quality.md
+    assert len(outputs['cpu']) == 3 * 11 + 4 + 3
     assert outputs['cpu:2'] == outputs['cpu']
 
 
