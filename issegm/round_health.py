@@ -13,8 +13,8 @@ import numpy as np
 from issegm.cbst import argmax_max
 
 __all__ = ['GRID_STRIDE', 'GRID_OFFSET', 'ImageHealth', 'RoundHealth', 'grid_sample',
-           'grid_shape', 'label_histogram', 'class_counts', 'grid_confidence', 'entropy_sums', 'image_health',
-           'health_metrics', 'quality_table']
+           'grid_shape', 'label_histogram', 'class_counts', 'grid_confidence', 'entropy_sums',
+           'image_health', 'health_metrics', 'quality_table']
 
 # The label-free signals per pixel (confidence, agreement) are counted at one pixel of each 8x8
 # cell, its centre (rows and columns 4, 12, 20, ...): the stride of the network's outputs, which
