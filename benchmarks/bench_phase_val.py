@@ -2,14 +2,15 @@
 cost of the round's health beside it.
 
 Runs the real per-round script (phase val, narrow model, test scale 2048, flipping, cb) on
-generated full-size Cityscapes-layout images and reads the timings it records (wall time of
-the phase minus the time in the network). Round 0 runs once (its pseudo-labels are the
-previous round's for the agreement); then round 1 runs --repeat times with the round's health
-signals (--debug-images 0) and without (--no-health), alternately (with first, then without
-first, ...), and once with the defaults (4 debug grids). Prints the non-network time per image both ways and their ratio, the CPU
-seconds the signals took per image (time.thread_time in phase val, summed over its threads)
-as a share of the non-network time without them, the grids' CPU seconds (spread over a
-500-image split, as they are made for the first images only) and the extra disk per image.
+generated full-size Cityscapes-layout images and reads the timings it records (wall time of the
+phase minus the time in the network). Round 0 runs once (its pseudo-labels are the previous
+round's for the agreement); then round 1 runs --repeat times with the round's health signals
+(--debug-images 0) and without (--no-health), alternately (with first, then without first,
+...), and once with the defaults (4 debug grids). Prints the non-network time per image both
+ways and their ratio, the CPU seconds the signals took per image (time.thread_time in phase val,
+summed over its threads) as a share of the non-network time without them, the grids' CPU seconds
+(spread over a 500-image split, as they are made for the first images only) and the extra disk
+per image.
 The non-network time of whole runs varies by +-10% from run to run, more than the health
 costs; so the two passes after the network, where all of the health runs, are also timed in
 this process: phase val's own argmax_pass and label_target on the same network maps,
