@@ -438,7 +438,7 @@ def _previous_grid(info, folder, name, shape):
         if os.path.isfile(grid):
             labels = np.load(grid)
         elif os.path.isfile(png):
-            labels = round_health.grid_sample(info.label_to_train[read_label(png)])
+            labels = info.label_to_train[round_health.grid_sample(read_label(png))]
         else:
             return None
     except (UserError, OSError, ValueError, EOFError):

@@ -96,8 +96,9 @@ def grid_confidence(pseudo, probs, num_classes):
     """(int64 (C,) grid pixels kept per class, float64 (C,) their sum of p_c) of one image: at
     the grid's points, p_c is the probability of the pseudo class c in `probs` (C, H, W), the
     map pass 2 thresholded. Reads only those values of the map."""
-    rows, cols = np.nonzero(grid_sample(pseudo) < num_classes)
-    cls = grid_sample(pseudo)[rows, cols]
+    sample = grid_sample(pseudo)
+    rows, cols = np.nonzero(sample < num_classes)
+    cls = sample[rows, cols]
     chosen = probs[cls, GRID_OFFSET + GRID_STRIDE * rows, GRID_OFFSET + GRID_STRIDE * cols]
     return (np.bincount(cls, minlength=num_classes).astype(np.int64),
             np.bincount(cls, weights=chosen.astype(np.float64), minlength=num_classes))
