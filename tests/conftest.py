@@ -74,6 +74,13 @@ def make_layout(root, layout, count, hw=(32, 64), split='train', seed=0,
     return pairs
 
 
+def on_grid(array):
+    """The pixels at rows and columns 4, 12, 20, ... (the centres of the 8x8 cells where the
+    round's health samples confidence and agreement), restated without round_health."""
+    rows, cols = np.arange(4, array.shape[-2], 8), np.arange(4, array.shape[-1], 8)
+    return array[..., rows[:, None], cols[None, :]]
+
+
 def write_round_data(base, num_source=4, source_hw=(48, 96), target_hw=(48, 96), seeds=(7, 8, 1)):
     """A tiny self-training task under `base`: `num_source` GTA-5 source pairs and 4 Cityscapes
     target pairs with their lists, and rna-tiny weights (`seeds`: source, target, weights);

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import write_round_data
+from conftest import on_grid, write_round_data
 from issegm.datasets import get_dataset, read_label, read_list
 
 pytestmark = pytest.mark.slow  # subprocesses: not in `make test-quick`
@@ -126,12 +126,6 @@ def _pseudo(out, idx_round, name):
     """Train ids of a round's pseudo-labels (255: not kept)."""
     return INFO.label_to_train[read_label(str(out / str(idx_round) / 'self_train' /
                                               'pseudo_labelIds' / (name + '.png')))]
-
-
-def on_grid(array):
-    """The pixels at rows and columns 4, 12, 20, ... (the centres of the 8x8 cells)."""
-    rows, cols = np.arange(4, array.shape[-2], 8), np.arange(4, array.shape[-1], 8)
-    return array[..., rows[:, None], cols[None, :]]
 
 
 def _chosen(out, name):

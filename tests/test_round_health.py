@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import on_grid
 from issegm import cbst, debug_grid, round_health
 from issegm.crst import lrent
 from issegm.datasets import get_dataset
@@ -39,12 +40,6 @@ def constructed_images(seed=0):
 
 def ratio(num, den):
     return None if den == 0 else num / den
-
-
-def on_grid(array):
-    """The pixels at rows and columns 4, 12, 20, ... (the centres of the 8x8 cells)."""
-    rows, cols = np.arange(4, array.shape[-2], 8), np.arange(4, array.shape[-1], 8)
-    return array[..., rows[:, None], cols[None, :]]
 
 
 def restated_quality(images):
