@@ -70,7 +70,7 @@ def test_the_heapsort_fallback_is_exercised(monkeypatch):
     heap_sort = numpy1_sort._heap_sort
     monkeypatch.setattr(numpy1_sort, '_heap_sort', lambda *a: calls.append(a) or heap_sort(*a))
     for values, expected in CASES:
-        if values.size >= 100:
+        if values.size >= 37:  # McIlroy's adversary reaches it from 37 entries on
             before = len(calls)
             np.testing.assert_array_equal(argsort_as_numpy1(values), expected)
             if len(calls) > before and np.unique(values).size < values.size:

@@ -97,11 +97,13 @@ def argsort_as_numpy1(values):
 
     ``values``: a 1-D array of bools, ints or floats up to 64 bits. Restates, in our own
     words, NumPy 1.23's introsort ``aquicksort_`` (numpy/core/src/npysort/quicksort.cpp; the
-    same algorithm as NumPy 1.14's quicksort.c.src, which the original ran): partitions larger
-    than 16 entries are split around the median of their first, middle and last keys, the
+    same algorithm as ``aquicksort_@suff@`` in quicksort.c.src of NumPy 1.12 to 1.21, where
+    numpy/numpy#7863 added the heapsort fallback, so also of NumPy 1.14.6, which the original
+    ran): partitions larger than 16 entries are split around the median of their first, middle and last keys, the
     larger side is pushed on a stack and the smaller side split again; each partition step
     spends one unit of a depth budget of 2 * floor(log2(n)), checked when a partition is taken
-    from the stack, and a partition whose budget ran out is heapsorted; partitions of at most
+    from the stack, and a partition whose budget ran out is heapsorted (only inputs that
+    defeat the median of three get there); partitions of at most
     16 entries are insertion sorted. NaN sorts last. Plain Python: meant for short arrays
     (microseconds for 19 values).
     """
