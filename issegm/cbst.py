@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from util.numpy1_sort import argsort_as_numpy1
+
 __all__ = ['POLICIES', 'ConfidencePool', 'argmax_max', 'mining_classes', 'pseudo_label_maps',
            'select_source_subset']
 
@@ -222,12 +224,15 @@ def mining_classes(cls_size, mine_id_number, mine_thresh):
 
     ratio = cls_size / sum(cls_size) in float64 (all 0 when the sum is 0, without a warning);
     ``mine_id_priority`` = classes with ratio < mine_thresh; ``mine_id`` = the first
-    ``mine_id_number`` entries of ``np.argsort(ratio)``.
+    ``mine_id_number`` entries of ``np.argsort(ratio)`` as NumPy 1.x orders them.
 
-    QUIRK kept on purpose: the argsort uses NumPy's default sort kind, as the original did, so
-    ties are broken however that sort breaks them. Under 'global' every ratio ties and NumPy
-    1.23 returns classes 0, 16, 15 for 19 classes; under 'cb' unpredicted classes tie at 0.
-    Do not replace it with a stable sort: results would stop matching the original.
+    QUIRK kept on purpose: yzou2/CBST issegm/solve_ST.py, _val_impl ("chosen mine_id") takes
+    ``np.argsort(cls_size / np.sum(cls_size))`` with NumPy's default sort kind (on NumPy
+    1.14.6), so ties are broken as NumPy 1.x's introsort breaks them: under 'global' every
+    ratio ties and the first three are classes 0, 16, 15 of 19; under 'cb' unpredicted classes
+    tie at 0. NumPy >= 1.25 (AVX-512) and 2.x break these ties otherwise, hence the
+    restatement util.numpy1_sort.argsort_as_numpy1 instead of np.argsort (same order as
+    NumPy 1.23.5, the pinned one). Not a stable sort either: it would not match the original.
     """
     cls_size = np.asarray(cls_size, dtype=np.float64)
     total = cls_size.sum()
@@ -236,7 +241,7 @@ def mining_classes(cls_size, mine_id_number, mine_thresh):
     else:
         ratio = cls_size / total
     mine_id_priority = np.nonzero(ratio < mine_thresh)[0].astype(np.int64)
-    mine_id = np.argsort(ratio)[:int(mine_id_number)].astype(np.int64)
+    mine_id = argsort_as_numpy1(ratio)[:int(mine_id_number)]
     return mine_id, mine_id_priority
 
 
