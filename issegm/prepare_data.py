@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from issegm.data_checks import (Problem, duplicate_name_problems, header_or_problem,  # noqa: E402
-                                id_space_problems, image_problems, label_counts,
+                                held_values, id_space_problems, image_problems, label_counts,
                                 label_problems, label_value_problems, pair_problems,
                                 raise_on_errors)
 from issegm.datasets import (DATA_LIST_DIR, IGNORE, get_dataset, read_image,  # noqa: E402
@@ -294,10 +294,9 @@ def finish(args, info, results, list_path):
     problems = duplicate_name_problems([(os.path.join(root, r.image), None) for r in results])
     for r in results:
         problems += r.problems
-    checked = [(os.path.join(root, r.label), tuple(np.flatnonzero(r.counts)))
-               for r in results if r.counts is not None]
-    for label, values in checked:
-        problems += label_value_problems(label, values, info.name)
+    checked = [(os.path.join(root, r.label), r.counts) for r in results if r.counts is not None]
+    for label, counts in checked:
+        problems += label_value_problems(label, held_values(counts), info.name)
     problems += id_space_problems(checked, info.name)
     raise_on_errors(problems, 'prepare_data %s under %s' % (args.dataset, root),
                     'no list written; fix them and run again (the files already prepared are '

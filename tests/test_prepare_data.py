@@ -12,7 +12,8 @@ import pytest
 from cityscapesscripts.helpers.labels import labels as CS_LABELS
 from PIL import Image
 
-from conftest import as_train_ids, make_layout, write_gta_pair, write_synthia_raw
+from conftest import (as_train_ids, make_layout, write_gta_pair, write_street_labels,
+                      write_synthia_raw)
 from issegm import prepare_data
 from issegm.datasets import SYNTHIA_IDS, get_dataset, read_list
 
@@ -212,9 +213,16 @@ def test_cityscapes_lists_and_counts(tmp_path):
     assert report_of(test)['labels'] == 0 and not os.path.exists(test[:-4] + '.classes.png')
 
 
-def test_cityscapes_trainids_in_place_of_labelids(tmp_path, capsys):
+@pytest.mark.parametrize('void', [True, False])
+def test_cityscapes_trainids_in_place_of_labelids(tmp_path, capsys, void):
+    """trainIds with void pixels (255) and without (street scenes of no void: only the share of
+    pixels mapping to ignore tells them)."""
     root, lst = str(tmp_path / 'cs'), str(tmp_path / 'val.lst')
-    as_train_ids(root, make_layout(root, 'cityscapes', 3, split='val'))
+    pairs = make_layout(root, 'cityscapes', 3, split='val')
+    if void:
+        as_train_ids(root, pairs)
+    else:
+        write_street_labels(root, pairs, train_ids=True)
     err = prepare_fails(capsys, 'cityscapes', '--data-root', root, '--split', 'val',
                         '--output', lst)
     assert len(err) == 1 and 'labels look like Cityscapes trainIds' in err[0], err
