@@ -8,6 +8,7 @@ import functools
 import os
 import struct
 import sys
+import zlib
 
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
@@ -19,7 +20,8 @@ from util.errors import UserError
 from util.parallel import map_in_processes
 
 __all__ = ['ERROR', 'WARNING', 'Problem', 'Header', 'HeaderError', 'read_header',
-           'image_problems', 'label_problems', 'pair_problems', 'label_counts',
+           'png_chunk_problem', 'truncation_problems', 'image_problems', 'label_problems',
+           'pair_problems', 'label_counts',
            'label_value_problems', 'id_space_problems', 'duplicate_name_problems',
            'header_or_problem', 'counts_or_problem', 'held_values', 'ignore_share',
            'TRAINID_IGNORE_SHARE', 'decode_image', 'full_sample_check',
@@ -92,11 +94,34 @@ def read_header(path):
     try:
         with Image.open(path) as img:
             fmt, (width, height), mode = img.format, img.size, img.mode
+    except Image.DecompressionBombError as e:  # its size, from its header: too large to open
+        raise HeaderError(str(e))
     except Exception:
         raise HeaderError('not an image file (no format Pillow knows)')
     colour, depth = PIL_MODES.get(mode, (mode, 8))
     complete = b'\xff\xd9' in tail if fmt == 'JPEG' else True
     return Header(fmt, width, height, colour, depth, complete)
+
+
+def png_chunk_problem(path):
+    """None, or what is wrong with the chunks of a PNG file: each chunk's length and CRC are
+    checked, as a decoder would, without decompressing the pixels (a corrupt file that still
+    ends with IEND)."""
+    with open(path, 'rb') as f:
+        if f.read(8) != PNG_SIGNATURE:
+            return 'not a PNG file'
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                return 'the file ends before its IEND chunk (truncated)'
+            length, kind = struct.unpack('>I4s', head)
+            data, crc = f.read(length), f.read(4)
+            if len(data) < length or len(crc) < 4:
+                return 'the file ends inside its %s chunk (truncated)' % kind.decode('latin-1')
+            if zlib.crc32(kind + data) != struct.unpack('>I', crc)[0]:
+                return 'its %s chunk is corrupt (CRC mismatch)' % kind.decode('latin-1')
+            if kind == b'IEND':
+                return None
 
 
 def describe(header):
@@ -115,7 +140,8 @@ def header_or_problem(path, what):
         return None, [Problem(path, 'not-image', 'cannot read the %s: %s' % (what, e))]
 
 
-def _truncated(path, header, what):
+def truncation_problems(path, header, what):
+    """[] or [the Problem of a file that ends before its end marker] (Header.complete)."""
     if header.complete:
         return []
     return [Problem(path, 'truncated', '%s is truncated: the %s file ends before its end '
@@ -131,8 +157,8 @@ def image_problems(path, header):
                         % (header.format, describe(header)))]
     if header.colour != 'RGB' or header.depth != 8:
         return [Problem(path, 'image-mode', 'image is %s; expected 8-bit RGB (3 channels)'
-                        % describe(header))] + _truncated(path, header, 'image')
-    return _truncated(path, header, 'image')
+                        % describe(header))] + truncation_problems(path, header, 'image')
+    return truncation_problems(path, header, 'image')
 
 
 def _bad_label_kind(header):
@@ -161,7 +187,7 @@ def label_problems(path, header):
     """The problems of a label's header (8-bit grayscale or palette PNG expected)."""
     bad = _bad_label_kind(header)
     problems = [] if bad is None else [Problem(path, bad[0], bad[1])]
-    return problems + _truncated(path, header, 'label')
+    return problems + truncation_problems(path, header, 'label')
 
 
 def pair_problems(image, label, labels_optional=False):

@@ -200,7 +200,10 @@ def read_image(path):
     """RGB uint8 (H, W, 3); a missing or corrupt file is a UserError naming it."""
     if not os.path.isfile(path):
         raise UserError('image not found: %s' % path)
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    try:
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    except cv2.error as e:  # e.g. a header over OpenCV's size limit (CV_IO_MAX_IMAGE_PIXELS)
+        raise UserError('cannot decode image %s: %s' % (path, str(e).strip().splitlines()[-1]))
     if bgr is None:
         raise UserError('cannot decode image %s (corrupt or not an image)' % path)
     return bgr[:, :, ::-1]

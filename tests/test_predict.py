@@ -50,7 +50,7 @@ def _names(images):
     return [os.path.splitext(os.path.basename(p))[0] for p in images]
 
 
-def _tree(folder, skip=('predict.log', 'summary.json', 'evaluate.log')):
+def _tree(folder, skip=('predict.log', 'summary.json', 'evaluate.log', 'predict.json', '.lock')):
     """{relative path: bytes} of every file under `folder`."""
     files = {}
     for dirpath, _, names in os.walk(str(folder)):
@@ -191,7 +191,8 @@ def test_outputs_equal_evaluates_predictions(data, tiny_weights, tmp_path, extra
             with open(os.path.join(out, ours, name + '.png'), 'rb') as f, \
                     open(os.path.join(ev, theirs, name + '.png'), 'rb') as g:
                 assert f.read() == g.read(), (ours, name)
-    assert sorted(os.listdir(out)) == sorted(PNG_KINDS + ('predict.log', 'summary.json'))
+    assert sorted(os.listdir(out)) == sorted(PNG_KINDS + ('predict.log', 'summary.json',
+                                                          'predict.json', '.lock'))
     summary = json.loads(open(os.path.join(out, 'summary.json')).read())
     assert summary['images'] == 3 and summary['skipped'] == 0 and summary['seconds'] > 0
     assert list(summary['class_shares']) == list(INFO.class_names)
@@ -226,7 +227,8 @@ def test_confidence_entropy_probs_and_overlay_from_the_probabilities(data, tiny_
     out = _predict(tiny_weights, tmp_path / 'out', images[0], images[1], '--confidence',
                    '--save-probs', '--opacity', '0.5')
     assert sorted(os.listdir(out)) == sorted(PNG_KINDS + ('confidence', 'entropy', 'probs',
-                                                          'predict.log', 'summary.json'))
+                                                          'predict.log', 'summary.json',
+                                                          'predict.json', '.lock'))
     for image, name in zip(images[:2], _names(images)):
         probs = _probs(tiny_weights, image)
         clipped = np.clip(probs.astype(np.float64), 0, 1)
