@@ -2,8 +2,10 @@
 reruns and bad input."""
 import json
 import os
+import struct
 import subprocess
 import sys
+import zlib
 
 import cv2
 import numpy as np
@@ -371,3 +373,119 @@ def test_bad_inputs_give_one_error_line(data, tiny_weights, tmp_path):
         assert len(lines) == 1 and lines[0].startswith('error: '), (expected, err)
         assert expected in lines[0], (expected, lines[0])
     assert not (tmp_path / 'out' / 'labelIds').exists()
+
+
+def _chunk(kind, data):
+    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
+
+def _huge_png(path, width=100000, height=100000):
+    """A PNG whose header says width x height (its pixel data: a few bytes): cv2.imread raises
+    about CV_IO_MAX_IMAGE_PIXELS on it."""
+    ihdr = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
+    with open(str(path), 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + _chunk(b'IHDR', ihdr) +
+                _chunk(b'IDAT', zlib.compress(b'\0' * 64)) + _chunk(b'IEND', b''))
+
+
+def _corrupt_inputs(tmp_path, images):
+    """{case: (input folder, words of the error line)}: each folder holds good images and one
+    bad one, sorted last (it would be predicted after the others)."""
+    rgb = cv2.imread(images[0])
+    cases = {}
+    for case in ('truncated-jpeg', 'truncated-png', 'huge-header', 'crc'):
+        folder = tmp_path / case
+        folder.mkdir()
+        for i in range(6):
+            cv2.imwrite(str(folder / ('a%d.png' % i)), np.roll(rgb, i, axis=1))
+        bad = folder / ('z.jpg' if case == 'truncated-jpeg' else 'z.png')
+        if case == 'huge-header':
+            _huge_png(bad)
+            words = 'its header says 100000x100000'
+        else:
+            cv2.imwrite(str(bad), rgb)
+            data = bad.read_bytes()
+            if case == 'crc':  # a flipped byte inside the pixel data: the file ends with IEND
+                middle = len(data) // 2
+                data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+                words = 'IDAT chunk is corrupt (CRC mismatch)'
+            else:
+                data = data[:len(data) // 2]
+                words = 'image is truncated'
+            bad.write_bytes(data)
+        cases[case] = (str(folder), '%s' % bad, words)
+    return cases
+
+
+@pytest.mark.slow
+def test_corrupt_inputs_stop_before_the_first_prediction(data, tiny_weights, tmp_path):
+    """A truncated JPEG (libjpeg only warns), a truncated PNG after 6 good images, a PNG whose
+    header says 100000x100000 (cv2.imread raises), a PNG with a corrupt chunk: one line naming
+    the file, exit 1, no output folder."""
+    _, _, images = data
+    cases = _corrupt_inputs(tmp_path, images)
+    procs = {case: subprocess.Popen(
+        [sys.executable, SCRIPT, '--weights', tiny_weights, '--gpus', 'cpu', '--test-scales',
+         '64', '--output', str(tmp_path / ('out-' + case)), folder], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for case, (folder, _, _) in cases.items()}
+    for case, proc in procs.items():
+        out, err = proc.communicate(timeout=180)
+        _, bad, words = cases[case]
+        assert proc.returncode == 1 and out == '', (case, out, err)
+        assert err.strip().splitlines() == [err.strip()] and err.startswith('error: '), (case, err)
+        assert bad in err and words in err, (case, err)
+        assert not (tmp_path / ('out-' + case)).exists(), case
+
+
+def _refused(capsys, weights, output, *inputs_and_flags):
+    """A predict.py run that must stop: its one error line."""
+    with pytest.raises(SystemExit) as exit:
+        _predict(weights, output, *inputs_and_flags)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit.value.code == 1 and len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_rerun_with_other_settings_is_refused_until_overwrite(data, tiny_weights, tmp_path,
+                                                              capsys):
+    """The settings that made the maps are in predict.json; a rerun with other weights, scales
+    or flipping (also with a new image) is one line naming the flag and changes nothing;
+    --overwrite predicts everything again with the new settings."""
+    root, _, images = data
+    out = _predict(tiny_weights, tmp_path / 'out', images[0], images[1])
+    first = _tree(out)
+    record = open(os.path.join(out, 'predict.json')).read()
+    assert json.loads(record)['settings']['--test-scales'] == '128'
+    other = tmp_path / os.path.basename(tiny_weights)  # same model label, other weights
+    write_model_weights(other, TINY, seed=5)
+    for flags, changed in (
+            (['--test-scales', '96'], '--test-scales 128 (now 96)'),
+            ([images[2], '--test-flipping'], '--test-flipping False (now True)'),
+            (['--weights', str(other)], '--weights %s (now %s)' % (tiny_weights, other))):
+        line = _refused(capsys, tiny_weights, out, images[0], images[1], *flags)
+        assert line.startswith('error: %s holds predictions made with other settings' % out)
+        assert changed in line and '--overwrite' in line, line
+        assert _tree(out) == first and open(os.path.join(out, 'predict.json')).read() == record
+    _predict(tiny_weights, out, images[0], images[1], '--test-scales', '96', '--overwrite')
+    again = json.loads(open(os.path.join(out, 'summary.json')).read())
+    assert again['images'] == 2 and again['skipped'] == 0 and again['test_scales'] == [96]
+    assert json.loads(open(os.path.join(out, 'predict.json')).read())['settings'][
+        '--test-scales'] == '96'
+    assert _tree(out) != first and sorted(_tree(out)) == sorted(first)
+    # the same settings again: the new image alone is predicted
+    _predict(tiny_weights, out, images[0], images[1], images[2], '--test-scales', '96')
+    assert json.loads(open(os.path.join(out, 'summary.json')).read())['images'] == 1
+
+
+@pytest.mark.slow
+def test_a_locked_output_is_refused(data, tiny_weights, tmp_path, capsys):
+    """predict.py takes OUTPUT/.lock, as evaluate.py does: a second run on the folder (here a
+    process holding its lock) stops with one line and writes nothing."""
+    from test_locks import held_elsewhere
+    _, _, images = data
+    out = tmp_path / 'out'
+    with held_elsewhere(str(out)) as pid:
+        line = _refused(capsys, tiny_weights, out, images[0])
+    assert 'is in use by PID %d' % pid in line and 'wait for that run to end' in line
+    assert sorted(os.listdir(str(out))) == ['.lock']
