@@ -1,6 +1,7 @@
 """Shared test helpers: published-format weight files made from the reference lists."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -328,3 +329,23 @@ def as_train_ids(root, pairs, dataset='cityscapes'):
     for _, label in pairs:
         path = os.path.join(root, label)
         write_png(path, table[np.asarray(Image.open(path))])
+
+
+# Capabilities that let root write where permission bits say no (we run the tests as root).
+DAC_CAPABILITIES = 'cap_dac_override,cap_dac_read_search,cap_fowner'
+
+
+def without_write_override(command):
+    """`command` (a list) run with the capabilities that let root ignore permission bits
+    dropped (capsh), so that a read-only folder stops it as it stops a user; the command as it
+    is when not root; pytest.skip with the reason when neither works here."""
+    if os.geteuid() != 0:
+        return list(command)
+    capsh = shutil.which('capsh')
+    if capsh is None:
+        pytest.skip('running as root without capsh: a read-only folder cannot stop root here')
+    probe = subprocess.run([capsh, '--drop=' + DAC_CAPABILITIES, '--', '-c', 'exit 0'],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip('capsh cannot drop %s here: %s' % (DAC_CAPABILITIES, probe.stderr))
+    return [capsh, '--drop=' + DAC_CAPABILITIES, '--', '-c', 'exec "$0" "$@"'] + list(command)
