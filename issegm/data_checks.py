@@ -16,18 +16,17 @@ from PIL import Image
 
 from issegm.datasets import (IGNORE, get_dataset, load_samples, read_label, sample_name,
                              target_dataset)
-from util.errors import UserError
+from util.errors import UserError, not_a_file
 from util.parallel import map_in_processes
 
 __all__ = ['ERROR', 'WARNING', 'Problem', 'Header', 'HeaderError', 'read_header',
            'png_chunk_problem', 'truncation_problems', 'image_problems', 'label_problems',
-           'pair_problems', 'label_counts',
-           'label_value_problems', 'id_space_problems', 'duplicate_name_problems',
-           'header_or_problem', 'counts_or_problem', 'held_values', 'ignore_share',
-           'TRAINID_IGNORE_SHARE', 'decode_image', 'full_sample_check',
-           'quick_check', 'full_check', 'format_problem', 'count_errors', 'raise_on_errors',
-           'require_clean', 'require_unique_names', 'check_self_training_lists', 'LABEL_SAMPLE',
-           'ID_SPACES']
+           'pair_problems', 'label_counts', 'label_value_problems', 'id_space_problems',
+           'duplicate_name_problems', 'header_or_problem', 'counts_or_problem', 'held_values',
+           'ignore_share', 'TRAINID_IGNORE_SHARE', 'decode_image', 'full_sample_check',
+           'quick_check', 'full_check', 'missing_folder_summary', 'format_problem',
+           'count_errors', 'raise_on_errors', 'require_clean', 'require_unique_names',
+           'check_self_training_lists', 'LABEL_SAMPLE', 'ID_SPACES']
 
 ERROR, WARNING = 'error', 'warning'
 Problem = collections.namedtuple('Problem', 'path kind message severity')
@@ -132,8 +131,11 @@ def describe(header):
 
 def header_or_problem(path, what):
     """(Header, []) or (None, [the Problem why not])."""
-    if not os.path.isfile(path):
+    reason = not_a_file(path)
+    if reason == 'not found':
         return None, [Problem(path, 'missing', '%s not found' % what)]
+    if reason:  # a folder, a symbolic link loop, ...
+        return None, [Problem(path, 'not-file', '%s %s' % (what, reason))]
     try:
         return read_header(path), []
     except (OSError, HeaderError) as e:
@@ -198,7 +200,7 @@ def pair_problems(image, label, labels_optional=False):
         problems += image_problems(image, image_header)
     if label is None:
         return problems, False
-    if labels_optional and not os.path.isfile(label):
+    if labels_optional and not_a_file(label) == 'not found':
         return problems + [Problem(label, 'missing-label', 'label not found', WARNING)], False
     label_header, label_found = header_or_problem(label, 'label')
     problems += label_found
@@ -260,11 +262,11 @@ def ignore_share(counts, dataset):
 def id_space_problems(checked, dataset):
     """Problems of a set of labels together: `checked` = [(path, pixels per label value (256,))].
     Labels that look like trainIds: every value held is a train id or 255 (none that only label
-    ids use, Cityscapes 19..33, SYNTHIA 16..22, nor one outside the id set), and some hold 255 (which label ids never use, trainIds use for
-    ignore) or, Cityscapes ids, at least TRAINID_IGNORE_SHARE of their pixels map to ignore
-    (read as label ids, trainIds send road, sidewalk, building, terrain and sky there: most of a
-    street scene; labelIds only their void pixels). Every label all-ignore: an error (and no
-    trainIds hint)."""
+    ids use, Cityscapes 19..33, SYNTHIA 16..22, nor one outside the id set), and some hold 255
+    (which label ids never use, trainIds use for ignore) or, Cityscapes ids, at least
+    TRAINID_IGNORE_SHARE of their pixels map to ignore (read as label ids, trainIds send road,
+    sidewalk, building, terrain and sky there: most of a street scene; labelIds only their void
+    pixels). Every label all-ignore: an error (and no trainIds hint)."""
     if not checked:
         return []
     space = _id_space(dataset)
@@ -329,6 +331,32 @@ def _missing_label_summary(problems):
                            'this one: phase val reports no target mIoU' % len(missing), WARNING)]
 
 
+def _missing_folder(path):
+    """The highest missing folder of a missing file's path (its parent exists), or None when
+    the file's own folder exists."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(folder):
+        return None
+    while not os.path.isdir(os.path.dirname(folder)) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    return folder
+
+
+def missing_folder_summary(problems):
+    """Files not found because a folder of their path is missing (labels/, gtFine/, ...): one
+    error naming that folder instead of one per file."""
+    by_folder, rest = collections.OrderedDict(), []
+    for p in problems:
+        folder = _missing_folder(p.path) if p.kind == 'missing' else None
+        if folder is None:
+            rest.append(p)
+        else:
+            by_folder.setdefault(folder, []).append(p)
+    return rest + [Problem(folder, 'missing-folder', 'folder not found (%d listed file(s) under '
+                           'it, e.g. %s)' % (len(group), os.path.relpath(group[0].path, folder)))
+                   for folder, group in by_folder.items()]
+
+
 def quick_check(samples_or_list, dataset, data_root=None, sample=LABEL_SAMPLE,
                 require_labels=False, labels_optional=False):
     """Problems found from the headers of every listed file and the values of `sample` labels
@@ -351,7 +379,8 @@ def quick_check(samples_or_list, dataset, data_root=None, sample=LABEL_SAMPLE,
         if counts is not None:
             checked.append((label, counts))
             problems += label_value_problems(label, held_values(counts), dataset)
-    return _missing_label_summary(problems) + id_space_problems(checked, dataset)
+    return missing_folder_summary(_missing_label_summary(problems)) + \
+        id_space_problems(checked, dataset)
 
 
 def held_values(counts):
@@ -405,7 +434,8 @@ def full_check(samples_or_list, dataset, data_root=None, require_labels=False,
     for found, _ in results:
         problems += found
     checked = [held for _, held in results if held is not None]
-    return _missing_label_summary(problems) + id_space_problems(checked, dataset)
+    return missing_folder_summary(_missing_label_summary(problems)) + \
+        id_space_problems(checked, dataset)
 
 
 def format_problem(problem):

@@ -29,7 +29,8 @@ from issegm.datasets import (get_dataset, read_list, read_sample, sample_name,  
 from issegm.evaluate import (check_prediction_flags, check_unique_names,  # noqa: E402
                              dataset_of, load_predictors)
 from issegm.testtime.image_list import Timings, device_names, predict_samples  # noqa: E402
-from util.errors import UserError, cli_entry, require_dir, require_file  # noqa: E402
+from util.errors import (UserError, cli_entry, file_error, require_dir,  # noqa: E402
+                         require_file)
 from util.files import write_atomically, write_json  # noqa: E402
 from util.flags import FlagParser, prediction_flags  # noqa: E402
 from util.locks import output_lock  # noqa: E402
@@ -173,7 +174,7 @@ def collect_inputs(paths, data_root=None, output=None):
         if os.path.isdir(path):
             images += folder_images(path, skip=output)
         elif not os.path.isfile(path):
-            raise UserError('input not found: %s' % path)
+            raise file_error(path, 'input')
         elif path.lower().endswith('.lst'):
             images += list_images(path, data_root)
         elif is_image_name(path):

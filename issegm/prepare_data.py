@@ -18,8 +18,8 @@ from PIL import Image  # noqa: E402
 
 from issegm.data_checks import (Problem, duplicate_name_problems, header_or_problem,  # noqa: E402
                                 held_values, id_space_problems, image_problems, label_counts,
-                                label_problems, label_value_problems, pair_problems,
-                                raise_on_errors)
+                                label_problems, label_value_problems, missing_folder_summary,
+                                pair_problems, raise_on_errors)
 from issegm.datasets import (DATA_LIST_DIR, IGNORE, get_dataset, read_image,  # noqa: E402
                              read_label, write_list)
 from issegm.figures import draw_class_chart  # noqa: E402
@@ -306,7 +306,7 @@ def finish(args, info, results, list_path):
     checked = [(os.path.join(root, r.label), r.counts) for r in results if r.counts is not None]
     for label, counts in checked:
         problems += label_value_problems(label, held_values(counts), info.name)
-    problems += id_space_problems(checked, info.name)
+    problems = missing_folder_summary(problems) + id_space_problems(checked, info.name)
     raise_on_errors(problems, 'prepare_data %s under %s' % (args.dataset, root),
                     'no list written; fix them and run again (the files already prepared are '
                     'kept and skipped)')

@@ -4,6 +4,7 @@ Every bad input of the data issue gives one clear error line naming the file and
 exit (check_data.py, and train_src.py / evaluate.py / the orchestrator before any output);
 CRLF lists, a trailing blank line and paths with spaces are accepted."""
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -435,3 +436,55 @@ def test_several_problems_one_line_each_then_the_summary(tmp_path, tiny_weights)
     assert lines[1] == 'error: %s: label not found' % os.path.join(root, pairs[2][1])
     assert lines[2].startswith('error: data check of %s: 2 problems (above)' % lst)
     assert not (tmp_path / 'o').exists()
+
+
+def test_labels_that_are_not_files_are_named_for_what_they_are(tmp_path):
+    """A label path that is a folder, a symbolic link loop or a broken link: said so, not
+    `label not found`."""
+    root, lst, pairs = cityscapes(tmp_path, count=3)
+    folder, loop, broken = (os.path.join(root, label) for _, label in pairs)
+    for path in (folder, loop, broken):
+        os.remove(path)
+    os.mkdir(folder)
+    os.symlink(loop, loop)  # a link to itself
+    os.symlink(os.path.join(root, 'nowhere.png'), broken)
+    for check in (quick_check, full_check):
+        problems = {p.path: p.message for p in check(lst, 'cityscapes', root)}
+        assert problems == {
+            folder: 'label is a folder, not a file', loop: 'label is a symbolic link loop',
+            broken: 'label is a broken symbolic link (to %s)' % os.path.join(root, 'nowhere.png')}
+
+
+def test_a_missing_label_folder_is_one_error(tmp_path):
+    """gtFine/ (or GTA-5's labels/) missing: one error naming the folder, not one per file."""
+    root, lst, pairs = cityscapes(tmp_path, count=4)
+    shutil.rmtree(os.path.join(root, 'gtFine'))
+    for check in (quick_check, full_check):
+        problems = check(lst, 'cityscapes', root)
+        assert kinds(problems) == [('missing-folder', ERROR)], problems
+        assert problems[0].path == os.path.join(root, 'gtFine')
+        assert problems[0].message.startswith('folder not found (4 listed file(s) under it, '
+                                              'e.g. val/testcity/')
+    gta = tmp_path / 'gta'
+    pairs = make_layout(str(gta), 'gta', 3)
+    write_list(str(gta / 'x.lst'), pairs)
+    shutil.rmtree(str(gta / 'labels'))
+    os.remove(str(gta / 'images' / '00001.png'))  # a single missing file stays one line
+    problems = quick_check(str(gta / 'x.lst'), 'gta', str(gta))
+    assert [(p.kind, p.path) for p in problems] == [
+        ('missing', str(gta / 'images' / '00001.png')), ('missing-folder', str(gta / 'labels'))]
+
+
+@pytest.mark.slow
+def test_check_data_split_that_is_a_folder_and_a_missing_gtfine(tmp_path):
+    root, lst, pairs = cityscapes(tmp_path)
+    res, _ = _run([CHECK, '--dataset', 'cityscapes', '--data-root', root, '--split', root])
+    assert res.returncode == 1 and _error_lines(res) == [
+        "error: list file %s is a folder, not a file (split %r of dataset cityscapes)"
+        % (root, root)], res.stderr
+    shutil.rmtree(os.path.join(root, 'gtFine'))
+    res, _ = _run([CHECK, '--dataset', 'cityscapes', '--data-root', root, '--split', lst])
+    errors = _error_lines(res)
+    assert res.returncode == 1 and len(errors) == 1, res.stdout + res.stderr
+    assert errors[0].startswith('error: %s: folder not found (3 listed file(s)'
+                                % os.path.join(root, 'gtFine'))

@@ -342,6 +342,7 @@ def test_bad_inputs_give_one_error_line(data, tiny_weights, tmp_path):
     (tmp_path / 'broken.mp4').write_bytes(os.urandom(4096))
     (tmp_path / 'empty').mkdir()
     (tmp_path / 'twin').mkdir()
+    os.symlink(str(tmp_path / 'loop.png'), str(tmp_path / 'loop.png'))
     twin = str(tmp_path / 'twin' / os.path.basename(images[0]).replace('.png', '.jpg'))
     cv2.imwrite(twin, cv2.imread(images[0]))
     base = ['--output', str(tmp_path / 'out'), '--gpus', 'cpu', '--test-scales', '64']
@@ -357,6 +358,8 @@ def test_bad_inputs_give_one_error_line(data, tiny_weights, tmp_path):
             str(tmp_path / 'empty')],
         'the following arguments are required: INPUT': weights,
         'input not found': weights + [str(tmp_path / 'nowhere.png')],
+        'input %s is a symbolic link loop' % (tmp_path / 'loop.png'): weights + [
+            str(tmp_path / 'loop.png')],
         'two images share the output name': weights + [images[0], twin],
         '--opacity must be between 0 and 1': weights + [images[0], '--opacity', '1.5'],
         'unknown --outputs kind': weights + [images[0], '--outputs', 'overlays'],

@@ -3,6 +3,7 @@ pixel by pixel against plain restatements of each conversion, the report's count
 the bad cases (one error line, exit status 1, no list or report written)."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -195,6 +196,17 @@ def test_gta_pair_of_another_shape_is_reported_not_fixed(tmp_path, capsys):
     assert 'aspect ratios too different' in err[0]
     assert not os.path.exists(lst) and not os.path.exists(lst[:-4] + '.report.json')
     assert open(os.path.join(root, 'labels', '00002.png'), 'rb').read() == before
+
+
+def test_missing_labels_folder_is_one_line(tmp_path, capsys):
+    root, lst = str(tmp_path / 'gta'), str(tmp_path / 'train.lst')
+    for k in range(3):
+        write_gta_pair(root, '%05d' % (k + 1), (36, 64), (36, 64), seed=k)
+    shutil.rmtree(os.path.join(root, 'labels'))
+    err = prepare_fails(capsys, 'gta', '--data-root', root, '--output', lst, '--size', '64x36')
+    assert len(err) == 1 and '%s: folder not found (3 listed file(s) under it, e.g. 00001.png)' \
+        % os.path.join(root, 'labels') in err[0], err
+    assert not os.path.exists(lst)
 
 
 # --- Cityscapes ------------------------------------------------------------------------------
