@@ -342,6 +342,23 @@ def test_outputs_that_cannot_be_written_stop_before_any_change(tmp_path):
             assert not (tmp_path / 'lists').exists()
     finally:
         read_only.chmod(0o755)
+    # a read-only dataset folder where a file must be resized in place: a problem line
+    os.remove(os.path.join(root, 'images', '00002.png'))
+    os.remove(os.path.join(root, 'labels', '00002.png'))
+    before = _files(root)
+    images = os.path.join(root, 'images')
+    os.chmod(images, 0o555)
+    try:
+        res = subprocess.run(without_write_override(
+            [sys.executable, PREPARE, 'gta', '--data-root', root, '--size', '32x18',
+             '--no-progress', '--output', str(tmp_path / 'train.lst')]), capture_output=True,
+            text=True)
+    finally:
+        os.chmod(images, 0o755)
+    line = _one_error_line(res)
+    assert '%s: cannot write the prepared file in place (Permission denied)' % os.path.join(
+        images, '00001.png') in line and 'no list written' in line, line
+    assert _files(root) == before and not (tmp_path / 'train.lst').exists()
 
 
 def _dead_pid():
