@@ -28,9 +28,9 @@ from util.files import write_json
 from util.flags import HOROVOD_INSTALL_HINT, FlagParser, py2_str
 from util.launch import LAUNCHERS as PS_LAUNCHERS
 from util.locks import TOKEN_ENV, output_lock
-from util.run_record import check_recorded_settings
 from util.logs import setup_logging
 from util.model_label import check_num_classes, model_from_weights
+from util.run_record import check_recorded_settings
 
 log = logging.getLogger('cbst')
 

@@ -11,8 +11,8 @@ import re
 
 from issegm.round_flags import result_argv
 from util.files import write_json
-from util.run_record import DISCARDED, discard_entries
 from util.model_label import checkpoint_file
+from util.run_record import discard_entries
 
 VAL_DONE = 'val.done'
 TRAIN_DONE = 'train.done'
