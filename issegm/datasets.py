@@ -14,7 +14,7 @@ import numpy as np
 from cityscapesscripts.helpers.labels import id2label, labels as CITYSCAPES_LABELS, trainId2label
 from PIL import Image
 
-from util.errors import UserError
+from util.errors import UserError, file_error, require_file
 from util.files import write_atomically
 
 IGNORE = 255
@@ -120,12 +120,13 @@ def resolve_split(dataset, split):
     """A split name -> `issegm/data_list/DATASET/SPLIT.lst`; a path to a `.lst` file stays."""
     if split is None:
         raise UserError('no split given for dataset %s' % dataset)
-    if split.endswith('.lst') or os.sep in split or os.path.isfile(split):
+    if split.endswith('.lst') or os.sep in split or os.path.lexists(split):
         path = split
     else:
         path = os.path.join(DATA_LIST_DIR, get_dataset(dataset).list_dataset, split + '.lst')
     if not os.path.isfile(path):
-        raise UserError('list file not found: %s (split %r of dataset %s)' % (path, split, dataset))
+        error = file_error(path, 'list file')
+        raise UserError('%s (split %r of dataset %s)' % (error, split, dataset))
     return path
 
 
@@ -145,8 +146,7 @@ def read_list(path):
     Accepted: CRLF line ends, blank lines (a trailing one too), a UTF-8 byte-order mark, spaces
     inside paths. A line of two image paths separated by spaces instead of a TAB is an error
     that says so."""
-    if not os.path.isfile(path):
-        raise UserError('list file not found: %s' % path)
+    require_file(path, 'list file')
     samples = []
     with open(path, encoding='utf-8-sig') as f:  # text mode: \r\n reads as \n
         for lineno, line in enumerate(f, 1):
@@ -198,9 +198,11 @@ def sample_name(image_path):
 
 def read_image(path):
     """RGB uint8 (H, W, 3); a missing or corrupt file is a UserError naming it."""
-    if not os.path.isfile(path):
-        raise UserError('image not found: %s' % path)
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    require_file(path, 'image')
+    try:
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    except cv2.error as e:  # e.g. a header over OpenCV's size limit (CV_IO_MAX_IMAGE_PIXELS)
+        raise UserError('cannot decode image %s: %s' % (path, str(e).strip().splitlines()[-1]))
     if bgr is None:
         raise UserError('cannot decode image %s (corrupt or not an image)' % path)
     return bgr[:, :, ::-1]
@@ -210,8 +212,7 @@ def read_label(path):
     """Label ids, uint8 (H, W), from a single-channel or palette PNG (an 8-bit grayscale PNG, as
     Cityscapes' and phase val's label ids are, decoded by OpenCV: the same pixels, 2-3x faster
     than Pillow)."""
-    if not os.path.isfile(path):
-        raise UserError('label not found: %s' % path)
+    require_file(path, 'label')
     label = _read_gray8_png(path)
     if label is not None:
         return label

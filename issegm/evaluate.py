@@ -181,7 +181,7 @@ def evaluate_samples(predictors, samples, info, test, outputs, prefetch_threads=
         elif gt_train is not None:
             timings.timed('confusion', meter.update, gt_train, pred)
         timings.images += 1
-    if per_image:
+    if per_image and meter.matrix.sum():  # no labelled pixel: no table (nor metrics)
         write_per_image(os.path.join(outputs.folder, PER_IMAGE_NAME), per_image, info.class_names)
     return meter.matrix
 
@@ -363,8 +363,11 @@ def evaluate_into(folder, args, task, model, dataset):
                             prefetch_threads=args.prefetch_threads, timings=timings,
                             progress=not args.no_progress)
     log.info('done in %.1f s; %s', time.time() - t0, timings.summary())
-    if not any(label is not None for _, label in samples):
-        log.info('no ground truth in %s: no metrics written%s', args.split,
+    nothing = ('no ground truth in %s' if not any(label is not None for _, label in samples)
+               else 'no labelled pixel in the labels of %s (every pixel maps to ignore)'
+               if not conf.sum() else None)
+    if nothing:  # a split without labels, or labels without a labelled pixel: alike
+        log.info('%s: no metrics written%s', nothing % args.split,
                  ' (nor %s)' % PER_IMAGE_NAME if args.per_image else '')
         return
     metrics, summary, table = write_report(folder, conf, info, '%s on %s %s' % (

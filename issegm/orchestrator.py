@@ -30,6 +30,7 @@ from util.launch import LAUNCHERS as PS_LAUNCHERS
 from util.locks import TOKEN_ENV, output_lock
 from util.logs import setup_logging
 from util.model_label import check_num_classes, model_from_weights
+from util.run_record import check_recorded_settings
 
 log = logging.getLogger('cbst')
 
@@ -259,37 +260,17 @@ def check_recorded_run(run, argv):
     """Compare the flags with OUTPUT/run.json (the settings of the rounds already there): a
     difference in a flag that changes results is a UserError listing the flags, unless no phase
     has finished yet or --overwrite discards the earlier run. Writes run.json when there is
-    none (or a new one). Returns the names --overwrite discarded."""
-    output, current = run.flags.output, result_settings(run)
+    none (or a new one; util.run_record.check_recorded_settings). Returns the names --overwrite
+    discarded."""
+    output = run.flags.output
     path = run_record_path(output)
     discarded = discard_run(output) if run.flags.overwrite else []
-    recorded = None
-    if os.path.isfile(path):
-        try:
-            with open(path) as f:
-                recorded = json.load(f)['settings']
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError('cannot read %s (%s): add --overwrite to start over' % (path, e))
-    if recorded == current:
-        return discarded
-    if recorded is not None and finished_phases(output):
-        changed = ['%s %s (now %s)' % (flag, _shown(recorded.get(flag)), _shown(current.get(flag)))
-                   for flag in sorted(set(recorded) | set(current), key=_flag_order(current))
-                   if recorded.get(flag) != current.get(flag)]
-        raise UserError('%s holds rounds run with other settings (%s): %s; resume with those '
-                        'values, use another --output, or add --overwrite to discard those '
-                        'rounds and start over' % (output, path, ', '.join(changed)))
-    write_json(path, {'command': list(argv), 'settings': current})
+    check_recorded_settings(
+        path, result_settings(run), argv, lambda: finished_phases(output),
+        lambda changed: '%s holds rounds run with other settings (%s): %s; resume with those '
+        'values, use another --output, or add --overwrite to discard those rounds and start '
+        'over' % (output, path, changed))
     return discarded
-
-
-def _shown(v):
-    return '(none)' if v is None else py2_str(v)
-
-
-def _flag_order(current):
-    order = list(current)
-    return lambda flag: (order.index(flag) if flag in order else len(order), flag)
 
 
 def child_command(run, script_args, distributed=False):

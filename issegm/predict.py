@@ -10,6 +10,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -21,19 +22,25 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from issegm.cbst import argmax_max  # noqa: E402
+from issegm.data_checks import (HeaderError, png_chunk_problem, read_header,  # noqa: E402
+                                truncation_problems)
 from issegm.datasets import (get_dataset, read_list, read_sample, sample_name,  # noqa: E402
                              write_png)
 from issegm.evaluate import (check_prediction_flags, check_unique_names,  # noqa: E402
                              dataset_of, load_predictors)
 from issegm.testtime.image_list import Timings, device_names, predict_samples  # noqa: E402
-from util.errors import UserError, cli_entry, require_dir, require_file  # noqa: E402
+from util.errors import (UserError, cli_entry, file_error, require_dir,  # noqa: E402
+                         require_file)
 from util.files import write_atomically, write_json  # noqa: E402
 from util.flags import FlagParser, prediction_flags  # noqa: E402
+from util.locks import output_lock  # noqa: E402
 from util.logs import setup_logging  # noqa: E402
+from util.run_record import check_recorded_settings, discard_entries  # noqa: E402
 
 __all__ = ['IMAGE_EXTENSIONS', 'KINDS', 'Video', 'Prediction', 'Settings', 'collect_inputs',
            'requested_kinds', 'output_path', 'confidence_map', 'entropy_map', 'overlay_image',
-           'render', 'predict_images', 'predict_video', 'main']
+           'render', 'predict_images', 'predict_video', 'check_image', 'result_settings',
+           'predict_inputs', 'main']
 
 log = logging.getLogger('cbst')
 
@@ -41,6 +48,11 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 DEFAULT_KINDS = ('labelIds', 'trainIds', 'color', 'overlay')
 KINDS = DEFAULT_KINDS + ('confidence', 'entropy', 'probs')
 VIDEO_CODEC, VIDEO_EXTENSION = 'mp4v', '.mp4'
+# OUTPUT/predict.json: the settings that made the maps in OUTPUT (result_settings); a rerun
+# with others is refused while maps are there, --overwrite discards OUTPUT_ENTRIES first.
+RECORD_NAME = 'predict.json'
+OUTPUT_ENTRIES = re.compile(r'^(%s|summary\.json|predict\.json|predict\.log)$'
+                            % '|'.join(KINDS))
 DEFAULT_FPS = 25.0  # when a video does not say its frame rate
 
 Video = collections.namedtuple('Video', 'path name frames fps size')  # size: (height, width)
@@ -85,12 +97,38 @@ def list_images(path, data_root=None):
     return [os.path.join(base, image) for image, _ in read_list(path)]
 
 
+def opencv_max_pixels():
+    """The most pixels OpenCV decodes in one image: its CV_IO_MAX_IMAGE_PIXELS (environment
+    variable; default 2^30, opencv modules/imgcodecs/src/loadsave.cpp)."""
+    try:
+        return int(os.environ.get('CV_IO_MAX_IMAGE_PIXELS', 1 << 30))
+    except ValueError:
+        return 1 << 30
+
+
 def check_image(path):
-    """A UserError unless `path` is a file OpenCV's image readers recognise (its header)."""
+    """A UserError unless `path` is an image OpenCV decodes, checked cheaply (no pixel decoded)
+    before any image is predicted: a reader for its format, a header, a size OpenCV accepts, the
+    end marker of a PNG or JPEG (a truncated file), the chunks' CRCs of a PNG."""
     require_file(path, 'image')
     if not cv2.haveImageReader(path):
         raise UserError('cannot read image %s: not an image OpenCV can decode (corrupt, or '
                         'another format)' % path)
+    try:
+        header = read_header(path)
+    except (OSError, HeaderError) as e:
+        raise UserError('cannot read image %s: %s' % (path, e))
+    pixels = header.width * header.height
+    if not 0 < pixels <= opencv_max_pixels():
+        raise UserError('cannot read image %s: its header says %dx%d, %d pixels, and OpenCV '
+                        'decodes 1 to %d (CV_IO_MAX_IMAGE_PIXELS)'
+                        % (path, header.width, header.height, pixels, opencv_max_pixels()))
+    truncated = truncation_problems(path, header, 'image')
+    if truncated:
+        raise UserError('%s: %s' % (path, truncated[0].message))
+    corrupt = png_chunk_problem(path) if header.format == 'PNG' else None
+    if corrupt:
+        raise UserError('cannot read image %s: %s' % (path, corrupt))
 
 
 @contextlib.contextmanager
@@ -136,7 +174,7 @@ def collect_inputs(paths, data_root=None, output=None):
         if os.path.isdir(path):
             images += folder_images(path, skip=output)
         elif not os.path.isfile(path):
-            raise UserError('input not found: %s' % path)
+            raise file_error(path, 'input')
         elif path.lower().endswith('.lst'):
             images += list_images(path, data_root)
         elif is_image_name(path):
@@ -429,6 +467,12 @@ def parse_args(argv):
     a('--frames', action='store_true',
       help='videos: also write the outputs of every frame as for images (NAME STEM_%%06d)')
     a('--log-file', help='log file (default OUTPUT/predict.log)')
+    a('--overwrite', action='store_true',
+      help='discard the outputs an earlier run left in --output (%s, summary.json, '
+           'predict.json, predict.log) first; a rerun with other values of the flags that change '
+           'the maps (%s) is refused without it' % (', '.join(k + '/' for k in KINDS), ', '.join(
+               ('--weights', '--model', '--dataset', '--test-scales', '--test-flipping',
+                '--test-steps', '--opacity'))))
     return parser.parse_args(argv)
 
 
@@ -460,22 +504,69 @@ def write_summary(output, args, model, scales, kinds, contexts, run):
     return summary
 
 
+def result_settings(args, info, model, scales):
+    """{flag: value} of the flags that change the maps (the weights file absolute; not --gpus,
+    --outputs, ...): what OUTPUT/predict.json records."""
+    return {'--weights': os.path.abspath(args.weights), '--model': model,
+            '--dataset': info.name, '--test-scales': ','.join(map(str, scales)),
+            '--test-flipping': args.test_flipping, '--test-steps': args.test_steps,
+            '--opacity': args.opacity}
+
+
+def has_outputs(output):
+    """True when OUTPUT holds an output file of some kind (KINDS)."""
+    for kind in KINDS:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            with os.scandir(os.path.join(output, kind)) as entries:
+                if any(entry.is_file() for entry in entries):
+                    return True
+    return False
+
+
+def check_recorded(args, argv, settings):
+    """--overwrite: discard the earlier run's outputs (OUTPUT_ENTRIES); then compare `settings`
+    with OUTPUT/predict.json (util.run_record, as the orchestrator's run.json). Returns the
+    names discarded."""
+    output = args.output
+    discarded = discard_entries(output, OUTPUT_ENTRIES) if args.overwrite else []
+    path = os.path.join(output, RECORD_NAME)
+    check_recorded_settings(
+        path, settings, argv, lambda: has_outputs(output),
+        lambda changed: '%s holds predictions made with other settings (%s): %s; rerun with '
+        'those values, use another --output, or add --overwrite to discard them' % (
+            output, path, changed))
+    return discarded
+
+
 @cli_entry
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     # Checks of the flags and inputs first, before MXNet is even imported (a quick error).
     info, model, parsed, scales = check_prediction_flags(args)
-    dataset = info.name
     kinds = _check_args(args)
     require_file(args.weights, 'weight file')
     os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')  # decoding warnings: quiet
     images, videos = collect_inputs(args.inputs, args.data_root, args.output)
     check_output_names(images, videos, args.frames)
+    with output_lock(args.output, [sys.executable] + sys.argv[:1] + argv) as lock:
+        discarded = check_recorded(args, argv, result_settings(args, info, model, scales))
+        setup_logging(args.log_file or os.path.join(args.output, 'predict.log'), debug=args.debug)
+        for line in [lock.takeover, discarded and '--overwrite: discarded %s of the earlier '
+                     'run' % ', '.join(discarded)]:
+            if line:
+                log.info('%s', line)
+        return predict_inputs(args, (info, model, parsed, scales, kinds), images, videos)
+
+
+def predict_inputs(args, checked, images, videos):
+    """Predict the images and videos whose outputs are not all in OUTPUT yet, and write
+    summary.json (kept as it was when nothing is left to do). `checked`: (dataset info, model,
+    parsed model label, test scales, output kinds)."""
+    info, model, parsed, scales, kinds = checked
     frame_kinds = kinds if args.frames else ()
     todo = [image for image in images if not is_finished(args.output, sample_name(image), kinds)]
     todo_videos = [v for v in videos if not video_finished(args.output, v, frame_kinds)]
-    os.makedirs(args.output, exist_ok=True)
-    setup_logging(args.log_file or os.path.join(args.output, 'predict.log'), debug=args.debug)
     done = len(images) - len(todo) + len(videos) - len(todo_videos)
     if not todo and not todo_videos:
         log.info('nothing to do: the outputs of all %d inputs are in %s'
@@ -484,7 +575,7 @@ def main(argv=None):
     predictors, contexts = load_predictors(args, model, parsed)
     log.info('predict %s (%s): %d images and %d videos (%d finished before), dataset %s, '
              'scales %s, flipping %s, outputs %s, devices %s', model, args.weights, len(todo),
-             len(todo_videos), done, dataset, ','.join(map(str, scales)),
+             len(todo_videos), done, info.name, ','.join(map(str, scales)),
              'on' if args.test_flipping else 'off', ','.join(kinds), device_names(contexts))
     settings = Settings(info, scales, args.test_flipping, kinds, args.opacity, args.output,
                         args.prefetch_threads, not args.no_progress)

@@ -17,14 +17,15 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from issegm.data_checks import (Problem, duplicate_name_problems, header_or_problem,  # noqa: E402
-                                id_space_problems, image_problems, label_counts,
-                                label_problems, label_value_problems, pair_problems,
-                                raise_on_errors)
+                                held_values, id_space_problems, image_problems, label_counts,
+                                label_problems, label_value_problems, missing_folder_summary,
+                                pair_problems, raise_on_errors)
 from issegm.datasets import (DATA_LIST_DIR, IGNORE, get_dataset, read_image,  # noqa: E402
                              read_label, write_list)
 from issegm.figures import draw_class_chart  # noqa: E402
 from util.errors import UserError, cli_entry, require_dir  # noqa: E402
-from util.files import write_json  # noqa: E402
+from util.files import (atomic_path, remove_stale_temporaries, require_writable,  # noqa: E402
+                        write_json)
 from util.flags import FlagParser  # noqa: E402
 from util.image import resize_image, resize_label  # noqa: E402
 from util.parallel import map_in_processes  # noqa: E402
@@ -110,16 +111,14 @@ def _size(header):
 
 
 def write_png_atomic(path, array, palette=None):
-    """A uint8 array as PNG (palette image when a palette list is given), written beside the
-    target and moved in place, so that an interrupted run never leaves half a file."""
+    """A uint8 array as PNG (palette image when a palette list is given), written under a
+    temporary name beside the target and renamed (util.files.atomic_path, which removes it on
+    any error or interrupt), so that an interrupted run never leaves half a file."""
     img = Image.fromarray(np.ascontiguousarray(array))
     if palette is not None:
         img.putpalette(palette)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, '.%s.tmp%d' % (os.path.basename(path), os.getpid()))
-    img.save(tmp, format='PNG')
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format='PNG')
 
 
 def _same_aspect(a, b):
@@ -164,7 +163,14 @@ def prepare_gta_sample(pair, root, size):
         written, counts = _resize_gta(image, label, ih, lh, size)
     except UserError as e:
         return done(0, None, [Problem(label, 'decode', str(e))])
+    except OSError as e:  # a read-only dataset folder (a full disk is a UserError already)
+        return done(0, None, [_write_problem(image, e)])
     return done(written, counts, [])
+
+
+def _write_problem(path, error):
+    return Problem(path, 'write', 'cannot write the prepared file in place (%s): the dataset '
+                                  'folder must be writable' % error.strerror)
 
 
 def _prepared_synthia_label(out, image_header):
@@ -200,7 +206,10 @@ def _convert_synthia_label(raw, out):
         return None, [Problem(raw, 'label-ids', 'raw SYNTHIA label has class ids up to %d in '
                               'its R channel; SYNTHIA ids are 0..22' % red.max())]
     ids = red.astype(np.uint8)
-    write_png_atomic(out, ids)
+    try:
+        write_png_atomic(out, ids)
+    except OSError as e:  # a read-only dataset folder (a full disk is a UserError already)
+        return None, [_write_problem(out, e)]
     return ids, []
 
 
@@ -294,11 +303,10 @@ def finish(args, info, results, list_path):
     problems = duplicate_name_problems([(os.path.join(root, r.image), None) for r in results])
     for r in results:
         problems += r.problems
-    checked = [(os.path.join(root, r.label), tuple(np.flatnonzero(r.counts)))
-               for r in results if r.counts is not None]
-    for label, values in checked:
-        problems += label_value_problems(label, values, info.name)
-    problems += id_space_problems(checked, info.name)
+    checked = [(os.path.join(root, r.label), r.counts) for r in results if r.counts is not None]
+    for label, counts in checked:
+        problems += label_value_problems(label, held_values(counts), info.name)
+    problems = missing_folder_summary(problems) + id_space_problems(checked, info.name)
     raise_on_errors(problems, 'prepare_data %s under %s' % (args.dataset, root),
                     'no list written; fix them and run again (the files already prepared are '
                     'kept and skipped)')
@@ -366,6 +374,24 @@ def sample_function(args):
     return functools.partial(check_sample, root=root)
 
 
+def require_outputs_writable(list_path, report_dir):
+    """One UserError line unless the list, the report and the chart can all be written:
+    checked before any file of the dataset is changed."""
+    require_writable(list_path, 'list file')
+    for path, what in zip(report_paths(list_path, report_dir), ('report', 'class chart')):
+        require_writable(path, what)
+
+
+def written_folders(dataset, root):
+    """The dataset folders prepare_data writes into: GTA-5's images and labels (resized in
+    place), SYNTHIA's GT/labels; none for Cityscapes."""
+    if dataset == 'gta':
+        return [os.path.join(root, folder) for folder in FLAT_LAYOUTS['gta']]
+    if dataset == 'synthia':
+        return [os.path.join(root, FLAT_LAYOUTS['synthia'][1])]
+    return []
+
+
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
@@ -374,6 +400,9 @@ def main(argv=None):
     prepare = sample_function(args)
     pairs = layout_pairs(args.dataset, args.data_root, split)
     list_path = args.output or prepared_list(args.dataset, split)
+    require_outputs_writable(list_path, args.report)
+    for folder in written_folders(args.dataset, args.data_root):
+        remove_stale_temporaries(folder)  # what a run killed mid-write left
     results = map_in_processes(prepare, pairs, args.workers, not args.no_progress,
                                desc=args.dataset, unit='sample')
     return finish(args, get_dataset(args.dataset), results, list_path)

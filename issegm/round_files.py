@@ -8,11 +8,11 @@ import glob
 import json
 import os
 import re
-import shutil
 
 from issegm.round_flags import result_argv
 from util.files import write_json
 from util.model_label import checkpoint_file
+from util.run_record import discard_entries
 
 VAL_DONE = 'val.done'
 TRAIN_DONE = 'train.done'
@@ -23,7 +23,6 @@ RUN_RECORD = 'run.json'
 RUN_ENTRIES = re.compile(r'^(\d+(\.val-partial)?|stats|probmap|summary\.json|rounds\.png|'
                          r'rounds\.log|run\.json|round\d+-(val|train)(\.rank\d+)?\.log|'
                          r'\..+\.tmp|\.discarded)$')
-DISCARDED = '.discarded'
 
 
 def round_dir(output, idx_round):
@@ -98,13 +97,5 @@ def run_record_path(output):
 
 def discard_run(output):
     """Remove what earlier runs wrote in OUTPUT (RUN_ENTRIES; the lock file and anything else
-    stay): each entry is first moved into OUTPUT/.discarded (a rename: a kill half-way leaves
-    every entry whole or gone), then that folder is deleted. Returns the names discarded."""
-    names = sorted(n for n in os.listdir(output) if RUN_ENTRIES.match(n) and n != DISCARDED)
-    bin_dir = os.path.join(output, DISCARDED)
-    shutil.rmtree(bin_dir, ignore_errors=True)  # what a killed discard left
-    os.makedirs(bin_dir)
-    for name in names:
-        os.replace(os.path.join(output, name), os.path.join(bin_dir, name))
-    shutil.rmtree(bin_dir)
-    return names
+    stay), as util.run_record.discard_entries does. Returns the names discarded."""
+    return discard_entries(output, RUN_ENTRIES)

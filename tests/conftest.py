@@ -1,6 +1,7 @@
 """Shared test helpers: published-format weight files made from the reference lists."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -244,6 +245,53 @@ def blocky_ids(rng, hw, ids, block=8):
     return np.kron(coarse, np.ones((block, block), np.uint8))[:hw[0], :hw[1]]
 
 
+# Approximate pixel shares (%) of Cityscapes' classes in street scenes, by label id (road,
+# sidewalk, building, ..., bicycle; then parking, rail track, guard rail, bridge, tunnel,
+# polegroup, caravan, trailer, which map to ignore): what street_scene draws its classes by.
+STREET_SHARES = {7: 32.6, 8: 5.4, 11: 20.2, 12: .6, 13: .8, 17: 1.1, 19: .2, 20: .5, 21: 14.1,
+                 22: 1.0, 23: 3.6, 24: 1.1, 25: .1, 26: 6.2, 27: .2, 28: .2, 31: .2, 32: .1,
+                 33: .4, 9: .6, 10: .1, 14: .1, 15: .1, 16: .05, 18: .05, 29: .05, 30: .05}
+VOID_IDS = (0, 1, 2, 3, 4, 5, 6)  # unlabeled, ego vehicle, ..., ground: Cityscapes' void ids
+
+
+def street_scene(rng, hw, void_share=0.0, shares=None, spread=10.0, block=8):
+    """Cityscapes label ids (H, W) uint8 of a generated street scene: blocks of classes drawn
+    with shares that vary from scene to scene around `shares` (default STREET_SHARES; a
+    Dirichlet draw, `spread` = its concentration: lower, wilder scenes), and a `void_share` of
+    the blocks void ids."""
+    shares = STREET_SHARES if shares is None else shares
+    ids = np.array(sorted(shares), np.uint8)
+    base = np.array([shares[i] for i in ids], np.float64)
+    probs = rng.dirichlet(spread * base / base.sum() + 1e-3)
+    coarse = rng.choice(ids, (-(-hw[0] // block), -(-hw[1] // block)), p=probs)
+    void = rng.rand(*coarse.shape) < void_share
+    coarse[void] = rng.choice(np.array(VOID_IDS, np.uint8), int(void.sum()))
+    return np.kron(coarse, np.ones((block, block), np.uint8))[:hw[0], :hw[1]]
+
+
+def official_train_ids():
+    """(256,) uint8 label id -> trainId, from cityscapesscripts' table itself (255: ignore)."""
+    from cityscapesscripts.helpers.labels import id2label
+    table = np.full(256, 255, np.uint8)
+    for label_id, label in id2label.items():
+        if label_id >= 0 and 0 <= label.trainId < 255:
+            table[label_id] = label.trainId
+    return table
+
+
+def write_street_labels(root, pairs, void_share=0.0, seed=0, train_ids=False):
+    """Overwrite the labels of `pairs` (relative to root) with street scenes (street_scene) of
+    their size; with `train_ids`, as cityscapesscripts' id -> trainId table makes them."""
+    rng = np.random.RandomState(seed)
+    table = official_train_ids()
+    for _, label in pairs:
+        path = os.path.join(root, label)
+        with Image.open(path) as img:
+            hw = img.size[::-1]
+        ids = street_scene(rng, hw, void_share)
+        write_png(path, table[ids] if train_ids else ids)
+
+
 def write_synthia_raw(root, count, hw=(38, 64), seed=0):
     """SYNTHIA-RAND-CITYSCAPES as downloaded: RGB/NAME.png (8-bit RGB) and GT/LABELS/NAME.png
     (16-bit, 3 channels: class id in R, instance id in G, 0 in B). Returns {name: class ids}."""
@@ -281,3 +329,23 @@ def as_train_ids(root, pairs, dataset='cityscapes'):
     for _, label in pairs:
         path = os.path.join(root, label)
         write_png(path, table[np.asarray(Image.open(path))])
+
+
+# Capabilities that let root write where permission bits say no (we run the tests as root).
+DAC_CAPABILITIES = 'cap_dac_override,cap_dac_read_search,cap_fowner'
+
+
+def without_write_override(command):
+    """`command` (a list) run with the capabilities that let root ignore permission bits
+    dropped (capsh), so that a read-only folder stops it as it stops a user; the command as it
+    is when not root; pytest.skip with the reason when neither works here."""
+    if os.geteuid() != 0:
+        return list(command)
+    capsh = shutil.which('capsh')
+    if capsh is None:
+        pytest.skip('running as root without capsh: a read-only folder cannot stop root here')
+    probe = subprocess.run([capsh, '--drop=' + DAC_CAPABILITIES, '--', '-c', 'exit 0'],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip('capsh cannot drop %s here: %s' % (DAC_CAPABILITIES, probe.stderr))
+    return [capsh, '--drop=' + DAC_CAPABILITIES, '--', '-c', 'exec "$0" "$@"'] + list(command)

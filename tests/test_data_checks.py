@@ -4,6 +4,7 @@ Every bad input of the data issue gives one clear error line naming the file and
 exit (check_data.py, and train_src.py / evaluate.py / the orchestrator before any output);
 CRLF lists, a trailing blank line and paths with spaces are accepted."""
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import as_train_ids, make_layout, write_model_weights
+from conftest import (STREET_SHARES, as_train_ids, make_layout, official_train_ids,
+                      street_scene, write_model_weights, write_street_labels)
 from issegm import data_checks
 from issegm.data_checks import (ERROR, WARNING, Header, HeaderError, full_check,
-                                id_space_problems, quick_check, read_header)
+                                id_space_problems, ignore_share, quick_check, read_header)
 from issegm.datasets import get_dataset, read_list, write_list, write_png
 from util.errors import UserError
 
@@ -93,22 +95,93 @@ def test_trainid_labels_are_named_as_such(tmp_path):
     assert kinds(quick_check(lst, 'cityscapes16', root)) == [('trainids', ERROR)]
 
 
+def _counts(values, pixels=None):
+    """(256,) pixel counts holding `values` (one pixel each, or `pixels`)."""
+    counts = np.zeros(256, np.int64)
+    for v, n in zip(values, pixels or [1] * len(values)):
+        counts[v] += n
+    return counts
+
+
 def test_trainid_rule_is_a_plain_statement():
     """Flagged exactly when no label holds a label-id-only value (Cityscapes 19..33) and some
-    label holds 255; checked on random sets of values against that statement."""
+    label holds 255 or 40% of the pixels map to ignore (not every one); checked on random sets
+    of values and pixel counts against that statement."""
     rng = np.random.RandomState(0)
+    table = get_dataset('gta').label_to_train
     candidates = list(range(34)) + [255]
     for _ in range(300):
-        held = [set(rng.choice(candidates, rng.randint(1, 6))) for _ in range(rng.randint(1, 4))]
+        held = [list(set(rng.choice(candidates, rng.randint(1, 6))))
+                for _ in range(rng.randint(1, 4))]
+        counts = [_counts(v, list(rng.randint(1, 100, len(v)))) for v in held]
+        total = sum(counts)
+        share = total[table == 255].sum() / total.sum()
         expected = (not any(v in range(19, 34) for values in held for v in values)
-                    and any(255 in values for values in held))
-        problems = id_space_problems([('l%d' % i, sorted(v)) for i, v in enumerate(held)],
-                                     'gta')
-        assert ('trainids' in [p.kind for p in problems]) == expected, held
-    # SYNTHIA: its label ids 16..22 are the ones trainIds never hold
-    assert [p.kind for p in id_space_problems([('a', [0, 3, 15, 255])], 'synthia')] == \
+                    and (any(255 in values for values in held) or 0.4 <= share < 1))
+        problems = id_space_problems([('l%d' % i, c) for i, c in enumerate(counts)], 'gta')
+        assert ('trainids' in [p.kind for p in problems]) == expected, (held, share)
+    # SYNTHIA: its label ids 16..22 are the ones trainIds never hold; no share rule there
+    assert [p.kind for p in id_space_problems([('a', _counts([0, 3, 15, 255]))], 'synthia')] == \
         ['trainids']
-    assert id_space_problems([('a', [0, 3, 15, 255]), ('b', [22])], 'synthia') == []
+    assert id_space_problems([('a', _counts([0, 3, 15, 255])), ('b', _counts([22]))],
+                             'synthia') == []
+    assert id_space_problems([('a', _counts([0, 3], [90, 10]))], 'synthia') == []
+
+
+def _street_sets(rng, sets, size, void_share, train_ids, shares=None):
+    """[(share of pixels mapping to ignore, trainids flagged)] of `sets` sets of `size`
+    generated street-scene labels (conftest.street_scene), as label ids or as trainIds."""
+    table = official_train_ids()
+    out = []
+    for _ in range(sets):
+        labels = [street_scene(rng, (64, 128), void_share, shares) for _ in range(size)]
+        labels = [table[ids] if train_ids else ids for ids in labels]
+        checked = [('l%d' % i, np.bincount(ids.ravel(), minlength=256))
+                   for i, ids in enumerate(labels)]
+        share = ignore_share(sum(c for _, c in checked), 'cityscapes')
+        out.append((share, 'trainids' in [p.kind for p in id_space_problems(checked,
+                                                                            'cityscapes')]))
+    return out
+
+
+@pytest.mark.slow
+def test_trainid_share_rule_measured():
+    """The trainIds rule on generated street scenes (conftest.street_scene: classes drawn
+    around Cityscapes' shares, scene to scene varied): every set of trainIds made with
+    cityscapesscripts' table is caught, with or without void pixels, and no set of labelIds
+    with 0-15% void is: neither scenes of all classes nor the hard case, scenes of the classes
+    below label id 19 only (which hold no label-id-only value). Sets of 20 labels (the quick
+    check's sample) and of 3. The shares measured are printed (pytest -s)."""
+    rng = np.random.RandomState(0)
+    low = {k: v for k, v in STREET_SHARES.items() if k < 19}
+    for size in (20, 3):
+        for void in (0.0, 0.05, 0.10, 0.15):
+            train = _street_sets(rng, 40, size, void, True)
+            labels = _street_sets(rng, 40, size, void, False)
+            low_labels = _street_sets(rng, 40, size, void, False, low)
+            print('%2d labels, %2.0f%% void: trainIds %.3f..%.3f, labelIds %.3f..%.3f, labelIds '
+                  'below 19 only %.3f..%.3f of the pixels map to ignore'
+                  % ((size, 100 * void) + tuple(f(s for s, _ in sets) for sets in (
+                      train, labels, low_labels) for f in (min, max))))
+            assert all(flagged for _, flagged in train), (size, void)
+            assert not any(flagged for _, flagged in labels + low_labels), (size, void)
+            if size == 20:  # the margin of the quick check's sample, both sides of 40%
+                assert min(s for s, _ in train) > 0.55 and \
+                    max(s for s, _ in labels + low_labels) < 0.3
+
+
+def test_trainids_of_scenes_without_void_are_caught(tmp_path):
+    """No 255 in them: quick and full check still name them."""
+    root, lst, pairs = cityscapes(tmp_path, count=4)
+    write_street_labels(root, pairs, train_ids=True)
+    assert not any(255 in np.asarray(Image.open(os.path.join(root, label)))
+                   for _, label in pairs)
+    for check in (quick_check, full_check):
+        problems = check(lst, 'cityscapes', root)
+        assert kinds(problems) == [('trainids', ERROR)], problems
+        assert 'of their pixels mapping to ignore' in problems[0].message
+    write_street_labels(root, pairs, void_share=0.1)  # the labelIds of such scenes: clean
+    assert quick_check(lst, 'cityscapes', root) == []
 
 
 def test_labelids_of_low_classes_only_are_not_trainids(tmp_path):
@@ -281,6 +354,19 @@ def test_check_data_names_each_bad_case_in_one_line(case, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('dataset', ['cityscapes', 'gta'])
+def test_check_data_names_trainids_without_void(dataset, tmp_path):
+    root, lst, pairs = cityscapes(tmp_path)
+    write_street_labels(root, pairs, train_ids=True)
+    for extra in ([], ['--full', '--no-progress']):
+        res, _ = _run([CHECK, '--dataset', dataset, '--data-root', root, '--split', lst] + extra)
+        errors = _error_lines(res)
+        assert res.returncode == 1 and len(errors) == 1, res.stdout + res.stderr
+        assert 'look like Cityscapes trainIds' in errors[0] and 'Traceback' not in res.stderr
+        assert '1 error(s)' in res.stdout.splitlines()[-1]
+
+
+@pytest.mark.slow
 def test_check_data_empty_list_and_accepted_lists(tmp_path):
     root, lst, pairs = cityscapes(tmp_path)
     args = [CHECK, '--dataset', 'cityscapes', '--data-root', root, '--split']
@@ -308,11 +394,12 @@ def tiny_weights(tmp_path_factory):
 
 @pytest.mark.slow
 def test_scripts_stop_before_any_output(tmp_path, tiny_weights):
-    """trainIds given for labelIds: train_src.py, evaluate.py and the orchestrator stop with the
+    """trainIds given for labelIds (of scenes without void pixels, so without 255):
+    train_src.py, evaluate.py and the orchestrator stop with the
     check's one line, within seconds, before writing anything; --skip-data-check lets them
     start (and train_src then trains on the wrong labels)."""
     root, lst, pairs = cityscapes(tmp_path)
-    as_train_ids(root, pairs)
+    write_street_labels(root, pairs, train_ids=True)  # no void: no 255 in them
     common = ['--data-root', root, '--weights', tiny_weights, '--gpus', 'cpu', '--no-progress']
     commands = {
         'train_src.py': ['--split', lst, '--batch-images', '2', '--crop-size', '32',
@@ -349,3 +436,55 @@ def test_several_problems_one_line_each_then_the_summary(tmp_path, tiny_weights)
     assert lines[1] == 'error: %s: label not found' % os.path.join(root, pairs[2][1])
     assert lines[2].startswith('error: data check of %s: 2 problems (above)' % lst)
     assert not (tmp_path / 'o').exists()
+
+
+def test_labels_that_are_not_files_are_named_for_what_they_are(tmp_path):
+    """A label path that is a folder, a symbolic link loop or a broken link: said so, not
+    `label not found`."""
+    root, lst, pairs = cityscapes(tmp_path, count=3)
+    folder, loop, broken = (os.path.join(root, label) for _, label in pairs)
+    for path in (folder, loop, broken):
+        os.remove(path)
+    os.mkdir(folder)
+    os.symlink(loop, loop)  # a link to itself
+    os.symlink(os.path.join(root, 'nowhere.png'), broken)
+    for check in (quick_check, full_check):
+        problems = {p.path: p.message for p in check(lst, 'cityscapes', root)}
+        assert problems == {
+            folder: 'label is a folder, not a file', loop: 'label is a symbolic link loop',
+            broken: 'label is a broken symbolic link (to %s)' % os.path.join(root, 'nowhere.png')}
+
+
+def test_a_missing_label_folder_is_one_error(tmp_path):
+    """gtFine/ (or GTA-5's labels/) missing: one error naming the folder, not one per file."""
+    root, lst, pairs = cityscapes(tmp_path, count=4)
+    shutil.rmtree(os.path.join(root, 'gtFine'))
+    for check in (quick_check, full_check):
+        problems = check(lst, 'cityscapes', root)
+        assert kinds(problems) == [('missing-folder', ERROR)], problems
+        assert problems[0].path == os.path.join(root, 'gtFine')
+        assert problems[0].message.startswith('folder not found (4 listed file(s) under it, '
+                                              'e.g. val/testcity/')
+    gta = tmp_path / 'gta'
+    pairs = make_layout(str(gta), 'gta', 3)
+    write_list(str(gta / 'x.lst'), pairs)
+    shutil.rmtree(str(gta / 'labels'))
+    os.remove(str(gta / 'images' / '00001.png'))  # a single missing file stays one line
+    problems = quick_check(str(gta / 'x.lst'), 'gta', str(gta))
+    assert [(p.kind, p.path) for p in problems] == [
+        ('missing', str(gta / 'images' / '00001.png')), ('missing-folder', str(gta / 'labels'))]
+
+
+@pytest.mark.slow
+def test_check_data_split_that_is_a_folder_and_a_missing_gtfine(tmp_path):
+    root, lst, pairs = cityscapes(tmp_path)
+    res, _ = _run([CHECK, '--dataset', 'cityscapes', '--data-root', root, '--split', root])
+    assert res.returncode == 1 and _error_lines(res) == [
+        "error: list file %s is a folder, not a file (split %r of dataset cityscapes)"
+        % (root, root)], res.stderr
+    shutil.rmtree(os.path.join(root, 'gtFine'))
+    res, _ = _run([CHECK, '--dataset', 'cityscapes', '--data-root', root, '--split', lst])
+    errors = _error_lines(res)
+    assert res.returncode == 1 and len(errors) == 1, res.stdout + res.stderr
+    assert errors[0].startswith('error: %s: folder not found (3 listed file(s)'
+                                % os.path.join(root, 'gtFine'))

@@ -1,6 +1,7 @@
 """issegm/evaluate.py end to end on a few generated Cityscapes-layout images."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ from PIL import Image
 from cityscapes_official import official_class_iou
 from conftest import write_model_weights
 from issegm import evaluate
-from issegm.datasets import get_dataset, read_list
+from issegm.datasets import get_dataset, read_list, write_png
 from issegm.testtime.image_list import PredictionOptions
 
 pytestmark = pytest.mark.slow  # subprocesses, Horovod or long runs: not in `make test-quick`
@@ -217,6 +218,26 @@ def test_no_save_results_and_unlabelled_split(data, tiny_weights, tmp_path):
     assert not os.path.exists(os.path.join(out, 'metrics.json'))
     assert len(os.listdir(os.path.join(out, 'labelId'))) == 3
     assert not os.path.exists(os.path.join(out, 'color', 'correct'))
+
+
+def test_labels_without_a_labelled_pixel_are_a_split_without_labels(data, tiny_weights,
+                                                                    tmp_path, capsys):
+    """Every label all ignore (past the data check with --skip-data-check): one line, no
+    metrics (nor per_image.csv), exit 0, as for a split without labels."""
+    root, lst = data
+    void_root = tmp_path / 'void'
+    shutil.copytree(root, str(void_root))
+    for _, label in read_list(lst):
+        path = os.path.join(str(void_root), label)
+        write_png(path, np.zeros_like(np.asarray(Image.open(path))))  # all unlabeled (0)
+    out = _run((str(void_root), lst), tiny_weights, tmp_path / 'out', '--test-scales', 96,
+               '--skip-data-check', '--per-image')
+    said = [line for line in capsys.readouterr().out.splitlines() if 'no metrics' in line]
+    assert len(said) == 1 and said[0].endswith(
+        'no labelled pixel in the labels of %s (every pixel maps to ignore): no metrics '
+        'written (nor per_image.csv)' % lst), said
+    assert not [n for n in os.listdir(out) if n.endswith(('.json', '.md', '.csv', '.png'))]
+    assert len(os.listdir(os.path.join(out, 'labelId'))) == 3
 
 
 def test_bad_inputs_give_one_error_line(data, tiny_weights, tmp_path):

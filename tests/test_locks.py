@@ -206,3 +206,12 @@ def test_a_checkpoint_on_a_full_disk(tmp_path):
                        r'm_ep-0001\.params, which needs about 1\.0 MB' % tmp_path):
         save_weights(str(path), arrays, {})
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_an_output_folder_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / 'a-file').write_text('x')
+    for folder in (tmp_path / 'a-file', tmp_path / 'a-file' / 'out'):
+        with pytest.raises(UserError, match='cannot use %s as the output folder: it or a '
+                                            'folder above it is a file' % folder):
+            with output_lock(str(folder)):
+                pass

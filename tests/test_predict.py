@@ -2,8 +2,10 @@
 reruns and bad input."""
 import json
 import os
+import struct
 import subprocess
 import sys
+import zlib
 
 import cv2
 import numpy as np
@@ -50,7 +52,7 @@ def _names(images):
     return [os.path.splitext(os.path.basename(p))[0] for p in images]
 
 
-def _tree(folder, skip=('predict.log', 'summary.json', 'evaluate.log')):
+def _tree(folder, skip=('predict.log', 'summary.json', 'evaluate.log', 'predict.json', '.lock')):
     """{relative path: bytes} of every file under `folder`."""
     files = {}
     for dirpath, _, names in os.walk(str(folder)):
@@ -191,7 +193,8 @@ def test_outputs_equal_evaluates_predictions(data, tiny_weights, tmp_path, extra
             with open(os.path.join(out, ours, name + '.png'), 'rb') as f, \
                     open(os.path.join(ev, theirs, name + '.png'), 'rb') as g:
                 assert f.read() == g.read(), (ours, name)
-    assert sorted(os.listdir(out)) == sorted(PNG_KINDS + ('predict.log', 'summary.json'))
+    assert sorted(os.listdir(out)) == sorted(PNG_KINDS + ('predict.log', 'summary.json',
+                                                          'predict.json', '.lock'))
     summary = json.loads(open(os.path.join(out, 'summary.json')).read())
     assert summary['images'] == 3 and summary['skipped'] == 0 and summary['seconds'] > 0
     assert list(summary['class_shares']) == list(INFO.class_names)
@@ -226,7 +229,8 @@ def test_confidence_entropy_probs_and_overlay_from_the_probabilities(data, tiny_
     out = _predict(tiny_weights, tmp_path / 'out', images[0], images[1], '--confidence',
                    '--save-probs', '--opacity', '0.5')
     assert sorted(os.listdir(out)) == sorted(PNG_KINDS + ('confidence', 'entropy', 'probs',
-                                                          'predict.log', 'summary.json'))
+                                                          'predict.log', 'summary.json',
+                                                          'predict.json', '.lock'))
     for image, name in zip(images[:2], _names(images)):
         probs = _probs(tiny_weights, image)
         clipped = np.clip(probs.astype(np.float64), 0, 1)
@@ -338,6 +342,7 @@ def test_bad_inputs_give_one_error_line(data, tiny_weights, tmp_path):
     (tmp_path / 'broken.mp4').write_bytes(os.urandom(4096))
     (tmp_path / 'empty').mkdir()
     (tmp_path / 'twin').mkdir()
+    os.symlink(str(tmp_path / 'loop.png'), str(tmp_path / 'loop.png'))
     twin = str(tmp_path / 'twin' / os.path.basename(images[0]).replace('.png', '.jpg'))
     cv2.imwrite(twin, cv2.imread(images[0]))
     base = ['--output', str(tmp_path / 'out'), '--gpus', 'cpu', '--test-scales', '64']
@@ -353,6 +358,8 @@ def test_bad_inputs_give_one_error_line(data, tiny_weights, tmp_path):
             str(tmp_path / 'empty')],
         'the following arguments are required: INPUT': weights,
         'input not found': weights + [str(tmp_path / 'nowhere.png')],
+        'input %s is a symbolic link loop' % (tmp_path / 'loop.png'): weights + [
+            str(tmp_path / 'loop.png')],
         'two images share the output name': weights + [images[0], twin],
         '--opacity must be between 0 and 1': weights + [images[0], '--opacity', '1.5'],
         'unknown --outputs kind': weights + [images[0], '--outputs', 'overlays'],
@@ -369,3 +376,119 @@ def test_bad_inputs_give_one_error_line(data, tiny_weights, tmp_path):
         assert len(lines) == 1 and lines[0].startswith('error: '), (expected, err)
         assert expected in lines[0], (expected, lines[0])
     assert not (tmp_path / 'out' / 'labelIds').exists()
+
+
+def _chunk(kind, data):
+    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
+
+def _huge_png(path, width=100000, height=100000):
+    """A PNG whose header says width x height (its pixel data: a few bytes): cv2.imread raises
+    about CV_IO_MAX_IMAGE_PIXELS on it."""
+    ihdr = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
+    with open(str(path), 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + _chunk(b'IHDR', ihdr) +
+                _chunk(b'IDAT', zlib.compress(b'\0' * 64)) + _chunk(b'IEND', b''))
+
+
+def _corrupt_inputs(tmp_path, images):
+    """{case: (input folder, words of the error line)}: each folder holds good images and one
+    bad one, sorted last (it would be predicted after the others)."""
+    rgb = cv2.imread(images[0])
+    cases = {}
+    for case in ('truncated-jpeg', 'truncated-png', 'huge-header', 'crc'):
+        folder = tmp_path / case
+        folder.mkdir()
+        for i in range(6):
+            cv2.imwrite(str(folder / ('a%d.png' % i)), np.roll(rgb, i, axis=1))
+        bad = folder / ('z.jpg' if case == 'truncated-jpeg' else 'z.png')
+        if case == 'huge-header':
+            _huge_png(bad)
+            words = 'its header says 100000x100000'
+        else:
+            cv2.imwrite(str(bad), rgb)
+            data = bad.read_bytes()
+            if case == 'crc':  # a flipped byte inside the pixel data: the file ends with IEND
+                middle = len(data) // 2
+                data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+                words = 'IDAT chunk is corrupt (CRC mismatch)'
+            else:
+                data = data[:len(data) // 2]
+                words = 'image is truncated'
+            bad.write_bytes(data)
+        cases[case] = (str(folder), '%s' % bad, words)
+    return cases
+
+
+@pytest.mark.slow
+def test_corrupt_inputs_stop_before_the_first_prediction(data, tiny_weights, tmp_path):
+    """A truncated JPEG (libjpeg only warns), a truncated PNG after 6 good images, a PNG whose
+    header says 100000x100000 (cv2.imread raises), a PNG with a corrupt chunk: one line naming
+    the file, exit 1, no output folder."""
+    _, _, images = data
+    cases = _corrupt_inputs(tmp_path, images)
+    procs = {case: subprocess.Popen(
+        [sys.executable, SCRIPT, '--weights', tiny_weights, '--gpus', 'cpu', '--test-scales',
+         '64', '--output', str(tmp_path / ('out-' + case)), folder], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for case, (folder, _, _) in cases.items()}
+    for case, proc in procs.items():
+        out, err = proc.communicate(timeout=180)
+        _, bad, words = cases[case]
+        assert proc.returncode == 1 and out == '', (case, out, err)
+        assert err.strip().splitlines() == [err.strip()] and err.startswith('error: '), (case, err)
+        assert bad in err and words in err, (case, err)
+        assert not (tmp_path / ('out-' + case)).exists(), case
+
+
+def _refused(capsys, weights, output, *inputs_and_flags):
+    """A predict.py run that must stop: its one error line."""
+    with pytest.raises(SystemExit) as exit:
+        _predict(weights, output, *inputs_and_flags)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit.value.code == 1 and len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_rerun_with_other_settings_is_refused_until_overwrite(data, tiny_weights, tmp_path,
+                                                              capsys):
+    """The settings that made the maps are in predict.json; a rerun with other weights, scales
+    or flipping (also with a new image) is one line naming the flag and changes nothing;
+    --overwrite predicts everything again with the new settings."""
+    root, _, images = data
+    out = _predict(tiny_weights, tmp_path / 'out', images[0], images[1])
+    first = _tree(out)
+    record = open(os.path.join(out, 'predict.json')).read()
+    assert json.loads(record)['settings']['--test-scales'] == '128'
+    other = tmp_path / os.path.basename(tiny_weights)  # same model label, other weights
+    write_model_weights(other, TINY, seed=5)
+    for flags, changed in (
+            (['--test-scales', '96'], '--test-scales 128 (now 96)'),
+            ([images[2], '--test-flipping'], '--test-flipping False (now True)'),
+            (['--weights', str(other)], '--weights %s (now %s)' % (tiny_weights, other))):
+        line = _refused(capsys, tiny_weights, out, images[0], images[1], *flags)
+        assert line.startswith('error: %s holds predictions made with other settings' % out)
+        assert changed in line and '--overwrite' in line, line
+        assert _tree(out) == first and open(os.path.join(out, 'predict.json')).read() == record
+    _predict(tiny_weights, out, images[0], images[1], '--test-scales', '96', '--overwrite')
+    again = json.loads(open(os.path.join(out, 'summary.json')).read())
+    assert again['images'] == 2 and again['skipped'] == 0 and again['test_scales'] == [96]
+    assert json.loads(open(os.path.join(out, 'predict.json')).read())['settings'][
+        '--test-scales'] == '96'
+    assert _tree(out) != first and sorted(_tree(out)) == sorted(first)
+    # the same settings again: the new image alone is predicted
+    _predict(tiny_weights, out, images[0], images[1], images[2], '--test-scales', '96')
+    assert json.loads(open(os.path.join(out, 'summary.json')).read())['images'] == 1
+
+
+@pytest.mark.slow
+def test_a_locked_output_is_refused(data, tiny_weights, tmp_path, capsys):
+    """predict.py takes OUTPUT/.lock, as evaluate.py does: a second run on the folder (here a
+    process holding its lock) stops with one line and writes nothing."""
+    from test_locks import held_elsewhere
+    _, _, images = data
+    out = tmp_path / 'out'
+    with held_elsewhere(str(out)) as pid:
+        line = _refused(capsys, tiny_weights, out, images[0])
+    assert 'is in use by PID %d' % pid in line and 'wait for that run to end' in line
+    assert sorted(os.listdir(str(out))) == ['.lock']

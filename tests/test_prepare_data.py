@@ -3,8 +3,11 @@ pixel by pixel against plain restatements of each conversion, the report's count
 the bad cases (one error line, exit status 1, no list or report written)."""
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -12,7 +15,8 @@ import pytest
 from cityscapesscripts.helpers.labels import labels as CS_LABELS
 from PIL import Image
 
-from conftest import as_train_ids, make_layout, write_gta_pair, write_synthia_raw
+from conftest import (as_train_ids, make_layout, without_write_override, write_gta_pair,
+                      write_street_labels, write_synthia_raw)
 from issegm import prepare_data
 from issegm.datasets import SYNTHIA_IDS, get_dataset, read_list
 
@@ -194,6 +198,17 @@ def test_gta_pair_of_another_shape_is_reported_not_fixed(tmp_path, capsys):
     assert open(os.path.join(root, 'labels', '00002.png'), 'rb').read() == before
 
 
+def test_missing_labels_folder_is_one_line(tmp_path, capsys):
+    root, lst = str(tmp_path / 'gta'), str(tmp_path / 'train.lst')
+    for k in range(3):
+        write_gta_pair(root, '%05d' % (k + 1), (36, 64), (36, 64), seed=k)
+    shutil.rmtree(os.path.join(root, 'labels'))
+    err = prepare_fails(capsys, 'gta', '--data-root', root, '--output', lst, '--size', '64x36')
+    assert len(err) == 1 and '%s: folder not found (3 listed file(s) under it, e.g. 00001.png)' \
+        % os.path.join(root, 'labels') in err[0], err
+    assert not os.path.exists(lst)
+
+
 # --- Cityscapes ------------------------------------------------------------------------------
 
 def test_cityscapes_lists_and_counts(tmp_path):
@@ -212,9 +227,16 @@ def test_cityscapes_lists_and_counts(tmp_path):
     assert report_of(test)['labels'] == 0 and not os.path.exists(test[:-4] + '.classes.png')
 
 
-def test_cityscapes_trainids_in_place_of_labelids(tmp_path, capsys):
+@pytest.mark.parametrize('void', [True, False])
+def test_cityscapes_trainids_in_place_of_labelids(tmp_path, capsys, void):
+    """trainIds with void pixels (255) and without (street scenes of no void: only the share of
+    pixels mapping to ignore tells them)."""
     root, lst = str(tmp_path / 'cs'), str(tmp_path / 'val.lst')
-    as_train_ids(root, make_layout(root, 'cityscapes', 3, split='val'))
+    pairs = make_layout(root, 'cityscapes', 3, split='val')
+    if void:
+        as_train_ids(root, pairs)
+    else:
+        write_street_labels(root, pairs, train_ids=True)
     err = prepare_fails(capsys, 'cityscapes', '--data-root', root, '--split', 'val',
                         '--output', lst)
     assert len(err) == 1 and 'labels look like Cityscapes trainIds' in err[0], err
@@ -262,3 +284,120 @@ def test_warnings_are_printed_and_reported(tmp_path, capsys):
     assert err == ['warning: %s: every pixel of the label maps to ignore in cityscapes '
                    '(values 0): it teaches and measures nothing' % empty]
     assert report_of(lst)['warnings'] == [err[0][len('warning: '):]]
+
+
+# --- outputs that cannot be written, interrupts ----------------------------------------------
+
+PREPARE = os.path.join(REPO, 'issegm', 'prepare_data.py')
+
+
+def _files(folder):
+    """{relative path: bytes} of every file under `folder` (hidden ones too)."""
+    found = {}
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            with open(path, 'rb') as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+def _one_error_line(res):
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1 and lines[0].startswith('error: '), \
+        res.stdout + res.stderr
+    assert 'Traceback' not in res.stderr
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_outputs_that_cannot_be_written_stop_before_any_change(tmp_path):
+    """A read-only list folder (GTA-5 resized in place otherwise), a read-only --report folder,
+    an --output under a file: one line each, the dataset and the folders as they were."""
+    root = str(tmp_path / 'gta')
+    for k in range(2):
+        write_gta_pair(root, '%05d' % (k + 1), (36, 64), (36, 64), seed=k)  # to be resized
+    before = _files(root)
+    read_only = tmp_path / 'read-only'
+    read_only.mkdir()
+    (tmp_path / 'a-file').write_text('x')
+    read_only.chmod(0o555)
+    cases = {
+        'list file %s: Permission denied' % (read_only / 'train.lst'):
+            ['--output', str(read_only / 'train.lst')],
+        'report %s: Permission denied' % (read_only / 'train.report.json'):
+            ['--output', str(tmp_path / 'lists' / 'train.lst'), '--report', str(read_only)],
+        'list file %s: %s is a file, not a folder' % (tmp_path / 'a-file' / 'train.lst',
+                                                       tmp_path / 'a-file'):
+            ['--output', str(tmp_path / 'a-file' / 'train.lst')],
+    }
+    try:
+        for words, flags in cases.items():
+            res = subprocess.run(without_write_override(
+                [sys.executable, PREPARE, 'gta', '--data-root', root, '--size', '32x18',
+                 '--no-progress'] + flags), capture_output=True, text=True)
+            line = _one_error_line(res)
+            assert 'cannot write the ' + words in line, line
+            assert _files(root) == before and os.listdir(str(read_only)) == []
+            assert not (tmp_path / 'lists').exists()
+    finally:
+        read_only.chmod(0o755)
+    # a read-only dataset folder where a file must be resized in place: a problem line
+    os.remove(os.path.join(root, 'images', '00002.png'))
+    os.remove(os.path.join(root, 'labels', '00002.png'))
+    before = _files(root)
+    images = os.path.join(root, 'images')
+    os.chmod(images, 0o555)
+    try:
+        res = subprocess.run(without_write_override(
+            [sys.executable, PREPARE, 'gta', '--data-root', root, '--size', '32x18',
+             '--no-progress', '--output', str(tmp_path / 'train.lst')]), capture_output=True,
+            text=True)
+    finally:
+        os.chmod(images, 0o755)
+    line = _one_error_line(res)
+    assert '%s: cannot write the prepared file in place (Permission denied)' % os.path.join(
+        images, '00001.png') in line and 'no list written' in line, line
+    assert _files(root) == before and not (tmp_path / 'train.lst').exists()
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, '-c', ''])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_no_temporary_files_and_no_worker_traceback(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) while two workers resize
+    GTA-5 in place: `error: interrupted`, exit 130, no .NAME.png temporary file left, no
+    `Process ForkPoolWorker` trace; the rerun removes the temporary files a killed run left
+    and finishes."""
+    root, lst = str(tmp_path / 'gta'), str(tmp_path / 'train.lst')
+    for k in range(40):
+        write_gta_pair(root, '%05d' % (k + 1), (200, 360), (200, 360), seed=k)
+    images = os.path.join(root, 'images')
+    stamp = os.stat(images).st_mtime_ns
+    proc = subprocess.Popen([sys.executable, PREPARE, 'gta', '--data-root', root, '--output',
+                             lst, '--size', '1914x1052', '--workers', '2', '--no-progress'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while os.stat(images).st_mtime_ns == stamp and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)  # until the first resized image is renamed in place
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip() == 'error: interrupted', err
+    hidden = [n for folder in ('images', 'labels') for n in os.listdir(os.path.join(root, folder))
+              if n.startswith('.')]
+    assert hidden == [] and not os.path.exists(lst)
+    # what a killed run leaves (both temporary names this tool ever gave): removed by the rerun
+    stale = [os.path.join(images, '.00001.png.%d-1.tmp' % _dead_pid()),
+             os.path.join(root, 'labels', '.00002.png.tmp%d' % _dead_pid())]
+    for path in stale:
+        open(path, 'wb').write(b'\0' * 1000)
+    res = subprocess.run([sys.executable, PREPARE, 'gta', '--data-root', root, '--output', lst,
+                          '--size', '96x54', '--workers', '2', '--no-progress'],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and res.stderr == '', res.stderr
+    assert not any(os.path.exists(p) for p in stale) and read_list(lst)

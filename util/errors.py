@@ -58,10 +58,40 @@ def cli_entry(main):
     return wrapper
 
 
+def not_a_file(path):
+    """None for a file that exists, else why not, worded to follow its name: 'not found',
+    'is a folder, not a file', 'is a symbolic link loop', 'is a broken symbolic link (to X)',
+    'cannot be read (the system's reason)'."""
+    if path and os.path.isfile(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return 'is a symbolic link loop'
+        if e.errno == errno.ENOENT and os.path.islink(path):
+            return 'is a broken symbolic link (to %s)' % os.readlink(path)
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return 'not found'
+        return 'cannot be read (%s)' % e.strerror
+    except (TypeError, ValueError):  # no path at all
+        return 'not found'
+    return 'is a folder, not a file' if os.path.isdir(path) else 'is not a regular file'
+
+
+def file_error(path, what='file'):
+    """The UserError of a `what` at `path` that is not a file (not_a_file): '`what` not found:
+    PATH', or e.g. '`what` PATH is a folder, not a file'."""
+    reason = not_a_file(path) or 'not found'
+    if reason == 'not found':
+        return UserError('%s not found: %s' % (what, path))
+    return UserError('%s %s %s' % (what, path, reason))
+
+
 def require_file(path, what='file'):
-    """Raise a UserError naming `path` unless it is an existing file."""
+    """Raise a UserError naming `path` unless it is an existing file (file_error)."""
     if not path or not os.path.isfile(path):
-        raise UserError('%s not found: %s' % (what, path))
+        raise file_error(path, what)
     return path
 
 

@@ -2,12 +2,19 @@
 import contextlib
 import json
 import os
+import re
 import shutil
+import tempfile
 import threading
 
-from util.errors import disk_full_error, is_disk_full
+from util.errors import UserError, disk_full_error, is_disk_full
 
-__all__ = ['atomic_path', 'write_json', 'write_atomically', 'staged_output']
+__all__ = ['atomic_path', 'write_json', 'write_atomically', 'staged_output',
+           'remove_stale_temporaries', 'require_writable']
+
+# The temporary names atomic_path gives (.NAME.PID-THREAD.tmp), and those of earlier versions
+# of issegm/prepare_data.py (.NAME.tmpPID): group 1 or 2 is the writer's process id.
+TEMPORARY_NAME = re.compile(r'^\..+\.(\d+)-\d+\.tmp$|^\..+\.tmp(\d+)$')
 
 
 @contextlib.contextmanager
@@ -31,6 +38,50 @@ def atomic_path(path, needed=None):
         raise
     finally:
         _remove(tmp)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder):
+    """Remove the temporary files (atomic_path's names) in `folder` whose writer process is
+    gone, as a run killed between writing and renaming leaves them; returns how many."""
+    removed = 0
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for name in os.listdir(folder):
+            match = TEMPORARY_NAME.match(name)
+            if match and not _process_alive(int(match.group(1) or match.group(2))):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, name))
+                    removed += 1
+    return removed
+
+
+def require_writable(path, what):
+    """A UserError in one line unless the file `path` can be written before anything is
+    changed: not a folder, no file where its folders would be, and a file can be made in its
+    folder or the nearest folder above it that exists (tried: a probe file, removed at once)."""
+    if os.path.isdir(path):
+        raise UserError('cannot write the %s %s: it is a folder' % (what, path))
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError('cannot write the %s %s: %s is a file, not a folder'
+                        % (what, path, existing))
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.write-check-', dir=existing)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise UserError('cannot write the %s %s: %s in %s' % (what, path, e.strerror, existing))
 
 
 def _remove(path):

@@ -83,7 +83,14 @@ def first_process():
 def acquire(folder, command=None):
     """Lock FOLDER/.lock for this process (creating the folder): an OutputLock, or a UserError
     naming the running holder's PID and host and the lock file. Re-entrant in one process."""
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where the folder would be
+        raise UserError('cannot use %s as the output folder: it or a folder above it is a '
+                        'file' % folder) from None
+    except PermissionError as e:
+        raise UserError('cannot create the output folder %s: %s' % (folder, e.strerror)) \
+            from None
     path = os.path.join(folder, LOCK_NAME)
     held = _HELD.get(os.path.realpath(path))
     if held is not None:

@@ -1,6 +1,8 @@
 """A function over many files in worker processes, results in order, with a progress bar."""
 import multiprocessing
 import os
+import signal
+import sys
 
 from tqdm import tqdm
 
@@ -15,6 +17,19 @@ def default_workers():
         return os.cpu_count() or 1
 
 
+def _exit_on_sigterm(signum, frame):
+    sys.exit(128 + signum)
+
+
+def _worker_signals():
+    """A pool worker leaves Ctrl-C to its parent, which then terminates the pool (SIGTERM);
+    SIGTERM ends the worker through SystemExit, so its `finally` blocks run (a file being
+    written under a temporary name is removed, util/files.py atomic_path) and it exits without
+    multiprocessing's `Process ForkPoolWorker-N:` traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
 def map_in_processes(fn, items, workers=None, progress=True, desc=None, unit='file'):
     """[fn(item) for item in items] computed by `workers` processes (default: every core; 1
     runs inline), in the items' order, with a tqdm bar unless `progress` is False. `fn` must
@@ -26,5 +41,5 @@ def map_in_processes(fn, items, workers=None, progress=True, desc=None, unit='fi
         return [fn(item) for item in tqdm(items, **bar)]
     # Small chunks keep the bar moving; a few per worker amortise the inter-process traffic.
     chunk = max(1, min(16, len(items) // (8 * workers)))
-    with multiprocessing.Pool(workers) as pool:
+    with multiprocessing.Pool(workers, initializer=_worker_signals) as pool:
         return list(tqdm(pool.imap(fn, items, chunksize=chunk), **bar))
