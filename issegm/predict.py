@@ -23,8 +23,8 @@ import numpy as np  # noqa: E402
 from issegm.cbst import argmax_max  # noqa: E402
 from issegm.datasets import (get_dataset, read_list, read_sample, sample_name,  # noqa: E402
                              write_png)
-from issegm.evaluate import (check_prediction_flags, check_unique_names,  # noqa: E402
-                             dataset_of, load_predictors)
+from issegm.evaluate import (check_devices, check_prediction_flags,  # noqa: E402
+                             check_unique_names, dataset_of, load_predictors)
 from issegm.testtime.image_list import Timings, device_names, predict_samples  # noqa: E402
 from util.errors import UserError, cli_entry, require_dir, require_file  # noqa: E402
 from util.files import write_atomically, write_json  # noqa: E402
@@ -474,6 +474,8 @@ def main(argv=None):
     frame_kinds = kinds if args.frames else ()
     todo = [image for image in images if not is_finished(args.output, sample_name(image), kinds)]
     todo_videos = [v for v in videos if not video_finished(args.output, v, frame_kinds)]
+    if todo or todo_videos:
+        check_devices(args)  # a bad --gpus stops before the output folder and predict.log
     os.makedirs(args.output, exist_ok=True)
     setup_logging(args.log_file or os.path.join(args.output, 'predict.log'), debug=args.debug)
     done = len(images) - len(todo) + len(videos) - len(todo_videos)

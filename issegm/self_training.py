@@ -25,6 +25,8 @@ def main(argv=None):
     settings = check_args(args, argv)
     # Environment switches before MXNet is imported (it reads them then, or at graph building).
     set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
+    from util.devices import parse_devices  # imports MXNet: after the flags
+    parse_devices(args.gpus, args.debug)  # a bad --gpus stops before the folder and its lock
     # Under the orchestrator its lock covers this process (util/locks.py, TOKEN_ENV); run by
     # hand, a phase locks the folder itself.
     with output_lock(args.output) as lock:
