@@ -131,6 +131,32 @@ def test_a_rerun_with_other_settings_is_refused_once_a_phase_finished(tmp_path):
     assert open(os.path.join(out, 'run.json')).read() == before  # recorded once
 
 
+def test_the_device_count_of_a_finished_run_is_kept_its_ids_are_not(tmp_path):
+    """Phase train's results depend on the devices per worker (each normalises its own slice of
+    the batch, BatchNorm sees that slice), not on which GPUs: run.json records the count."""
+    run, argv = _run_settings(tmp_path, '--gpus', '0,1')
+    out = run.flags.output
+    os.makedirs(out)
+    orchestrator.check_recorded_run(run, argv)
+    assert json.loads(open(os.path.join(out, 'run.json')).read())['settings'][
+        '--gpus (devices per worker)'] == 2
+    write_marker(out, 0, 'val', ['--phase', 'val'])
+    for ids in ('2,3', '1,0', 'cpu:2'):
+        other, other_argv = _run_settings(tmp_path, '--gpus', ids)
+        assert orchestrator.check_recorded_run(other, other_argv) == []
+    with pytest.raises(UserError) as refused:
+        other, other_argv = _run_settings(tmp_path, '--gpus', '0')
+        orchestrator.check_recorded_run(other, other_argv)
+    assert ': --gpus (devices per worker) 2 (now 1); resume with those values' in \
+        str(refused.value)
+    # a run.json of before the count was recorded: the rerun goes on
+    record = json.loads(open(os.path.join(out, 'run.json')).read())
+    del record['settings']['--gpus (devices per worker)']
+    with open(os.path.join(out, 'run.json'), 'w') as f:
+        json.dump(record, f)
+    assert orchestrator.check_recorded_run(other, other_argv) == []
+
+
 def test_overwrite_discards_the_earlier_run_and_nothing_else(tmp_path, monkeypatch):
     run, argv = _run_settings(tmp_path, '--num-round', '1', '--skip-data-check')
     out = tmp_path / 'o'
