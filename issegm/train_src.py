@@ -202,7 +202,8 @@ def train(args, start, samples, schedule, lock=None):
     from util.devices import parse_devices
     from util.symbol.resnet38 import build_symbol
 
-    kv, contexts, (_, rank, workers) = start_worker(args.kvstore, parse_devices(args.gpus, args.debug))
+    contexts = parse_devices(args.gpus, args.debug)
+    kv, contexts, (_, rank, workers) = start_worker(args.kvstore, contexts)
     if args.batch_images < len(contexts):
         raise UserError('--batch-images %d is less than the %d devices'
                         % (args.batch_images, len(contexts)))
