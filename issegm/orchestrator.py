@@ -111,7 +111,8 @@ def build_parser():
            'local or ssh a parameter-server job through issegm.launch, where --kvstore local '
            'means dist_sync and device means dist_device_sync; with --launcher horovod under '
            'horovodrun with --kvstore horovod (see the per-round script\'s --kvstore for what '
-           'each does to the learning rate)')
+           'each does to the learning rate); the local launcher\'s workers split --gpus '
+           '(0,1,2,3 over 2 workers: 0,1 and 2,3), each Horovod rank takes one')
     a('--servers', type=int, help='parameter servers for --workers (default: as many as workers)')
     a('--launcher', default='local', choices=LAUNCHERS, help='with --workers')
     a('--hostfile', help='--launcher ssh: hosts, one per line; --launcher horovod: '
