@@ -103,7 +103,8 @@ def _train_round(settings, infos, tgt_list, mining, batches, schedule):
     rnd = settings.round
     arg_params, aux_params = load_for_model(rnd.weights, parameter_shapes(rnd.model),
                                             allow_missing=settings.from_epoch == 0)
-    contexts = parse_devices(rnd.gpus, rnd.debug)
+    # a Horovod rank keeps one device of --gpus (start_worker): --debug is checked on that one
+    contexts = parse_devices(rnd.gpus, rnd.debug and settings.kvstore != 'horovod')
     kv, contexts, (_, rank, workers) = start_worker(settings.kvstore, contexts)
     if rank > 0:
         setup_logging(rank_log_file(rnd.log_file, rank), debug=rnd.debug)

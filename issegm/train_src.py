@@ -202,7 +202,8 @@ def train(args, start, samples, schedule, lock=None):
     from util.devices import parse_devices
     from util.symbol.resnet38 import build_symbol
 
-    contexts = parse_devices(args.gpus, args.debug)
+    # a Horovod rank keeps one device of --gpus (start_worker): --debug is checked on that one
+    contexts = parse_devices(args.gpus, args.debug and args.kvstore != 'horovod')
     kv, contexts, (_, rank, workers) = start_worker(args.kvstore, contexts)
     if args.batch_images < len(contexts):
         raise UserError('--batch-images %d is less than the %d devices'
@@ -252,7 +253,8 @@ def main(argv=None):
     if not args.skip_data_check:
         require_clean(samples, start.info.name, what=args.split)
     from util.devices import parse_devices  # imports MXNet: after the flags
-    parse_devices(args.gpus, args.debug)  # a bad --gpus stops before the folder and its lock
+    # a bad --gpus stops before the output folder and its lock
+    parse_devices(args.gpus, args.debug and args.kvstore != 'horovod')
     with output_lock(args.output) as lock:  # evaluate.py locks it itself for --phase val
         history = train(args, start, samples, lr_schedule(args, start, len(samples)), lock)
     for h in history:
