@@ -9,9 +9,8 @@ import sys
 import mxnet as mx
 import pytest
 
-from conftest import make_layout
 from issegm import evaluate, orchestrator, predict, train_src
-from issegm.datasets import write_list
+from test_safety import _small_gta
 from util import devices
 from util.errors import UserError, cli_entry
 from util.flags import parse_gpus
@@ -187,15 +186,6 @@ def test_a_library_the_loader_cannot_find_is_one_line(tmp_path, capsys):
         raise FileNotFoundError(2, 'No such file or directory', 'x.png')
     with pytest.raises(FileNotFoundError):  # other OSErrors are not rewritten
         other([])
-
-
-def _small_gta(tmp_path):
-    root = tmp_path / 'gta'
-    lst = str(root / 'train.lst')
-    write_list(lst, make_layout(str(root), 'gta', 1, hw=(16, 32)))
-    weights = tmp_path / 'gta_rna-tiny_cls19_s8_ep-0000.params'
-    weights.write_bytes(b'')  # refused before it is read
-    return str(root), lst, str(weights)
 
 
 @pytest.mark.parametrize('gpus,debug,message', [
