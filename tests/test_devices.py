@@ -83,7 +83,7 @@ def test_no_gpu_tells_a_cpu_build_from_a_cuda_build_and_an_old_driver(monkeypatc
         '--gpus cpu')
     monkeypatch.setattr(devices, 'cuda_versions', lambda: (11040, 11020))
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
-    with pytest.raises(UserError, match="CUDA_VISIBLE_DEVICES='' hides the others"):
+    with pytest.raises(UserError, match="CUDA_VISIBLE_DEVICES='' may hide them"):
         devices.parse_devices('0')
     monkeypatch.delenv('CUDA_VISIBLE_DEVICES')
     monkeypatch.setattr(devices, 'cuda_versions', lambda: (None, None))
@@ -130,6 +130,27 @@ def test_debug_takes_one_device(monkeypatch):
     assert devices.parse_devices('1', debug=True) == [mx.gpu(1)]
     monkeypatch.setenv(HOST_WORKER_ENV, '0/2')  # each of two workers gets one of 0,1
     assert devices.parse_devices('0,1', debug=True) == [mx.gpu(0)]
+
+
+def test_debug_of_a_horovod_rank_is_checked_on_its_one_device(tmp_path, monkeypatch, capsys):
+    """A Horovod rank keeps one device of --gpus (issegm.training.start_worker), so --debug
+    with --gpus 0,1 is not refused there before the rank has picked it."""
+    root, lst, weights = _small_gta(tmp_path)
+    seen = []
+
+    def parse_devices(spec, debug=False):
+        seen.append(debug)
+        raise UserError('stop here')
+    monkeypatch.setattr(devices, 'parse_devices', parse_devices)
+    for switch in ('MXNET_ENGINE_TYPE',):  # --debug sets it: restored (unset) after the test
+        monkeypatch.setenv(switch, '')
+        monkeypatch.delenv(switch)
+    for kvstore in ('horovod', 'device'):
+        with pytest.raises(SystemExit):
+            train_src.main(['--data-root', root, '--split', lst, '--weights', weights,
+                            '--output', str(tmp_path / 'out'), '--gpus', '0,1', '--debug',
+                            '--kvstore', kvstore])
+    assert seen == [False, True] and 'stop here' in capsys.readouterr().err
 
 
 def _orchestrator(tmp_path, *extra):

@@ -95,7 +95,8 @@ def _no_gpu_reason():
                 % (_cuda_text(driver), _cuda_text(runtime), CUDA11_MIN_DRIVER))
     visible = os.environ.get('CUDA_VISIBLE_DEVICES')
     if visible is not None:
-        return 'CUDA_VISIBLE_DEVICES=%r hides the others; check it and nvidia-smi' % visible
+        return ('CUDA_VISIBLE_DEVICES=%r may hide them: it must name GPUs that nvidia-smi lists'
+                % visible)
     return ('no GPU found, or a driver too old for this MXNet\'s CUDA (CUDA 11 needs >= %s): '
             'check nvidia-smi' % CUDA11_MIN_DRIVER)
 
