@@ -85,6 +85,14 @@ def check_prediction_flags(args):
     return info, model, parsed, scales
 
 
+def check_devices(args):
+    """The contexts of --gpus, checked before anything is written (a bad value leaves no output
+    folder); sets MXNet's switches first, as this imports MXNet."""
+    set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
+    from util.devices import parse_devices  # imports MXNet: after the flags
+    return parse_devices(args.gpus, args.debug)
+
+
 def load_predictors(args, model, parsed):
     """One issegm.testtime.one_image.Predictor per device of --gpus, with the weights checked to
     fit `model` (a misfit is a UserError). Imports MXNet: call it once the flags are checked.
@@ -95,7 +103,7 @@ def load_predictors(args, model, parsed):
     from util.devices import parse_devices
     from util.symbol.resnet38 import parameter_shapes
     from util.weights import load_for_model
-    contexts = parse_devices(args.gpus)
+    contexts = parse_devices(args.gpus, args.debug)
     arg_params, aux_params = load_for_model(args.weights, parameter_shapes(model))
     # float64 softmax, as yzou2/CBST evaluate.py's network (one_image.softmax_float64)
     predictors = make_predictors(model, arg_params, aux_params, contexts, parsed.stride,
@@ -330,6 +338,7 @@ def main(argv=None):
     require_file(args.weights, 'weight file')
     if not args.skip_data_check:
         require_clean(samples, dataset, what=args.split)
+    check_devices(args)
     with output_lock(args.output) as lock:
         predictors, contexts = load_predictors(args, model, parsed)
         setup_logging(args.log_file or os.path.join(args.output, 'evaluate.log'),

@@ -25,8 +25,9 @@ from issegm.round_plot import draw_rounds
 from issegm.round_settings import check_round_args, parse_round_args
 from util.errors import UserError, cli_entry
 from util.files import write_json
-from util.flags import HOROVOD_INSTALL_HINT, FlagParser, py2_str
+from util.flags import HOROVOD_INSTALL_HINT, FlagParser, parse_gpus, py2_str
 from util.launch import LAUNCHERS as PS_LAUNCHERS
+from util.launch import gpu_share, read_hostfile
 from util.locks import TOKEN_ENV, output_lock
 from util.logs import setup_logging
 from util.model_label import check_num_classes, model_from_weights
@@ -64,6 +65,10 @@ SUMMARY_KEYS = ('selected_share', 'selected_total', 'miou', 'pseudo_precision_to
                 'pseudo_recall_total', 'pseudo_kept_share_total', 'agreement',
                 'mean_entropy_total', 'mean_confidence_total', 'pseudo_precision',
                 'pseudo_recall')
+# run.json's key of the number of devices each worker of phase train uses (train_devices):
+# it changes results (each device normalises its own slice of a batch, and BatchNorm sees
+# that slice), the ids of --gpus do not.
+DEVICES_KEY = '--gpus (devices per worker)'
 # Flags holding a path: recorded absolute, so a rerun from elsewhere compares the same files.
 PATH_FLAGS = ('split', 'split_tgt', 'data_root', 'data_root_tgt', 'weights', 'prior')
 
@@ -107,7 +112,8 @@ def build_parser():
            'local or ssh a parameter-server job through issegm.launch, where --kvstore local '
            'means dist_sync and device means dist_device_sync; with --launcher horovod under '
            'horovodrun with --kvstore horovod (see the per-round script\'s --kvstore for what '
-           'each does to the learning rate)')
+           'each does to the learning rate); the local launcher\'s workers split --gpus '
+           '(0,1,2,3 over 2 workers: 0,1 and 2,3), each Horovod rank takes one')
     a('--servers', type=int, help='parameter servers for --workers (default: as many as workers)')
     a('--launcher', default='local', choices=LAUNCHERS, help='with --workers')
     a('--hostfile', help='--launcher ssh: hosts, one per line; --launcher horovod: '
@@ -159,12 +165,47 @@ def check_args(args):
             # Workers of one job must share a parameter server: the single-machine kvstores
             # become their distributed counterparts.
             kvstore = {'local': 'dist_sync', 'device': 'dist_device_sync'}.get(kvstore, kvstore)
+    check_worker_devices(args)
     model = model_from_weights(args.model, args.weights)
     crst = crst_of(args)
     # The phases read the target with these tables (cityscapes16 under a synthia source).
     target = get_dataset(target_dataset(args.dataset, args.dataset_tgt))
     check_num_classes(model, target, 'the target %s (with source %s)' % (target.name, args.dataset))
     return RunSettings(args, model, kvstore, horovodrun, crst)
+
+
+def check_worker_devices(args):
+    """--gpus against --workers, before anything runs: a bad value; GPUs that the workers of
+    one host cannot share equally (--launcher local: each worker takes its own share, see
+    util.launch.gpu_share); more ssh workers than hosts, which would share a host's GPUs."""
+    kind, ids = parse_gpus(args.gpus)
+    if args.workers < 2 or kind != 'gpu':
+        return
+    if args.launcher == 'local':
+        gpu_share(args.gpus, ids, 0, args.workers)
+    elif args.launcher == 'ssh' and args.workers > len(_hosts(args.hostfile)):
+        raise UserError('--workers %d with --launcher ssh and --gpus %s: %s lists fewer hosts, '
+                        'and workers placed on one host would all train on its GPUs; give one '
+                        'host per worker' % (args.workers, args.gpus, args.hostfile))
+
+
+def _hosts(hostfile):
+    try:
+        return read_hostfile(hostfile)
+    except ValueError as e:
+        raise UserError(str(e))
+
+
+def train_devices(args):
+    """The number of devices each worker of phase train uses: one per Horovod rank, an equal
+    share of the GPUs for the local launcher's workers (the CPU contexts are not split), else
+    all of --gpus."""
+    kind, ids = parse_gpus(args.gpus)
+    if args.workers > 1 and args.launcher == 'horovod':
+        return 1
+    if args.workers > 1 and args.launcher == 'local' and kind == 'gpu':
+        return len(ids) // args.workers
+    return len(ids)
 
 
 def horovodrun_path():
@@ -253,6 +294,7 @@ def result_settings(run):
             given = os.path.abspath(given)
         settings[action.option_strings[0]] = given
     settings['--kvstore'] = run.kvstore
+    settings[DEVICES_KEY] = train_devices(run.flags)
     return settings
 
 
@@ -265,11 +307,14 @@ def check_recorded_run(run, argv):
     output = run.flags.output
     path = run_record_path(output)
     discarded = discard_run(output) if run.flags.overwrite else []
+    current = result_settings(run)
     check_recorded_settings(
-        path, result_settings(run), argv, lambda: finished_phases(output),
+        path, current, argv, lambda: finished_phases(output),
         lambda changed: '%s holds rounds run with other settings (%s): %s; resume with those '
         'values, use another --output, or add --overwrite to discard those rounds and start '
-        'over' % (output, path, changed))
+        'over' % (output, path, changed),
+        # a run.json written before the device count was recorded: taken as this run's count
+        defaults={DEVICES_KEY: current[DEVICES_KEY]})
     return discarded
 
 

@@ -103,7 +103,9 @@ def _train_round(settings, infos, tgt_list, mining, batches, schedule):
     rnd = settings.round
     arg_params, aux_params = load_for_model(rnd.weights, parameter_shapes(rnd.model),
                                             allow_missing=settings.from_epoch == 0)
-    kv, contexts, (_, rank, workers) = start_worker(settings.kvstore, parse_devices(rnd.gpus))
+    # a Horovod rank keeps one device of --gpus (start_worker): --debug is checked on that one
+    contexts = parse_devices(rnd.gpus, rnd.debug and settings.kvstore != 'horovod')
+    kv, contexts, (_, rank, workers) = start_worker(settings.kvstore, contexts)
     if rank > 0:
         setup_logging(rank_log_file(rnd.log_file, rank), debug=rnd.debug)
     samples, num_target = _round_samples(settings, infos, tgt_list)
@@ -120,11 +122,11 @@ def _train_round(settings, infos, tgt_list, mining, batches, schedule):
     if rank == 0:
         _clear_round_outputs(settings, prefix)
     log.info('round %d phase train: %d source (portion %s, seed %d) + %d target samples, '
-             'epochs %d..%d of a schedule to %d (%d batches per epoch), lr %s %g, %d device(s), '
+             'epochs %d..%d of a schedule to %d (%d batches per epoch), lr %s %g, %d device(s) %s, '
              'worker %d/%d', rnd.idx_round, len(samples) - num_target, settings.src_port,
              settings.seed, num_target, settings.from_epoch, settings.stop_epoch,
              settings.to_epoch, batches, settings.lr_type, settings.base_lr, len(contexts),
-             rank, workers)
+             ','.join(map(str, contexts)), rank, workers)
     if is_active(rnd.crst):
         log.info('CRST: %s', ', '.join('%s %g' % kv for kv in describe(rnd.crst).items()))
     fitting = FitSettings(settings.from_epoch, settings.stop_epoch, prefix, schedule,

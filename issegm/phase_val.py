@@ -521,7 +521,7 @@ def run(settings):
     samples = load_samples(rnd.target.data_root, rnd.target.split, rnd.target.dataset,
                            require_labels=False)
     require_unique_names(samples, 'the target list %s' % rnd.target.split)
-    contexts = parse_devices(rnd.gpus)
+    contexts = parse_devices(rnd.gpus, rnd.debug)
     arg_params, aux_params = load_for_model(rnd.weights, parameter_shapes(rnd.model))
     prior = _load_prior(settings.prior_path, samples, num_classes)
     predictors = make_predictors(rnd.model, arg_params, aux_params, contexts,

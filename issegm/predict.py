@@ -26,8 +26,8 @@ from issegm.data_checks import (HeaderError, png_chunk_problem, read_header,  # 
                                 truncation_problems)
 from issegm.datasets import (get_dataset, read_list, read_sample, sample_name,  # noqa: E402
                              write_png)
-from issegm.evaluate import (check_prediction_flags, check_unique_names,  # noqa: E402
-                             dataset_of, load_predictors)
+from issegm.evaluate import (check_devices, check_prediction_flags,  # noqa: E402
+                             check_unique_names, dataset_of, load_predictors)
 from issegm.testtime.image_list import Timings, device_names, predict_samples  # noqa: E402
 from util.errors import (UserError, cli_entry, file_error, require_dir,  # noqa: E402
                          require_file)
@@ -549,6 +549,7 @@ def main(argv=None):
     os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')  # decoding warnings: quiet
     images, videos = collect_inputs(args.inputs, args.data_root, args.output)
     check_output_names(images, videos, args.frames)
+    check_devices(args)  # a bad --gpus stops before the output folder, its lock and predict.log
     with output_lock(args.output, [sys.executable] + sys.argv[:1] + argv) as lock:
         discarded = check_recorded(args, argv, result_settings(args, info, model, scales))
         setup_logging(args.log_file or os.path.join(args.output, 'predict.log'), debug=args.debug)

@@ -25,6 +25,11 @@ def main(argv=None):
     settings = check_args(args, argv)
     # Environment switches before MXNet is imported (it reads them then, or at graph building).
     set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
+    from util.devices import parse_devices  # imports MXNet: after the flags
+    # a bad --gpus stops before the output folder and its lock (a Horovod rank of phase train
+    # keeps one device of --gpus: --debug is checked on that one)
+    parse_devices(args.gpus, args.debug and not (args.phase == 'train' and
+                                                 args.kvstore == 'horovod'))
     # Under the orchestrator its lock covers this process (util/locks.py, TOKEN_ENV); run by
     # hand, a phase locks the folder itself.
     with output_lock(args.output) as lock:

@@ -202,7 +202,9 @@ def train(args, start, samples, schedule, lock=None):
     from util.devices import parse_devices
     from util.symbol.resnet38 import build_symbol
 
-    kv, contexts, (_, rank, workers) = start_worker(args.kvstore, parse_devices(args.gpus))
+    # a Horovod rank keeps one device of --gpus (start_worker): --debug is checked on that one
+    contexts = parse_devices(args.gpus, args.debug and args.kvstore != 'horovod')
+    kv, contexts, (_, rank, workers) = start_worker(args.kvstore, contexts)
     if args.batch_images < len(contexts):
         raise UserError('--batch-images %d is less than the %d devices'
                         % (args.batch_images, len(contexts)))
@@ -250,6 +252,9 @@ def main(argv=None):
     samples = load_samples(args.data_root, args.split, start.info.name)
     if not args.skip_data_check:
         require_clean(samples, start.info.name, what=args.split)
+    from util.devices import parse_devices  # imports MXNet: after the flags
+    # a bad --gpus stops before the output folder and its lock
+    parse_devices(args.gpus, args.debug and args.kvstore != 'horovod')
     with output_lock(args.output) as lock:  # evaluate.py locks it itself for --phase val
         history = train(args, start, samples, lr_schedule(args, start, len(samples)), lock)
     for h in history:

@@ -347,7 +347,7 @@ def test_workers_servers_and_hostfile_reach_the_launcher(tmp_path, launcher):
     hosts = tmp_path / 'hosts'
     hosts.write_text('h1\nh2\n')
     run = _orchestrator_args(tmp_path, '--num-round', '1', '--workers', '3', '--servers', '2',
-                             '--launcher', launcher, '--hostfile', str(hosts))
+                             '--launcher', launcher, '--hostfile', str(hosts), '--gpus', 'cpu')
     val, train = next(_children(run))
     command = orchestrator.child_command(run, train, distributed=True)
     assert command[:2] == [sys.executable, orchestrator.LAUNCH_SCRIPT]

@@ -115,19 +115,46 @@ def test_a_rerun_with_other_settings_is_refused_once_a_phase_finished(tmp_path):
         'with those values, use another --output, or add --overwrite to discard those rounds '
         'and start over' % (out, os.path.join(out, 'run.json')))
     run2, argv2 = _run_settings(tmp_path, '--kc-policy', 'global', '--workers', '2',
-                                '--base-lr', '0.001')
+                                '--base-lr', '0.001', '--gpus', '0,1')
     with pytest.raises(UserError, match=r'--base-lr 0.0001 \(now 0.001\), --kvstore local '
                                         r'\(now dist_sync\), --workers 1 \(now 2\); '):
         orchestrator.check_recorded_run(run2, argv2)
-    # flags that do not change results; the same paths written otherwise
+    # flags that do not change results (other GPU ids, not another count); the same paths
+    # written otherwise
     same, same_argv = _run_settings(
-        tmp_path, '--kc-policy', 'global', '--gpus', '0,1', '--no-progress', '--num-round', '30',
+        tmp_path, '--kc-policy', 'global', '--gpus', '1', '--no-progress', '--num-round', '30',
         '--prefetch-threads', '4', '--keep-probmaps', '--cudnn-autotune', '--skip-data-check',
         '--no-backward-do-mirror', '--launcher', 'ssh', '--servers', '2', '--to-epoch', '9',
         '--data-root', os.path.join(os.getcwd(), 'D'))
     before = open(os.path.join(out, 'run.json')).read()
     assert orchestrator.check_recorded_run(same, same_argv) == []
     assert open(os.path.join(out, 'run.json')).read() == before  # recorded once
+
+
+def test_the_device_count_of_a_finished_run_is_kept_its_ids_are_not(tmp_path):
+    """Phase train's results depend on the devices per worker (each normalises its own slice of
+    the batch, BatchNorm sees that slice), not on which GPUs: run.json records the count."""
+    run, argv = _run_settings(tmp_path, '--gpus', '0,1')
+    out = run.flags.output
+    os.makedirs(out)
+    orchestrator.check_recorded_run(run, argv)
+    assert json.loads(open(os.path.join(out, 'run.json')).read())['settings'][
+        '--gpus (devices per worker)'] == 2
+    write_marker(out, 0, 'val', ['--phase', 'val'])
+    for ids in ('2,3', '1,0', 'cpu:2'):
+        other, other_argv = _run_settings(tmp_path, '--gpus', ids)
+        assert orchestrator.check_recorded_run(other, other_argv) == []
+    with pytest.raises(UserError) as refused:
+        other, other_argv = _run_settings(tmp_path, '--gpus', '0')
+        orchestrator.check_recorded_run(other, other_argv)
+    assert ': --gpus (devices per worker) 2 (now 1); resume with those values' in \
+        str(refused.value)
+    # a run.json of before the count was recorded: the rerun goes on
+    record = json.loads(open(os.path.join(out, 'run.json')).read())
+    del record['settings']['--gpus (devices per worker)']
+    with open(os.path.join(out, 'run.json'), 'w') as f:
+        json.dump(record, f)
+    assert orchestrator.check_recorded_run(other, other_argv) == []
 
 
 def test_overwrite_discards_the_earlier_run_and_nothing_else(tmp_path, monkeypatch):
@@ -175,7 +202,7 @@ def test_every_script_is_refused_on_a_folder_in_use(tmp_path, capsys):
     the slow tests below)."""
     root, lst, weights = _small_gta(tmp_path)
     out = str(tmp_path / 'out')
-    run, _ = _run_settings(tmp_path, '--num-round', '1', '--output', out)
+    run, _ = _run_settings(tmp_path, '--num-round', '1', '--output', out, '--gpus', 'cpu')
     val = orchestrator.phase_arguments(run, next(orchestrator.round_settings(run.flags)),
                                        run.flags.weights)[0]
     scripts = [(self_training.main, val),

@@ -3,6 +3,7 @@ full disk)."""
 import errno
 import functools
 import os
+import re
 import shutil
 import sys
 
@@ -47,9 +48,13 @@ def cli_entry(main):
             print('error: %s' % e, file=sys.stderr, flush=True)
             _exit(e.exit_code)
         except OSError as e:
-            if not is_disk_full(e):
-                raise
-            print('error: %s' % disk_full_error(e.filename), file=sys.stderr, flush=True)
+            if is_disk_full(e):
+                error = disk_full_error(e.filename)
+            else:
+                error = missing_library_error(e)
+                if error is None:
+                    raise
+            print('error: %s' % error, file=sys.stderr, flush=True)
             _exit(1)
         except KeyboardInterrupt:
             print('error: interrupted', file=sys.stderr, flush=True)
@@ -86,6 +91,34 @@ def file_error(path, what='file'):
     if reason == 'not found':
         return UserError('%s not found: %s' % (what, path))
     return UserError('%s %s %s' % (what, path, reason))
+
+
+# The dynamic loader's words for a library it cannot find (ctypes.CDLL's OSError, e.g. when
+# `import mxnet` of a CUDA wheel loads libmxnet.so): 'libcudnn.so.8: cannot open shared ...'.
+MISSING_LIBRARY = re.compile(r'(\S+\.so[.\d]*): cannot open shared object file')
+# What to install for each library a CUDA MXNet 1.9.1 wheel needs beside the driver (NVIDIA's
+# apt repository names; README, "Installing for GPUs"); the first prefix that fits is used.
+LIBRARY_HINTS = (
+    ('libcuda.so', 'the NVIDIA driver (libcuda.so.1 comes with it; nvidia-smi tells whether '
+                   'one is installed)'),
+    ('libcudnn', 'cuDNN 8 for CUDA 11 (package libcudnn8)'),
+    ('libnccl', 'NCCL 2 (package libnccl2; needed even on one GPU)'),
+    ('lib', 'the CUDA 11 libraries of the wheel\'s CUDA version (package cuda-libraries-11-X, '
+            'e.g. cuda-libraries-11-2 for mxnet-cu112)'),
+)
+
+
+def missing_library_error(exc):
+    """The UserError of an OSError saying a shared library was not found (None for another
+    OSError): the library's name and what to install, or the CPU MXNet instead."""
+    found = MISSING_LIBRARY.search(str(exc))
+    if not found:
+        return None
+    library = os.path.basename(found.group(1))
+    needs = next(hint for prefix, hint in LIBRARY_HINTS if library.startswith(prefix))
+    return UserError('a shared library is missing (%s): install %s, with its folder on '
+                     'LD_LIBRARY_PATH (README, "Installing for GPUs"), or use the CPU MXNet '
+                     '(pip package mxnet) with --gpus cpu' % (str(exc).strip(), needs))
 
 
 def require_file(path, what='file'):

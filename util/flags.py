@@ -77,6 +77,30 @@ def parse_scale_range(text):
     return lo, hi
 
 
+GPUS_HELP = 'use cpu, cpu:N or a comma list of distinct GPU ids'
+
+
+def parse_gpus(spec):
+    """A `--gpus` value without MXNet: ('cpu', [0 .. N-1]) for `cpu` / `cpu:N`, ('gpu', ids)
+    for `0,1,...` (distinct ids: `0,0` would put two model copies on one GPU); a UserError
+    for anything else. The devices themselves: util.devices.parse_devices."""
+    text = (spec or '').strip()
+    if text.startswith('cpu'):
+        count = text[len('cpu'):]
+        if count == '':
+            return 'cpu', [0]
+        if count.startswith(':') and count[1:].isdigit() and int(count[1:]) > 0:
+            return 'cpu', list(range(int(count[1:])))
+        raise UserError('bad --gpus value %r: %s' % (spec, GPUS_HELP))
+    try:
+        ids = [int(x) for x in text.split(',') if x.strip() != '']
+    except ValueError:
+        raise UserError('bad --gpus value %r: %s' % (spec, GPUS_HELP))
+    if not ids or min(ids) < 0 or len(set(ids)) != len(ids):
+        raise UserError('bad --gpus value %r: %s' % (spec, GPUS_HELP))
+    return 'gpu', ids
+
+
 def parse_test_scales(text):
     """`--test-scales 1024,2048` -> [1024, 2048] (positive integers, at least one)."""
     try:

@@ -31,12 +31,13 @@ def changed_flags(recorded, current):
             if recorded.get(flag) != current.get(flag)]
 
 
-def check_recorded_settings(path, current, command, has_results, refusal):
+def check_recorded_settings(path, current, command, has_results, refusal, defaults=None):
     """Compare {flag: value} `current` with the settings recorded in `path` (JSON {'command',
     'settings'}): equal, nothing happens; different while `has_results()` is true (outputs made
     with the recorded settings are there), the UserError refusal(the changed flags, joined by
     ', ': changed_flags); else `path` records `current` and the `command` line. An unreadable record
-    is a UserError too (--overwrite starts over)."""
+    is a UserError too (--overwrite starts over). `defaults` {flag: value}: what a record
+    written before such a flag was recorded is taken to hold for it."""
     recorded = None
     if os.path.isfile(path):
         try:
@@ -44,6 +45,9 @@ def check_recorded_settings(path, current, command, has_results, refusal):
                 recorded = json.load(f)['settings']
         except (ValueError, KeyError, TypeError) as e:
             raise UserError('cannot read %s (%s): add --overwrite to start over' % (path, e))
+        if isinstance(recorded, dict):
+            for flag, value in (defaults or {}).items():
+                recorded.setdefault(flag, value)
     if recorded == current:
         return
     if recorded is not None and has_results():
