@@ -19,7 +19,8 @@ from issegm.crst.settings import CrstSettings, describe
 from issegm.data_checks import check_self_training_lists
 from issegm.datasets import get_dataset, target_dataset
 from issegm.round_files import (discard_run, finished, finished_phases, metrics_path,
-                                round_weights, run_record_path, stats_dir)
+                                round_weights, rounds_log_path, rounds_plot_path,
+                                run_record_path, stats_dir, summary_path)
 from issegm.round_flags import ROUND_FLAGS, child_argv, crst_of, default_of, shared_flags, value
 from issegm.round_plot import draw_rounds
 from issegm.round_settings import check_round_args, parse_round_args
@@ -354,14 +355,14 @@ def round_summary(run, plan):
     entries so far."""
     entry = round_entry(run, plan)
     log.info('%s', round_line(entry))
-    summary_path = os.path.join(run.flags.output, 'summary.json')
+    path = summary_path(run.flags.output)
     rounds = []
-    if os.path.isfile(summary_path):
-        with open(summary_path) as f:
+    if os.path.isfile(path):
+        with open(path) as f:
             rounds = [e for e in json.load(f) if e.get('round') != plan.idx_round]
     rounds.append(entry)
     rounds.sort(key=lambda e: e['round'])
-    write_json(summary_path, rounds)
+    write_json(path, rounds)
     return rounds
 
 
@@ -389,7 +390,7 @@ def main(argv=None):
         if not new_folder and not args.skip_data_check:  # after a busy folder's refusal
             check_self_training_lists(args)
         discarded = check_recorded_run(run, argv)
-        setup_logging(os.path.join(args.output, 'rounds.log'))
+        setup_logging(rounds_log_path(args.output))
         for line in [lock.takeover] + ignored_flag_warnings(args):
             if line:
                 log.warning('%s', line)
@@ -417,7 +418,7 @@ def run_rounds(run, env):
                 log.info('round %d phase %s failed with exit status %d', r, phase, status)
                 return status
         rounds = round_summary(run, plan)
-        draw_rounds(os.path.join(args.output, 'rounds.png'), rounds,
+        draw_rounds(rounds_plot_path(args.output), rounds,
                     get_dataset(target_dataset(args.dataset, args.dataset_tgt)),
                     '%s: %s' % (method_name(run), args.output))
         weights = round_weights(args.output, r, run.model, plan.to_epoch)

@@ -24,8 +24,7 @@ from issegm.datasets import (get_dataset, load_samples, read_image, read_label, 
                              sample_name, write_list)
 from issegm.debug_grid import write_debug_grid
 from issegm.prior import load_prior
-from issegm.round_files import (probmap_dir, round_dir, stats_dir, target_list_path,
-                                write_marker)
+from issegm import round_files as layout
 from issegm.testtime.image_list import (Timings, device_names, predict_samples,
                                         write_label_pngs)
 from issegm.testtime.one_image import make_predictors, upsample_probs
@@ -38,26 +37,19 @@ from util.prefetch import Closing, Prefetcher
 from util.symbol.resnet38 import parameter_shapes
 from util.weights import load_for_model
 
-__all__ = ['run', 'STAGE_SUFFIX', 'HEALTH_PARTS', 'staged_output', 'TargetSplit', 'TargetImage',
+__all__ = ['run', 'staged_output', 'TargetSplit', 'TargetImage',
            'FirstPass', 'MapCache', 'LabelRule', 'HealthPlan', 'Selection', 'weight_by_prior',
            'predict_target', 'network_pass', 'argmax_pass', 'write_mining_stats', 'label_target',
            'HealthThread', 'round_timing', 'write_round_report']
 
 log = logging.getLogger('cbst')
 
-STAGE_SUFFIX = '.val-partial'
-# What the round's health adds to OUTPUT/R (none of it with --no-health): the table, the debug
-# grids, and the round's pseudo-labels at the grid's points (GRID_DIR/NAME.npy, train ids, 32 kB
-# per 2048x1024 image) that the next round's agreement reads.
-QUALITY_FILE, DEBUG_DIR, GRID_DIR = 'pseudo_quality.md', 'debug', 'pseudo_grid'
-HEALTH_PARTS = (QUALITY_FILE, DEBUG_DIR, GRID_DIR)
-
 
 def staged_output(final, parts):
     """util.files.staged_output in the staging folder FINAL.val-partial: `parts` ({name in the
     stage: destination}) replace their destinations when the block ends without an error; an
     error leaves every destination as it was (a run killed half-way never leaves half a round)."""
-    return _staged_output(final + STAGE_SUFFIX, parts)
+    return _staged_output(layout.val_stage(final), parts)
 
 
 class TargetSplit(collections.namedtuple('TargetSplit',
@@ -231,13 +223,15 @@ def _argmax_image(target, image):
         entropy += (time.thread_time() - started,)
     probs = target.cache.full_probs(image, net)
     pred, top = cbst.argmax_max(probs)
-    write_label_pngs(target.info, image.name, pred, _staged(target, 'results', 'nplabelIds'),
-                     _staged(target, 'results', 'npcolor'))
+    write_label_pngs(target.info, image.name, pred,
+                     _staged(target, layout.RESULTS, layout.ARGMAX),
+                     _staged(target, layout.RESULTS, layout.ARGMAX_COLOR))
     sp = None
     if target.prior is not None:
         sp, top = cbst.argmax_max(weight_by_prior(probs, target.prior))
-        write_label_pngs(target.info, image.name, sp, _staged(target, 'self_train', 'splabelIds'),
-                         _staged(target, 'self_train', 'spcolor'))
+        write_label_pngs(target.info, image.name, sp,
+                         _staged(target, layout.SELF_TRAIN, layout.PRIOR_ARGMAX),
+                         _staged(target, layout.SELF_TRAIN, layout.PRIOR_ARGMAX_COLOR))
     gt = target.info.label_to_train[read_label(image.label_path)] if target.has_gt else None
     return pred, sp, top, gt, entropy
 
@@ -327,12 +321,12 @@ def _label_image(target, cls_thresh, rule, thread, image):
         pseudo, reweighted = cbst.pseudo_label_maps(probs, cls_thresh)
     # unselected pixels (255) are stored as label id 0 (unlabeled)
     write_label_pngs(target.info, image.name, pseudo,
-                     _staged(target, 'self_train', 'pseudo_labelIds'),
-                     _staged(target, 'self_train', 'pseudo_color'))
+                     _staged(target, layout.SELF_TRAIN, layout.PSEUDO_LABELS),
+                     _staged(target, layout.SELF_TRAIN, layout.PSEUDO_COLOR))
     if policy == 'cb':
         write_label_pngs(target.info, image.name, reweighted,
-                         _staged(target, 'self_train', 'rwlabelIds'),
-                         _staged(target, 'self_train', 'rwcolor'))
+                         _staged(target, layout.SELF_TRAIN, layout.REWEIGHTED),
+                         _staged(target, layout.SELF_TRAIN, layout.REWEIGHTED_COLOR))
     if probmap_dir is not None:
         os.makedirs(probmap_dir, exist_ok=True)
         np.save(os.path.join(probmap_dir, image.name + '.npy'), probs)
@@ -345,7 +339,7 @@ def _label_image(target, cls_thresh, rule, thread, image):
         counted, inputs = thread.count(image, pseudo, confidence,
                                        time.thread_time() - started)
         health = counted, _debug_grid(target, image, (pseudo, inputs), probs)
-    target.cache.remove(image.name, _staged(target, 'self_train', netmaps.FOLDER)
+    target.cache.remove(image.name, _staged(target, layout.SELF_TRAIN, netmaps.FOLDER)
                         if alpha > 0 else None)
     return kept, pseudo.size, health
 
@@ -359,8 +353,8 @@ def _debug_grid(target, image, labels, probs):
     started, info, (pseudo, inputs) = time.thread_time(), target.info, labels
     gt = inputs.result()[0]
     argmax = info.label_to_train[read_label(os.path.join(
-        _staged(target, 'results', 'nplabelIds'), image.name + '.png'))]
-    write_debug_grid(_staged(target, DEBUG_DIR, image.name + '.png'), info,
+        _staged(target, layout.RESULTS, layout.ARGMAX), image.name + '.png'))]
+    write_debug_grid(_staged(target, layout.DEBUG_DIR, image.name + '.png'), info,
                      read_image(image.image_path), (argmax, pseudo, probs.max(axis=0)),
                      None if gt is None else info.label_to_train[gt])
     return time.thread_time() - started
@@ -381,7 +375,7 @@ class HealthThread(Closing):
         self.pool = (futures.ThreadPoolExecutor(1, 'health') if target.health is not None
                      else None)
         if self.pool is not None:
-            os.makedirs(_staged(target, GRID_DIR), exist_ok=True)
+            os.makedirs(_staged(target, layout.GRID_DIR), exist_ok=True)
 
     def count(self, image, pseudo, confidence, seconds):
         """Futures of (ImageHealth, CPU seconds) of the image's pseudo-labels and their
@@ -404,12 +398,12 @@ class HealthThread(Closing):
     def _count(self, name, inputs, pseudo, confidence):
         """(round_health.image_health of one image, CPU seconds of it, of its inputs and of its
         grid_confidence); `inputs`: the future of its _health_inputs, done (queued before this
-        job). Writes GRID_DIR/NAME.npy."""
+        job). Writes pseudo_grid/NAME.npy."""
         started, info = time.thread_time(), self.target.info
         gt, previous, read_seconds = inputs.result()
         health = round_health.image_health(pseudo, confidence[0], info.label_to_train, gt,
                                            previous)
-        np.save(_staged(self.target, GRID_DIR, name + '.npy'),
+        np.save(_staged(self.target, layout.GRID_DIR, name + '.npy'),
                 np.ascontiguousarray(round_health.grid_sample(pseudo)))
         return health, read_seconds + confidence[1] + time.thread_time() - started
 
@@ -432,8 +426,8 @@ def _previous_grid(info, folder, name, shape):
     no agreement)."""
     if folder is None:
         return None
-    grid = os.path.join(folder, GRID_DIR, name + '.npy')
-    png = os.path.join(folder, 'self_train', 'pseudo_labelIds', name + '.png')
+    grid = os.path.join(folder, layout.GRID_DIR, name + '.npy')
+    png = os.path.join(folder, layout.SELF_TRAIN, layout.PSEUDO_LABELS, name + '.png')
     try:
         if os.path.isfile(grid):
             labels = np.load(grid)
@@ -489,7 +483,7 @@ def write_round_report(path, header, info, first, thresholds, selection, timing)
              timing['cache_bytes_per_image'] / 1e6)
     write_json(path, report)
     if selection.health is not None:
-        _write_quality_table(os.path.join(os.path.dirname(path), QUALITY_FILE), report,
+        _write_quality_table(os.path.join(os.path.dirname(path), layout.QUALITY_FILE), report,
                              info.class_names, selection.health)
     return report
 
@@ -531,19 +525,20 @@ def run(settings):
              'prior %s, policy %s, devices %s', rnd.idx_round, len(samples),
              settings.test_scales[0], settings.test_flipping, settings.test_steps,
              settings.prior_path is not None, settings.kc_policy, device_names(contexts))
-    final = round_dir(rnd.output, rnd.idx_round)
+    final = layout.round_dir(rnd.output, rnd.idx_round)
     started = time.perf_counter()
     with staged_output(final, _val_parts(rnd.output, final)) as stage:
         target = TargetSplit(info, samples, has_gt, prior, stage, MapCache(
-            os.path.join(stage, 'cache'), predictors[0].pred_stride), rnd.target.data_root,
+            os.path.join(stage, layout.MAP_CACHE), predictors[0].pred_stride),
+            rnd.target.data_root,
             _health_plan(settings, samples))
         first, thresholds, selection = _label_round(settings, predictors, target, final)
         report = write_round_report(
-            os.path.join(stage, 'metrics.json'), _val_header(settings, len(samples)), info,
+            os.path.join(stage, layout.METRICS), _val_header(settings, len(samples)), info,
             first, thresholds, selection,
             round_timing(time.perf_counter() - started, first, len(contexts), selection))
     _remove_old_health(final, settings)
-    write_marker(rnd.output, rnd.idx_round, 'val', rnd.argv)
+    layout.write_marker(rnd.output, rnd.idx_round, 'val', rnd.argv)
     return report
 
 
@@ -553,7 +548,7 @@ def _health_plan(settings, samples):
     if not settings.health:
         return None
     rnd = settings.round
-    previous = round_dir(rnd.output, rnd.idx_round - 1) if rnd.idx_round > 0 else None
+    previous = layout.round_dir(rnd.output, rnd.idx_round - 1) if rnd.idx_round > 0 else None
     return HealthPlan(previous if previous is not None and os.path.isdir(previous) else None,
                       frozenset(sample_name(image) for image, _ in
                                 samples[:settings.debug_images]))
@@ -562,8 +557,8 @@ def _health_plan(settings, samples):
 def _remove_old_health(final, settings):
     """Remove what an earlier phase val of the round left of the health that this one did not
     write (--no-health, --debug-images 0), so OUTPUT/R never mixes two runs."""
-    old = HEALTH_PARTS if not settings.health else (DEBUG_DIR,) if not settings.debug_images \
-        else ()
+    old = (layout.HEALTH_PARTS if not settings.health else
+           (layout.DEBUG_DIR,) if not settings.debug_images else ())
     for name in old:
         path = os.path.join(final, name)
         if os.path.isdir(path):
@@ -582,22 +577,23 @@ def _label_round(settings, predictors, target, final):
     cls_thresh, cls_size = first.pool.thresholds(settings.tgt_port)
     log.info('thresholds (portion %.4f, %s): %s', settings.tgt_port, settings.kc_policy,
              ' '.join('%.4f' % t for t in cls_thresh))
-    write_mining_stats(os.path.join(stage, 'stats'), cls_thresh, cls_size,
+    write_mining_stats(os.path.join(stage, layout.STATS), cls_thresh, cls_size,
                        settings.mine_id_number, settings.mine_thresh)
     alpha = rnd.crst.lr_weight_ent
     rule = LabelRule(settings.kc_policy, alpha,
-                     probmap_dir(rnd.output) if settings.keep_probmaps else None)
-    list_name = os.path.basename(target_list_path(rnd.output, rnd.idx_round, rnd.target.split))
+                     layout.probmap_dir(rnd.output) if settings.keep_probmaps else None)
+    list_name = layout.training_list_name(rnd.target.split)
     selection = label_target(target, first.images, cls_thresh, rule,
-                             os.path.join(stage, 'self_train', list_name),
-                             os.path.join(os.path.abspath(final), 'self_train', 'pseudo_labelIds'),
+                             os.path.join(stage, layout.SELF_TRAIN, list_name),
+                             os.path.join(os.path.abspath(final), layout.SELF_TRAIN,
+                                          layout.PSEUDO_LABELS),
                              rnd.progress, label + ' labels')
     if selection.health is not None:
         selection.health.add_entropy(*first.entropy[:2])
     if alpha > 0:
         prior_source = ((settings.prior_path, target.prior.shape[1:])
                         if target.prior is not None else (None, None))
-        netmaps.write_record(os.path.join(stage, 'self_train'), alpha, cls_thresh,
+        netmaps.write_record(os.path.join(stage, layout.SELF_TRAIN), alpha, cls_thresh,
                              target.cache.pred_stride, first.images, *prior_source)
     if first.meter is not None:
         log.info('%s mIoU on %s (network argmax):\n%s', label, rnd.target.split,
@@ -616,9 +612,8 @@ def _load_prior(path, samples, num_classes):
 
 def _val_parts(output, final):
     """Where phase val's staged outputs go: {name in the stage: destination}."""
-    parts = {part: os.path.join(final, part)
-             for part in ('results', 'self_train', 'metrics.json') + HEALTH_PARTS}
-    parts['stats'] = stats_dir(output)
+    parts = {part: os.path.join(final, part) for part in layout.VAL_PARTS}
+    parts[layout.STATS] = layout.stats_dir(output)
     return parts
 
 

@@ -130,6 +130,23 @@ def test_a_rerun_with_other_settings_is_refused_once_a_phase_finished(tmp_path):
     assert open(os.path.join(out, 'run.json')).read() == before  # recorded once
 
 
+def test_run_entries_are_the_top_level_names_the_layout_builds():
+    """RUN_ENTRIES is derived from the layout's names: every path it builds at the top of
+    OUTPUT is discarded by --overwrite, and names a run never writes are not."""
+    from issegm import round_files as layout
+    from util.logs import rank_log_file
+    out = os.path.join('o')
+    built = [layout.round_dir(out, 12), layout.val_stage(layout.round_dir(out, 3)),
+             layout.stats_dir(out), layout.probmap_dir(out), layout.summary_path(out),
+             layout.rounds_plot_path(out), layout.rounds_log_path(out),
+             layout.run_record_path(out), layout.phase_log_file(out, 2, 'val'),
+             rank_log_file(layout.phase_log_file(out, 0, 'train'), 3),
+             os.path.join(out, '.run.json.1-2.tmp')]
+    assert [p for p in built if not layout.RUN_ENTRIES.match(os.path.basename(p))] == []
+    for other in ('notes.txt', 'evaluation', '.lock', 'round0-test.log', '0.partial', 'statsx'):
+        assert not layout.RUN_ENTRIES.match(other), other
+
+
 def test_overwrite_discards_the_earlier_run_and_nothing_else(tmp_path, monkeypatch):
     run, argv = _run_settings(tmp_path, '--num-round', '1', '--skip-data-check')
     out = tmp_path / 'o'
