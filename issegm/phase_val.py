@@ -545,7 +545,7 @@ def run(settings):
 def _health_plan(settings, samples):
     """The HealthPlan of the round (None with --no-health): the previous round's folder when
     it exists, the first --debug-images target images."""
-    if not settings.health:
+    if settings.no_health:
         return None
     rnd = settings.round
     previous = layout.round_dir(rnd.output, rnd.idx_round - 1) if rnd.idx_round > 0 else None
@@ -557,7 +557,7 @@ def _health_plan(settings, samples):
 def _remove_old_health(final, settings):
     """Remove what an earlier phase val of the round left of the health that this one did not
     write (--no-health, --debug-images 0), so OUTPUT/R never mixes two runs."""
-    old = (layout.HEALTH_PARTS if not settings.health else
+    old = (layout.HEALTH_PARTS if settings.no_health else
            (layout.DEBUG_DIR,) if not settings.debug_images else ())
     for name in old:
         path = os.path.join(final, name)
@@ -573,9 +573,9 @@ def _label_round(settings, predictors, target, final):
     rnd, stage = settings.round, target.stage
     label = 'round %d' % rnd.idx_round
     first = predict_target(predictors, target, settings.test_scales[0], settings.test_flipping,
-                           settings.kc_policy, rnd.progress, label)
-    cls_thresh, cls_size = first.pool.thresholds(settings.tgt_port)
-    log.info('thresholds (portion %.4f, %s): %s', settings.tgt_port, settings.kc_policy,
+                           settings.kc_policy, not rnd.no_progress, label)
+    cls_thresh, cls_size = first.pool.thresholds(settings.init_tgt_port)
+    log.info('thresholds (portion %.4f, %s): %s', settings.init_tgt_port, settings.kc_policy,
              ' '.join('%.4f' % t for t in cls_thresh))
     write_mining_stats(os.path.join(stage, layout.STATS), cls_thresh, cls_size,
                        settings.mine_id_number, settings.mine_thresh)
@@ -587,7 +587,7 @@ def _label_round(settings, predictors, target, final):
                              os.path.join(stage, layout.SELF_TRAIN, list_name),
                              os.path.join(os.path.abspath(final), layout.SELF_TRAIN,
                                           layout.PSEUDO_LABELS),
-                             rnd.progress, label + ' labels')
+                             not rnd.no_progress, label + ' labels')
     if selection.health is not None:
         selection.health.add_entropy(*first.entropy[:2])
     if alpha > 0:
@@ -619,7 +619,7 @@ def _val_parts(output, final):
 
 def _val_header(settings, num_images):
     rnd = settings.round
-    header = {'round': rnd.idx_round, 'tgt_port': settings.tgt_port,
+    header = {'round': rnd.idx_round, 'tgt_port': settings.init_tgt_port,
               'kc_policy': settings.kc_policy, 'with_prior': settings.prior_path is not None,
               'num_images': num_images}
     if rnd.crst.lr_weight_ent > 0:  # a CBST round's metrics.json stays as it was

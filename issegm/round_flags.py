@@ -1,80 +1,34 @@
-"""The flags of a round's two child command lines, declared once (ROUND_FLAGS): each row names a
-flag, the phases it reaches (as yzou2/CBST solve_AO.py main passes them) and how the orchestrator
-writes it; shared_flags() and child_argv() are made from it. The rows keep the command lines'
-order, which the phases' done markers record (docs/internals.md, section 1).
+"""Every setting of a self-training run, declared once (SETTINGS, rows of
+issegm.setting_rows.Setting): the orchestrator's, the per-round script's and those the round
+loop passes on, in the order the children's command lines have always had (the phases' done
+markers record them; the rows without phases follow). Both parsers, the command lines, the
+settings classes and docs/flags.md are made from it (docs/internals.md, section 1).
 """
-import dataclasses
-from typing import Callable, Optional
-
 from issegm.cbst import POLICIES
-from issegm.crst.settings import crst_settings
+from issegm.setting_rows import (BOTH, IGNORED, ORCHESTRATOR, ROUND, ROUND_SCRIPT, RUN, TRAIN,
+                                 VAL, Setting, build_parser, nonzero, switch, unless_default,
+                                 zero_one)
+from issegm.setting_rows import child_argv as _child_argv
+from issegm.setting_rows import result_argv as _result_argv
 from util.errors import UserError
-from util.flags import KVSTORE_HELP, KVSTORES, FlagParser, parse_bool, py2_str
+from util.flags import (KVSTORE_HELP, KVSTORES, TRAINING_SWITCHES, check_at_least_one,
+                        check_non_negative, check_portion, check_positive, parse_bool,
+                        parse_scale_range, parse_test_scales, training_schedule_specs)
+from util.launch import LAUNCHERS as PS_LAUNCHERS
 from util.prefetch import KINDS as PREFETCHER_KINDS
 
-__all__ = ['VAL', 'TRAIN', 'BOTH', 'RoundFlag', 'ROUND_FLAGS', 'shared_flags', 'child_argv',
-           'result_argv', 'default_of', 'crst_of']
+__all__ = ['SETTINGS', 'GROUPS', 'LAUNCHERS', 'SOURCE_SAMPLE_POLICIES', 'round_script_parser',
+           'orchestrator_parser', 'child_argv', 'result_argv', 'default_of', 'setting']
 
-VAL, TRAIN = 'val', 'train'
-BOTH = (VAL, TRAIN)
 # Phase val's debug grids by default (--debug-images).
 DEBUG_IMAGES = 4
-
-
-def value(flag, v):
-    """[flag, v as Python 2's str() wrote it (util.flags.py2_str)]; nothing for None."""
-    return [] if v is None else [flag, py2_str(v)]
-
-
-def switch(flag, on):
-    return [flag] if on else []
-
-
-def nonzero(flag, v):
-    """A CRST weight: passed on only when on, so a CBST run's children get the command lines
-    (and the phases' markers the argv) they always had."""
-    return value(flag, v) if v else []
-
-
-def unless_default(default):
-    """A writer of a value passed on only when it is not `default`: a run with the default
-    keeps the command lines (and the phases' markers the argv) it always had."""
-    def write(flag, v):
-        return [] if v == default else value(flag, v)
-    return write
-
-
-def zero_one(flag, on):
-    """'0' or '1' (yzou2/CBST solve_AO.py main passes --cache-images 0)."""
-    return [flag, str(int(on))]
-
-
-@dataclasses.dataclass(frozen=True)
-class RoundFlag:
-    """One flag of the children's command lines: the `phases` it reaches, written by
-    `write(flag, value)`; `spec`: its argparse keywords when both scripts define it (None: only
-    the per-round script does, and the round loop supplies the value); `group`: its help
-    section (a key of GROUPS); `changes_results`: False for a flag a rerun may change (devices,
-    helpers, progress bars, kept extras): the done markers and OUTPUT/run.json ignore it."""
-    flag: str
-    phases: tuple
-    write: Callable = value
-    spec: Optional[dict] = None
-    group: Optional[str] = None
-    changes_results: bool = True
-
-    @property
-    def dest(self):
-        return self.flag[2:].replace('-', '_')
-
-
-def _shared(flag, phases, write=value, group=None, changes_results=True, **spec):
-    return RoundFlag(flag, phases, write, spec, group, changes_results)
-
-
-def _loop(flag, phases, write=value, changes_results=True):
-    return RoundFlag(flag, phases, write, changes_results=changes_results)
-
+# How phase train runs on --workers N: issegm.launch's parameter-server job (local or ssh), or
+# horovodrun (all-reduce, --kvstore horovod).
+LAUNCHERS = PS_LAUNCHERS + ('horovod',)
+# How each round picks its source images: 'cumulative' always draws with --seed-int (a larger
+# portion adds images), 'random' with the round number (yzou2/CBST issegm/solve_AO.py).
+SOURCE_SAMPLE_POLICIES = ('cumulative', 'random')
+_SCHEDULE = training_schedule_specs(to_epoch=2)
 
 GROUPS = {'crst': (
     'CRST (Zou et al., ICCV 2019; 0 = off, the default: CBST unchanged)',
@@ -83,152 +37,244 @@ GROUPS = {'crst': (
     'its value w is w * w here: its mrkld.sh\'s 0.1 is --mr-weight-kld 0.01; its '
     '--lr-weight-ent (lrent.sh: 0.25) is the same number here.')}
 
-ROUND_FLAGS = (
-    _loop('--phase', BOTH),
-    _shared('--dataset', BOTH, default='gta', help='source dataset: gta or synthia'),
-    _shared('--dataset-tgt', BOTH, default='cityscapes',
-            help='target dataset: cityscapes (the 16-class cityscapes16 tables when --dataset is '
-                 'synthia, as upstream) or cityscapes16'),
+
+def one_test_scale(flag, text):
+    """Phase val's --test-scales: one scale, as a tuple."""
+    scales = tuple(parse_test_scales(text))
+    if len(scales) != 1:
+        raise UserError('phase val takes one test scale, got %s %s'
+                        % (flag, ','.join(map(str, scales))))
+    return scales
+
+
+def scale_range(flag, text):
+    return parse_scale_range(text)
+
+
+def _loop(flag, room, phases, spec, **keywords):
+    """A flag of the per-round script whose value the round loop fills in."""
+    return Setting(flag, room, phases, spec=spec, parsers=(ROUND_SCRIPT,), **keywords)
+
+
+def _script(flag, room, spec=None, **keywords):
+    """A flag of the per-round script the orchestrator does not pass on."""
+    return Setting(flag, room, spec=spec or {}, parsers=(ROUND_SCRIPT,), **keywords)
+
+
+def _run(flag, check=None, changes_results=True, **spec):
+    """A flag of the orchestrator alone."""
+    return Setting(flag, RUN, spec=spec, parsers=(ORCHESTRATOR,), check=check,
+                   changes_results=changes_results)
+
+
+SETTINGS = (
+    _loop('--phase', ROUND, BOTH, dict(default='train', choices=(TRAIN, VAL),
+                                       help='val: pseudo-label the target; train: retrain')),
+    Setting('--dataset', ROUND, BOTH, spec=dict(default='gta',
+                                                help='source dataset: gta or synthia')),
+    Setting('--dataset-tgt', ROUND, BOTH, spec=dict(
+        default='cityscapes', help='target dataset: cityscapes (the 16-class cityscapes16 tables '
+                                   'when --dataset is synthia, as upstream) or cityscapes16')),
     # yzou2/CBST solve_AO.py main gives --split to phase train only; phase val never reads it
-    _shared('--split', BOTH, default='train', help='source split name or .lst path'),
-    _shared('--split-tgt', BOTH, default='val', help='target split name or .lst path'),
-    _shared('--data-root', BOTH, help='source dataset root'),
-    _shared('--data-root-tgt', BOTH, help='target dataset root'),
-    _shared('--output', BOTH, required=True, help='output folder of the run'),
-    _shared('--model', BOTH, help='model label (default: the weights file name before _ep-)'),
-    _shared('--weights', BOTH, required=True, help='weight file to start from'),
-    _loop('--idx-round', BOTH),
-    _shared('--gpus', BOTH, changes_results=False, default='0',
-            help='cpu, cpu:N or GPU ids like 0,1'),
-    _shared('--no-progress', BOTH, switch, changes_results=False, action='store_true',
-            help='no progress bars'),
-    _shared('--init-tgt-port', VAL, type=float, default=0.3,
-            help='portion of target pixels to pseudo-label'),
-    _shared('--test-scales', VAL, default='2048',
-            help='longer side at test time (one value in phase val)'),
-    _loop('--test-flipping', VAL, switch),
-    _loop('--no-cudnn', VAL, switch, changes_results=False),
-    _shared('--with-prior', VAL, type=parse_bool, default=False,
-            help="'True' to weight maps by the spatial prior"),
-    _shared('--prior', VAL,
-            help='spatial prior .mat (default spatial_prior/DATASET/prior_array.mat)'),
-    _shared('--kc-policy', VAL, default='cb', choices=POLICIES,
-            help='cb (class-balanced) or global (plain ST)'),
-    _shared('--init-src-port', TRAIN, type=float, default=0.3,
-            help='portion of source images to train on'),
-    _shared('--base-lr', TRAIN, type=float, default=1e-4),
-    _loop('--to-epoch', TRAIN),
-    _shared('--seed-int', TRAIN, type=int, default=0,
-            help='source sampling seed (cumulative policy)'),
-    _shared('--mine-port', TRAIN, type=float, default=0.5,
-            help='probability of small-class patch mining'),
+    Setting('--split', ROUND, BOTH, spec=dict(default='train',
+                                              help='source split name or .lst path')),
+    Setting('--split-tgt', ROUND, BOTH, spec=dict(default='val',
+                                                  help='target split name or .lst path')),
+    Setting('--data-root', ROUND, BOTH, spec=dict(help='source dataset root')),
+    Setting('--data-root-tgt', ROUND, BOTH, spec=dict(help='target dataset root')),
+    Setting('--output', ROUND, BOTH, spec=dict(required=True, help='output folder of the run'),
+            recorded=False),
+    Setting('--model', ROUND, BOTH, spec=dict(
+        help='model label (default: the weights file name before _ep-)')),
+    Setting('--weights', ROUND, BOTH, spec=dict(required=True, help='weight file to start from')),
+    _loop('--idx-round', ROUND, BOTH, dict(type=int, default=0,
+                                           help='the round R (outputs in OUTPUT/R)')),
+    Setting('--gpus', ROUND, BOTH, spec=dict(default='0', help='cpu, cpu:N or GPU ids like 0,1'),
+            changes_results=False),
+    Setting('--no-progress', ROUND, BOTH, switch, dict(action='store_true',
+                                                       help='no progress bars'),
+            changes_results=False),
+    Setting('--init-tgt-port', VAL, (VAL,), spec=dict(
+        type=float, default=0.3, help='portion of target pixels to pseudo-label'),
+        check=check_portion),
+    Setting('--test-scales', VAL, (VAL,), spec=dict(
+        default='2048', help='longer side at test time (one value in phase val)'),
+        check=one_test_scale),
+    _loop('--test-flipping', VAL, (VAL,), dict(
+        action='store_true', help='average with the mirrored image (the orchestrator always '
+                                  'passes it, as upstream)'), write=switch),
+    Setting('--no-cudnn', ROUND, (VAL,), switch, TRAINING_SWITCHES['--no-cudnn'],
+            orchestrator=dict(default=True,
+                              help='phase val: pass --no-cudnn (the default, as upstream)'),
+            negation=('--cudnn-autotune', 'phase val: do not pass --no-cudnn (MXNet\'s cuDNN '
+                                          'autotuning stays on)'), changes_results=False),
+    Setting('--with-prior', VAL, (VAL,), spec=dict(
+        type=parse_bool, default=False, help="'True' to weight maps by the spatial prior")),
+    Setting('--prior', VAL, (VAL,), spec=dict(
+        help='spatial prior .mat (default spatial_prior/DATASET/prior_array.mat)')),
+    Setting('--kc-policy', VAL, (VAL,), spec=dict(
+        default='cb', choices=POLICIES, help='cb (class-balanced) or global (plain ST)')),
+    Setting('--init-src-port', TRAIN, (TRAIN,), spec=dict(
+        type=float, default=0.3, help='portion of source images to train on'),
+        check=check_portion),
+    Setting('--base-lr', TRAIN, (TRAIN,), spec=dict(type=float, default=1e-4)),
+    # The orchestrator's --to-epoch is accepted and ignored, as upstream (QUIRK kept): round r
+    # trains until epoch (r + 1) * --epoch-per-round.
+    Setting('--to-epoch', TRAIN, (TRAIN,), spec=_SCHEDULE['--to-epoch'], orchestrator=dict(
+        default=None, help='accepted and ignored (a warning says so), as upstream: round r '
+                           'trains until epoch (r + 1) * --epoch-per-round'), recorded=False),
+    Setting('--seed-int', TRAIN, (TRAIN,), spec=dict(
+        type=int, default=0, help='source sampling seed (cumulative policy)')),
+    Setting('--mine-port', TRAIN, (TRAIN,), spec=dict(
+        type=float, default=0.5, help='probability of small-class patch mining'),
+        check=check_portion),
     # yzou2/CBST solve_AO.py main gives --mine-id-number to phase val only; train never reads it
-    _shared('--mine-id-number', BOTH, type=int, default=3,
-            help='number of rarest classes to mine'),
+    Setting('--mine-id-number', VAL, BOTH, spec=dict(type=int, default=3,
+                                                     help='number of rarest classes to mine')),
     # QUIRK kept: yzou2/CBST solve_AO.py main gives --mine-thresh to phase train only, which
     # never reads it; phase val, which does, keeps its default (the orchestrator warns).
-    _shared('--mine-thresh', TRAIN, changes_results=False, type=float, default=0.001,
-            help='phase val: class ratio below which mining has priority (the orchestrator '
-                 'passes it to phase train only, as upstream\'s solve_AO.py: it changes '
-                 'nothing there)'),
-    _loop('--mine-id-address', TRAIN),
-    _shared('--crop-size', TRAIN, type=int, default=500,
-            help='training crop side (rounded up to the stride)'),
-    _shared('--scale-rate-range', TRAIN, default='0.7,1.3', help='training scale range lo,hi'),
-    _shared('--origin-size', TRAIN, type=int, default=2048,
-            help='source image size the scales refer to'),
-    _shared('--origin-size-tgt', TRAIN, type=int, default=2048,
-            help='target image size the scales refer to'),
-    _shared('--batch-images', TRAIN, type=int, default=2, help='images per batch (all devices)'),
-    _shared('--prefetch-threads', TRAIN, changes_results=False, type=int, default=1),
-    _shared('--prefetcher', TRAIN, changes_results=False, default='thread',
-            choices=PREFETCHER_KINDS,
-            help='phase train: crop workers in threads or processes (default %(default)s)'),
-    _shared('--cache-images', TRAIN, zero_one, changes_results=False, type=parse_bool,
-            default=False,
-            help='phase train: 1 keeps decoded training images in memory (default 0, as '
-                 'upstream\'s solve_AO.py passed; its solve_ST.py cached the image files when '
-                 'not given)'),
-    _loop('--backward-do-mirror', TRAIN, switch, changes_results=False),
-    _shared('--kvstore', TRAIN, default='local', choices=KVSTORES, help=KVSTORE_HELP),
-    _shared('--keep-probmaps', VAL, switch, changes_results=False, action='store_true',
-            help='keep OUTPUT/probmap/NAME.npy (C,H,W) maps'),
-    _shared('--debug-images', VAL, unless_default(DEBUG_IMAGES), changes_results=False, type=int,
-            default=DEBUG_IMAGES, metavar='N',
-            help='phase val: OUTPUT/R/debug/NAME.png, one row of panels (image | argmax | '
-                 'pseudo-label | confidence | ground truth) for each of the first N target '
-                 'images, the same every round; 0: none (default %(default)s)'),
-    _shared('--no-health', VAL, switch, changes_results=False, action='store_true',
-            help='phase val: skip the round\'s health (metrics.json\'s pseudo-label precision, '
-                 'recall, confidence, entropy and agreement keys, OUTPUT/R/pseudo_quality.md, '
-                 'the debug grids); the pseudo-labels are the same either way'),
-    _shared('--lr-weight-ent', BOTH, nonzero, 'crst', type=float, default=0.0, metavar='ALPHA',
-            help='LR-ENT: soft pseudo-labels y_k ~ (p_k / t_k)^(1/ALPHA), kept where the '
-                 'entropy-regularised loss beats the thresholds\'; needs --kc-policy cb and '
-                 '--test-steps 1'),
-    _shared('--mr-weight-kld', TRAIN, nonzero, 'crst', type=float, default=0.0, metavar='W',
-            help='MR-KLD: adds W * the mean over pseudo-labelled target pixels of '
-                 'sum_k -log p_k / K'),
-    _shared('--mr-weight-l2', TRAIN, nonzero, 'crst', type=float, default=0.0, metavar='W',
-            help='MR-L2 (the paper\'s Table 1, not released): W * that mean of sum_k p_k^2'),
-    _shared('--mr-weight-ent', TRAIN, nonzero, 'crst', type=float, default=0.0, metavar='W',
-            help='MR-ENT (the paper\'s Table 1, not released): W * that mean of '
-                 'sum_k p_k log p_k'),
+    Setting('--mine-thresh', VAL, (TRAIN,), spec=dict(
+        type=float, default=0.001,
+        help='phase val: class ratio below which mining has priority (the orchestrator passes '
+             'it to phase train only, as upstream\'s solve_AO.py: it changes nothing there)'),
+        changes_results=False),
+    _loop('--mine-id-address', TRAIN, (TRAIN,), dict(
+        help='folder with mine_id.npy and mine_id_priority.npy (phase train)')),
+    Setting('--crop-size', TRAIN, (TRAIN,), spec=dict(
+        type=int, default=500, help='training crop side (rounded up to the stride)'),
+        check=check_positive),
+    Setting('--scale-rate-range', TRAIN, (TRAIN,), spec=dict(
+        default='0.7,1.3', help='training scale range lo,hi'), check=scale_range),
+    Setting('--origin-size', TRAIN, (TRAIN,), spec=dict(
+        type=int, default=2048, help='source image size the scales refer to'),
+        check=check_positive),
+    Setting('--origin-size-tgt', TRAIN, (TRAIN,), spec=dict(
+        type=int, default=2048, help='target image size the scales refer to'),
+        check=check_positive),
+    Setting('--batch-images', TRAIN, (TRAIN,), spec=dict(
+        type=int, default=2, help='images per batch (all devices)'), check=check_positive),
+    Setting('--prefetch-threads', TRAIN, (TRAIN,), spec=dict(type=int, default=1),
+            check=check_non_negative, changes_results=False),
+    Setting('--prefetcher', TRAIN, (TRAIN,), spec=dict(
+        default='thread', choices=PREFETCHER_KINDS,
+        help='phase train: crop workers in threads or processes (default %(default)s)'),
+        orchestrator=dict(default='process'),  # as upstream's solve_AO.py passed
+        changes_results=False),
+    Setting('--cache-images', TRAIN, (TRAIN,), zero_one, dict(
+        type=parse_bool, default=False,
+        help='phase train: 1 keeps decoded training images in memory (default 0, as '
+             'upstream\'s solve_AO.py passed; its solve_ST.py cached the image files when '
+             'not given)'), changes_results=False),
+    Setting('--backward-do-mirror', ROUND, (TRAIN,), switch,
+            TRAINING_SWITCHES['--backward-do-mirror'],
+            orchestrator=dict(default=True, help='phase train: pass --backward-do-mirror (the '
+                                                 'default, as upstream)'),
+            negation=('--no-backward-do-mirror', 'phase train: do not pass --backward-do-mirror'),
+            changes_results=False),
+    Setting('--kvstore', TRAIN, (TRAIN,), spec=dict(default='local', choices=KVSTORES,
+                                                    help=KVSTORE_HELP)),
+    Setting('--keep-probmaps', VAL, (VAL,), switch, dict(
+        action='store_true', help='keep OUTPUT/probmap/NAME.npy (C,H,W) maps'),
+        changes_results=False),
+    Setting('--debug-images', VAL, (VAL,), unless_default(DEBUG_IMAGES), dict(
+        type=int, default=DEBUG_IMAGES, metavar='N',
+        help='phase val: OUTPUT/R/debug/NAME.png, one row of panels (image | argmax | '
+             'pseudo-label | confidence | ground truth) for each of the first N target '
+             'images, the same every round; 0: none (default %(default)s)'),
+        check=check_non_negative, changes_results=False),
+    Setting('--no-health', VAL, (VAL,), switch, dict(
+        action='store_true',
+        help='phase val: skip the round\'s health (metrics.json\'s pseudo-label precision, '
+             'recall, confidence, entropy and agreement keys, OUTPUT/R/pseudo_quality.md, '
+             'the debug grids); the pseudo-labels are the same either way'),
+        changes_results=False),
+    Setting('--lr-weight-ent', ROUND, BOTH, nonzero, dict(
+        type=float, default=0.0, metavar='ALPHA',
+        help='LR-ENT: soft pseudo-labels y_k ~ (p_k / t_k)^(1/ALPHA), kept where the '
+             'entropy-regularised loss beats the thresholds\'; needs --kc-policy cb and '
+             '--test-steps 1'), group='crst'),
+    Setting('--mr-weight-kld', ROUND, (TRAIN,), nonzero, dict(
+        type=float, default=0.0, metavar='W',
+        help='MR-KLD: adds W * the mean over pseudo-labelled target pixels of '
+             'sum_k -log p_k / K'), group='crst'),
+    Setting('--mr-weight-l2', ROUND, (TRAIN,), nonzero, dict(
+        type=float, default=0.0, metavar='W',
+        help='MR-L2 (the paper\'s Table 1, not released): W * that mean of sum_k p_k^2'),
+        group='crst'),
+    Setting('--mr-weight-ent', ROUND, (TRAIN,), nonzero, dict(
+        type=float, default=0.0, metavar='W',
+        help='MR-ENT (the paper\'s Table 1, not released): W * that mean of '
+             'sum_k p_k log p_k'), group='crst'),
+    # The per-round script's own flags (the orchestrator does not pass them on).
+    _script('--test-steps', VAL, dict(type=int, default=1, help='N x N shifted network passes '
+                                                             'per image, predicting at stride '
+                                                             '// N (as upstream)')),
+    _script('--log-file', ROUND, dict(help='default: OUTPUT/roundR-PHASE.log')),
+    _script('--debug', ROUND, TRAINING_SWITCHES['--debug']),
+    _script('--check-start', IGNORED, TRAINING_SWITCHES['--check-start']),
+    _script('--check-step', IGNORED, TRAINING_SWITCHES['--check-step']),
+    _script('--lr-type', TRAIN, _SCHEDULE['--lr-type']),
+    _script('--lr-steps', TRAIN, _SCHEDULE['--lr-steps']),
+    _script('--weight-decay', TRAIN, _SCHEDULE['--weight-decay']),
+    _script('--from-epoch', TRAIN, _SCHEDULE['--from-epoch']),
+    _script('--stop-epoch', TRAIN, _SCHEDULE['--stop-epoch']),
+    # The orchestrator's own flags (the round loop's schedule, launchers, the folder).
+    _run('--num-round', check_at_least_one, False, type=int, default=12),
+    _run('--epoch-per-round', type=int, default=2, help='epochs each round trains'),
+    _run('--max-tgt-port', type=float, default=0.5, help='the target portion grows while below it'),
+    _run('--max-src-port', type=float, default=0.06,
+         help='the source portion grows while below it'),
+    _run('--step-tgt-port', type=float, default=0.05, help='target portion added per round'),
+    _run('--step-src-port', type=float, default=0.0025, help='source portion added per round'),
+    _run('--source-sample-policy', default='cumulative', choices=SOURCE_SAMPLE_POLICIES),
+    _run('--self-training-script', changes_results=False,
+         help='the per-round script run for each phase (default: '
+              'issegm/self-paced-self-trained-segresnet.py)'),
+    _run('--workers', check_at_least_one, type=int, default=1,
+         help='run phase train on N workers (phase val stays one process): with --launcher '
+              'local or ssh a parameter-server job through issegm.launch, where --kvstore local '
+              'means dist_sync and device means dist_device_sync; with --launcher horovod under '
+              'horovodrun with --kvstore horovod (see the per-round script\'s --kvstore for what '
+              'each does to the learning rate)'),
+    _run('--servers', check_at_least_one, False, type=int,
+         help='parameter servers for --workers (default: as many as workers)'),
+    _run('--launcher', None, False, default='local', choices=LAUNCHERS, help='with --workers'),
+    _run('--hostfile', None, False, help='--launcher ssh: hosts, one per line; --launcher '
+                                         'horovod: horovodrun\'s host file ("HOST slots=N" '
+                                         'lines; default localhost)'),
+    _run('--skip-data-check', None, False, action='store_true',
+         help='do not check both lists\' files before round 0 (issegm/data_checks.py)'),
+    _run('--overwrite', None, False, action='store_true',
+         help='discard the rounds an earlier run left in --output and start over (a rerun with '
+              'other values of flags that change results is refused without it)'),
 )
 
 
-def shared_flags():
-    """A parent parser (argparse `parents=`) of the flags both scripts take: the rows with a
-    spec. A new one per call, as a child's set_defaults changes its actions."""
-    parser = FlagParser(add_help=False)
-    sections = {None: parser}
-    for row in ROUND_FLAGS:
-        if row.spec is None:
-            continue
-        if row.group not in sections:
-            sections[row.group] = parser.add_argument_group(*GROUPS[row.group])
-        sections[row.group].add_argument(row.flag, **row.spec)
-    return parser
-
-
-def child_argv(phase, values):
-    """The per-round script's command line for `phase`: each row reaching it, in table order,
-    written from values[row.dest]."""
-    argv = []
-    for row in ROUND_FLAGS:
-        if phase in row.phases:
-            argv += row.write(row.flag, values[row.dest])
-    return argv
-
-
-def result_argv(argv):
-    """A child's command line without the flags of the rows that do not change results: a
-    phase finished with other devices or helpers counts as finished (round_files.finished)."""
-    neutral = {row.flag: row.write is not switch for row in ROUND_FLAGS
-               if not row.changes_results}
-    kept, tokens = [], iter(argv)
-    for token in tokens:
-        if token in neutral:
-            if neutral[token]:  # the flag's value goes too
-                next(tokens, None)
-            continue
-        kept.append(token)
-    return kept
+def setting(flag):
+    """The row of `flag`."""
+    return next(row for row in SETTINGS if row.flag == flag)
 
 
 def default_of(flag):
-    """The default of a shared flag."""
-    row = next(r for r in ROUND_FLAGS if r.flag == flag)
-    return row.spec.get('default')
+    """The per-round script's default of `flag`."""
+    return setting(flag).spec.get('default')
 
 
-def crst_of(args):
-    """The CrstSettings of the four CRST flags (issegm/crst/settings.py); a UserError for a bad
-    value, two model regularisers, or LR-ENT without class-balanced thresholds (yzou2/CRST
-    crst_seg.py, label_selection, defines it on the `cb` thresholds only)."""
-    settings = crst_settings(args.lr_weight_ent, args.mr_weight_kld, args.mr_weight_l2,
-                             args.mr_weight_ent)
-    if settings.lr_weight_ent > 0 and args.kc_policy != 'cb':
-        raise UserError('--lr-weight-ent needs --kc-policy cb (LR-ENT divides by the '
-                        'class-balanced thresholds), got --kc-policy %s' % args.kc_policy)
-    return settings
+def round_script_parser(**keywords):
+    """The per-round script's parser, made from SETTINGS."""
+    return build_parser(SETTINGS, GROUPS, ROUND_SCRIPT, **keywords)
+
+
+def orchestrator_parser(**keywords):
+    """The orchestrator's parser, made from SETTINGS."""
+    return build_parser(SETTINGS, GROUPS, ORCHESTRATOR, **keywords)
+
+
+def child_argv(phase, values):
+    """The per-round script's command line for `phase` from values[dest] (setting_rows)."""
+    return _child_argv(SETTINGS, phase, values)
+
+
+def result_argv(argv):
+    """A child's command line without the settings that do not change results."""
+    return _result_argv(SETTINGS, argv)

@@ -21,17 +21,17 @@ log = logging.getLogger('cbst')
 @cli_entry
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    settings = check_args(args, argv)
+    settings = check_args(parse_args(argv), argv)
     # Environment switches before MXNet is imported (it reads them then, or at graph building).
-    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
+    rnd = settings.round
+    set_mxnet_switches(rnd.backward_do_mirror, rnd.no_cudnn, rnd.debug)
     # Under the orchestrator its lock covers this process (util/locks.py, TOKEN_ENV); run by
     # hand, a phase locks the folder itself.
-    with output_lock(args.output) as lock:
-        setup_logging(settings.round.log_file, debug=args.debug)
+    with output_lock(rnd.output) as lock:
+        setup_logging(rnd.log_file, debug=rnd.debug)
         if lock.takeover:
             log.warning('%s', lock.takeover)
-        if args.phase == 'val':
+        if rnd.phase == 'val':
             from issegm import phase_val  # these import MXNet: after the flags
             phase_val.run(settings)
         else:

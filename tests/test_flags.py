@@ -77,7 +77,7 @@ def _base(script, tmp_path):
     weights.write_bytes(b'')
     out = str(tmp_path / 'out')
     if script == 'orchestrator':
-        return (lambda argv: orchestrator.parse_args(argv).flags,
+        return (lambda argv: orchestrator.parse_args(argv),
                 ['--output', out, '--weights', str(weights)])
     if script == 'self_training':
         return self_training.parse_args, ['--output', out, '--weights', str(weights)]

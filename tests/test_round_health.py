@@ -341,17 +341,17 @@ def test_flags_reach_the_settings_and_are_checked(tmp_path):
     argv = ['--phase', 'val', '--output', str(tmp_path / 'o'),
             '--model', 'cityscapes_rna-a1_cls19_s8', '--weights', str(tmp_path / 'gta_rna-a1_cls19_s8_ep-0000.params')]
     default = check_round_args(parse_round_args(argv), argv)
-    assert default.health is True and default.debug_images == 4
+    assert default.no_health is False and default.debug_images == 4
     given = argv + ['--debug-images', '0', '--no-health']
     settings = check_round_args(parse_round_args(given), given)
-    assert settings.health is False and settings.debug_images == 0
+    assert settings.no_health is True and settings.debug_images == 0
     assert result_argv(given) == result_argv(argv)  # done markers ignore them
     with pytest.raises(UserError, match=r'^--debug-images must be >= 0, got -1$'):
         check_round_args(parse_round_args(argv + ['--debug-images', '-1']), argv)
     (tmp_path / 'gta_rna-a1_cls19_s8_ep-0000.params').write_bytes(b'')
     run = orchestrator.parse_args(argv[2:] + ['--num-round', '1'])
-    val = orchestrator.phase_arguments(run, next(orchestrator.round_settings(run.flags)),
-                                       run.flags.weights)[0]
+    val = orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)),
+                                       run.weights)[0]
     assert '--debug-images' not in val and '--no-health' not in val
     run = orchestrator.parse_args(argv[2:] + ['--num-round', '2', '--debug-images', '-2'])
     with pytest.raises(UserError, match='--debug-images must be >= 0, got -2'):

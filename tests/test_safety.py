@@ -64,8 +64,7 @@ def test_the_childrens_own_checks_run_on_every_round_first(tmp_path, extra, mess
         # the per-round script says the same, run by hand with that phase's command line
         run, _ = _run_settings(tmp_path, '--num-round', '1', *extra)
         refused = []
-        for argv in orchestrator.phase_arguments(run, next(orchestrator.round_settings(
-                run.flags)), run.flags.weights):
+        for argv in orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)), run.weights):
             try:
                 check_round_args(parse_round_args(argv), argv)
             except UserError as e:
@@ -75,16 +74,16 @@ def test_the_childrens_own_checks_run_on_every_round_first(tmp_path, extra, mess
 
 def test_done_markers_ignore_the_flags_that_do_not_change_results(tmp_path):
     run, _ = _run_settings(tmp_path, '--num-round', '1')
-    val, train = orchestrator.phase_arguments(run, next(orchestrator.round_settings(run.flags)),
-                                              run.flags.weights)
+    val, train = orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)),
+                                              run.weights)
     out = str(tmp_path / 'o')
     write_marker(out, 0, 'train', train)
     other, _ = _run_settings(tmp_path, '--num-round', '1', '--gpus', '0,1', '--no-progress',
                              '--prefetch-threads', '4', '--prefetcher', 'thread',
                              '--cache-images', '1', '--no-backward-do-mirror',
                              '--mine-thresh', '0.01')
-    train2 = orchestrator.phase_arguments(other, next(orchestrator.round_settings(other.flags)),
-                                          other.flags.weights)[1]
+    train2 = orchestrator.phase_arguments(other, next(orchestrator.round_plans(other)),
+                                          other.weights)[1]
     assert train2 != train and result_argv(train2) == result_argv(train)
     assert '--gpus' not in result_argv(train) and '--crop-size' in result_argv(train)
     assert finished(out, 0, 'train', train2)
@@ -95,7 +94,7 @@ def test_done_markers_ignore_the_flags_that_do_not_change_results(tmp_path):
 
 def test_a_rerun_with_other_settings_is_refused_once_a_phase_finished(tmp_path):
     run, argv = _run_settings(tmp_path)
-    out = run.flags.output
+    out = run.output
     os.makedirs(out)
     assert orchestrator.check_recorded_run(run, argv) == []
     record = json.loads(open(os.path.join(out, 'run.json')).read())
@@ -193,8 +192,8 @@ def test_every_script_is_refused_on_a_folder_in_use(tmp_path, capsys):
     root, lst, weights = _small_gta(tmp_path)
     out = str(tmp_path / 'out')
     run, _ = _run_settings(tmp_path, '--num-round', '1', '--output', out)
-    val = orchestrator.phase_arguments(run, next(orchestrator.round_settings(run.flags)),
-                                       run.flags.weights)[0]
+    val = orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)),
+                                       run.weights)[0]
     scripts = [(self_training.main, val),
                (evaluate.main, ['--data-root', root, '--split', lst, '--weights', weights,
                                 '--output', out, '--gpus', 'cpu']),
