@@ -23,7 +23,7 @@ from issegm.round_files import (discard_run, finished, finished_phases, metrics_
 from issegm import round_flags
 from issegm.round_flags import child_argv, default_of
 from issegm.round_plot import draw_rounds
-from issegm.round_settings import check_round_args, crst_of, parse_round_args
+from issegm.round_settings import crst_of, phase_settings
 from issegm.setting_rows import ORCHESTRATOR, room_values, settings_class, value
 from util.errors import UserError, cli_entry
 from util.files import write_json
@@ -179,7 +179,7 @@ def check_rounds(run):
     for plan in round_plans(run):
         for phase, argv in zip(('val', 'train'), phase_arguments(run, plan, weights)):
             try:
-                check_round_args(parse_round_args(argv), argv)
+                phase_settings(argv)
             except UserError as e:
                 if plan.idx_round == 0:
                     raise

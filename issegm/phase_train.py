@@ -58,7 +58,7 @@ def mining_statistics(settings):
 def run(settings):
     """Phase train as the TrainSettings `settings` say (yzou2/CBST solve_ST.py _train_impl):
     the checks of the round's files (the flags are checked by
-    issegm.round_settings.check_round_args), then _train_round. Returns the history of fit."""
+    issegm.round_settings.phase_settings), then _train_round. Returns the history of fit."""
     rnd = settings.round
     infos = get_dataset(rnd.source.dataset), get_dataset(rnd.target.dataset)
     tgt_list = target_list_path(rnd.output, rnd.idx_round, rnd.target.split)

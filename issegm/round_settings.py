@@ -1,4 +1,4 @@
-"""The per-round script's flags (parse_round_args) and checks (check_round_args), and the
+"""The per-round script's flags (parse_round_args) and checks (phase_settings), and the
 settings of one phase of a round they build (RoundSettings, ValSettings, TrainSettings: a
 field per setting of issegm/round_flags.py's table, named as its flag, and the values derived
 from them). No MXNet: the per-round script checks its flags before importing it, and the
@@ -18,7 +18,7 @@ from util.flags import check_epochs, check_test_steps
 from util.model_label import ModelLabel, model_from_weights, parse_model_label, start_epoch
 
 __all__ = ['DataSplit', 'RoundSettings', 'ValSettings', 'TrainSettings', 'parse_round_args',
-           'check_round_args', 'round_settings_class', 'crst_of']
+           'phase_settings', 'settings_of', 'round_settings_class', 'crst_of']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,7 @@ TrainSettings = round_settings_class(TRAIN)
 
 
 def parse_round_args(argv):
-    """The per-round script's flags as given (check_round_args turns them into settings)."""
+    """The per-round script's flags as given (settings_of turns them into settings)."""
     parser = round_flags.round_script_parser(
         description='One phase of one CBST self-training round.',
         epilog='--check-start and --check-step are accepted and ignored, as in yzou2/CBST '
@@ -86,11 +86,17 @@ def crst_of(given):
     return settings
 
 
-def check_round_args(args, argv=()):
-    """Validate the flag values (every rule of the phase that needs neither the data nor MXNet;
-    the spatial prior of --with-prior must exist); the ValSettings or TrainSettings of --phase
-    (argv: the command line, which the phase's done marker records)."""
-    given = vars(args)
+def phase_settings(argv):
+    """The ValSettings or TrainSettings of the per-round script's command line `argv` (its
+    --phase), checked (settings_of)."""
+    return settings_of(vars(parse_round_args(argv)), argv)
+
+
+def settings_of(given, argv=()):
+    """Validate the parsed flags `given` ({dest: value}; every rule of the phase that needs
+    neither the data nor MXNet; the spatial prior of --with-prior must exist); the ValSettings
+    or TrainSettings of --phase (argv: the command line, which the phase's done marker
+    records)."""
     values = room_values(round_flags.SETTINGS, ROUND, given)
     model = model_from_weights(values['model'], values['weights'])
     parsed_model = parse_model_label(model)

@@ -6,8 +6,8 @@ solve_ST.py (yzou2/CBST's two names).
 import logging
 import sys
 
-from issegm.round_settings import check_round_args as check_args
 from issegm.round_settings import parse_round_args as parse_args
+from issegm.round_settings import settings_of
 from util.errors import cli_entry
 from util.flags import set_mxnet_switches
 from util.locks import output_lock
@@ -16,6 +16,11 @@ from util.logs import setup_logging
 __all__ = ['parse_args', 'check_args', 'main']
 
 log = logging.getLogger('cbst')
+
+
+def check_args(args, argv=()):
+    """The checked settings of the parsed flags (issegm.round_settings.settings_of)."""
+    return settings_of(vars(args), argv)
 
 
 @cli_entry

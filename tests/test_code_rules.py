@@ -142,3 +142,32 @@ def test_no_import_cycles():
         if module not in state:
             visit(module, [module])
     assert not cycles, cycles
+
+
+def _is_argparse_action(tree, function):
+    """`function` is a method of an argparse.Action subclass (whose __call__ argparse calls
+    with the namespace)."""
+    return any(isinstance(node, ast.ClassDef) and function in node.body
+               and any(isinstance(b, ast.Attribute) and b.attr == 'Action' for b in node.bases)
+               for node in ast.walk(tree))
+
+
+def test_no_library_function_takes_the_parsed_flags():
+    """Library modules (no `__main__` block) take settings, never the argparse namespace: no
+    parameter named `args` or `namespace`, none annotated `argparse.Namespace`, and no
+    settings object holding a Namespace field (the scripts turn their flags into settings)."""
+    found = []
+    for name, (_, tree) in MODULES.items():
+        if name in SCRIPTS:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    not _is_argparse_action(tree, node):
+                a = node.args
+                for p in a.posonlyargs + a.args + a.kwonlyargs:
+                    if p.arg in ('args', 'namespace') or 'Namespace' in ast.dump(
+                            p.annotation or ast.Constant(None)):
+                        found.append('%s.%s(%s)' % (name, node.name, p.arg))
+            if isinstance(node, ast.AnnAssign) and 'Namespace' in ast.dump(node.annotation):
+                found.append('%s:%d %s' % (name, node.lineno, ast.dump(node.target)))
+    assert not found, found

@@ -8,7 +8,7 @@ import pytest
 
 from issegm import orchestrator, round_flags
 from issegm.flag_table import PATH as FLAG_TABLE, flag_table_text
-from issegm.round_settings import check_round_args, parse_round_args
+from issegm.round_settings import parse_round_args, phase_settings
 from issegm.setting_rows import VAL, Setting
 from util.errors import UserError
 
@@ -51,7 +51,7 @@ def test_a_new_phase_val_flag_is_one_declaration(with_gain, tmp_path):
     assert val.index('--pseudo-gain') == val.index('--kc-policy') + 2  # where it is declared
     assert '--pseudo-gain' not in train
     assert parse_round_args(val).pseudo_gain == 0.5  # the per-round script's parser
-    settings = check_round_args(parse_round_args(val), val)
+    settings = phase_settings(val)
     assert type(settings).__name__ == 'ValSettings' and settings.pseudo_gain == 0.5
     assert parse_round_args(train).pseudo_gain == 1.0  # its default in phase train
     orchestrator.check_rounds(run)

@@ -336,18 +336,18 @@ def test_flags_reach_the_settings_and_are_checked(tmp_path):
     the orchestrator passes them on only when not the defaults, and reruns may change them."""
     from issegm import orchestrator
     from issegm.round_files import result_argv
-    from issegm.round_settings import check_round_args, parse_round_args
+    from issegm.round_settings import phase_settings
     from util.errors import UserError
     argv = ['--phase', 'val', '--output', str(tmp_path / 'o'),
             '--model', 'cityscapes_rna-a1_cls19_s8', '--weights', str(tmp_path / 'gta_rna-a1_cls19_s8_ep-0000.params')]
-    default = check_round_args(parse_round_args(argv), argv)
+    default = phase_settings(argv)
     assert default.no_health is False and default.debug_images == 4
     given = argv + ['--debug-images', '0', '--no-health']
-    settings = check_round_args(parse_round_args(given), given)
+    settings = phase_settings(given)
     assert settings.no_health is True and settings.debug_images == 0
     assert result_argv(given) == result_argv(argv)  # done markers ignore them
     with pytest.raises(UserError, match=r'^--debug-images must be >= 0, got -1$'):
-        check_round_args(parse_round_args(argv + ['--debug-images', '-1']), argv)
+        phase_settings(argv + ['--debug-images', '-1'])
     (tmp_path / 'gta_rna-a1_cls19_s8_ep-0000.params').write_bytes(b'')
     run = orchestrator.parse_args(argv[2:] + ['--num-round', '1'])
     val = orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)),

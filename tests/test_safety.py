@@ -54,8 +54,8 @@ def _run_settings(tmp_path, *extra):
 ])
 def test_the_childrens_own_checks_run_on_every_round_first(tmp_path, extra, message):
     """The orchestrator checks each round's two command lines with the per-round script's
-    check_round_args before anything runs: one rule in one place."""
-    from issegm.round_settings import check_round_args, parse_round_args
+    phase_settings before anything runs: one rule in one place."""
+    from issegm.round_settings import phase_settings
     with pytest.raises(UserError) as caught:
         run, _ = _run_settings(tmp_path, *extra)
         orchestrator.check_rounds(run)
@@ -66,7 +66,7 @@ def test_the_childrens_own_checks_run_on_every_round_first(tmp_path, extra, mess
         refused = []
         for argv in orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)), run.weights):
             try:
-                check_round_args(parse_round_args(argv), argv)
+                phase_settings(argv)
             except UserError as e:
                 refused.append(str(e))
         assert refused == [message]
