@@ -157,12 +157,12 @@ def report_passes(passes, without):
 
 
 def time_passes(tmp, weights, round0, repeat):
-    """Passes 1b and 2 (issegm.phase_val.argmax_pass and label_target, the real code with its
+    """Passes 1b and 2 (issegm.rounds.phase_val.argmax_pass and label_target, the real code with its
     threads) on this process's network maps of the images, `repeat` times with the health
     (round 0's pseudo-labels as the previous round's, no grids) and without, alternately:
     seconds per image of each run and the median of the paired differences."""
     import mxnet as mx
-    from issegm import phase_val
+    from issegm.rounds import phase_val
     from issegm.datasets import get_dataset, load_samples
     from issegm.testtime.image_list import Timings
     from issegm.testtime.one_image import make_predictors

@@ -117,7 +117,7 @@ def test_util_never_imports_issegm():
     assert not up, up
 
 
-@pytest.mark.parametrize('script', ['issegm.orchestrator', 'issegm.self_training'])
+@pytest.mark.parametrize('script', ['issegm.rounds.orchestrator', 'issegm.rounds.phase'])
 def test_library_modules_and_the_two_round_scripts_import_no_script(script):
     assert script in SCRIPTS
     libraries = [m for m in MODULES if m not in SCRIPTS]

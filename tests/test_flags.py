@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from issegm import evaluate, orchestrator, self_training, train_src
+from issegm import evaluate, train_src
+from issegm.rounds import orchestrator, phase as self_training
 from issegm.datasets import target_dataset
 from util.errors import UserError
 from util.flags import FlagParser, check_epochs, py2_str, set_mxnet_switches

@@ -100,8 +100,8 @@ def assert_same_outputs(health, off, skip=('summary.json', 'rounds.png', 'run.js
 
 
 def assert_known_to_the_layout(output):
-    """Every file a run left in OUTPUT is one issegm/round_files.py names (the lock aside)."""
-    from issegm.round_files import known_file
+    """Every file a run left in OUTPUT is one issegm/rounds/layout.py names (the lock aside)."""
+    from issegm.rounds.layout import known_file
     written = [f for f in _files(output) if f != '.lock']
     assert written and [f for f in written if not known_file(f)] == []
 

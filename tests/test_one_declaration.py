@@ -1,4 +1,4 @@
-"""A setting is declared once (issegm/round_flags.py): a new phase-val flag added in a fixture
+"""A setting is declared once (issegm/rounds/flags.py): a new phase-val flag added in a fixture
 with one row reaches both parsers, phase val's command line, the checks before round 0,
 ValSettings, run.json and docs/flags.md; docs/flags.md is the table of the declarations."""
 import json
@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from issegm import orchestrator, round_flags
-from issegm.flag_table import PATH as FLAG_TABLE, flag_table_text
-from issegm.round_settings import parse_round_args, phase_settings
-from issegm.setting_rows import VAL, Setting
+from issegm.rounds import orchestrator, flags as round_flags
+from issegm.rounds.flag_table import PATH as FLAG_TABLE, flag_table_text
+from issegm.rounds.settings import parse_round_args, phase_settings
+from issegm.rounds.declare import VAL, Setting
 from util.errors import UserError
 
 
@@ -77,9 +77,10 @@ def test_without_the_fixture_there_is_no_such_flag(tmp_path):
 
 
 def test_the_flag_table_in_docs_is_current():
-    """docs/flags.md is made from the declarations: `python -m issegm.flag_table` rewrites it."""
+    """docs/flags.md is made from the declarations: `python -m issegm.rounds.flag_table`
+    rewrites it."""
     with open(FLAG_TABLE) as f:
-        assert f.read() == flag_table_text(), 'run: python -m issegm.flag_table'
+        assert f.read() == flag_table_text(), 'run: python -m issegm.rounds.flag_table'
 
 
 def test_the_flags_that_do_not_change_results_are_the_declarations(tmp_path):

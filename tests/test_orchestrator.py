@@ -103,7 +103,7 @@ def test_resume_after_kill_in_round_1(data, tmp_path):
 
 def _orchestrator_args(tmp_path, *extra, model='cityscapes_rna-a1_cls19_s8', dataset='gta'):
     """The orchestrator's RunSettings of these flags."""
-    from issegm import orchestrator
+    from issegm.rounds import orchestrator
     weights = tmp_path / ('%s_rna-a1_cls%d_s8_ep-0000.params'
                           % (dataset, 16 if 'cls16' in model else 19))
     weights.write_bytes(b'')  # only its name is read here
@@ -113,7 +113,7 @@ def _orchestrator_args(tmp_path, *extra, model='cityscapes_rna-a1_cls19_s8', dat
 
 
 def _children(run):
-    from issegm import orchestrator, round_files
+    from issegm.rounds import orchestrator, layout as round_files
     weights = run.weights
     for plan in orchestrator.round_plans(run):
         yield orchestrator.phase_arguments(run, plan, weights)
@@ -163,7 +163,7 @@ def test_numbers_are_passed_as_python2_str(tmp_path):
 
 
 def test_forwarded_switches_default_as_upstream_and_can_be_turned_off(tmp_path):
-    from issegm import self_training
+    from issegm.rounds import phase as self_training
     args = _orchestrator_args(tmp_path, '--num-round', '1')
     val, train = next(_children(args))
     assert '--no-cudnn' in val and '--test-flipping' in val
@@ -186,7 +186,7 @@ def test_forwarded_switches_default_as_upstream_and_can_be_turned_off(tmp_path):
 
 
 def test_synthia_source_reads_cityscapes_with_16_classes(tmp_path):
-    from issegm import self_training
+    from issegm.rounds import phase as self_training
     from util.errors import UserError
     args = _orchestrator_args(tmp_path, '--num-round', '1', model='cityscapes_rna-a1_cls16_s8',
                               dataset='synthia')
@@ -216,7 +216,7 @@ def test_bad_flag_values_give_one_error_line(data, tmp_path, extra, message):
     assert not (tmp_path / 'run').exists()
 
 
-# Flags of issegm/round_flags.py's table that both scripts take, where example_value would not
+# Flags of issegm/rounds/flags.py's table that both scripts take, where example_value would not
 # do: (what the orchestrator is given, the value the per-round script must parse in the phases
 # the table names). Each value differs from the per-round script's default, so a phase that gets the flag can be told from
 # one that does not.
@@ -281,7 +281,7 @@ def passed_on(table):
     """The rows the orchestrator takes and passes on to a phase, and those the round loop
     writes itself (the per-round script's alone, and --to-epoch, which the orchestrator takes and
     ignores)."""
-    from issegm.orchestrator import IGNORED_FLAGS
+    from issegm.rounds.orchestrator import IGNORED_FLAGS
     shared = {row.flag: row for row in table if row.phases and 'orchestrator' in row.parsers
               and row.flag not in IGNORED_FLAGS}
     loop = [row for row in table if row.phases and row.flag not in shared]
@@ -292,7 +292,7 @@ def assert_each_flag_reaches_its_phases(tmp_path):
     """Every flag the orchestrator passes on arrives, as the per-round script parses it, in the
     phases round_flags.SETTINGS names and nowhere else (there the per-round script's default);
     the flags the round loop writes itself appear in exactly those phases too."""
-    from issegm import round_flags, self_training
+    from issegm.rounds import flags as round_flags, phase as self_training
     shared, loop = passed_on(round_flags.SETTINGS)
     defaults = self_training.parse_args(['--output', 'o', '--weights', 'w'])
     for flag, row in shared.items():
@@ -319,8 +319,8 @@ def test_each_flag_reaches_exactly_the_phases_of_the_table(tmp_path):
 
 def test_round_loop_flags_are_the_orchestrators_alone(tmp_path):
     """The flags of the round loop itself are not the per-round script's."""
-    from issegm import self_training
-    from issegm.round_flags import SETTINGS
+    from issegm.rounds import phase as self_training
+    from issegm.rounds.flags import SETTINGS
     base = ['--output', str(tmp_path / 'o'), '--weights', 'w']
     for flag in ('--num-round', '--max-tgt-port', '--max-src-port', '--step-tgt-port',
                  '--step-src-port', '--epoch-per-round', '--source-sample-policy'):
@@ -331,7 +331,7 @@ def test_round_loop_flags_are_the_orchestrators_alone(tmp_path):
 
 def _no_child(monkeypatch):
     """The orchestrator's children replaced by a failure (status 3): nothing runs."""
-    from issegm import orchestrator
+    from issegm.rounds import orchestrator
     monkeypatch.setattr(orchestrator, 'run_child', lambda command, env=None: 3)
 
 
@@ -340,7 +340,7 @@ def test_mine_thresh_reaches_phase_train_only_and_warns(data, tmp_path, capsys, 
     it): phase val keeps its default 0.001, and a value other than the default makes the
     orchestrator warn that it changes nothing. The per-round script called directly with
     --phase val --mine-thresh X uses X."""
-    from issegm import orchestrator, self_training
+    from issegm.rounds import orchestrator, phase as self_training
     out = tmp_path / 'run'
     argv = command(data, out, '--num-round', '1')[2:]
     _no_child(monkeypatch)
@@ -368,7 +368,8 @@ def test_workers_servers_and_hostfile_reach_the_launcher(tmp_path, launcher):
     """--workers N --servers S --hostfile H: phase train runs under issegm/launch.py, whose own
     parser reads N workers, S servers, the launcher and the host file back, and the per-round
     script's command after `--`."""
-    from issegm import launch, orchestrator
+    from issegm import launch
+    from issegm.rounds import orchestrator
     hosts = tmp_path / 'hosts'
     hosts.write_text('h1\nh2\n')
     run = _orchestrator_args(tmp_path, '--num-round', '1', '--workers', '3', '--servers', '2',
@@ -389,7 +390,7 @@ def test_workers_servers_and_hostfile_reach_the_launcher(tmp_path, launcher):
 def test_ignored_upstream_flags_warn_and_change_nothing(data, tmp_path, capsys, monkeypatch):
     """Flags yzou2/CBST issegm/solve_AO.py accepts and never uses (IGNORED_FLAGS) warn and
     change no command line."""
-    from issegm import orchestrator
+    from issegm.rounds import orchestrator
     assert '--to-epoch' in orchestrator.IGNORED_FLAGS
     _no_child(monkeypatch)
     for flag in orchestrator.IGNORED_FLAGS:
@@ -430,7 +431,7 @@ def _round_metrics():
 
 
 def _write_round_metrics(output):
-    from issegm.round_files import metrics_path
+    from issegm.rounds.layout import metrics_path
     for r, metrics in enumerate(_round_metrics()):
         os.makedirs(os.path.dirname(metrics_path(output, r)), exist_ok=True)
         with open(metrics_path(output, r), 'w') as f:
@@ -438,7 +439,7 @@ def _write_round_metrics(output):
 
 
 def test_round_summary_copies_the_health_keys_and_logs_them(tmp_path, monkeypatch):
-    from issegm import orchestrator
+    from issegm.rounds import orchestrator
     run = _orchestrator_args(tmp_path, '--num-round', '4')
     _write_round_metrics(run.output)
     lines = []
@@ -473,9 +474,9 @@ def _panel(fig, title):
 
 
 def test_rounds_figure_draws_the_health_series_with_gaps(tmp_path):
-    from issegm import orchestrator
+    from issegm.rounds import orchestrator
     from issegm.datasets import get_dataset
-    from issegm.round_plot import rounds_figure
+    from issegm.rounds.plot import rounds_figure
     run = _orchestrator_args(tmp_path, '--num-round', '3')
     _write_round_metrics(run.output)
     rounds = [orchestrator.round_entry(run, plan)

@@ -1,4 +1,4 @@
-"""issegm/round_health.py and issegm/debug_grid.py against plain NumPy restatements on
+"""issegm/rounds/health.py and issegm/rounds/debug_grid.py against plain NumPy restatements on
 constructed maps: a class never predicted, a class never in the ground truth, images whose
 pixels are all ignored, round 0 (no previous pseudo-labels); pseudo_quality.md; the grids."""
 import math
@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from conftest import on_grid
-from issegm import cbst, debug_grid, round_health
+from issegm import cbst
+from issegm.rounds import debug_grid, health as round_health
 from issegm.crst import lrent
 from issegm.datasets import get_dataset
 
@@ -334,9 +335,9 @@ def test_flags_reach_the_settings_and_are_checked(tmp_path):
     """--debug-images N and --no-health: phase val's settings (not the parsed flags), N >= 0
     checked by the per-round script and, for every round, by the orchestrator before round 0;
     the orchestrator passes them on only when not the defaults, and reruns may change them."""
-    from issegm import orchestrator
-    from issegm.round_files import result_argv
-    from issegm.round_settings import phase_settings
+    from issegm.rounds import orchestrator
+    from issegm.rounds.layout import result_argv
+    from issegm.rounds.settings import phase_settings
     from util.errors import UserError
     argv = ['--phase', 'val', '--output', str(tmp_path / 'o'),
             '--model', 'cityscapes_rna-a1_cls19_s8', '--weights', str(tmp_path / 'gta_rna-a1_cls19_s8_ep-0000.params')]
@@ -367,7 +368,7 @@ def test_previous_grid_from_the_kept_grid_or_the_pngs(tmp_path):
     or, without it (--no-health), from its pseudo_labelIds PNGs: the same train ids; none for
     another size or a file that does not read."""
     from issegm.datasets import write_png
-    from issegm.phase_val import _previous_grid
+    from issegm.rounds.phase_val import _previous_grid
     info = get_dataset('cityscapes')
     rng = np.random.RandomState(8)
     pseudo = rng.choice(np.array([0, 5, 10, 18, 255], np.uint8), (37, 50))

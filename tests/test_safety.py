@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import make_layout, write_model_weights, write_round_data
-from issegm import evaluate, orchestrator, self_training, train_src
+from issegm import evaluate, train_src
+from issegm.rounds import orchestrator, phase as self_training
 from issegm.datasets import write_list, write_png
-from issegm.round_files import finished, write_marker
-from issegm.round_flags import result_argv
+from issegm.rounds.layout import finished, write_marker
+from issegm.rounds.flags import result_argv
 from test_locks import held_elsewhere
 from util.errors import UserError
 
@@ -55,7 +56,7 @@ def _run_settings(tmp_path, *extra):
 def test_the_childrens_own_checks_run_on_every_round_first(tmp_path, extra, message):
     """The orchestrator checks each round's two command lines with the per-round script's
     phase_settings before anything runs: one rule in one place."""
-    from issegm.round_settings import phase_settings
+    from issegm.rounds.settings import phase_settings
     with pytest.raises(UserError) as caught:
         run, _ = _run_settings(tmp_path, *extra)
         orchestrator.check_rounds(run)
@@ -132,7 +133,7 @@ def test_a_rerun_with_other_settings_is_refused_once_a_phase_finished(tmp_path):
 def test_run_entries_are_the_top_level_names_the_layout_builds():
     """RUN_ENTRIES is derived from the layout's names: every path it builds at the top of
     OUTPUT is discarded by --overwrite, and names a run never writes are not."""
-    from issegm import round_files as layout
+    from issegm.rounds import layout
     from util.logs import rank_log_file
     out = os.path.join('o')
     built = [layout.round_dir(out, 12), layout.val_stage(layout.round_dir(out, 3)),

@@ -13,7 +13,7 @@ from issegm.crst.loss import training_symbol
 from issegm.crst.settings import describe, is_active
 from issegm.data_iter import Domain, LoaderSettings, SegTrainIter, self_training_samples
 from issegm.datasets import get_dataset, load_samples, resolve_split
-from issegm.round_files import marker_path, round_dir, target_list_path, write_marker
+from issegm.rounds.layout import marker_path, round_dir, target_list_path, write_marker
 from issegm.training import NLL_EPS_SELF_TRAINING, FitSettings, fit, start_worker
 from util.devices import parse_devices
 from util.errors import UserError
@@ -58,7 +58,7 @@ def mining_statistics(settings):
 def run(settings):
     """Phase train as the TrainSettings `settings` say (yzou2/CBST solve_ST.py _train_impl):
     the checks of the round's files (the flags are checked by
-    issegm.round_settings.phase_settings), then _train_round. Returns the history of fit."""
+    issegm.rounds.settings.phase_settings), then _train_round. Returns the history of fit."""
     rnd = settings.round
     infos = get_dataset(rnd.source.dataset), get_dataset(rnd.target.dataset)
     tgt_list = target_list_path(rnd.output, rnd.idx_round, rnd.target.split)

@@ -17,14 +17,15 @@ from typing import Optional
 import numpy as np
 from tqdm import tqdm
 
-from issegm import cbst, round_health
+from issegm import cbst
+from issegm.rounds import health as round_health
 from issegm.crst import lrent, netmaps
 from issegm.data_checks import require_unique_names
 from issegm.datasets import (get_dataset, load_samples, read_image, read_label, read_sample,
                              sample_name, write_list)
-from issegm.debug_grid import write_debug_grid
+from issegm.rounds.debug_grid import write_debug_grid
 from issegm.prior import load_prior
-from issegm import round_files as layout
+from issegm.rounds import layout
 from issegm.testtime.image_list import (Timings, device_names, predict_samples,
                                         write_label_pngs)
 from issegm.testtime.one_image import make_predictors, upsample_probs

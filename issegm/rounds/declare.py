@@ -1,6 +1,6 @@
 """A setting declared once (Setting): its flag, the settings class that holds it, the phases
 whose command line carries it and how, its argparse spec in each script, its check and whether
-it changes results. From a table of them (issegm/round_flags.py): both scripts' parsers, the
+it changes results. From a table of them (issegm/rounds/flags.py): both scripts' parsers, the
 children's command lines, the flags a done marker and run.json ignore, the settings classes and
 the Markdown flag table (docs/internals.md, section 1, "How to add a flag").
 """

@@ -1,15 +1,15 @@
 """Every setting of a self-training run, declared once (SETTINGS, rows of
-issegm.setting_rows.Setting): the orchestrator's, the per-round script's and those the round
+issegm.rounds.declare.Setting): the orchestrator's, the per-round script's and those the round
 loop passes on, in the order the children's command lines have always had (the phases' done
 markers record them; the rows without phases follow). Both parsers, the command lines, the
 settings classes and docs/flags.md are made from it (docs/internals.md, section 1).
 """
 from issegm.cbst import POLICIES
-from issegm.setting_rows import (BOTH, IGNORED, ORCHESTRATOR, ROUND, ROUND_SCRIPT, RUN, TRAIN,
+from issegm.rounds.declare import (BOTH, IGNORED, ORCHESTRATOR, ROUND, ROUND_SCRIPT, RUN, TRAIN,
                                  VAL, Setting, build_parser, nonzero, switch, unless_default,
                                  zero_one)
-from issegm.setting_rows import child_argv as _child_argv
-from issegm.setting_rows import result_argv as _result_argv
+from issegm.rounds.declare import child_argv as _child_argv
+from issegm.rounds.declare import result_argv as _result_argv
 from util.errors import UserError
 from util.flags import (KVSTORE_HELP, KVSTORES, TRAINING_SWITCHES, check_at_least_one,
                         check_non_negative, check_portion, check_positive, parse_bool,

@@ -1,22 +1,24 @@
 """Writes docs/flags.md, the table of every flag of the orchestrator and the per-round script,
-made from issegm/round_flags.py (tests/test_flags.py checks that it is current):
-`python -m issegm.flag_table` (or `python issegm/flag_table.py`).
+made from issegm/rounds/flags.py (tests/test_flags.py checks that it is current):
+`python -m issegm.rounds.flag_table` (or `python issegm/rounds/flag_table.py`).
 """
 import os
 import sys
 
 if __package__ in (None, ''):  # run by path without installation: the repo root holds issegm
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__)))))
 
-from issegm import round_flags  # noqa: E402
-from issegm.setting_rows import markdown_table  # noqa: E402
+from issegm.rounds import flags  # noqa: E402
+from issegm.rounds.declare import markdown_table  # noqa: E402
 from util.files import write_atomically  # noqa: E402
 
-PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs',
-                    'flags.md')
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PATH = os.path.join(REPO, 'docs', 'flags.md')
 HEADER = '''# The self-training flags
 
-Generated from `issegm/round_flags.py` by `python -m issegm.flag_table`: do not edit by hand.
+Generated from `issegm/rounds/flags.py` by `python -m issegm.rounds.flag_table`: do not edit by
+hand.
 "parsed by": the orchestrator (`solve_AO.py`) and/or the per-round script (`solve_ST.py`);
 "phases": the children's command lines that carry it (the orchestrator writes them); "changes
 results: no": a rerun may change it (the done markers and `OUTPUT/run.json` ignore it).
@@ -25,8 +27,8 @@ results: no": a rerun may change it (the done markers and `OUTPUT/run.json` igno
 
 
 def flag_table_text(table=None):
-    """docs/flags.md's text for `table` (default round_flags.SETTINGS)."""
-    return HEADER + markdown_table(round_flags.SETTINGS if table is None else table)
+    """docs/flags.md's text for `table` (default flags.SETTINGS)."""
+    return HEADER + markdown_table(flags.SETTINGS if table is None else table)
 
 
 def main():
