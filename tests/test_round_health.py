@@ -368,20 +368,20 @@ def test_previous_grid_from_the_kept_grid_or_the_pngs(tmp_path):
     or, without it (--no-health), from its pseudo_labelIds PNGs: the same train ids; none for
     another size or a file that does not read."""
     from issegm.datasets import write_png
-    from issegm.rounds.phase_val import _previous_grid
+    from issegm.rounds.health_thread import previous_grid
     info = get_dataset('cityscapes')
     rng = np.random.RandomState(8)
     pseudo = rng.choice(np.array([0, 5, 10, 18, 255], np.uint8), (37, 50))
     write_png(str(tmp_path / 'self_train' / 'pseudo_labelIds' / 'a.png'),
               info.train_to_label[pseudo])  # as pass 2 writes it (255 -> label id 0)
-    from_png = _previous_grid(info, str(tmp_path), 'a', (37, 50))
+    from_png = previous_grid(info, str(tmp_path), 'a', (37, 50))
     np.testing.assert_array_equal(from_png, on_grid(pseudo))
     (tmp_path / 'pseudo_grid').mkdir()
     np.save(tmp_path / 'pseudo_grid' / 'a.npy', np.ascontiguousarray(on_grid(pseudo)))
     (tmp_path / 'self_train' / 'pseudo_labelIds' / 'a.png').unlink()
-    np.testing.assert_array_equal(_previous_grid(info, str(tmp_path), 'a', (37, 50)), from_png)
-    assert _previous_grid(info, str(tmp_path), 'a', (45, 50)) is None  # another size
-    assert _previous_grid(info, str(tmp_path), 'b', (37, 50)) is None  # no such image
-    assert _previous_grid(info, None, 'a', (37, 50)) is None  # round 0
+    np.testing.assert_array_equal(previous_grid(info, str(tmp_path), 'a', (37, 50)), from_png)
+    assert previous_grid(info, str(tmp_path), 'a', (45, 50)) is None  # another size
+    assert previous_grid(info, str(tmp_path), 'b', (37, 50)) is None  # no such image
+    assert previous_grid(info, None, 'a', (37, 50)) is None  # round 0
     (tmp_path / 'pseudo_grid' / 'a.npy').write_bytes(b'not an array')
-    assert _previous_grid(info, str(tmp_path), 'a', (37, 50)) is None
+    assert previous_grid(info, str(tmp_path), 'a', (37, 50)) is None
