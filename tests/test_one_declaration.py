@@ -1,4 +1,4 @@
-"""A setting is declared once (issegm/rounds/flags.py): a new phase-val flag added in a fixture
+"""A setting is declared once (issegm/rounds/run_flags.py): a new phase-val flag added in a fixture
 with one row reaches both parsers, phase val's command line, the checks before round 0,
 ValSettings, run.json and docs/flags.md; docs/flags.md is the table of the declarations."""
 import json
@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from issegm.rounds import orchestrator, flags as round_flags
-from issegm.rounds.flag_table import PATH as FLAG_TABLE, flag_table_text
-from issegm.rounds.settings import parse_round_args, phase_settings
+from issegm.rounds import orchestrator, run_flags
+from issegm.rounds.flags_doc import PATH as FLAG_TABLE, flag_table_text
+from issegm.rounds.phase_settings import parse_round_args, phase_settings
 from issegm.rounds.declare import VAL, Setting
 from util.errors import UserError
 
@@ -28,10 +28,10 @@ GAIN = Setting('--pseudo-gain', VAL, (VAL,), spec=dict(type=float, default=1.0,
 
 @pytest.fixture
 def with_gain(monkeypatch):
-    """round_flags.SETTINGS with GAIN declared after --kc-policy."""
-    table = list(round_flags.SETTINGS)
-    table.insert(table.index(round_flags.setting('--kc-policy')) + 1, GAIN)
-    monkeypatch.setattr(round_flags, 'SETTINGS', tuple(table))
+    """run_flags.SETTINGS with GAIN declared after --kc-policy."""
+    table = list(run_flags.SETTINGS)
+    table.insert(table.index(run_flags.setting('--kc-policy')) + 1, GAIN)
+    monkeypatch.setattr(run_flags, 'SETTINGS', tuple(table))
 
 
 def _run(tmp_path, *extra):
@@ -77,26 +77,26 @@ def test_without_the_fixture_there_is_no_such_flag(tmp_path):
 
 
 def test_the_flag_table_in_docs_is_current():
-    """docs/flags.md is made from the declarations: `python -m issegm.rounds.flag_table`
+    """docs/flags.md is made from the declarations: `python -m issegm.rounds.flags_doc`
     rewrites it."""
     with open(FLAG_TABLE) as f:
-        assert f.read() == flag_table_text(), 'run: python -m issegm.rounds.flag_table'
+        assert f.read() == flag_table_text(), 'run: python -m issegm.rounds.flags_doc'
 
 
 def test_the_flags_that_do_not_change_results_are_the_declarations(tmp_path):
     """Done markers (result_argv) and run.json leave out exactly the rows declared so."""
-    neutral = {row.flag for row in round_flags.SETTINGS if not row.changes_results}
+    neutral = {row.flag for row in run_flags.SETTINGS if not row.changes_results}
     assert {'--gpus', '--no-progress', '--prefetch-threads', '--keep-probmaps', '--no-cudnn',
             '--overwrite', '--num-round', '--launcher', '--servers'} <= neutral
     run, _ = _run(tmp_path, '--gpus', '0,1', '--no-progress', '--prefetch-threads', '3',
                   '--keep-probmaps', '--debug-images', '2', '--no-health', '--cache-images', '1')
     for child in orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)),
                                               run.weights):
-        kept = round_flags.result_argv(child)
+        kept = run_flags.result_argv(child)
         flags = [token for token in child if token.startswith('--')]
         assert [f for f in flags if f in neutral] and not [f for f in kept if f in neutral]
         assert [f for f in kept if f.startswith('--')] == [f for f in flags if f not in neutral]
-    recorded = {row.flag for row in round_flags.SETTINGS
+    recorded = {row.flag for row in run_flags.SETTINGS
                 if 'orchestrator' in row.parsers and row.in_run_record}
     assert set(orchestrator.result_settings(run)) == recorded
     assert not recorded & (neutral | {'--output', '--to-epoch'})

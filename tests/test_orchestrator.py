@@ -216,7 +216,7 @@ def test_bad_flag_values_give_one_error_line(data, tmp_path, extra, message):
     assert not (tmp_path / 'run').exists()
 
 
-# Flags of issegm/rounds/flags.py's table that both scripts take, where example_value would not
+# Flags of issegm/rounds/run_flags.py's table that both scripts take, where example_value would not
 # do: (what the orchestrator is given, the value the per-round script must parse in the phases
 # the table names). Each value differs from the per-round script's default, so a phase that gets the flag can be told from
 # one that does not.
@@ -290,10 +290,10 @@ def passed_on(table):
 
 def assert_each_flag_reaches_its_phases(tmp_path):
     """Every flag the orchestrator passes on arrives, as the per-round script parses it, in the
-    phases round_flags.SETTINGS names and nowhere else (there the per-round script's default);
+    phases run_flags.SETTINGS names and nowhere else (there the per-round script's default);
     the flags the round loop writes itself appear in exactly those phases too."""
-    from issegm.rounds import flags as round_flags, phase as self_training
-    shared, loop = passed_on(round_flags.SETTINGS)
+    from issegm.rounds import run_flags, phase as self_training
+    shared, loop = passed_on(run_flags.SETTINGS)
     defaults = self_training.parse_args(['--output', 'o', '--weights', 'w'])
     for flag, row in shared.items():
         given, expected = GIVEN_TO_ORCHESTRATOR.get(flag) or example_value(row)
@@ -320,7 +320,7 @@ def test_each_flag_reaches_exactly_the_phases_of_the_table(tmp_path):
 def test_round_loop_flags_are_the_orchestrators_alone(tmp_path):
     """The flags of the round loop itself are not the per-round script's."""
     from issegm.rounds import phase as self_training
-    from issegm.rounds.flags import SETTINGS
+    from issegm.rounds.run_flags import SETTINGS
     base = ['--output', str(tmp_path / 'o'), '--weights', 'w']
     for flag in ('--num-round', '--max-tgt-port', '--max-src-port', '--step-tgt-port',
                  '--step-src-port', '--epoch-per-round', '--source-sample-policy'):

@@ -337,7 +337,7 @@ def test_flags_reach_the_settings_and_are_checked(tmp_path):
     the orchestrator passes them on only when not the defaults, and reruns may change them."""
     from issegm.rounds import orchestrator
     from issegm.rounds.layout import result_argv
-    from issegm.rounds.settings import phase_settings
+    from issegm.rounds.phase_settings import phase_settings
     from util.errors import UserError
     argv = ['--phase', 'val', '--output', str(tmp_path / 'o'),
             '--model', 'cityscapes_rna-a1_cls19_s8', '--weights', str(tmp_path / 'gta_rna-a1_cls19_s8_ep-0000.params')]

@@ -17,7 +17,7 @@ from issegm import evaluate, train_src
 from issegm.rounds import orchestrator, phase as self_training
 from issegm.datasets import write_list, write_png
 from issegm.rounds.layout import finished, write_marker
-from issegm.rounds.flags import result_argv
+from issegm.rounds.run_flags import result_argv
 from test_locks import held_elsewhere
 from util.errors import UserError
 
@@ -56,7 +56,7 @@ def _run_settings(tmp_path, *extra):
 def test_the_childrens_own_checks_run_on_every_round_first(tmp_path, extra, message):
     """The orchestrator checks each round's two command lines with the per-round script's
     phase_settings before anything runs: one rule in one place."""
-    from issegm.rounds.settings import phase_settings
+    from issegm.rounds.phase_settings import phase_settings
     with pytest.raises(UserError) as caught:
         run, _ = _run_settings(tmp_path, *extra)
         orchestrator.check_rounds(run)

@@ -125,7 +125,7 @@ def prediction_flags():
 # The argparse keywords of the flags upstream's training scripts (solve_ST.py, train_src.py)
 # share: the MXNet switches of set_mxnet_switches and the ignored checkpoint schedule (a
 # checkpoint is written after every epoch). train_src.py takes them through
-# training_switch_flags(), the per-round script through issegm/rounds/flags.py's table.
+# training_switch_flags(), the per-round script through issegm/rounds/run_flags.py's table.
 TRAINING_SWITCHES = {
     '--check-start': dict(type=int, default=1, help='ignored, as upstream'),
     '--check-step': dict(type=int, default=4, help='ignored, as upstream'),

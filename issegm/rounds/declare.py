@@ -1,6 +1,6 @@
 """A setting declared once (Setting): its flag, the settings class that holds it, the phases
 whose command line carries it and how, its argparse spec in each script, its check and whether
-it changes results. From a table of them (issegm/rounds/flags.py): both scripts' parsers, the
+it changes results. From a table of them (issegm/rounds/run_flags.py): both scripts' parsers, the
 children's command lines, the flags a done marker and run.json ignore, the settings classes and
 the Markdown flag table (docs/internals.md, section 1, "How to add a flag").
 """
@@ -61,7 +61,7 @@ class Setting:
     storing False; `check(flag, value)`: the settings value, a UserError when bad;
     `changes_results`: False for a value a rerun may change (devices, helpers, progress bars,
     kept extras): done markers and run.json ignore it; `recorded`: in run.json (default
-    changes_results); `group`: its help section (round_flags.GROUPS)."""
+    changes_results); `group`: its help section (run_flags.GROUPS)."""
     flag: str
     room: str
     phases: tuple = ()

@@ -10,7 +10,7 @@ import re
 import shutil
 
 from issegm.crst import netmaps
-from issegm.rounds.flags import result_argv
+from issegm.rounds.run_flags import result_argv
 from util.files import write_json
 from util.model_label import checkpoint_file
 
@@ -152,7 +152,7 @@ def write_marker(output, idx_round, phase, argv, **extra):
 
 def finished(output, idx_round, phase, argv):
     """True when the phase left its marker and ran with the command line `argv`, up to the
-    flags that do not change results (issegm.rounds.flags.result_argv)."""
+    flags that do not change results (issegm.rounds.run_flags.result_argv)."""
     marker = marker_path(output, idx_round, phase)
     if not os.path.isfile(marker):
         return False

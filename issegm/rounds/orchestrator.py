@@ -1,6 +1,6 @@
 """The CBST round loop (yzou2/CBST solve_AO.py, main; docs/algorithm.md section 1): each round runs
 the per-round script's phase val, then phase train, as child processes with this Python; their
-command lines come from issegm/rounds/flags.py. Called again with the same arguments it skips
+command lines come from issegm/rounds/run_flags.py. Called again with the same arguments it skips
 every finished phase (issegm/rounds/layout.py). Wrapped by solve_AO.py and
 script-self-paced-self-trained-segresnet.py.
 """
@@ -14,16 +14,16 @@ import subprocess
 import sys
 from typing import Optional
 
-from issegm.crst.settings import CrstSettings, describe
+from issegm.crst.settings import CrstSettings, weights_on
 from issegm.data_checks import check_self_training_lists
 from issegm.datasets import get_dataset, target_dataset
 from issegm.rounds.layout import (discard_run, finished, finished_phases, metrics_path,
                                 round_weights, rounds_log_path, rounds_plot_path,
                                 run_record_path, stats_dir, summary_path)
-from issegm.rounds import flags
-from issegm.rounds.flags import child_argv, default_of
+from issegm.rounds import run_flags
+from issegm.rounds.run_flags import child_argv, default_of
 from issegm.rounds.plot import draw_rounds
-from issegm.rounds.settings import crst_of, phase_settings
+from issegm.rounds.phase_settings import crst_of, phase_settings
 from issegm.rounds.declare import ORCHESTRATOR, room_values, settings_class, value
 from util.errors import UserError, cli_entry
 from util.files import write_json
@@ -40,10 +40,10 @@ DEFAULT_ROUND_SCRIPT = os.path.join(ISSEGM, 'self-paced-self-trained-segresnet.p
 LAUNCH_SCRIPT = os.path.join(ISSEGM, 'launch.py')
 
 # Flags yzou2/CBST solve_AO.py accepted and never used: accepted here too, with a warning
-# (QUIRK kept; issegm/rounds/flags.py says what each does).
+# (QUIRK kept; issegm/rounds/run_flags.py says what each does).
 IGNORED_FLAGS = {'--to-epoch': 'round r trains until epoch (r + 1) * --epoch-per-round'}
 # Flags yzou2/CBST solve_AO.py main passes only to a phase that never reads them (QUIRK kept,
-# see issegm/rounds/flags.py): a value other than the default changes nothing (a warning says so).
+# see issegm/rounds/run_flags.py): a value other than the default changes nothing (a warning says so).
 UNREAD_FLAGS = {'--mine-thresh': 'passed to phase train only, which never reads it; phase val '
                                  'uses its default %s'}
 # What summary.json copies from each round's metrics.json (null when it lacks a key): the
@@ -62,8 +62,8 @@ def parse_args(argv):
 
 
 def build_parser():
-    """The orchestrator's parser: its flags of issegm/rounds/flags.py's table."""
-    return flags.orchestrator_parser(
+    """The orchestrator's parser: its flags of issegm/rounds/run_flags.py's table."""
+    return run_flags.orchestrator_parser(
         description='CBST self-training rounds (orchestrator).',
         epilog='As upstream\'s solve_AO.py, phase val always gets --test-flipping and phase '
                'train --mine-id-address OUTPUT/stats; by default phase val also gets --no-cudnn '
@@ -73,11 +73,11 @@ def build_parser():
 
 
 def run_settings_class():
-    """RunSettings for flags.SETTINGS as it is: a field per flag the orchestrator takes
+    """RunSettings for run_flags.SETTINGS as it is: a field per flag the orchestrator takes
     (model: --model, else the weights file's name before _ep-; kvstore: as phase train gets it,
     with --workers > 1 the distributed counterpart of --kvstore, or horovod), then horovodrun's
     path (--launcher horovod) and the CRST settings."""
-    return settings_class(flags.SETTINGS, ORCHESTRATOR, 'RunSettings',
+    return settings_class(run_flags.SETTINGS, ORCHESTRATOR, 'RunSettings',
                           (('horovodrun', Optional[str]), ('crst', CrstSettings)),
                           run_settings_class.__doc__)
 
@@ -91,7 +91,7 @@ RoundPlan = collections.namedtuple(
 def check_args(args):
     """Validate the flags and files; the RunSettings."""
     given = vars(args)
-    values = room_values(flags.SETTINGS, ORCHESTRATOR, given)
+    values = room_values(run_flags.SETTINGS, ORCHESTRATOR, given)
     script = values['self_training_script'] or DEFAULT_ROUND_SCRIPT
     if not os.path.isfile(script):
         raise UserError('--self-training-script not found: %s' % script)
@@ -133,12 +133,12 @@ def ignored_flag_warnings(run):
     UNREAD_FLAGS given another value than its default."""
     lines = []
     for flag, why in IGNORED_FLAGS.items():
-        value = getattr(run, flags.setting(flag).dest)
+        value = getattr(run, run_flags.setting(flag).dest)
         if value is not None:
             lines.append('warning: %s %s is accepted and ignored, as upstream (%s)'
                          % (flag, value, why))
     for flag, why in UNREAD_FLAGS.items():
-        given, default = getattr(run, flags.setting(flag).dest), default_of(flag)
+        given, default = getattr(run, run_flags.setting(flag).dest), default_of(flag)
         if given != default:
             lines.append('warning: %s %s changes nothing, as in yzou2/CBST solve_AO.py: %s'
                          % (flag, py2_str(given), why % py2_str(default)))
@@ -148,7 +148,7 @@ def ignored_flag_warnings(run):
 def round_plans(run):
     """The RoundPlan of every round, as upstream's solve_AO.py main loop updates them: floats
     accumulate unrounded here and are rounded only when written into a child's command line
-    (issegm/rounds/flags.py)."""
+    (issegm/rounds/run_flags.py)."""
     lr, to_epoch = run.base_lr, run.epoch_per_round
     tgt_port, src_port = run.init_tgt_port, run.init_src_port
     for r in range(run.num_round):
@@ -164,7 +164,7 @@ def round_plans(run):
 
 def phase_arguments(run, plan, weights):
     """The per-round script's arguments for the round of RoundPlan `plan`, starting from
-    `weights`: (val, train), written from issegm/rounds/flags.py's table: the run's settings,
+    `weights`: (val, train), written from issegm/rounds/run_flags.py's table: the run's settings,
     the plan's, and those the round loop always passes (as upstream's solve_AO.py)."""
     values = dict(vars(run), weights=weights, test_flipping=True,
                   mine_id_address=stats_dir(run.output), **plan._asdict())
@@ -173,7 +173,7 @@ def phase_arguments(run, plan, weights):
 
 def check_rounds(run):
     """Every round's two command lines through the per-round script's own checks
-    (issegm.rounds.settings, no MXNet): a value a phase would refuse (a batch of 0 images, a
+    (issegm.rounds.phase_settings, no MXNet): a value a phase would refuse (a batch of 0 images, a
     portion outside [0, 1], in any round as the portions grow) stops the run before round 0."""
     weights = run.weights
     for plan in round_plans(run):
@@ -188,11 +188,11 @@ def check_rounds(run):
 
 
 def result_settings(run):
-    """{flag: value} of every flag of the orchestrator that changes results (round_flags:
+    """{flag: value} of every flag of the orchestrator that changes results (run_flags:
     `recorded`, else `changes_results`), defaults included, paths absolute; --kvstore as phase
     train gets it (--workers and --launcher choose its distributed form)."""
     settings = {}
-    for row in flags.SETTINGS:
+    for row in run_flags.SETTINGS:
         if ORCHESTRATOR not in row.parsers or not row.in_run_record:
             continue
         given = getattr(run, row.dest)
@@ -272,7 +272,7 @@ def round_entry(run, plan):
     metrics.json lacks them: --no-health, no target labels, agreement at round 0)."""
     entry = {'round': plan.idx_round, 'tgt_port': plan.init_tgt_port,
              'src_port': plan.init_src_port, 'lr': plan.base_lr}
-    entry.update(describe(run.crst))  # nothing for CBST: its summary.json stays as it was
+    entry.update(weights_on(run.crst))  # nothing for CBST: its summary.json stays as it was
     path = metrics_path(run.output, plan.idx_round)
     if os.path.isfile(path):
         with open(path) as f:
@@ -317,7 +317,7 @@ def method_name(run):
     as the CRST paper names them (e.g. CBST + LR-ENT 0.25 + MR-KLD 0.01)."""
     name = 'ST' if run.kc_policy == 'global' else 'CBST'
     name += '-SP' if run.with_prior else ''
-    for key, weight in describe(run.crst).items():
+    for key, weight in weights_on(run.crst).items():
         kind = key.split('_')[-1].upper()
         name += ' + %s-%s %g' % ('LR' if key.startswith('lr') else 'MR', kind, weight)
     return name

@@ -1,13 +1,13 @@
 """One phase of one CBST round, the command line of issegm/rounds/phase_val.py (`--phase val`) and
-issegm/rounds/phase_train.py (`--phase train`): flags and checks (issegm/rounds/settings.py), the
+issegm/rounds/phase_train.py (`--phase train`): flags and checks (issegm/rounds/phase_settings.py), the
 output folder's lock, dispatch. Wrapped by issegm/self-paced-self-trained-segresnet.py and
 solve_ST.py (yzou2/CBST's two names).
 """
 import logging
 import sys
 
-from issegm.rounds.settings import parse_round_args as parse_args
-from issegm.rounds.settings import settings_of
+from issegm.rounds.phase_settings import parse_round_args as parse_args
+from issegm.rounds.phase_settings import settings_of
 from util.errors import cli_entry
 from util.flags import set_mxnet_switches
 from util.locks import output_lock
@@ -19,7 +19,7 @@ log = logging.getLogger('cbst')
 
 
 def check_args(args, argv=()):
-    """The checked settings of the parsed flags (issegm.rounds.settings.settings_of)."""
+    """The checked settings of the parsed flags (issegm.rounds.phase_settings.settings_of)."""
     return settings_of(vars(args), argv)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from issegm.crst import netmaps
 from issegm.crst.loss import training_symbol
-from issegm.crst.settings import describe, is_active
+from issegm.crst.settings import is_active, weights_on
 from issegm.data_iter import Domain, LoaderSettings, SegTrainIter, self_training_samples
 from issegm.datasets import get_dataset, load_samples, resolve_split
 from issegm.rounds.layout import marker_path, round_dir, target_list_path, write_marker
@@ -58,7 +58,7 @@ def mining_statistics(settings):
 def run(settings):
     """Phase train as the TrainSettings `settings` say (yzou2/CBST solve_ST.py _train_impl):
     the checks of the round's files (the flags are checked by
-    issegm.rounds.settings.phase_settings), then _train_round. Returns the history of fit."""
+    issegm.rounds.phase_settings), then _train_round. Returns the history of fit."""
     rnd = settings.round
     infos = get_dataset(rnd.source.dataset), get_dataset(rnd.target.dataset)
     tgt_list = target_list_path(rnd.output, rnd.idx_round, rnd.target.split)
@@ -126,7 +126,7 @@ def _train_round(settings, infos, tgt_list, mining, batches, schedule):
              settings.to_epoch, batches, settings.lr_type, settings.base_lr, len(contexts),
              rank, workers)
     if is_active(rnd.crst):
-        log.info('CRST: %s', ', '.join('%s %g' % kv for kv in describe(rnd.crst).items()))
+        log.info('CRST: %s', ', '.join('%s %g' % kv for kv in weights_on(rnd.crst).items()))
     fitting = FitSettings(settings.from_epoch, settings.stop_epoch, prefix, schedule,
                           settings.weight_decay, allow_missing=settings.from_epoch == 0,
                           nll_eps=NLL_EPS_SELF_TRAINING, progress=not rnd.no_progress,

@@ -1,12 +1,12 @@
 """The per-round script's flags (parse_round_args) and checks (phase_settings), and the
 settings of one phase of a round they build (RoundSettings, ValSettings, TrainSettings: a
-field per setting of issegm/rounds/flags.py's table, named as its flag, and the values derived
+field per setting of issegm/rounds/run_flags.py's table, named as its flag, and the values derived
 from them). No MXNet: the per-round script checks its flags before importing it, and the
 orchestrator checks every round's command lines with them before round 0."""
 import dataclasses
 from typing import Optional, Tuple
 
-from issegm.rounds import flags
+from issegm.rounds import run_flags
 from issegm.crst.settings import CrstSettings, crst_settings
 from issegm.datasets import target_dataset
 from issegm.prior import default_prior_path, require_prior
@@ -53,10 +53,10 @@ _DOCS = {
 
 
 def round_settings_class(room):
-    """The settings class of `room` (ROUND, VAL or TRAIN) for flags.SETTINGS as it is."""
+    """The settings class of `room` (ROUND, VAL or TRAIN) for run_flags.SETTINGS as it is."""
     name, derived = _DERIVED[room][:2]
     doc = _DERIVED[room][2] if room == ROUND else _DOCS[room]
-    return settings_class(flags.SETTINGS, room, name, derived, doc)
+    return settings_class(run_flags.SETTINGS, room, name, derived, doc)
 
 
 RoundSettings = round_settings_class(ROUND)
@@ -66,7 +66,7 @@ TrainSettings = round_settings_class(TRAIN)
 
 def parse_round_args(argv):
     """The per-round script's flags as given (settings_of turns them into settings)."""
-    parser = flags.round_script_parser(
+    parser = run_flags.round_script_parser(
         description='One phase of one CBST self-training round.',
         epilog='--check-start and --check-step are accepted and ignored, as in yzou2/CBST '
                'issegm/solve_ST.py, which declares them and never reads them (a checkpoint is '
@@ -97,7 +97,7 @@ def settings_of(given, argv=()):
     neither the data nor MXNet; the spatial prior of --with-prior must exist); the ValSettings
     or TrainSettings of --phase (argv: the command line, which the phase's done marker
     records)."""
-    values = room_values(flags.SETTINGS, ROUND, given)
+    values = room_values(run_flags.SETTINGS, ROUND, given)
     model = model_from_weights(values['model'], values['weights'])
     parsed_model = parse_model_label(model)
     crst = crst_of(given)
@@ -121,7 +121,7 @@ def settings_of(given, argv=()):
 
 
 def _val_settings(given, rnd):
-    values = room_values(flags.SETTINGS, VAL, given)
+    values = room_values(run_flags.SETTINGS, VAL, given)
     check_test_steps(values['test_steps'], rnd.parsed_model.stride)
     prior_path = (require_prior(values['prior'] or default_prior_path(rnd.dataset))
                   if values['with_prior'] else None)
@@ -129,7 +129,7 @@ def _val_settings(given, rnd):
 
 
 def _train_settings(given, rnd):
-    values = room_values(flags.SETTINGS, TRAIN, given)
+    values = room_values(run_flags.SETTINGS, TRAIN, given)
     from_epoch = start_epoch(rnd.model, rnd.weights, values['from_epoch'])[0]
     stop_epoch = values['to_epoch'] if values['stop_epoch'] is None else values['stop_epoch']
     check_epochs(from_epoch, stop_epoch, values['to_epoch'])
