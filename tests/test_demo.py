@@ -173,7 +173,8 @@ def test_tracking_table_is_pearsons_r_per_run_and_over_all_runs():
     assert rows[4][4] == '-'  # its constant confidence
     assert health_report.pearson([1, 2, NAN, 4], [2, 4, 5, 8]) == pytest.approx(1.0)
     assert health_report.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert health_report.pearson([1, 1, 1], [1, 2, 3]) is None and health_report.pearson([], []) is None
+    assert health_report.pearson([1, 1, 1], [1, 2, 3]) is None
+    assert health_report.pearson([], []) is None
 
 
 def test_health_figure_draws_the_series_and_the_signals_against_the_labels():
@@ -199,7 +200,7 @@ def test_health_figure_draws_the_series_and_the_signals_against_the_labels():
 
 def test_write_health_writes_the_report_and_the_figure(tmp_path, monkeypatch):
     saved = []
-    monkeypatch.setattr(health, 'save_figure', lambda fig, path: saved.append(fig) or path)
+    monkeypatch.setattr(health_report, 'save_figure', lambda fig, path: saved.append(fig) or path)
     assert health_report.write_health(str(tmp_path), METHODS) == []  # no run: nothing written
     assert not os.listdir(tmp_path) and not saved
     _write_summaries(str(tmp_path))
