@@ -169,8 +169,7 @@ def check_args(args):
         args.model, args.weights, args.from_epoch)
     info = get_dataset(args.dataset or parsed_model.dataset)
     check_num_classes(model, info)
-    stop_epoch = args.to_epoch if args.stop_epoch is None else args.stop_epoch
-    check_epochs(from_epoch, stop_epoch, args.to_epoch)
+    stop_epoch = check_epochs(from_epoch, args.stop_epoch, args.to_epoch)
     check_positive('--batch-images', args.batch_images)
     check_positive('--crop-size', args.crop_size)
     check_non_negative('--prefetch-threads', args.prefetch_threads)

@@ -218,12 +218,15 @@ def py2_str(value):
 
 def check_epochs(from_epoch, stop_epoch, to_epoch):
     """Training runs epochs from_epoch .. stop_epoch of a schedule that spans to to_epoch, as
-    upstream's --stop-epoch (it asserted from_epoch < stop_epoch <= to_epoch)."""
+    upstream's --stop-epoch (it asserted from_epoch < stop_epoch <= to_epoch); stop_epoch None
+    is --stop-epoch's default, to_epoch. Returns the stop epoch."""
+    stop_epoch = to_epoch if stop_epoch is None else stop_epoch
     if from_epoch >= stop_epoch:
         raise UserError('nothing to train: from epoch %d to epoch %d' % (from_epoch, stop_epoch))
     if stop_epoch > to_epoch:
         raise UserError('--stop-epoch %d is beyond --to-epoch %d (the end of the lr schedule)'
                         % (stop_epoch, to_epoch))
+    return stop_epoch
 
 
 def check_portion(flag, value):

@@ -131,8 +131,7 @@ def _val_settings(given, rnd):
 def _train_settings(given, rnd):
     values = room_values(run_flags.SETTINGS, TRAIN, given)
     from_epoch = start_epoch(rnd.model, rnd.weights, values['from_epoch'])[0]
-    stop_epoch = values['to_epoch'] if values['stop_epoch'] is None else values['stop_epoch']
-    check_epochs(from_epoch, stop_epoch, values['to_epoch'])
+    stop_epoch = check_epochs(from_epoch, values['stop_epoch'], values['to_epoch'])
     values.update(from_epoch=from_epoch, stop_epoch=stop_epoch)
     crops = CropSettings(values['crop_size'], rnd.parsed_model.stride, values['scale_rate_range'],
                          values['mine_port'], crst=rnd.crst)
