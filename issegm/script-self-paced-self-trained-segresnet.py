@@ -1,7 +1,8 @@
 """Wrapper: upstream's first-release name for issegm.rounds.orchestrator (the round loop).
 
 Named as yzou2/CBST issegm/script-self-paced-self-trained-segresnet.py; it only runs
-issegm.rounds.orchestrator.main (the code and its documentation are in issegm/rounds/orchestrator.py).
+issegm.rounds.orchestrator.main (the code and its documentation are in
+issegm/rounds/orchestrator.py).
 """
 import os
 import sys

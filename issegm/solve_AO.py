@@ -1,7 +1,7 @@
 """Wrapper: upstream's name for issegm.rounds.orchestrator (the round loop).
 
-Named as yzou2/CBST issegm/solve_AO.py; it only runs issegm.rounds.orchestrator.main (the code and its
-documentation are in issegm/rounds/orchestrator.py).
+Named as yzou2/CBST issegm/solve_AO.py; it only runs issegm.rounds.orchestrator.main (the code
+and its documentation are in issegm/rounds/orchestrator.py).
 """
 import os
 import sys

@@ -216,10 +216,10 @@ def test_bad_flag_values_give_one_error_line(data, tmp_path, extra, message):
     assert not (tmp_path / 'run').exists()
 
 
-# Flags of issegm/rounds/run_flags.py's table that both scripts take, where example_value would not
-# do: (what the orchestrator is given, the value the per-round script must parse in the phases
-# the table names). Each value differs from the per-round script's default, so a phase that gets the flag can be told from
-# one that does not.
+# Flags of issegm/rounds/run_flags.py's table that both scripts take, where example_value would
+# not do: (what the orchestrator is given, the value the per-round script must parse in the
+# phases the table names). Each value differs from the per-round script's default, so a phase
+# that gets the flag can be told from one that does not.
 GIVEN_TO_ORCHESTRATOR = {
     '--dataset': (['--dataset', 'synthia', '--model', 'cityscapes_rna-a1_cls16_s8'], 'synthia'),
     '--dataset-tgt': (['--dataset-tgt', 'cityscapes16', '--model', 'cityscapes_rna-a1_cls16_s8'],

@@ -65,7 +65,8 @@ def test_the_childrens_own_checks_run_on_every_round_first(tmp_path, extra, mess
         # the per-round script says the same, run by hand with that phase's command line
         run, _ = _run_settings(tmp_path, '--num-round', '1', *extra)
         refused = []
-        for argv in orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)), run.weights):
+        for argv in orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)),
+                                                 run.weights):
             try:
                 phase_settings(argv)
             except UserError as e:

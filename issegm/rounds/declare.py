@@ -160,26 +160,29 @@ def settings_class(table, room, name, derived, doc):
     return cls
 
 
+def _spec_shown(row):
+    """The argparse keywords the table shows: the orchestrator's when it takes the flag."""
+    return row.spec_in(ORCHESTRATOR if ORCHESTRATOR in row.parsers else ROUND_SCRIPT)
+
+
 def _default(row):
-    default = row.spec_in(ORCHESTRATOR if ORCHESTRATOR in row.parsers else ROUND_SCRIPT).get(
-        'default')
-    if row.spec.get('required'):
+    spec = _spec_shown(row)
+    if spec.get('required'):
         return '(required)'
-    if row.spec.get('action') == 'store_true':
-        return 'off' if not default else 'on'
-    return '' if default is None else '`%s`' % py2_str(default)
+    if spec.get('action') == 'store_true':
+        return 'on' if spec.get('default') else 'off'
+    return '' if spec.get('default') is None else '`%s`' % py2_str(spec['default'])
 
 
 def markdown_table(table):
     """The flags of both scripts as a Markdown table: flag, default (the orchestrator's when it
-    takes the flag), the phases it reaches, whether it changes results, help."""
+    takes the flag), the parsers, the phases it reaches, whether it changes results, help."""
     lines = ['| flag | default | parsed by | phases | changes results | help |',
              '|---|---|---|---|---|---|']
     for row in table:
         flags = '`%s`' % row.flag + (' / `%s`' % row.negation[0] if row.negation else '')
-        help_text = row.spec_in(ORCHESTRATOR if ORCHESTRATOR in row.parsers
-                                else ROUND_SCRIPT).get('help', '')
-        help_text = help_text.replace('%(default)s', py2_str(row.spec.get('default')))
+        spec = _spec_shown(row)
+        help_text = spec.get('help', '').replace('%(default)s', py2_str(spec.get('default')))
         lines.append('| %s | %s | %s | %s | %s | %s |' % (
             flags, _default(row), ', '.join(row.parsers), ', '.join(row.phases) or '-',
             'yes' if row.changes_results else 'no', help_text.replace('|', '\\|')))

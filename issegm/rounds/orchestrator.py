@@ -43,7 +43,8 @@ LAUNCH_SCRIPT = os.path.join(ISSEGM, 'launch.py')
 # (QUIRK kept; issegm/rounds/run_flags.py says what each does).
 IGNORED_FLAGS = {'--to-epoch': 'round r trains until epoch (r + 1) * --epoch-per-round'}
 # Flags yzou2/CBST solve_AO.py main passes only to a phase that never reads them (QUIRK kept,
-# see issegm/rounds/run_flags.py): a value other than the default changes nothing (a warning says so).
+# see issegm/rounds/run_flags.py): a value other than the default changes nothing (a warning
+# says so).
 UNREAD_FLAGS = {'--mine-thresh': 'passed to phase train only, which never reads it; phase val '
                                  'uses its default %s'}
 # What summary.json copies from each round's metrics.json (null when it lacks a key): the

@@ -1,7 +1,7 @@
-"""One phase of one CBST round, the command line of issegm/rounds/phase_val.py (`--phase val`) and
-issegm/rounds/phase_train.py (`--phase train`): flags and checks (issegm/rounds/phase_settings.py), the
-output folder's lock, dispatch. Wrapped by issegm/self-paced-self-trained-segresnet.py and
-solve_ST.py (yzou2/CBST's two names).
+"""One phase of one CBST round, the command line of issegm/rounds/phase_val.py (`--phase val`)
+and issegm/rounds/phase_train.py (`--phase train`): flags and checks
+(issegm/rounds/phase_settings.py), the output folder's lock, dispatch. Wrapped by
+issegm/self-paced-self-trained-segresnet.py and solve_ST.py (yzou2/CBST's two names).
 """
 import logging
 import sys

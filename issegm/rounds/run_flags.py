@@ -209,10 +209,11 @@ SETTINGS = (
     _script('--test-steps', VAL, dict(type=int, default=1, help='N x N shifted network passes '
                                                              'per image, predicting at stride '
                                                              '// N (as upstream)')),
-    _script('--log-file', ROUND, dict(help='default: OUTPUT/roundR-PHASE.log')),
-    _script('--debug', ROUND, TRAINING_SWITCHES['--debug']),
-    _script('--check-start', IGNORED, TRAINING_SWITCHES['--check-start']),
-    _script('--check-step', IGNORED, TRAINING_SWITCHES['--check-step']),
+    _script('--log-file', ROUND, dict(help='default: OUTPUT/roundR-PHASE.log'),
+            changes_results=False),
+    _script('--debug', ROUND, TRAINING_SWITCHES['--debug'], changes_results=False),
+    _script('--check-start', IGNORED, TRAINING_SWITCHES['--check-start'], changes_results=False),
+    _script('--check-step', IGNORED, TRAINING_SWITCHES['--check-step'], changes_results=False),
     _script('--lr-type', TRAIN, _SCHEDULE['--lr-type']),
     _script('--lr-steps', TRAIN, _SCHEDULE['--lr-steps']),
     _script('--weight-decay', TRAIN, _SCHEDULE['--weight-decay']),
