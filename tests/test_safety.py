@@ -144,8 +144,9 @@ def test_run_entries_are_the_top_level_names_the_layout_builds():
              rank_log_file(layout.phase_log_file(out, 0, 'train'), 3),
              os.path.join(out, '.run.json.1-2.tmp')]
     assert [p for p in built if not layout.RUN_ENTRIES.match(os.path.basename(p))] == []
-    for other in ('notes.txt', 'evaluation', '.lock', 'round0-test.log', '0.partial', 'statsx'):
+    for other in ('notes.txt', 'evaluation', 'round0-test.log', '0.partial', 'statsx'):
         assert not layout.RUN_ENTRIES.match(other), other
+    assert layout.known_file(layout.LOCK) and not layout.RUN_ENTRIES.match(layout.LOCK)
 
 
 def test_overwrite_discards_the_earlier_run_and_nothing_else(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import shutil
 from issegm.crst import netmaps
 from issegm.rounds.run_flags import result_argv
 from util.files import write_json
+from util.locks import LOCK_NAME
 from util.model_label import checkpoint_file
 
 # Names of OUTPUT's entries ({round}: the round number, {phase}: val or train, {rank}: a
@@ -41,8 +42,10 @@ MAP_CACHE = 'cache'  # in the stage, between the two passes
 VAL_DONE, TRAIN_DONE = 'val.done', 'train.done'
 MARKERS = {'val': VAL_DONE, 'train': TRAIN_DONE}
 MINING_STATS = ('mine_id', 'mine_id_priority', 'cls_thresh', 'cls_size')  # OUTPUT/stats/KEY.npy
-# Every file a round writes, relative to OUTPUT (known_file); {model}_ep-{epoch}.params is
-# util.model_label.checkpoint_file's name.
+# The lock file (util/locks.py): part of the folder, never of a run (--overwrite keeps it).
+LOCK = LOCK_NAME
+# Every file a round writes, relative to OUTPUT (known_file), the lock file too;
+# {model}_ep-{epoch}.params is util.model_label.checkpoint_file's name.
 ROUND_FILES = tuple(os.path.join(ROUND, *parts) for parts in (
     [(RESULTS, folder, '{name}.png') for folder in (ARGMAX, ARGMAX_COLOR)]
     + [(SELF_TRAIN, folder, '{name}.png') for folder in (
@@ -54,7 +57,7 @@ ROUND_FILES = tuple(os.path.join(ROUND, *parts) for parts in (
        ('{model}_ep-{epoch}.params',), ('{model}_ep-symbol.json',)])) + tuple(
     [os.path.join(STATS, key + '.npy') for key in MINING_STATS]
     + [os.path.join(PROBMAP, '{name}.npy'), SUMMARY, ROUNDS_PLOT, ROUNDS_LOG, RUN_RECORD,
-       PHASE_LOG, RANK_LOG])
+       PHASE_LOG, RANK_LOG, LOCK])
 _FIELDS = {'round': r'\d+', 'phase': '(?:val|train)', 'rank': r'\d+', 'epoch': r'\d{4}',
            'name': r'[^/]+', 'model': r'[^/]+', 'split': r'[^/]+'}
 
@@ -179,7 +182,8 @@ def discard_run(output):
     """Remove what earlier runs wrote in OUTPUT (RUN_ENTRIES; the lock file and anything else
     stay): each entry is first moved into OUTPUT/.discarded (a rename: a kill half-way leaves
     every entry whole or gone), then that folder is deleted. Returns the names discarded."""
-    names = sorted(n for n in os.listdir(output) if RUN_ENTRIES.match(n) and n != DISCARDED)
+    names = sorted(n for n in os.listdir(output) if RUN_ENTRIES.match(n) and n != DISCARDED
+                   and n != LOCK)
     bin_dir = os.path.join(output, DISCARDED)
     shutil.rmtree(bin_dir, ignore_errors=True)  # what a killed discard left
     os.makedirs(bin_dir)
