@@ -63,6 +63,14 @@ def test_a_new_phase_val_flag_is_one_declaration(with_gain, tmp_path):
         'phase val setting |' in flag_table_text()
 
 
+def test_the_new_flag_needs_no_entry_in_the_orchestrators_tests(with_gain, tmp_path):
+    """tests/test_orchestrator.py's check of every flag the orchestrator passes on takes the new
+    one too, with a value made from its spec."""
+    from test_orchestrator import GIVEN_TO_ORCHESTRATOR, assert_each_flag_reaches_its_phases
+    assert '--pseudo-gain' not in GIVEN_TO_ORCHESTRATOR
+    assert '--pseudo-gain' in assert_each_flag_reaches_its_phases(tmp_path)
+
+
 def test_the_new_flags_check_runs_before_round_0(with_gain, tmp_path):
     run, _ = _run(tmp_path, '--pseudo-gain', '3')
     with pytest.raises(UserError, match=r'^--pseudo-gain must be in \(0, 2\], got 3.0$'):

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import write_round_data
+from util.flags import parse_bool
 
 ORCHESTRATOR = 'issegm/script-self-paced-self-trained-segresnet.py'
 MODEL = 'cityscapes_rna-tiny_cls19_s8'
@@ -273,6 +274,8 @@ def example_value(row):
         choice = next(c for c in spec['choices'] if c != spec.get('default'))
         return [row.flag, choice], choice
     kind = spec.get('type', str)
+    if kind is parse_bool:
+        return [row.flag, str(not spec.get('default'))], not spec.get('default')
     given = {int: 7, float: 0.125}.get(kind, 'x')
     return [row.flag, str(given)], given
 
