@@ -44,7 +44,7 @@ from issegm.crst.settings import (LABEL, REG_MASK, SOFT_LABEL, CrstSettings,  # 
                                   label_names)
 from issegm.data_iter import (LoaderSettings, SegTrainIter, TrainSample,  # noqa: E402
                               make_train_crop)
-from issegm.phase_val import TargetImage  # noqa: E402
+from issegm.rounds.val_target import TargetImage  # noqa: E402
 from issegm.sampling import SELF_TRAINING, CropSettings, crop_side  # noqa: E402
 from issegm.testtime.one_image import upsample_probs  # noqa: E402
 from util.image import MEAN, STD  # noqa: E402

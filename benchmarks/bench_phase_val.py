@@ -157,12 +157,13 @@ def report_passes(passes, without):
 
 
 def time_passes(tmp, weights, round0, repeat):
-    """Passes 1b and 2 (issegm.phase_val.argmax_pass and label_target, the real code with its
+    """Passes 1b and 2 (issegm.rounds.passes.argmax_pass and label_target, the real code with its
     threads) on this process's network maps of the images, `repeat` times with the health
     (round 0's pseudo-labels as the previous round's, no grids) and without, alternately:
     seconds per image of each run and the median of the paired differences."""
     import mxnet as mx
-    from issegm import phase_val
+    from issegm.rounds import passes
+    from issegm.rounds.val_target import HealthPlan, MapCache, TargetSplit
     from issegm.datasets import get_dataset, load_samples
     from issegm.testtime.image_list import Timings
     from issegm.testtime.one_image import make_predictors
@@ -173,24 +174,24 @@ def time_passes(tmp, weights, round0, repeat):
     predictors = make_predictors(model, arg, aux, [mx.cpu()], 8)
     samples = load_samples(tmp, os.path.join(tmp, 'val.lst'), 'cityscapes', require_labels=False)
     stage = os.path.join(tmp, 'passes')
-    target = phase_val.TargetSplit(
-        get_dataset('cityscapes'), samples, True, None, stage,
-        phase_val.MapCache(os.path.join(stage, 'maps'), predictors[0].pred_stride), tmp, None)
-    images = phase_val.network_pass(predictors, target, 2048, True, Timings(), progress=False)
-    plan = phase_val.HealthPlan(round0, frozenset())
+    target = TargetSplit(
+        info=get_dataset('cityscapes'), samples=samples, has_gt=True, prior=None, stage=stage,
+        cache=MapCache(os.path.join(stage, 'maps'), predictors[0].pred_stride), data_root=tmp,
+        health=None)
+    images = passes.network_pass(predictors, target, 2048, True, Timings(), progress=False)
+    plan = HealthPlan(round0, frozenset())
     times = {kind: {'with': [], 'without': []} for kind in ('wall', 'cpu')}
     for run in range(repeat):
         for way, health in alternate((('with', plan), ('without', None)), run):
-            cache = phase_val.MapCache(os.path.join(stage, 'cache%d%s' % (run, way)),
-                                       target.cache.pred_stride)
+            cache = MapCache(os.path.join(stage, 'cache%d%s' % (run, way)),
+                             target.cache.pred_stride)
             for name in os.listdir(target.cache.folder):  # label_target removes its cache
                 shutil.copy(os.path.join(target.cache.folder, name), cache.folder)
             copy = target._replace(cache=cache, health=health)
             started, cpu = time.perf_counter(), time.process_time()
-            pool = phase_val.argmax_pass(copy, images, 'cb', progress=False)[0]
-            phase_val.label_target(copy, images, pool.thresholds(0.3)[0],
-                                   phase_val.LabelRule('cb'), os.path.join(stage, 'list.lst'),
-                                   'P', progress=False)
+            pool = passes.argmax_pass(copy, images, 'cb', progress=False).pool
+            passes.label_target(copy, images, pool.thresholds(0.3)[0], passes.LabelRule('cb'),
+                                os.path.join(stage, 'list.lst'), 'P', progress=False)
             times['wall'][way].append((time.perf_counter() - started) / len(images))
             times['cpu'][way].append((time.process_time() - cpu) / len(images))
     for part in times.values():

@@ -480,12 +480,12 @@ def require_unique_names(samples, what):
                     'rename one of them: outputs are written as NAME.png')
 
 
-def check_self_training_lists(args):
-    """The orchestrator's check before round 0, from its flags: the source list (labels
-    required) with the source's tables, the target list with the target's (its labels are
-    optional: without them phase val reports no mIoU)."""
-    require_clean(args.split, args.dataset, args.data_root, what='the source list %s'
-                  % args.split, require_labels=True)
-    require_clean(args.split_tgt, target_dataset(args.dataset, args.dataset_tgt),
-                  args.data_root_tgt, what='the target list %s' % args.split_tgt,
+def check_self_training_lists(run):
+    """The orchestrator's check before round 0, from its RunSettings `run`: the source list
+    (labels required) with the source's tables, the target list with the target's (its labels
+    are optional: without them phase val reports no mIoU)."""
+    require_clean(run.split, run.dataset, run.data_root, what='the source list %s'
+                  % run.split, require_labels=True)
+    require_clean(run.split_tgt, target_dataset(run.dataset, run.dataset_tgt),
+                  run.data_root_tgt, what='the target list %s' % run.split_tgt,
                   labels_optional=True)

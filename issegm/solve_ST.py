@@ -1,7 +1,7 @@
-"""Wrapper: upstream's name for issegm.self_training (one phase of one round).
+"""Wrapper: upstream's name for issegm.rounds.phase (one phase of one round).
 
-Named as yzou2/CBST issegm/solve_ST.py; it only runs issegm.self_training.main (the code and its
-documentation are in issegm/self_training.py).
+Named as yzou2/CBST issegm/solve_ST.py; it only runs issegm.rounds.phase.main (the code and its
+documentation are in issegm/rounds/phase.py).
 """
 import os
 import sys
@@ -9,7 +9,7 @@ import sys
 if __package__ in (None, ''):  # run by path without installation: the repo root holds issegm
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from issegm.self_training import main  # noqa: E402
+from issegm.rounds.phase import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

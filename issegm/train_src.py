@@ -17,9 +17,9 @@ from issegm import evaluate  # noqa: E402
 from issegm.data_checks import require_clean  # noqa: E402
 from issegm.datasets import get_dataset, load_samples  # noqa: E402
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
-from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, parse_bool,  # noqa: E402
-                        parse_scale_range, set_mxnet_switches, training_schedule_flags,
-                        training_switch_flags)
+from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs,  # noqa: E402
+                        check_non_negative, check_positive, parse_bool, parse_scale_range,
+                        set_mxnet_switches, training_schedule_flags, training_switch_flags)
 from util.locks import output_lock  # noqa: E402
 from util.logs import rank_log_file, setup_logging  # noqa: E402
 from util.lr_scheduler import make_lr_scheduler  # noqa: E402
@@ -169,16 +169,12 @@ def check_args(args):
         args.model, args.weights, args.from_epoch)
     info = get_dataset(args.dataset or parsed_model.dataset)
     check_num_classes(model, info)
-    stop_epoch = args.to_epoch if args.stop_epoch is None else args.stop_epoch
-    check_epochs(from_epoch, stop_epoch, args.to_epoch)
-    if args.batch_images < 1 or args.crop_size < 1:
-        raise UserError('--batch-images and --crop-size must be positive')
-    if args.prefetch_threads < 0:
-        raise UserError('--prefetch-threads must be >= 0, got %d' % args.prefetch_threads)
+    stop_epoch = check_epochs(from_epoch, args.stop_epoch, args.to_epoch)
+    check_positive('--batch-images', args.batch_images)
+    check_positive('--crop-size', args.crop_size)
+    check_non_negative('--prefetch-threads', args.prefetch_threads)
     scale_range = parse_scale_range(args.scale_rate_range)
-    origin_size = args.origin_size or max(info.max_shape)
-    if origin_size <= 0:
-        raise UserError('--origin-size must be positive, got %d' % origin_size)
+    origin_size = check_positive('--origin-size', args.origin_size or max(info.max_shape))
     return SourceStart(model, parsed_model, from_epoch, stop_epoch, continuing, info,
                        scale_range, origin_size)
 

@@ -14,7 +14,7 @@ from issegm.crst.crop_labels import crop_pixel_index
 from issegm.crst.settings import CrstSettings, label_names
 from issegm.data_iter import (Domain, LoaderSettings, SegTrainIter, make_train_crop,
                               self_training_samples)
-from issegm.phase_val import TargetImage
+from issegm.rounds.val_target import TargetImage
 from issegm.sampling import CropSettings, plan_crop
 from issegm.testtime.one_image import upsample_probs
 

@@ -81,12 +81,12 @@ def test_zero_weights_leave_every_cbst_output_bit_identical(data, tmp_path):
         res = run([sys.executable, ROUND_SCRIPT] + argv + ZEROS)
         assert res.returncode == 0, res.stderr[-3000:]
     # the orchestrator passes zero weights on as nothing: the same children
-    from issegm import orchestrator
+    from issegm.rounds import orchestrator
     given = orchestrator.parse_args(command(data, plain)[2:] + ZEROS)
     plan = orchestrator.RoundPlan(0, 0.3, 1.0, 1e-3, 1, 0)
-    assert orchestrator.phase_arguments(given, plan, given.flags.weights) == \
+    assert orchestrator.phase_arguments(given, plan, given.weights) == \
         orchestrator.phase_arguments(orchestrator.parse_args(command(data, plain)[2:]), plan,
-                                     given.flags.weights)
+                                     given.weights)
     outputs = [f for f in _files(plain) if not f.endswith('.log')
                and f not in ('summary.json', 'rounds.png', 'run.json')]
     assert outputs == [f for f in _files(zeros) if not f.endswith('.log')]

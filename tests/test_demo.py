@@ -1,5 +1,5 @@
 """A smoke version of `make demo`: tiny sizes, one round, the same scripts end to end; and the
-demo's health report (issegm/demo/health.py) from constructed summary.json files."""
+demo's health report (issegm/demo/health_report.py) from constructed summary.json files."""
 import json
 import math
 import os
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from issegm.demo import health
+from issegm.demo import health_report
 from issegm.demo.pipeline import METHODS
 
 
@@ -139,7 +139,7 @@ def _rows(table):
 
 def test_health_tables_restate_the_summaries(tmp_path):
     _write_summaries(str(tmp_path))
-    summaries = health.load_summaries(str(tmp_path), METHODS)
+    summaries = health_report.load_summaries(str(tmp_path), METHODS)
     assert list(summaries) == ['st', 'cbst', 'crst_lrent'] and summaries == SUMMARIES
     columns = [('miou', 100, '%.1f'), ('pseudo_precision_total', 100, '%.1f'),
                ('pseudo_recall_total', 100, '%.1f'), ('selected_total', 100, '%.1f'),
@@ -148,15 +148,15 @@ def test_health_tables_restate_the_summaries(tmp_path):
     for key, entries in SUMMARIES.items():
         expected = [[str(e['round'])] + ['-' if e.get(k) is None else form % (scale * e[k])
                                          for k, scale, form in columns] for e in entries]
-        assert _rows(health.health_table(entries)) == expected
-    assert _rows(health.health_table(SUMMARIES['st']))[2] == \
+        assert _rows(health_report.health_table(entries)) == expected
+    assert _rows(health_report.health_table(SUMMARIES['st']))[2] == \
         ['2', '20.0', '-', '18.0', '30.0', '86.0', '0.500', '0.840']
-    assert _rows(health.health_table(SUMMARIES['cbst']))[1] == \
+    assert _rows(health_report.health_table(SUMMARIES['cbst']))[1] == \
         ['1', '21.0', '-', '-', '20.0', '-', '-', '-']
 
 
 def test_tracking_table_is_pearsons_r_per_run_and_over_all_runs():
-    rows = _rows(health.tracking_table(SUMMARIES, TITLES))
+    rows = _rows(health_report.tracking_table(SUMMARIES, TITLES))
     assert len(rows) == 6
     pairs = [(s, v) for s in ('agreement', 'mean_entropy_total', 'mean_confidence_total')
              for v in ('pseudo_precision_total', 'miou')]
@@ -171,14 +171,15 @@ def test_tracking_table_is_pearsons_r_per_run_and_over_all_runs():
                                                                     [0.18, 0.20, 0.19])
     assert rows[2][2] != '-' and rows[2][4] == '-'  # CRST-LRENT: two rounds
     assert rows[4][4] == '-'  # its constant confidence
-    assert health.pearson([1, 2, NAN, 4], [2, 4, 5, 8]) == pytest.approx(1.0)
-    assert health.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert health.pearson([1, 1, 1], [1, 2, 3]) is None and health.pearson([], []) is None
+    assert health_report.pearson([1, 2, NAN, 4], [2, 4, 5, 8]) == pytest.approx(1.0)
+    assert health_report.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert health_report.pearson([1, 1, 1], [1, 2, 3]) is None
+    assert health_report.pearson([], []) is None
 
 
 def test_health_figure_draws_the_series_and_the_signals_against_the_labels():
     import matplotlib.pyplot as plt
-    fig = health.health_figure(SUMMARIES, TITLES)
+    fig = health_report.health_figure(SUMMARIES, TITLES)
     assert len(fig.axes) == 12
     panels = {ax.get_title(): ax for ax in fig.axes}
     precision = panels['pseudo-label precision (%) per round']
@@ -199,17 +200,17 @@ def test_health_figure_draws_the_series_and_the_signals_against_the_labels():
 
 def test_write_health_writes_the_report_and_the_figure(tmp_path, monkeypatch):
     saved = []
-    monkeypatch.setattr(health, 'save_figure', lambda fig, path: saved.append(fig) or path)
-    assert health.write_health(str(tmp_path), METHODS) == []  # no run: nothing written
+    monkeypatch.setattr(health_report, 'save_figure', lambda fig, path: saved.append(fig) or path)
+    assert health_report.write_health(str(tmp_path), METHODS) == []  # no run: nothing written
     assert not os.listdir(tmp_path) and not saved
     _write_summaries(str(tmp_path))
-    md, png = health.write_health(str(tmp_path), METHODS)
+    md, png = health_report.write_health(str(tmp_path), METHODS)
     assert (md, png) == (str(tmp_path / 'health.md'), str(tmp_path / 'health_per_round.png'))
     assert len(saved) == 1 and len(saved[0].axes) == 12
     report = open(md).read()
     assert [line[3:] for line in report.splitlines() if line.startswith('## ')] == \
         ['ST', 'CBST', 'CRST-LRENT', 'Do the label-free signals track the labelled ones?']
-    assert health.health_table(SUMMARIES['cbst']) in report
-    assert health.tracking_table(SUMMARIES, TITLES) in report
+    assert health_report.health_table(SUMMARIES['cbst']) in report
+    assert health_report.tracking_table(SUMMARIES, TITLES) in report
     import matplotlib.pyplot as plt
     plt.close('all')

@@ -9,7 +9,8 @@ import sys
 import mxnet as mx
 import pytest
 
-from issegm import evaluate, orchestrator, predict, train_src
+from issegm import evaluate, predict, train_src
+from issegm.rounds import orchestrator
 from test_safety import _small_gta
 from util import devices
 from util.errors import UserError, cli_entry
@@ -162,7 +163,7 @@ def _orchestrator(tmp_path, *extra):
 
 def test_the_orchestrator_splits_or_refuses_the_gpus_of_its_workers(tmp_path):
     def devices_per_worker(*extra):
-        return orchestrator.train_devices(_orchestrator(tmp_path, *extra).flags)
+        return orchestrator.train_devices(_orchestrator(tmp_path, *extra))
     assert devices_per_worker('--gpus', '0,1,2,3') == 4
     assert devices_per_worker('--gpus', '0,1,2,3', '--workers', '2') == 2  # local launcher
     assert devices_per_worker('--gpus', 'cpu:2', '--workers', '2') == 2  # the CPU is not split

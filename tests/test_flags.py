@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from issegm import evaluate, orchestrator, self_training, train_src
+from issegm import evaluate, train_src
+from issegm.rounds import orchestrator, phase as self_training
 from issegm.datasets import target_dataset
 from util.errors import UserError
 from util.flags import FlagParser, check_epochs, py2_str, set_mxnet_switches
@@ -77,7 +78,7 @@ def _base(script, tmp_path):
     weights.write_bytes(b'')
     out = str(tmp_path / 'out')
     if script == 'orchestrator':
-        return (lambda argv: orchestrator.parse_args(argv).flags,
+        return (lambda argv: orchestrator.parse_args(argv),
                 ['--output', out, '--weights', str(weights)])
     if script == 'self_training':
         return self_training.parse_args, ['--output', out, '--weights', str(weights)]

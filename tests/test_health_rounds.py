@@ -99,6 +99,20 @@ def assert_same_outputs(health, off, skip=('summary.json', 'rounds.png', 'run.js
     return ours
 
 
+def assert_known_to_the_layout(output):
+    """Every file a run left in OUTPUT is one issegm/rounds/layout.py names."""
+    from issegm.rounds.layout import known_file
+    written = _files(output)
+    assert '.lock' in written and [f for f in written if not known_file(f)] == []
+
+
+def test_every_file_a_round_writes_is_known_to_the_layout(cbst_round):
+    """Both phases, the health, --keep-probmaps, the orchestrator's files: a new output file
+    is added to the layout, so that --overwrite and the docs know it."""
+    for output in cbst_round:
+        assert_known_to_the_layout(output)
+
+
 def test_the_health_leaves_every_round_output_byte_identical(cbst_round):
     health, off = cbst_round
     compared = assert_same_outputs(health, off)
@@ -244,6 +258,7 @@ def test_lrent_round_gets_the_keys_and_the_same_outputs(data, tmp_path):
     phase_val(data, health, 0, weights, '--lr-weight-ent', '0.25')
     phase_val(data, off, 0, weights, '--lr-weight-ent', '0.25', *OFF)
     compared = assert_same_outputs(health, off)
+    assert_known_to_the_layout(health)
     assert os.path.join('0', 'self_train', 'soft_labels.json') in compared
     assert any(os.sep + 'netmaps' + os.sep in f for f in compared)
     metrics = json.loads((health / '0' / 'metrics.json').read_text())

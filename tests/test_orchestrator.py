@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import write_round_data
+from util.flags import parse_bool
 
 ORCHESTRATOR = 'issegm/script-self-paced-self-trained-segresnet.py'
 MODEL = 'cityscapes_rna-tiny_cls19_s8'
@@ -103,7 +104,7 @@ def test_resume_after_kill_in_round_1(data, tmp_path):
 
 def _orchestrator_args(tmp_path, *extra, model='cityscapes_rna-a1_cls19_s8', dataset='gta'):
     """The orchestrator's RunSettings of these flags."""
-    from issegm import orchestrator
+    from issegm.rounds import orchestrator
     weights = tmp_path / ('%s_rna-a1_cls%d_s8_ep-0000.params'
                           % (dataset, 16 if 'cls16' in model else 19))
     weights.write_bytes(b'')  # only its name is read here
@@ -113,11 +114,11 @@ def _orchestrator_args(tmp_path, *extra, model='cityscapes_rna-a1_cls19_s8', dat
 
 
 def _children(run):
-    from issegm import orchestrator, round_files
-    weights = run.flags.weights
-    for plan in orchestrator.round_settings(run.flags):
+    from issegm.rounds import orchestrator, layout as round_files
+    weights = run.weights
+    for plan in orchestrator.round_plans(run):
         yield orchestrator.phase_arguments(run, plan, weights)
-        weights = round_files.round_weights(run.flags.output, plan.idx_round, run.model,
+        weights = round_files.round_weights(run.output, plan.idx_round, run.model,
                                             plan.to_epoch)
 
 
@@ -163,7 +164,7 @@ def test_numbers_are_passed_as_python2_str(tmp_path):
 
 
 def test_forwarded_switches_default_as_upstream_and_can_be_turned_off(tmp_path):
-    from issegm import self_training
+    from issegm.rounds import phase as self_training
     args = _orchestrator_args(tmp_path, '--num-round', '1')
     val, train = next(_children(args))
     assert '--no-cudnn' in val and '--test-flipping' in val
@@ -186,7 +187,7 @@ def test_forwarded_switches_default_as_upstream_and_can_be_turned_off(tmp_path):
 
 
 def test_synthia_source_reads_cityscapes_with_16_classes(tmp_path):
-    from issegm import self_training
+    from issegm.rounds import phase as self_training
     from util.errors import UserError
     args = _orchestrator_args(tmp_path, '--num-round', '1', model='cityscapes_rna-a1_cls16_s8',
                               dataset='synthia')
@@ -216,10 +217,10 @@ def test_bad_flag_values_give_one_error_line(data, tmp_path, extra, message):
     assert not (tmp_path / 'run').exists()
 
 
-# For every flag of issegm/round_flags.py's table that both scripts take: (what the orchestrator
-# is given, the value the per-round script must parse in the phases the table names). Each value
-# differs from the per-round script's default, so a phase that gets the flag can be told from
-# one that does not.
+# Flags of issegm/rounds/run_flags.py's table that both scripts take, where example_value would
+# not do: (what the orchestrator is given, the value the per-round script must parse in the
+# phases the table names). Each value differs from the per-round script's default, so a phase
+# that gets the flag can be told from one that does not.
 GIVEN_TO_ORCHESTRATOR = {
     '--dataset': (['--dataset', 'synthia', '--model', 'cityscapes_rna-a1_cls16_s8'], 'synthia'),
     '--dataset-tgt': (['--dataset-tgt', 'cityscapes16', '--model', 'cityscapes_rna-a1_cls16_s8'],
@@ -263,50 +264,77 @@ GIVEN_TO_ORCHESTRATOR = {
 }
 
 
-def test_each_flag_reaches_exactly_the_phases_of_the_table(tmp_path):
-    """Every shared flag given to the orchestrator arrives, as the per-round script parses it,
-    in the phases issegm/round_flags.py names and nowhere else (there the per-round script's
-    default); the flags the round loop writes itself appear in exactly those phases too."""
-    from issegm import self_training
-    from issegm.round_flags import ROUND_FLAGS
-    shared = {row.flag: row for row in ROUND_FLAGS if row.spec is not None}
-    assert set(GIVEN_TO_ORCHESTRATOR) == set(shared)
+def example_value(row):
+    """(what the orchestrator is given, what the per-round script parses) for a flag that is not
+    in GIVEN_TO_ORCHESTRATOR: a value other than its default, made from its argparse spec."""
+    spec = row.spec_in('orchestrator')
+    if spec.get('action') == 'store_true':
+        return [row.flag], True
+    if spec.get('choices'):
+        choice = next(c for c in spec['choices'] if c != spec.get('default'))
+        return [row.flag, choice], choice
+    kind = spec.get('type', str)
+    if kind is parse_bool:
+        return [row.flag, str(not spec.get('default'))], not spec.get('default')
+    given = {int: 7, float: 0.125}.get(kind, 'x')
+    return [row.flag, str(given)], given
+
+
+def passed_on(table):
+    """The rows the orchestrator takes and passes on to a phase, and those the round loop
+    writes itself (the per-round script's alone, and --to-epoch, which the orchestrator takes and
+    ignores)."""
+    from issegm.rounds.orchestrator import IGNORED_FLAGS
+    shared = {row.flag: row for row in table if row.phases and 'orchestrator' in row.parsers
+              and row.flag not in IGNORED_FLAGS}
+    loop = [row for row in table if row.phases and row.flag not in shared]
+    return shared, loop
+
+
+def assert_each_flag_reaches_its_phases(tmp_path):
+    """Every flag the orchestrator passes on arrives, as the per-round script parses it, in the
+    phases run_flags.SETTINGS names and nowhere else (there the per-round script's default);
+    the flags the round loop writes itself appear in exactly those phases too."""
+    from issegm.rounds import run_flags, phase as self_training
+    shared, loop = passed_on(run_flags.SETTINGS)
     defaults = self_training.parse_args(['--output', 'o', '--weights', 'w'])
-    for flag, (given, expected) in GIVEN_TO_ORCHESTRATOR.items():
+    for flag, row in shared.items():
+        given, expected = GIVEN_TO_ORCHESTRATOR.get(flag) or example_value(row)
         run = _orchestrator_args(tmp_path, '--num-round', '1', *given)
-        expected = {'--output': run.flags.output, '--weights': run.flags.weights}.get(
-            flag, expected)
-        dest = shared[flag].dest
+        expected = {'--output': run.output, '--weights': run.weights}.get(flag, expected)
         for phase, child in zip(('val', 'train'), next(_children(run))):
-            parsed = getattr(self_training.parse_args(child), dest)
-            if phase in shared[flag].phases:
+            parsed = getattr(self_training.parse_args(child), row.dest)
+            if phase in row.phases:
                 assert parsed == expected, (flag, phase, parsed)
             else:
-                assert parsed == getattr(defaults, dest) != expected, (flag, phase, parsed)
+                assert parsed == getattr(defaults, row.dest) != expected, (flag, phase, parsed)
     val, train = next(_children(_orchestrator_args(tmp_path, '--num-round', '1')))
-    for row in ROUND_FLAGS:
-        if row.spec is None:  # written by the round loop (all on by default)
-            assert (row.flag in val, row.flag in train) == \
-                ('val' in row.phases, 'train' in row.phases), row.flag
+    for row in loop:  # all on by default
+        assert (row.flag in val, row.flag in train) == \
+            ('val' in row.phases, 'train' in row.phases), row.flag
+    return shared
+
+
+def test_each_flag_reaches_exactly_the_phases_of_the_table(tmp_path):
+    shared = assert_each_flag_reaches_its_phases(tmp_path)
+    assert set(GIVEN_TO_ORCHESTRATOR) <= set(shared)
 
 
 def test_round_loop_flags_are_the_orchestrators_alone(tmp_path):
-    """The parent parser holds only flags the orchestrator passes on to the per-round script;
-    the flags of the round loop itself are not the per-round script's."""
-    from issegm import self_training
-    from issegm.round_flags import shared_flags
-    shared = {flag for action in shared_flags()._actions for flag in action.option_strings}
+    """The flags of the round loop itself are not the per-round script's."""
+    from issegm.rounds import phase as self_training
+    from issegm.rounds.run_flags import SETTINGS
     base = ['--output', str(tmp_path / 'o'), '--weights', 'w']
     for flag in ('--num-round', '--max-tgt-port', '--max-src-port', '--step-tgt-port',
                  '--step-src-port', '--epoch-per-round', '--source-sample-policy'):
-        assert flag not in shared
+        assert [row.parsers for row in SETTINGS if row.flag == flag] == [('orchestrator',)]
         with pytest.raises(SystemExit):
             self_training.parse_args(base + [flag, '1'])
 
 
 def _no_child(monkeypatch):
     """The orchestrator's children replaced by a failure (status 3): nothing runs."""
-    from issegm import orchestrator
+    from issegm.rounds import orchestrator
     monkeypatch.setattr(orchestrator, 'run_child', lambda command, env=None: 3)
 
 
@@ -315,7 +343,7 @@ def test_mine_thresh_reaches_phase_train_only_and_warns(data, tmp_path, capsys, 
     it): phase val keeps its default 0.001, and a value other than the default makes the
     orchestrator warn that it changes nothing. The per-round script called directly with
     --phase val --mine-thresh X uses X."""
-    from issegm import orchestrator, self_training
+    from issegm.rounds import orchestrator, phase as self_training
     out = tmp_path / 'run'
     argv = command(data, out, '--num-round', '1')[2:]
     _no_child(monkeypatch)
@@ -343,7 +371,8 @@ def test_workers_servers_and_hostfile_reach_the_launcher(tmp_path, launcher):
     """--workers N --servers S --hostfile H: phase train runs under issegm/launch.py, whose own
     parser reads N workers, S servers, the launcher and the host file back, and the per-round
     script's command after `--`."""
-    from issegm import launch, orchestrator
+    from issegm import launch
+    from issegm.rounds import orchestrator
     hosts = tmp_path / 'hosts'
     hosts.write_text('h1\nh2\n')
     run = _orchestrator_args(tmp_path, '--num-round', '1', '--workers', '3', '--servers', '2',
@@ -355,16 +384,16 @@ def test_workers_servers_and_hostfile_reach_the_launcher(tmp_path, launcher):
     assert (args.num_workers, args.num_servers, args.launcher, args.hostfile) == \
         (3, 2, launcher, str(hosts))
     assert args.env == ['CBST_OUTPUT_LOCK']  # the lock's token reaches every host's processes
-    assert launch.command_of(args) == [sys.executable, run.flags.self_training_script] + train
+    assert launch.command_of(args) == [sys.executable, run.self_training_script] + train
     assert _value(train, '--kvstore') == 'dist_sync'
     assert orchestrator.child_command(run, val) == [sys.executable,
-                                                    run.flags.self_training_script] + val
+                                                    run.self_training_script] + val
 
 
 def test_ignored_upstream_flags_warn_and_change_nothing(data, tmp_path, capsys, monkeypatch):
     """Flags yzou2/CBST issegm/solve_AO.py accepts and never uses (IGNORED_FLAGS) warn and
     change no command line."""
-    from issegm import orchestrator
+    from issegm.rounds import orchestrator
     assert '--to-epoch' in orchestrator.IGNORED_FLAGS
     _no_child(monkeypatch)
     for flag in orchestrator.IGNORED_FLAGS:
@@ -405,7 +434,7 @@ def _round_metrics():
 
 
 def _write_round_metrics(output):
-    from issegm.round_files import metrics_path
+    from issegm.rounds.layout import metrics_path
     for r, metrics in enumerate(_round_metrics()):
         os.makedirs(os.path.dirname(metrics_path(output, r)), exist_ok=True)
         with open(metrics_path(output, r), 'w') as f:
@@ -413,12 +442,12 @@ def _write_round_metrics(output):
 
 
 def test_round_summary_copies_the_health_keys_and_logs_them(tmp_path, monkeypatch):
-    from issegm import orchestrator
+    from issegm.rounds import orchestrator
     run = _orchestrator_args(tmp_path, '--num-round', '4')
-    _write_round_metrics(run.flags.output)
+    _write_round_metrics(run.output)
     lines = []
     monkeypatch.setattr(orchestrator.log, 'info', lambda fmt, *a: lines.append(fmt % a))
-    for plan in orchestrator.round_settings(run.flags):  # round 3 has no metrics.json
+    for plan in orchestrator.round_plans(run):  # round 3 has no metrics.json
         rounds = orchestrator.round_summary(run, plan)
     assert rounds == json.loads((tmp_path / 'o' / 'summary.json').read_text())
     assert [e['round'] for e in rounds] == [0, 1, 2, 3]
@@ -439,7 +468,7 @@ def test_round_summary_copies_the_health_keys_and_logs_them(tmp_path, monkeypatc
     assert lines[2].endswith('| selected: road 15.0% car 5.0% | kept 20.0% | agreement 75.0%')
     assert lines[3].endswith('| selected: ')
     # a rerun of round 1 replaces its entry
-    plan = list(orchestrator.round_settings(run.flags))[1]
+    plan = list(orchestrator.round_plans(run))[1]
     assert [e['round'] for e in orchestrator.round_summary(run, plan)] == [0, 1, 2, 3]
 
 
@@ -448,13 +477,13 @@ def _panel(fig, title):
 
 
 def test_rounds_figure_draws_the_health_series_with_gaps(tmp_path):
-    from issegm import orchestrator
+    from issegm.rounds import orchestrator
     from issegm.datasets import get_dataset
-    from issegm.round_plot import rounds_figure
+    from issegm.rounds.plot import rounds_figure
     run = _orchestrator_args(tmp_path, '--num-round', '3')
-    _write_round_metrics(run.flags.output)
+    _write_round_metrics(run.output)
     rounds = [orchestrator.round_entry(run, plan)
-              for plan in orchestrator.round_settings(run.flags)]
+              for plan in orchestrator.round_plans(run)]
     fig = rounds_figure(rounds, get_dataset('cityscapes'), 'CBST: test')
     assert len(fig.axes) == 6
     nan = float('nan')

@@ -181,7 +181,7 @@ def test_readme_of_record_commands_parse_and_name_existing_scripts(line, monkeyp
 
 @pytest.mark.slow
 def test_first_release_round_script_runs_the_round_script(tmp_path):
-    """The first release's per-round script name runs issegm.self_training: the same flags and
+    """The first release's per-round script name runs issegm.rounds.phase: the same flags and
     the same one-line errors as issegm/self-paced-self-trained-segresnet.py."""
     import subprocess
     import sys

@@ -1,4 +1,4 @@
-"""issegm/round_health.py and issegm/debug_grid.py against plain NumPy restatements on
+"""issegm/rounds/health.py and issegm/rounds/debug_grid.py against plain NumPy restatements on
 constructed maps: a class never predicted, a class never in the ground truth, images whose
 pixels are all ignored, round 0 (no previous pseudo-labels); pseudo_quality.md; the grids."""
 import math
@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from conftest import on_grid
-from issegm import cbst, debug_grid, round_health
+from issegm import cbst
+from issegm.rounds import debug_grid, health as round_health
 from issegm.crst import lrent
 from issegm.datasets import get_dataset
 
@@ -334,24 +335,24 @@ def test_flags_reach_the_settings_and_are_checked(tmp_path):
     """--debug-images N and --no-health: phase val's settings (not the parsed flags), N >= 0
     checked by the per-round script and, for every round, by the orchestrator before round 0;
     the orchestrator passes them on only when not the defaults, and reruns may change them."""
-    from issegm import orchestrator
-    from issegm.round_files import result_argv
-    from issegm.round_settings import check_round_args, parse_round_args
+    from issegm.rounds import orchestrator
+    from issegm.rounds.layout import result_argv
+    from issegm.rounds.phase_settings import phase_settings
     from util.errors import UserError
     argv = ['--phase', 'val', '--output', str(tmp_path / 'o'),
             '--model', 'cityscapes_rna-a1_cls19_s8', '--weights', str(tmp_path / 'gta_rna-a1_cls19_s8_ep-0000.params')]
-    default = check_round_args(parse_round_args(argv), argv)
-    assert default.health is True and default.debug_images == 4
+    default = phase_settings(argv)
+    assert default.no_health is False and default.debug_images == 4
     given = argv + ['--debug-images', '0', '--no-health']
-    settings = check_round_args(parse_round_args(given), given)
-    assert settings.health is False and settings.debug_images == 0
+    settings = phase_settings(given)
+    assert settings.no_health is True and settings.debug_images == 0
     assert result_argv(given) == result_argv(argv)  # done markers ignore them
     with pytest.raises(UserError, match=r'^--debug-images must be >= 0, got -1$'):
-        check_round_args(parse_round_args(argv + ['--debug-images', '-1']), argv)
+        phase_settings(argv + ['--debug-images', '-1'])
     (tmp_path / 'gta_rna-a1_cls19_s8_ep-0000.params').write_bytes(b'')
     run = orchestrator.parse_args(argv[2:] + ['--num-round', '1'])
-    val = orchestrator.phase_arguments(run, next(orchestrator.round_settings(run.flags)),
-                                       run.flags.weights)[0]
+    val = orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)),
+                                       run.weights)[0]
     assert '--debug-images' not in val and '--no-health' not in val
     run = orchestrator.parse_args(argv[2:] + ['--num-round', '2', '--debug-images', '-2'])
     with pytest.raises(UserError, match='--debug-images must be >= 0, got -2'):
@@ -367,20 +368,20 @@ def test_previous_grid_from_the_kept_grid_or_the_pngs(tmp_path):
     or, without it (--no-health), from its pseudo_labelIds PNGs: the same train ids; none for
     another size or a file that does not read."""
     from issegm.datasets import write_png
-    from issegm.phase_val import _previous_grid
+    from issegm.rounds.health_thread import previous_grid
     info = get_dataset('cityscapes')
     rng = np.random.RandomState(8)
     pseudo = rng.choice(np.array([0, 5, 10, 18, 255], np.uint8), (37, 50))
     write_png(str(tmp_path / 'self_train' / 'pseudo_labelIds' / 'a.png'),
               info.train_to_label[pseudo])  # as pass 2 writes it (255 -> label id 0)
-    from_png = _previous_grid(info, str(tmp_path), 'a', (37, 50))
+    from_png = previous_grid(info, str(tmp_path), 'a', (37, 50))
     np.testing.assert_array_equal(from_png, on_grid(pseudo))
     (tmp_path / 'pseudo_grid').mkdir()
     np.save(tmp_path / 'pseudo_grid' / 'a.npy', np.ascontiguousarray(on_grid(pseudo)))
     (tmp_path / 'self_train' / 'pseudo_labelIds' / 'a.png').unlink()
-    np.testing.assert_array_equal(_previous_grid(info, str(tmp_path), 'a', (37, 50)), from_png)
-    assert _previous_grid(info, str(tmp_path), 'a', (45, 50)) is None  # another size
-    assert _previous_grid(info, str(tmp_path), 'b', (37, 50)) is None  # no such image
-    assert _previous_grid(info, None, 'a', (37, 50)) is None  # round 0
+    np.testing.assert_array_equal(previous_grid(info, str(tmp_path), 'a', (37, 50)), from_png)
+    assert previous_grid(info, str(tmp_path), 'a', (45, 50)) is None  # another size
+    assert previous_grid(info, str(tmp_path), 'b', (37, 50)) is None  # no such image
+    assert previous_grid(info, None, 'a', (37, 50)) is None  # round 0
     (tmp_path / 'pseudo_grid' / 'a.npy').write_bytes(b'not an array')
-    assert _previous_grid(info, str(tmp_path), 'a', (37, 50)) is None
+    assert previous_grid(info, str(tmp_path), 'a', (37, 50)) is None

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import make_layout, write_model_weights, write_round_data
-from issegm import evaluate, orchestrator, self_training, train_src
+from issegm import evaluate, train_src
+from issegm.rounds import orchestrator, phase as self_training
 from issegm.datasets import write_list, write_png
-from issegm.round_files import finished, write_marker
-from issegm.round_flags import result_argv
+from issegm.rounds.layout import finished, write_marker
+from issegm.rounds.run_flags import result_argv
 from test_locks import held_elsewhere
 from util.errors import UserError
 
@@ -54,8 +55,8 @@ def _run_settings(tmp_path, *extra):
 ])
 def test_the_childrens_own_checks_run_on_every_round_first(tmp_path, extra, message):
     """The orchestrator checks each round's two command lines with the per-round script's
-    check_round_args before anything runs: one rule in one place."""
-    from issegm.round_settings import check_round_args, parse_round_args
+    phase_settings before anything runs: one rule in one place."""
+    from issegm.rounds.phase_settings import phase_settings
     with pytest.raises(UserError) as caught:
         run, _ = _run_settings(tmp_path, *extra)
         orchestrator.check_rounds(run)
@@ -64,10 +65,10 @@ def test_the_childrens_own_checks_run_on_every_round_first(tmp_path, extra, mess
         # the per-round script says the same, run by hand with that phase's command line
         run, _ = _run_settings(tmp_path, '--num-round', '1', *extra)
         refused = []
-        for argv in orchestrator.phase_arguments(run, next(orchestrator.round_settings(
-                run.flags)), run.flags.weights):
+        for argv in orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)),
+                                                 run.weights):
             try:
-                check_round_args(parse_round_args(argv), argv)
+                phase_settings(argv)
             except UserError as e:
                 refused.append(str(e))
         assert refused == [message]
@@ -75,16 +76,16 @@ def test_the_childrens_own_checks_run_on_every_round_first(tmp_path, extra, mess
 
 def test_done_markers_ignore_the_flags_that_do_not_change_results(tmp_path):
     run, _ = _run_settings(tmp_path, '--num-round', '1')
-    val, train = orchestrator.phase_arguments(run, next(orchestrator.round_settings(run.flags)),
-                                              run.flags.weights)
+    val, train = orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)),
+                                              run.weights)
     out = str(tmp_path / 'o')
     write_marker(out, 0, 'train', train)
     other, _ = _run_settings(tmp_path, '--num-round', '1', '--gpus', '0,1', '--no-progress',
                              '--prefetch-threads', '4', '--prefetcher', 'thread',
                              '--cache-images', '1', '--no-backward-do-mirror',
                              '--mine-thresh', '0.01')
-    train2 = orchestrator.phase_arguments(other, next(orchestrator.round_settings(other.flags)),
-                                          other.flags.weights)[1]
+    train2 = orchestrator.phase_arguments(other, next(orchestrator.round_plans(other)),
+                                          other.weights)[1]
     assert train2 != train and result_argv(train2) == result_argv(train)
     assert '--gpus' not in result_argv(train) and '--crop-size' in result_argv(train)
     assert finished(out, 0, 'train', train2)
@@ -95,7 +96,7 @@ def test_done_markers_ignore_the_flags_that_do_not_change_results(tmp_path):
 
 def test_a_rerun_with_other_settings_is_refused_once_a_phase_finished(tmp_path):
     run, argv = _run_settings(tmp_path)
-    out = run.flags.output
+    out = run.output
     os.makedirs(out)
     assert orchestrator.check_recorded_run(run, argv) == []
     record = json.loads(open(os.path.join(out, 'run.json')).read())
@@ -135,7 +136,7 @@ def test_the_device_count_of_a_finished_run_is_kept_its_ids_are_not(tmp_path):
     """Phase train's results depend on the devices per worker (each normalises its own slice of
     the batch, BatchNorm sees that slice), not on which GPUs: run.json records the count."""
     run, argv = _run_settings(tmp_path, '--gpus', '0,1')
-    out = run.flags.output
+    out = run.output
     os.makedirs(out)
     orchestrator.check_recorded_run(run, argv)
     assert json.loads(open(os.path.join(out, 'run.json')).read())['settings'][
@@ -155,6 +156,24 @@ def test_the_device_count_of_a_finished_run_is_kept_its_ids_are_not(tmp_path):
     with open(os.path.join(out, 'run.json'), 'w') as f:
         json.dump(record, f)
     assert orchestrator.check_recorded_run(other, other_argv) == []
+
+
+def test_run_entries_are_the_top_level_names_the_layout_builds():
+    """RUN_ENTRIES is derived from the layout's names: every path it builds at the top of
+    OUTPUT is discarded by --overwrite, and names a run never writes are not."""
+    from issegm.rounds import layout
+    from util.logs import rank_log_file
+    out = os.path.join('o')
+    built = [layout.round_dir(out, 12), layout.val_stage(layout.round_dir(out, 3)),
+             layout.stats_dir(out), layout.probmap_dir(out), layout.summary_path(out),
+             layout.rounds_plot_path(out), layout.rounds_log_path(out),
+             layout.run_record_path(out), layout.phase_log_file(out, 2, 'val'),
+             rank_log_file(layout.phase_log_file(out, 0, 'train'), 3),
+             os.path.join(out, '.run.json.1-2.tmp')]
+    assert [p for p in built if not layout.RUN_ENTRIES.match(os.path.basename(p))] == []
+    for other in ('notes.txt', 'evaluation', 'round0-test.log', '0.partial', 'statsx'):
+        assert not layout.RUN_ENTRIES.match(other), other
+    assert layout.known_file(layout.LOCK) and not layout.RUN_ENTRIES.match(layout.LOCK)
 
 
 def test_overwrite_discards_the_earlier_run_and_nothing_else(tmp_path, monkeypatch):
@@ -203,8 +222,8 @@ def test_every_script_is_refused_on_a_folder_in_use(tmp_path, capsys):
     root, lst, weights = _small_gta(tmp_path)
     out = str(tmp_path / 'out')
     run, _ = _run_settings(tmp_path, '--num-round', '1', '--output', out, '--gpus', 'cpu')
-    val = orchestrator.phase_arguments(run, next(orchestrator.round_settings(run.flags)),
-                                       run.flags.weights)[0]
+    val = orchestrator.phase_arguments(run, next(orchestrator.round_plans(run)),
+                                       run.weights)[0]
     scripts = [(self_training.main, val),
                (evaluate.main, ['--data-root', root, '--split', lst, '--weights', weights,
                                 '--output', out, '--gpus', 'cpu']),

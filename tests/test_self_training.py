@@ -178,7 +178,8 @@ def test_phase_train_schedule_and_epochs_as_upstream(tmp_path, monkeypatch, caps
     batches per epoch = lines of the SOURCE list // batch-images (not the samples trained on),
     the self-training NLL epsilon and mirror=False without --backward-do-mirror."""
     from conftest import write_model_weights
-    from issegm import phase_train, self_training, training
+    from issegm import training
+    from issegm.rounds import phase_train, phase as self_training
     from test_training_schedule import upstream_lrs
     gta, cs, out = tmp_path / 'gta', tmp_path / 'cs', tmp_path / 'out'
     write_list(str(gta / 'train.lst'), make_layout(str(gta), 'gta', 9, hw=(32, 64)))
@@ -242,7 +243,7 @@ def test_phase_val_on_two_devices_equals_one(target, tmp_path, monkeypatch):
     import shutil
     import threading
     from conftest import write_model_weights
-    from issegm import self_training
+    from issegm.rounds import phase as self_training
     from issegm.testtime.one_image import Predictor
     model = 'cityscapes_rna-tiny_cls19_s8'
     weights = write_model_weights(tmp_path / ('%s_ep-0000.params' % model), model, seed=5)
@@ -281,7 +282,7 @@ def test_phase_val_on_two_devices_equals_one(target, tmp_path, monkeypatch):
 
 
 def test_staged_output_moves_parts_in_place_only_on_success(tmp_path):
-    from issegm.phase_val import staged_output
+    from issegm.rounds.phase_val import staged_output
     final, stats = tmp_path / 'out' / '0', tmp_path / 'out' / 'stats'
     (final / 'results').mkdir(parents=True)
     (final / 'results' / 'old.png').write_text('earlier round')

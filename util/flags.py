@@ -146,47 +146,66 @@ def prediction_flags():
     return parser
 
 
+# The argparse keywords of the flags upstream's training scripts (solve_ST.py, train_src.py)
+# share: the MXNet switches of set_mxnet_switches and the ignored checkpoint schedule (a
+# checkpoint is written after every epoch). train_src.py takes them through
+# training_switch_flags(), the per-round script through issegm/rounds/run_flags.py's table.
+TRAINING_SWITCHES = {
+    '--check-start': dict(type=int, default=1, help='ignored, as upstream'),
+    '--check-step': dict(type=int, default=4, help='ignored, as upstream'),
+    '--debug': dict(action='store_true', help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE='
+                                              'NaiveEngine) and debug logging, as upstream'),
+    '--backward-do-mirror': dict(
+        action='store_true',
+        help='recompute each residual unit in the backward pass: about half the activation '
+             'memory for about one more forward pass per step (util/mirroring.py; it leaves '
+             'MXNET_BACKWARD_DO_MIRROR off, which costs memory in MXNet 1.9.1)'),
+    '--no-cudnn': dict(action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0'),
+}
+
+
 def training_switch_flags():
-    """A parent parser (argparse `parents=`) of the flags upstream's training scripts (solve_ST.py,
-    train_src.py) share: the MXNet switches of set_mxnet_switches and the ignored checkpoint
-    schedule (a checkpoint is written after every epoch)."""
+    """A parent parser (argparse `parents=`) of TRAINING_SWITCHES."""
     parser = FlagParser(add_help=False)
-    a = parser.add_argument
-    a('--check-start', type=int, default=1, help='ignored, as upstream')
-    a('--check-step', type=int, default=4, help='ignored, as upstream')
-    a('--debug', action='store_true',
-      help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
-    a('--backward-do-mirror', action='store_true',
-      help='recompute each residual unit in the backward pass: about half the activation '
-           'memory for about one more forward pass per step (util/mirroring.py; it leaves '
-           'MXNET_BACKWARD_DO_MIRROR off, which costs memory in MXNet 1.9.1)')
-    a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
+    for flag, spec in TRAINING_SWITCHES.items():
+        parser.add_argument(flag, **spec)
     return parser
 
 
+def training_schedule_specs(to_epoch):
+    """{flag: argparse keywords} of the epoch and learning-rate flags that yzou2/CBST
+    issegm/solve_ST.py and issegm/train_src.py both define in parse_args (their --from-epoch
+    default is the NNNN of a weights file named MODEL_ep-NNNN for this MODEL, else 0, set after
+    parsing; their --stop-epoch is asserted in from-epoch < stop-epoch <= to-epoch before
+    training); `to_epoch` is the script's --to-epoch default."""
+    return {
+        '--lr-type': dict(
+            default='fixed', choices=LR_TYPES,
+            help='fixed; step: a fixed rate too, as yzou2/CBST solve_ST.py and train_src.py '
+                 '(parse_model_label keeps the type fixed; a warning says so); multistep: the lr '
+                 'times 0.1 after each of --lr-steps; linear, poly: decay to --to-epoch '
+                 '(default %(default)s)'),
+        '--lr-steps': dict(default='', help='--lr-type multistep: iterations (batches, counted '
+                                            'from the start of the schedule) after which the lr '
+                                            'is multiplied by 0.1, e.g. 20000,40000'),
+        '--weight-decay': dict(type=float, default=0.0005),
+        '--from-epoch': dict(type=int, help='default: NNNN of the weights when they are this '
+                                            'model\'s checkpoint MODEL_ep-NNNN.params, else 0 '
+                                            '(yzou2/CBST solve_ST.py and train_src.py, '
+                                            'parse_args)'),
+        '--stop-epoch': dict(
+            type=int, help='stop training after this epoch (from-epoch < stop-epoch <= '
+                           'to-epoch); the lr schedule still spans to --to-epoch (default: '
+                           '--to-epoch)'),
+        '--to-epoch': dict(type=int, default=to_epoch, help='the epoch the lr schedule ends at'),
+    }
+
+
 def training_schedule_flags(to_epoch):
-    """A parent parser of the epoch and learning-rate flags that yzou2/CBST issegm/solve_ST.py
-    and issegm/train_src.py both define in parse_args (their --from-epoch default is the NNNN
-    of a weights file named MODEL_ep-NNNN for this MODEL, else 0, set after parsing; their
-    --stop-epoch is asserted in from-epoch < stop-epoch <= to-epoch before training);
-    `to_epoch` is the script's --to-epoch default."""
+    """A parent parser of training_schedule_specs(to_epoch)."""
     parser = FlagParser(add_help=False)
-    a = parser.add_argument
-    a('--lr-type', default='fixed', choices=LR_TYPES,
-      help='fixed; step: a fixed rate too, as yzou2/CBST solve_ST.py and train_src.py '
-           '(parse_model_label keeps the type fixed; a warning says so); multistep: the lr times '
-           '0.1 after each of --lr-steps; linear, poly: decay to --to-epoch (default %(default)s)')
-    a('--lr-steps', default='', help='--lr-type multistep: iterations (batches, counted from the '
-                                     'start of the schedule) after which the lr is multiplied by '
-                                     '0.1, e.g. 20000,40000')
-    a('--weight-decay', type=float, default=0.0005)
-    a('--from-epoch', type=int, help='default: NNNN of the weights when they are this model\'s '
-                                     'checkpoint MODEL_ep-NNNN.params, else 0 (yzou2/CBST '
-                                     'solve_ST.py and train_src.py, parse_args)')
-    a('--stop-epoch', type=int,
-      help='stop training after this epoch (from-epoch < stop-epoch <= to-epoch); the lr '
-           'schedule still spans to --to-epoch (default: --to-epoch)')
-    a('--to-epoch', type=int, default=to_epoch, help='the epoch the lr schedule ends at')
+    for flag, spec in training_schedule_specs(to_epoch).items():
+        parser.add_argument(flag, **spec)
     return parser
 
 
@@ -223,9 +242,40 @@ def py2_str(value):
 
 def check_epochs(from_epoch, stop_epoch, to_epoch):
     """Training runs epochs from_epoch .. stop_epoch of a schedule that spans to to_epoch, as
-    upstream's --stop-epoch (it asserted from_epoch < stop_epoch <= to_epoch)."""
+    upstream's --stop-epoch (it asserted from_epoch < stop_epoch <= to_epoch); stop_epoch None
+    is --stop-epoch's default, to_epoch. Returns the stop epoch."""
+    stop_epoch = to_epoch if stop_epoch is None else stop_epoch
     if from_epoch >= stop_epoch:
         raise UserError('nothing to train: from epoch %d to epoch %d' % (from_epoch, stop_epoch))
     if stop_epoch > to_epoch:
         raise UserError('--stop-epoch %d is beyond --to-epoch %d (the end of the lr schedule)'
                         % (stop_epoch, to_epoch))
+    return stop_epoch
+
+
+def check_portion(flag, value):
+    """A portion or probability flag: a UserError unless 0 <= value <= 1."""
+    if not 0.0 <= value <= 1.0:
+        raise UserError('%s must be in [0, 1], got %s' % (flag, value))
+    return value
+
+
+def check_positive(flag, value):
+    """A count or size flag: a UserError unless value >= 1."""
+    if value < 1:
+        raise UserError('%s must be positive, got %d' % (flag, value))
+    return value
+
+
+def check_non_negative(flag, value):
+    """A count flag where 0 means none (or inline): a UserError unless value >= 0."""
+    if value < 0:
+        raise UserError('%s must be >= 0, got %d' % (flag, value))
+    return value
+
+
+def check_at_least_one(flag, value):
+    """A count flag (None: its default applies): a UserError unless value >= 1."""
+    if value is not None and value < 1:
+        raise UserError('%s must be at least 1, got %d' % (flag, value))
+    return value

@@ -30,8 +30,8 @@ SoftSource = collections.namedtuple('SoftSource', 'round net_path scaled_hw hw')
 
 def write_record(folder, alpha, cls_thresh, pred_stride, images, prior_path=None,
                  prior_hw=None):
-    """FOLDER/soft_labels.json for the TargetImages `images` (issegm/phase_val.py), whose maps
-    are FOLDER/netmaps/NAME.npy."""
+    """FOLDER/soft_labels.json for the TargetImages `images` (issegm/rounds/val_target.py),
+    whose maps are FOLDER/netmaps/NAME.npy."""
     write_json(os.path.join(folder, RECORD), {
         'lr_weight_ent': float(alpha), 'cls_thresh': [float(t) for t in cls_thresh],
         'pred_stride': int(pred_stride),

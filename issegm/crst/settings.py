@@ -11,7 +11,7 @@ import math
 from util.errors import UserError
 
 __all__ = ['LABEL', 'SOFT_LABEL', 'REG_MASK', 'REGULARISERS', 'CrstSettings', 'crst_settings',
-           'is_active', 'label_names', 'describe']
+           'is_active', 'label_names', 'weights_on']
 
 LABEL = 'softmax_label'          # (B, h, w) hard train ids, 255 = ignore (the plain symbol's)
 SOFT_LABEL = 'crst_soft_label'   # (B, C, h, w) soft labels (LR-ENT only)
@@ -67,7 +67,7 @@ def label_names(settings):
     return tuple(names)
 
 
-def describe(settings):
+def weights_on(settings):
     """The run's CRST weights for summary.json and the logs: {'lr_weight_ent': alpha,
     'mr_weight_kld': W, ...} of the weights that are on; {} for plain CBST."""
     out = {}

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from issegm.datasets import get_dataset, load_samples, read_sample, sample_name
-from issegm.demo.health import write_health
+from issegm.demo.health_report import write_health
 from issegm.demo.make_data import generate
 from util.errors import UserError, cli_entry
 from util.metrics import format_table

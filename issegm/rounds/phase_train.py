@@ -10,10 +10,10 @@ import numpy as np
 
 from issegm.crst import netmaps
 from issegm.crst.loss import training_symbol
-from issegm.crst.settings import describe, is_active
+from issegm.crst.settings import is_active, weights_on
 from issegm.data_iter import Domain, LoaderSettings, SegTrainIter, self_training_samples
 from issegm.datasets import get_dataset, load_samples, resolve_split
-from issegm.round_files import marker_path, round_dir, target_list_path, write_marker
+from issegm.rounds.layout import marker_path, round_dir, target_list_path, write_marker
 from issegm.training import NLL_EPS_SELF_TRAINING, FitSettings, fit, start_worker
 from util.devices import parse_devices
 from util.errors import UserError
@@ -58,7 +58,7 @@ def mining_statistics(settings):
 def run(settings):
     """Phase train as the TrainSettings `settings` say (yzou2/CBST solve_ST.py _train_impl):
     the checks of the round's files (the flags are checked by
-    issegm.round_settings.check_round_args), then _train_round. Returns the history of fit."""
+    issegm.rounds.phase_settings), then _train_round. Returns the history of fit."""
     rnd = settings.round
     infos = get_dataset(rnd.source.dataset), get_dataset(rnd.target.dataset)
     tgt_list = target_list_path(rnd.output, rnd.idx_round, rnd.target.split)
@@ -94,7 +94,7 @@ def _round_samples(settings, infos, tgt_list):
     samples = self_training_samples(
         source, Domain(infos[0], settings.origin_size),
         target, Domain(infos[1], settings.origin_size_tgt),
-        settings.src_port, settings.seed, soft)
+        settings.init_src_port, settings.seed_int, soft)
     return samples, len(target)
 
 
@@ -114,7 +114,7 @@ def _train_round(settings, infos, tgt_list, mining, batches, schedule):
     crops = dataclasses.replace(settings.crops, mine_id=mining[0], mine_id_priority=mining[1],
                                 num_classes=len(infos[1].class_names))
     train_iter = SegTrainIter(samples, settings.batch_images, crops,
-                              seed=settings.seed + rnd.idx_round, loading=loading,
+                              seed=settings.seed_int + rnd.idx_round, loading=loading,
                               num_parts=workers, part_index=rank)
     folder = round_dir(rnd.output, rnd.idx_round)
     prefix = checkpoint_prefix(folder, rnd.model)
@@ -123,16 +123,16 @@ def _train_round(settings, infos, tgt_list, mining, batches, schedule):
         _clear_round_outputs(settings, prefix)
     log.info('round %d phase train: %d source (portion %s, seed %d) + %d target samples, '
              'epochs %d..%d of a schedule to %d (%d batches per epoch), lr %s %g, %d device(s) %s, '
-             'worker %d/%d', rnd.idx_round, len(samples) - num_target, settings.src_port,
-             settings.seed, num_target, settings.from_epoch, settings.stop_epoch,
+             'worker %d/%d', rnd.idx_round, len(samples) - num_target, settings.init_src_port,
+             settings.seed_int, num_target, settings.from_epoch, settings.stop_epoch,
              settings.to_epoch, batches, settings.lr_type, settings.base_lr, len(contexts),
              ','.join(map(str, contexts)), rank, workers)
     if is_active(rnd.crst):
-        log.info('CRST: %s', ', '.join('%s %g' % kv for kv in describe(rnd.crst).items()))
+        log.info('CRST: %s', ', '.join('%s %g' % kv for kv in weights_on(rnd.crst).items()))
     fitting = FitSettings(settings.from_epoch, settings.stop_epoch, prefix, schedule,
                           settings.weight_decay, allow_missing=settings.from_epoch == 0,
-                          nll_eps=NLL_EPS_SELF_TRAINING, progress=rnd.progress,
-                          mirror=settings.mirror)
+                          nll_eps=NLL_EPS_SELF_TRAINING, progress=not rnd.no_progress,
+                          mirror=rnd.backward_do_mirror)
     try:
         history = fit(training_symbol(rnd.parsed_model, rnd.crst), train_iter, contexts,
                       (arg_params, aux_params), fitting, kv)

@@ -3,6 +3,8 @@ target mIoU of each round's phase val (the network argmax of the weights the rou
 from, when the target split has labels), the share of pseudo-labelled target pixels per class
 (stacked), and the pseudo-labels' health: precision, recall and kept share against the target
 labels (when known), agreement with the previous round, mean entropy and mean confidence."""
+from typing import NamedTuple
+
 import matplotlib
 import numpy as np
 
@@ -13,9 +15,22 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 __all__ = ['rounds_figure', 'draw_rounds']
 
-# The line panels after the first two: (title, y label, [(summary.json key, legend, scale)],
-# what a panel without any value says).
-HEALTH_PANELS = (
+
+
+class LinePanel(NamedTuple):
+    """A panel of lines: its title, y label, [(summary.json key, legend, scale)] and what it
+    says without any value."""
+    title: str
+    ylabel: str
+    lines: list
+    missing: str
+
+
+MIOU_PANEL = LinePanel('target mIoU at phase val (the weights the round starts from)',
+                       'target mIoU (%)', [('miou', 'mIoU', 100)],
+                       'the target split has no labels')
+# The line panels of the pseudo-labels' health.
+HEALTH_PANELS = tuple(LinePanel(*panel) for panel in (
     ('pseudo-labels against the target labels', '%', [
         ('pseudo_precision_total', 'precision (kept pixels right)', 100),
         ('pseudo_recall_total', 'recall (pixels kept and right)', 100),
@@ -27,7 +42,7 @@ HEALTH_PANELS = (
      'not recorded (--no-health)'),
     ('mean confidence of the kept pixels', 'confidence',
      [('mean_confidence_total', 'confidence', 1)], 'not recorded (--no-health)'),
-)
+))
 
 
 def series(rounds, key, scale=1):
@@ -37,18 +52,18 @@ def series(rounds, key, scale=1):
 
 
 def _line_panel(ax, rounds, panel, xs):
-    title, ylabel, lines, missing = panel
+    """The LinePanel `panel` of `rounds` on the axes `ax`."""
     drawn = 0
-    for key, label, scale in lines:
+    for key, label, scale in panel.lines:
         values = series(rounds, key, scale)
         if not np.isnan(values).all():
             ax.plot(xs, values, marker='o', label=label)
             drawn += 1
     if not drawn:
-        ax.text(0.5, 0.5, missing, ha='center', transform=ax.transAxes, fontsize=8)
-    elif len(lines) > 1:
+        ax.text(0.5, 0.5, panel.missing, ha='center', transform=ax.transAxes, fontsize=8)
+    elif len(panel.lines) > 1:
         ax.legend(fontsize=7)
-    ax.set(xlabel='round', ylabel=ylabel, xticks=xs, title=title)
+    ax.set(xlabel='round', ylabel=panel.ylabel, xticks=xs, title=panel.title)
     ax.title.set_fontsize(9)
 
 
@@ -72,9 +87,7 @@ def rounds_figure(rounds, info, title):
     shares per round; a value absent or null is not drawn. Returns the figure."""
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
     xs = np.array([e['round'] for e in rounds])
-    _line_panel(axes[0, 0], rounds, ('target mIoU at phase val (the weights the round starts '
-                                     'from)', 'target mIoU (%)', [('miou', 'mIoU', 100)],
-                                     'the target split has no labels'), xs)
+    _line_panel(axes[0, 0], rounds, MIOU_PANEL, xs)
     _share_panel(axes[0, 2], rounds, info, xs)
     for ax, panel in zip([axes[0, 1]] + list(axes[1]), HEALTH_PANELS):
         _line_panel(ax, rounds, panel, xs)

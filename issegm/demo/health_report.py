@@ -8,7 +8,7 @@ import matplotlib
 import numpy as np
 
 from issegm.figures import save_figure
-from issegm.round_plot import series
+from issegm.rounds.plot import series
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
