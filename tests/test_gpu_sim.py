@@ -43,11 +43,12 @@ def _files(folder):
 
 
 def _without_timing(files):
-    """metrics.json and the done markers hold times and argv: compare what they measured."""
+    """metrics.json, the done markers and the recorded settings hold times and argv: compare
+    what they measured (and the settings recorded)."""
     import json
     clean = {}
     for name, data in files.items():
-        if name.endswith(('metrics.json', '.done', 'run.json')):
+        if name.endswith(('metrics.json', '.done', 'run.json', 'predict.json')):
             record = json.loads(data)
             for key in ('timing', 'seconds', 'argv', 'command', 'finished', 'time'):
                 record.pop(key, None)
@@ -143,7 +144,7 @@ def test_evaluate_and_predict_on_simulated_gpus_equal_the_cpu(gta, tmp_path, sim
         outputs['evaluate', gpus] = _without_timing(_files(out))
         out = tmp_path / ('predict' + gpus.replace(',', '_').replace(':', ''))
         assert predict.main(common + ['--output', str(out), '--gpus', gpus] + images) == 0
-        outputs['predict', gpus] = _files(out)
+        outputs['predict', gpus] = _without_timing(_files(out))
         with open(str(out / 'predict.log')) as f:
             assert 'devices cpu(' in f.read()
     for script in ('evaluate', 'predict'):
