@@ -19,7 +19,7 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
 import numpy as np  # noqa: E402
 
 from issegm.cbst import argmax_max  # noqa: E402
-from issegm.data_checks import require_clean  # noqa: E402
+from issegm.datacheck.lists import require_clean  # noqa: E402
 from issegm.datasets import get_dataset, load_samples, sample_name, write_png  # noqa: E402
 from issegm.testtime.image_list import (PredictionOptions, Timings, device_names,  # noqa: E402
                                         predict_samples, write_label_pngs)
@@ -323,7 +323,7 @@ def parse_args(argv):
            'truth; ignored pixels do not count) and its IoU per class (empty for a class in '
            'neither), worst mIoU first')
     a('--skip-data-check', action='store_true',
-      help='do not check the list\'s files first (issegm/data_checks.py: headers, sizes, label '
+      help='do not check the list\'s files first (issegm/datacheck/: headers, sizes, label '
            'ids of a sample)')
     return parser.parse_args(argv)
 

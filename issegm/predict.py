@@ -22,8 +22,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from issegm.cbst import argmax_max  # noqa: E402
-from issegm.data_checks import (HeaderError, png_chunk_problem, read_header,  # noqa: E402
-                                truncation_problems)
+from issegm.datacheck.headers import (HeaderError, png_chunk_problem, read_header,  # noqa: E402
+                                      truncation_problems)
 from issegm.datasets import (get_dataset, read_list, read_sample, sample_name,  # noqa: E402
                              write_png)
 from issegm.evaluate import (check_devices, check_prediction_flags,  # noqa: E402

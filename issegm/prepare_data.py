@@ -16,10 +16,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from issegm.data_checks import (Problem, duplicate_name_problems, header_or_problem,  # noqa: E402
-                                held_values, id_space_problems, image_problems, label_counts,
-                                label_problems, label_value_problems, missing_folder_summary,
-                                pair_problems, raise_on_errors)
+from issegm.datacheck.headers import (header_or_problem, image_problems,  # noqa: E402
+                                      label_problems, pair_problems)
+from issegm.datacheck.id_space import (held_values, id_space_problems, label_counts,  # noqa: E402
+                                       label_value_problems)
+from issegm.datacheck.lists import duplicate_name_problems, missing_folder_summary  # noqa: E402
+from issegm.datacheck.problems import Problem, raise_on_errors  # noqa: E402
 from issegm.datasets import (DATA_LIST_DIR, IGNORE, get_dataset, read_image,  # noqa: E402
                              read_label, write_list)
 from issegm.figures import draw_class_chart  # noqa: E402

@@ -14,7 +14,7 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
 import numpy as np  # noqa: E402
 
 from issegm import evaluate  # noqa: E402
-from issegm.data_checks import require_clean  # noqa: E402
+from issegm.datacheck.lists import require_clean  # noqa: E402
 from issegm.datasets import get_dataset, load_samples  # noqa: E402
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs,  # noqa: E402
@@ -77,7 +77,7 @@ def parse_args(argv):
     a('--seed', type=int, default=0, help='seed of the crops, the shuffling and the head init')
     a('--no-progress', action='store_true', help='no progress bars')
     a('--skip-data-check', action='store_true',
-      help='do not check the list\'s files before training (issegm/data_checks.py: headers, '
+      help='do not check the list\'s files before training (issegm/datacheck/: headers, '
            'sizes, label ids of a sample)')
     return parser.parse_args(argv)
 

@@ -15,7 +15,7 @@ import sys
 from typing import Optional
 
 from issegm.crst.settings import CrstSettings, weights_on
-from issegm.data_checks import check_self_training_lists
+from issegm.datacheck.lists import check_self_training_lists
 from issegm.datasets import get_dataset, target_dataset
 from issegm.rounds.layout import (discard_run, finished, finished_phases, metrics_path,
                                 round_weights, rounds_log_path, rounds_plot_path,

@@ -245,7 +245,7 @@ SETTINGS = (
                                          'horovod: horovodrun\'s host file ("HOST slots=N" '
                                          'lines; default localhost)'),
     _run('--skip-data-check', None, False, action='store_true',
-         help='do not check both lists\' files before round 0 (issegm/data_checks.py)'),
+         help='do not check both lists\' files before round 0 (issegm/datacheck/)'),
     _run('--overwrite', None, False, action='store_true',
          help='discard the rounds an earlier run left in --output and start over (a rerun with '
               'other values of flags that change results is refused without it)'),
