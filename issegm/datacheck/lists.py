@@ -12,6 +12,7 @@ from issegm.datacheck.id_space import (counts_or_problem, held_values, id_space_
                                        label_value_problems, require_id_space)
 from issegm.datacheck.problems import WARNING, Problem, raise_on_errors
 from issegm.datasets import load_samples, sample_name, target_dataset
+from util.errors import UserError
 from util.parallel import map_in_processes
 
 # Labels decoded by the quick check, spread evenly over the list.
@@ -29,6 +30,17 @@ def duplicate_name_problems(samples):
                                     'too (outputs are written as NAME.png)'
                                     % (sample_name(image), first)))
     return problems
+
+
+def check_unique_names(named):
+    """Raise a UserError naming both sources when two (output name, source) pairs share a
+    name: their outputs would overwrite each other."""
+    seen = {}
+    for name, source in named:
+        if name in seen:
+            raise UserError('two images share the output name %s: %s and %s'
+                            % (name, seen[name], source))
+        seen[name] = source
 
 
 def _as_samples(samples_or_list, dataset, data_root, require_labels):
