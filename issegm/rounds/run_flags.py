@@ -14,7 +14,7 @@ from util.errors import UserError
 from util.flags import (KVSTORE_HELP, KVSTORES, TRAINING_SWITCHES, check_at_least_one,
                         check_non_negative, check_portion, check_positive, parse_bool,
                         parse_scale_range, parse_test_scales, training_schedule_specs)
-from util.launch import LAUNCHERS as PS_LAUNCHERS
+from util.ps_launcher import LAUNCHERS as PS_LAUNCHERS
 from util.prefetch import KINDS as PREFETCHER_KINDS
 
 __all__ = ['SETTINGS', 'GROUPS', 'LAUNCHERS', 'SOURCE_SAMPLE_POLICIES', 'round_script_parser',
