@@ -320,21 +320,23 @@ def main(argv=None):
         # Written into a stage and moved in place at the end: a run failing half-way leaves
         # the outputs of an earlier run in OUTPUT as they were.
         with staged_output(os.path.join(args.output, STAGE_NAME), args.output) as stage:
-            evaluate_into(stage, args, predictors, samples, test)
+            outputs = EvalOutputs(stage, save_results=not args.no_save_results,
+                                  save_predictions=args.save_predictions,
+                                  per_image=args.per_image)
+            evaluate_into(outputs, predictors, samples, test, args.split, args.output)
         if not args.per_image:  # an earlier run's table would not match this metrics.json
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(args.output, PER_IMAGE_NAME))
     return 0
 
 
-def evaluate_into(folder, args, predictors, samples, test):
-    """Predict and score `samples` with `predictors` and the TestTimeSettings `test`, writing
-    the outputs the flags ask for and the report into `folder`."""
+def evaluate_into(outputs, predictors, samples, test, split, output):
+    """Predict and score `samples` of the list `split` with `predictors` and the
+    TestTimeSettings `test`, writing the EvalOutputs `outputs` and the report into
+    outputs.folder (a stage that replaces `output` at the end)."""
     info, model, dataset = test.info, test.model, test.info.name
     timings = Timings()
     t0 = time.time()
-    outputs = EvalOutputs(folder, save_results=not args.no_save_results,
-                          save_predictions=args.save_predictions, per_image=args.per_image)
     conf = evaluate_samples(predictors, samples, info,
                             PredictionOptions(test.scales, test.flip), outputs,
                             prefetch_threads=test.prefetch_threads, timings=timings,
@@ -344,16 +346,16 @@ def evaluate_into(folder, args, predictors, samples, test):
                else 'no labelled pixel in the labels of %s (every pixel maps to ignore)'
                if not conf.sum() else None)
     if nothing:  # a split without labels, or labels without a labelled pixel: alike
-        log.info('%s: no metrics written%s', nothing % args.split,
-                 ' (nor %s)' % PER_IMAGE_NAME if args.per_image else '')
+        log.info('%s: no metrics written%s', nothing % split,
+                 ' (nor %s)' % PER_IMAGE_NAME if outputs.per_image else '')
         return
-    metrics, summary, table = write_report(folder, conf, info, '%s on %s %s' % (
-        model, dataset, os.path.splitext(os.path.basename(args.split))[0]))
+    metrics, summary, table = write_report(outputs.folder, conf, info, '%s on %s %s' % (
+        model, dataset, os.path.splitext(os.path.basename(split))[0]))
     log.info('%s', summary)
     log.info('IoU per class: %s', ' '.join('%.4f' % v for v in metrics['iou'].values()))
     log.info('results (%%):\n%s', table)
     log.info('wrote metrics.json, results.md, confusion.csv, confusion.png%s in %s',
-             ' and ' + PER_IMAGE_NAME if args.per_image else '', args.output)
+             ' and ' + PER_IMAGE_NAME if outputs.per_image else '', output)
 
 
 if __name__ == '__main__':

@@ -57,12 +57,13 @@ def report_paths(list_path, report_dir=None):
             os.path.join(folder, stem + '.classes.png'))
 
 
-def build_report(args, info, results, list_path, warnings):
-    """The JSON report: counts, sizes seen, files written, pixels per class."""
+def build_report(info, root, results, list_path, warnings, size=None):
+    """The JSON report of the dataset `info` under `root`: counts, sizes seen, files written,
+    pixels per class (GTA-5: the --size resized to)."""
     labelled = [r for r in results if r.counts is not None]
     counts = sum((r.counts for r in labelled), np.zeros(256, np.int64))
     report = {
-        'dataset': args.dataset, 'data_root': os.path.abspath(args.data_root),
+        'dataset': info.name, 'data_root': os.path.abspath(root),
         'list': os.path.abspath(list_path), 'samples': len(results), 'labels': len(labelled),
         'files_written': int(sum(r.written for r in results)),
         'samples_already_done': int(sum(r.written == 0 for r in results)),
@@ -71,16 +72,17 @@ def build_report(args, info, results, list_path, warnings):
         'mismatched_pairs': [r.image for r in labelled if r.image_size != r.label_size],
         'warnings': warnings,
     }
-    if args.dataset == 'gta':
-        report['resized_to'] = args.size
+    if info.name == 'gta':
+        report['resized_to'] = size
     report.update(class_report(info, counts))
     return report
 
 
-def finish(args, info, results, list_path):
+def finish(info, root, results, list_path, report_dir=None, size=None):
     """Problems of the whole set (names, id space) with the samples'; then, when there is no
-    error, the list, the report and the chart. Returns 0."""
-    root = args.data_root
+    error, the list, the report (in `report_dir`, else beside the list) and the chart.
+    Returns 0."""
+    dataset = info.name
     problems = duplicate_name_problems([(os.path.join(root, r.image), None) for r in results])
     for r in results:
         problems += r.problems
@@ -88,19 +90,19 @@ def finish(args, info, results, list_path):
     for label, counts in checked:
         problems += label_value_problems(label, held_values(counts), info.name)
     problems = missing_folder_summary(problems) + id_space_problems(checked, info.name)
-    raise_on_errors(problems, 'prepare_data %s under %s' % (args.dataset, root),
+    raise_on_errors(problems, 'prepare_data %s under %s' % (dataset, root),
                     'no list written; fix them and run again (the files already prepared are '
                     'kept and skipped)')
     warnings = ['%s: %s' % (p.path, p.message) for p in problems]
     write_list(list_path, [(r.image, r.label) for r in results])
-    report = build_report(args, info, results, list_path, warnings)
-    report_json, chart = report_paths(list_path, args.report)
+    report = build_report(info, root, results, list_path, warnings, size)
+    report_json, chart = report_paths(list_path, report_dir)
     write_json(report_json, report)
     if report['labels']:
         draw_class_chart(chart, info, report['class_share'], '%s %s: %d labels' % (
-            args.dataset, os.path.basename(list_path), report['labels']))
+            dataset, os.path.basename(list_path), report['labels']))
     print('%s: %d samples listed in %s (%d files written now, %d samples already done); '
-          'report %s%s' % (args.dataset, len(results), list_path, report['files_written'],
+          'report %s%s' % (dataset, len(results), list_path, report['files_written'],
                            report['samples_already_done'], report_json,
                            ', chart ' + chart if report['labels'] else ''))
     return 0
@@ -186,7 +188,8 @@ def main(argv=None):
         remove_stale_temporaries(folder)  # what a run killed mid-write left
     results = map_in_processes(prepare, pairs, args.workers, not args.no_progress,
                                desc=args.dataset, unit='sample')
-    return finish(args, get_dataset(args.dataset), results, list_path)
+    return finish(get_dataset(args.dataset), args.data_root, results, list_path, args.report,
+                  getattr(args, 'size', None))
 
 
 if __name__ == '__main__':
