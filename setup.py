@@ -18,7 +18,8 @@ setup(
     version='0.1.0',
     description='Class-balanced self-training (CBST, ECCV 2018) for segmentation domain adaptation, '
                 'a Python 3 port on MXNet 1.9',
-    packages=['issegm', 'issegm.demo', 'issegm.rounds', 'util'],
+    packages=['issegm', 'issegm.crst', 'issegm.datacheck', 'issegm.demo', 'issegm.prediction',
+              'issegm.preparation', 'issegm.rounds', 'issegm.testtime', 'util', 'util.symbol'],
     package_data={'issegm': ['data_list/*/*.lst']},
     python_requires='>=3.8',
     install_requires=pinned_requirements(),

@@ -1,6 +1,6 @@
 """The up-front data check's cost beside one round's phase val, on Cityscapes-sized images.
 
-What runs before round 0 / the first epoch is `issegm.data_checks.quick_check`: the header of
+What runs before round 0 / the first epoch is `issegm.datacheck.lists.quick_check`: the header of
 every listed image and label (size, channels, bit depth, PNG end marker) and the values of 20
 labels spread over the list. It is measured on a list of 3,000 lines of 2048x1024 PNG pairs:
 --distinct real pairs (default 100) written once and listed over and over, so that every line's
@@ -30,7 +30,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
 from conftest import write_model_weights  # noqa: E402
-from issegm.data_checks import LABEL_SAMPLE, full_check, quick_check  # noqa: E402
+from issegm.datacheck.lists import LABEL_SAMPLE, full_check, quick_check  # noqa: E402
 from issegm.datasets import get_dataset, write_list, write_png  # noqa: E402
 
 TARGET_SHARE = 0.01

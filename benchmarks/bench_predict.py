@@ -3,7 +3,7 @@ and predictors, with `--gpus cpu` and `--gpus cpu:2`.
 
 Both loops run in this process on predictors bound beforehand (model loading is left out):
 evaluate.evaluate_samples on the images without labels (it writes labelId, trainId and color
-PNGs) and predict.predict_images writing the same three kinds, then predict's default four
+PNGs) and prediction.images.predict_images writing the same three kinds, then predict's default four
 (with the RGB overlay). Runs alternate; best of --repeat. The three shared kinds must be
 byte-identical. The narrow rna-tiny model by default; --full: ResNet-38 (slow on a CPU).
 
@@ -21,9 +21,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 from conftest import write_model_weights  # noqa: E402
-from issegm import predict  # noqa: E402
 from issegm.datasets import get_dataset, write_png  # noqa: E402
 from issegm.evaluate import EvalOutputs, evaluate_samples  # noqa: E402
+from issegm.prediction.images import Settings, predict_images  # noqa: E402
+from issegm.prediction.outputs import DEFAULT_KINDS  # noqa: E402
 from issegm.testtime.image_list import PredictionOptions, Timings  # noqa: E402
 
 HEIGHT, WIDTH, STRIDE = 1024, 2048, 8
@@ -62,8 +63,8 @@ def run_evaluate(predictors, images, out, info):
 
 def run_predict(kinds):
     def run(predictors, images, out, info):
-        settings = predict.Settings(info, [WIDTH], False, kinds, 0.5, out, 1, False)
-        predict.predict_images(predictors, images, settings, Timings())
+        settings = Settings(info, [WIDTH], False, kinds, 0.5, out, 1, False)
+        predict_images(predictors, images, settings, Timings())
     return run
 
 
@@ -75,7 +76,7 @@ def measure(model, images, repeat, tmp):
     arg, aux = load_weights(write_model_weights(os.path.join(tmp, model + '_ep-0000.params'),
                                                 model))
     loops = {'evaluate.py': run_evaluate, 'predict.py, same 3 PNGs': run_predict(SHARED),
-             'predict.py, default 4 PNGs': run_predict(predict.DEFAULT_KINDS)}
+             'predict.py, default 4 PNGs': run_predict(DEFAULT_KINDS)}
     seconds, same = {}, True
     for devices in ('cpu', 'cpu:2'):
         contexts = [mx.cpu(0)] if devices == 'cpu' else [mx.cpu(0), mx.cpu(1)]

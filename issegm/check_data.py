@@ -11,8 +11,8 @@ import time
 if __package__ in (None, ''):  # run by path without installation: the repo root holds issegm
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from issegm.data_checks import (LABEL_SAMPLE, count_errors, format_problem,  # noqa: E402
-                                full_check, quick_check)
+from issegm.datacheck.lists import LABEL_SAMPLE, full_check, quick_check  # noqa: E402
+from issegm.datacheck.problems import count_errors, format_problem  # noqa: E402
 from issegm.datasets import DATASETS, load_samples, resolve_split  # noqa: E402
 from util.errors import UserError, cli_entry  # noqa: E402
 from util.flags import FlagParser  # noqa: E402

@@ -19,14 +19,16 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
 import numpy as np  # noqa: E402
 
 from issegm.cbst import argmax_max  # noqa: E402
-from issegm.data_checks import require_clean  # noqa: E402
+from issegm.datacheck.lists import check_unique_names, require_clean  # noqa: E402
 from issegm.datasets import get_dataset, load_samples, sample_name, write_png  # noqa: E402
 from issegm.testtime.image_list import (PredictionOptions, Timings, device_names,  # noqa: E402
                                         predict_samples, write_label_pngs)
+from issegm.testtime.predictors import (TestTimeSettings, check_devices,  # noqa: E402
+                                        load_predictors)
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.files import atomic_path, staged_output, write_json  # noqa: E402
 from util.flags import (FlagParser, check_test_steps, parse_bool, parse_test_scales,  # noqa: E402
-                        prediction_flags, set_mxnet_switches)
+                        prediction_flags)
 from util.locks import output_lock  # noqa: E402
 from util.logs import setup_logging  # noqa: E402
 from util.metrics import (ConfusionMeter, confusion_matrix, format_table, image_iou,  # noqa: E402
@@ -35,7 +37,7 @@ from util.model_label import (check_num_classes, is_classifier,  # noqa: E402
                               model_from_weights, parse_model_label)
 
 __all__ = ['resolve_model', 'default_dataset', 'dataset_of', 'check_prediction_flags',
-           'load_predictors', 'check_unique_names', 'Timings', 'EvalOutputs', 'save_outputs',
+           'Timings', 'EvalOutputs', 'save_outputs',
            'evaluate_samples', 'miou13', 'write_confusion_csv', 'confusion_figure',
            'write_per_image', 'write_report', 'evaluate_into', 'main']
 
@@ -75,40 +77,17 @@ def dataset_of(args):
 
 def check_prediction_flags(args):
     """Check the test-time flags (util.flags.prediction_flags, --dataset, --model, --weights)
-    before MXNet is imported: returns (dataset info, model, parsed model label, test scales)."""
+    before MXNet is imported: their TestTimeSettings."""
     info = get_dataset(dataset_of(args))
     if args.prefetch_threads < 0:
         raise UserError('--prefetch-threads must be >= 0, got %d' % args.prefetch_threads)
     scales = parse_test_scales(args.test_scales or str(max(info.max_shape)))
     model, parsed = resolve_model(args.model, args.weights, info)
     check_test_steps(args.test_steps, parsed.stride)
-    return info, model, parsed, scales
-
-
-def check_devices(args):
-    """The contexts of --gpus, checked before anything is written (a bad value leaves no output
-    folder); sets MXNet's switches first, as this imports MXNet."""
-    set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
-    from util.devices import parse_devices  # imports MXNet: after the flags
-    return parse_devices(args.gpus, args.debug)
-
-
-def load_predictors(args, model, parsed):
-    """One issegm.testtime.one_image.Predictor per device of --gpus, with the weights checked to
-    fit `model` (a misfit is a UserError). Imports MXNet: call it once the flags are checked.
-    Returns (predictors, contexts)."""
-    require_file(args.weights, 'weight file')
-    set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
-    from issegm.testtime.one_image import make_predictors  # these import MXNet: after the flags
-    from util.devices import parse_devices
-    from util.symbol.resnet38 import parameter_shapes
-    from util.weights import load_for_model
-    contexts = parse_devices(args.gpus, args.debug)
-    arg_params, aux_params = load_for_model(args.weights, parameter_shapes(model))
-    # float64 softmax, as yzou2/CBST evaluate.py's network (one_image.softmax_float64)
-    predictors = make_predictors(model, arg_params, aux_params, contexts, parsed.stride,
-                                 args.test_steps, float64_softmax=True)
-    return predictors, contexts
+    return TestTimeSettings(args.weights, model, parsed, info, scales, args.test_flipping,
+                            args.test_steps, args.gpus, no_cudnn=args.no_cudnn, debug=args.debug,
+                            prefetch_threads=args.prefetch_threads,
+                            progress=not args.no_progress)
 
 
 def correct_map(pred, gt_train):
@@ -145,17 +124,6 @@ def save_outputs(output, name, pred, gt_train, info, probs=None):
 def save_scores(path, probs):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     np.save(path, probs.astype(np.float16))
-
-
-def check_unique_names(named):
-    """Raise a UserError naming both sources when two (output name, source) pairs share a
-    name: their outputs would overwrite each other."""
-    seen = {}
-    for name, source in named:
-        if name in seen:
-            raise UserError('two images share the output name %s: %s and %s'
-                            % (name, seen[name], source))
-        seen[name] = source
 
 
 def evaluate_samples(predictors, samples, info, test, outputs, prefetch_threads=0, timings=None,
@@ -323,7 +291,7 @@ def parse_args(argv):
            'truth; ignored pixels do not count) and its IoU per class (empty for a class in '
            'neither), worst mIoU first')
     a('--skip-data-check', action='store_true',
-      help='do not check the list\'s files first (issegm/data_checks.py: headers, sizes, label '
+      help='do not check the list\'s files first (issegm/datacheck/: headers, sizes, label '
            'ids of a sample)')
     return parser.parse_args(argv)
 
@@ -332,60 +300,62 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     # Checks of the flags and files first, before MXNet is even imported (a quick error).
-    info, model, parsed, scales = check_prediction_flags(args)
-    dataset = info.name
+    test = check_prediction_flags(args)
+    dataset = test.info.name
     samples = load_samples(args.data_root, args.split, dataset, require_labels=False)
     require_file(args.weights, 'weight file')
     if not args.skip_data_check:
         require_clean(samples, dataset, what=args.split)
-    check_devices(args)
+    check_devices(test)
     with output_lock(args.output) as lock:
-        predictors, contexts = load_predictors(args, model, parsed)
+        predictors, contexts = load_predictors(test)
         setup_logging(args.log_file or os.path.join(args.output, 'evaluate.log'),
                       debug=args.debug)
         if lock.takeover:
             log.warning('%s', lock.takeover)
         log.info('evaluate %s (%s) on %s %s: %d images, scales %s, flipping %s, devices %s',
-                 model, args.weights, dataset, args.split, len(samples),
-                 ','.join(map(str, scales)), 'on' if args.test_flipping else 'off',
+                 test.model, args.weights, dataset, args.split, len(samples),
+                 ','.join(map(str, test.scales)), 'on' if args.test_flipping else 'off',
                  device_names(contexts))
         # Written into a stage and moved in place at the end: a run failing half-way leaves
         # the outputs of an earlier run in OUTPUT as they were.
         with staged_output(os.path.join(args.output, STAGE_NAME), args.output) as stage:
-            evaluate_into(stage, args, (predictors, samples, info, scales), model, dataset)
+            outputs = EvalOutputs(stage, save_results=not args.no_save_results,
+                                  save_predictions=args.save_predictions,
+                                  per_image=args.per_image)
+            evaluate_into(outputs, predictors, samples, test, args.split, args.output)
         if not args.per_image:  # an earlier run's table would not match this metrics.json
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(args.output, PER_IMAGE_NAME))
     return 0
 
 
-def evaluate_into(folder, args, task, model, dataset):
-    """Predict and score the samples of `task` = (predictors, samples, dataset info, test
-    scales) as the flags say, writing the outputs and the report into `folder`."""
-    predictors, samples, info, scales = task
+def evaluate_into(outputs, predictors, samples, test, split, output):
+    """Predict and score `samples` of the list `split` with `predictors` and the
+    TestTimeSettings `test`, writing the EvalOutputs `outputs` and the report into
+    outputs.folder (a stage that replaces `output` at the end)."""
+    info, model, dataset = test.info, test.model, test.info.name
     timings = Timings()
     t0 = time.time()
-    outputs = EvalOutputs(folder, save_results=not args.no_save_results,
-                          save_predictions=args.save_predictions, per_image=args.per_image)
     conf = evaluate_samples(predictors, samples, info,
-                            PredictionOptions(scales, args.test_flipping), outputs,
-                            prefetch_threads=args.prefetch_threads, timings=timings,
-                            progress=not args.no_progress)
+                            PredictionOptions(test.scales, test.flip), outputs,
+                            prefetch_threads=test.prefetch_threads, timings=timings,
+                            progress=test.progress)
     log.info('done in %.1f s; %s', time.time() - t0, timings.summary())
     nothing = ('no ground truth in %s' if not any(label is not None for _, label in samples)
                else 'no labelled pixel in the labels of %s (every pixel maps to ignore)'
                if not conf.sum() else None)
     if nothing:  # a split without labels, or labels without a labelled pixel: alike
-        log.info('%s: no metrics written%s', nothing % args.split,
-                 ' (nor %s)' % PER_IMAGE_NAME if args.per_image else '')
+        log.info('%s: no metrics written%s', nothing % split,
+                 ' (nor %s)' % PER_IMAGE_NAME if outputs.per_image else '')
         return
-    metrics, summary, table = write_report(folder, conf, info, '%s on %s %s' % (
-        model, dataset, os.path.splitext(os.path.basename(args.split))[0]))
+    metrics, summary, table = write_report(outputs.folder, conf, info, '%s on %s %s' % (
+        model, dataset, os.path.splitext(os.path.basename(split))[0]))
     log.info('%s', summary)
     log.info('IoU per class: %s', ' '.join('%.4f' % v for v in metrics['iou'].values()))
     log.info('results (%%):\n%s', table)
     log.info('wrote metrics.json, results.md, confusion.csv, confusion.png%s in %s',
-             ' and ' + PER_IMAGE_NAME if args.per_image else '', args.output)
+             ' and ' + PER_IMAGE_NAME if outputs.per_image else '', output)
 
 
 if __name__ == '__main__':

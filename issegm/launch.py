@@ -1,5 +1,5 @@
 """Launch a distributed MXNet job (parameter server: scheduler + servers + workers):
-`python -m issegm.launch -n WORKERS ... -- COMMAND`. The launcher itself is util/launch.py;
+`python -m issegm.launch -n WORKERS ... -- COMMAND`. The launcher itself is util/ps_launcher.py;
 docs/internals.md, "The parameter-server launcher", says how it starts the processes.
 """
 import argparse
@@ -10,7 +10,7 @@ import sys
 if __package__ in (None, ''):  # run by path without installation: the repo root holds util
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util.launch import LAUNCHERS, SCHEDULER_PLACES, Job, launch  # noqa: E402
+from util.ps_launcher import LAUNCHERS, SCHEDULER_PLACES, Job, launch  # noqa: E402
 
 
 def _parse_env(items):

@@ -11,7 +11,7 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from issegm.datasets import write_list  # noqa: E402
-from issegm.prepare_data import LAYOUTS, default_list, list_pairs  # noqa: E402
+from issegm.preparation.layouts import LAYOUTS, default_list, list_pairs  # noqa: E402
 from util.errors import cli_entry, require_dir  # noqa: E402
 from util.flags import FlagParser  # noqa: E402
 

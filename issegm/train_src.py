@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import sys
+from typing import Optional
 
 if __package__ in (None, ''):  # run by path without installation: the repo root holds `util`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -14,7 +15,7 @@ if __package__ in (None, ''):  # run by path without installation: the repo root
 import numpy as np  # noqa: E402
 
 from issegm import evaluate  # noqa: E402
-from issegm.data_checks import require_clean  # noqa: E402
+from issegm.datacheck.lists import require_clean  # noqa: E402
 from issegm.datasets import get_dataset, load_samples  # noqa: E402
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs,  # noqa: E402
@@ -28,7 +29,7 @@ from util.model_label import (ModelLabel, check_num_classes, checkpoint_prefix, 
 from util.prefetch import KINDS as PREFETCHER_KINDS  # noqa: E402
 
 __all__ = ['parse_args', 'evaluate_argv', 'resolve_start', 'load_start_weights', 'SourceStart',
-           'check_args', 'lr_schedule', 'train', 'main']
+           'check_args', 'SourceTraining', 'source_training', 'lr_schedule', 'train', 'main']
 
 log = logging.getLogger('cbst')
 
@@ -77,7 +78,7 @@ def parse_args(argv):
     a('--seed', type=int, default=0, help='seed of the crops, the shuffling and the head init')
     a('--no-progress', action='store_true', help='no progress bars')
     a('--skip-data-check', action='store_true',
-      help='do not check the list\'s files before training (issegm/data_checks.py: headers, '
+      help='do not check the list\'s files before training (issegm/datacheck/: headers, '
            'sizes, label ids of a sample)')
     return parser.parse_args(argv)
 
@@ -179,17 +180,50 @@ def check_args(args):
                        scale_range, origin_size)
 
 
-def lr_schedule(args, start, num_samples):
+@dataclasses.dataclass(frozen=True)
+class SourceTraining:
+    """The flags `train` and `lr_schedule` read, as parsed (each field the flag's dest)."""
+    split: str
+    output: str
+    log_file: Optional[str]
+    weights: str
+    gpus: str
+    debug: bool
+    kvstore: str
+    batch_images: int
+    crop_size: int
+    scale_rate_range: str
+    seed: int
+    prefetch_threads: int
+    prefetcher: str
+    cache_images: bool
+    lr_type: str
+    base_lr: float
+    lr_steps: Optional[str]
+    to_epoch: int
+    weight_decay: float
+    no_progress: bool
+    backward_do_mirror: bool
+
+
+def source_training(args):
+    """The SourceTraining of the parsed flags."""
+    return SourceTraining(**{field.name: getattr(args, field.name)
+                             for field in dataclasses.fields(SourceTraining)})
+
+
+def lr_schedule(run, start, num_samples):
     """The lr schedule over epochs 0 .. --to-epoch. yzou2/CBST issegm/train_src.py,
     _train_impl: it counts the iterator's batches per epoch, len(samples) // batch_images."""
-    batches = num_samples // args.batch_images
-    return make_lr_scheduler(args.lr_type, args.base_lr, args.lr_steps,
-                             start.from_epoch * batches, args.to_epoch * batches)
+    batches = num_samples // run.batch_images
+    return make_lr_scheduler(run.lr_type, run.base_lr, run.lr_steps,
+                             start.from_epoch * batches, run.to_epoch * batches)
 
 
-def train(args, start, samples, schedule, lock=None):
-    """The MXNet part: devices, kvstore, the per-rank log, weights, seeds, iterator, fit
-    (`lock`: the output folder's util.locks.OutputLock, whose takeover line is logged)."""
+def train(run, start, samples, schedule, lock=None):
+    """The MXNet part (`run`: a SourceTraining): devices, kvstore, the per-rank log, weights,
+    seeds, iterator, fit (`lock`: the output folder's util.locks.OutputLock, whose takeover
+    line is logged)."""
     import mxnet as mx  # MXNet and the modules using it: only once the flags are checked
 
     from issegm.data_iter import LoaderSettings, SegTrainIter, source_only_samples
@@ -199,37 +233,37 @@ def train(args, start, samples, schedule, lock=None):
     from util.symbol.resnet38 import build_symbol
 
     # a Horovod rank keeps one device of --gpus (start_worker): --debug is checked on that one
-    contexts = parse_devices(args.gpus, args.debug and args.kvstore != 'horovod')
-    kv, contexts, (_, rank, workers) = start_worker(args.kvstore, contexts)
-    if args.batch_images < len(contexts):
+    contexts = parse_devices(run.gpus, run.debug and run.kvstore != 'horovod')
+    kv, contexts, (_, rank, workers) = start_worker(run.kvstore, contexts)
+    if run.batch_images < len(contexts):
         raise UserError('--batch-images %d is less than the %d devices'
-                        % (args.batch_images, len(contexts)))
-    os.makedirs(args.output, exist_ok=True)
-    setup_logging(rank_log_file(args.log_file or os.path.join(args.output, 'train_src.log'),
-                                rank), debug=args.debug)
+                        % (run.batch_images, len(contexts)))
+    os.makedirs(run.output, exist_ok=True)
+    setup_logging(rank_log_file(run.log_file or os.path.join(run.output, 'train_src.log'),
+                                rank), debug=run.debug)
     if lock is not None and lock.takeover:
         log.warning('%s', lock.takeover)
-    (arg_params, aux_params), missing = load_start_weights(args.weights, start.model,
+    (arg_params, aux_params), missing = load_start_weights(run.weights, start.model,
                                                            start.continuing, start.from_epoch)
-    np.random.seed(args.seed)
-    mx.random.seed(args.seed)  # the initialiser of the missing head draws from MXNet's generator
-    crops = CropSettings(args.crop_size, start.parsed_model.stride, start.scale_range)
-    loading = LoaderSettings(args.prefetch_threads, args.prefetcher, args.cache_images)
+    np.random.seed(run.seed)
+    mx.random.seed(run.seed)  # the initialiser of the missing head draws from MXNet's generator
+    crops = CropSettings(run.crop_size, start.parsed_model.stride, start.scale_range)
+    loading = LoaderSettings(run.prefetch_threads, run.prefetcher, run.cache_images)
     train_iter = SegTrainIter(source_only_samples(samples, start.info, start.origin_size),
-                              args.batch_images, crops, seed=args.seed, loading=loading,
+                              run.batch_images, crops, seed=run.seed, loading=loading,
                               num_parts=workers, part_index=rank, begin_epoch=start.from_epoch)
     log.info('train_src %s on %s %s: %d samples, %d batches of %d per epoch, crop %d, scales %s, '
              'origin %d, epochs %d..%d of a schedule to %d, lr %s %g, wd %g, %d device(s) %s, '
-             'kvstore %s, worker %d/%d, from %s', start.model, start.info.name, args.split,
-             len(samples), len(train_iter), args.batch_images, train_iter.crop,
-             args.scale_rate_range, start.origin_size, start.from_epoch, start.stop_epoch,
-             args.to_epoch, args.lr_type, args.base_lr, args.weight_decay, len(contexts),
-             ','.join(map(str, contexts)), args.kvstore, rank, workers, args.weights)
+             'kvstore %s, worker %d/%d, from %s', start.model, start.info.name, run.split,
+             len(samples), len(train_iter), run.batch_images, train_iter.crop,
+             run.scale_rate_range, start.origin_size, start.from_epoch, start.stop_epoch,
+             run.to_epoch, run.lr_type, run.base_lr, run.weight_decay, len(contexts),
+             ','.join(map(str, contexts)), run.kvstore, rank, workers, run.weights)
     fitting = FitSettings(start.from_epoch, start.stop_epoch,
-                          checkpoint_prefix(args.output, start.model), schedule,
-                          weight_decay=args.weight_decay, allow_missing=bool(missing),
-                          nll_eps=NLL_EPS_SOURCE, progress=not args.no_progress,
-                          mirror=args.backward_do_mirror)
+                          checkpoint_prefix(run.output, start.model), schedule,
+                          weight_decay=run.weight_decay, allow_missing=bool(missing),
+                          nll_eps=NLL_EPS_SOURCE, progress=not run.no_progress,
+                          mirror=run.backward_do_mirror)
     try:
         return fit(build_symbol(start.parsed_model), train_iter, contexts,
                    (arg_params, aux_params), fitting, kv)
@@ -252,7 +286,8 @@ def main(argv=None):
     # a bad --gpus stops before the output folder and its lock
     parse_devices(args.gpus, args.debug and args.kvstore != 'horovod')
     with output_lock(args.output) as lock:  # evaluate.py locks it itself for --phase val
-        history = train(args, start, samples, lr_schedule(args, start, len(samples)), lock)
+        run = source_training(args)
+        history = train(run, start, samples, lr_schedule(run, start, len(samples)), lock)
     for h in history:
         log.info('epoch %d: NLL %.5f over %d batches', h['epoch'], h['nll'], h['batches'])
     return 0

@@ -20,7 +20,7 @@ from util import hvd
 from util.errors import UserError, exit_hard_on_errors
 from util.files import atomic_path
 from util.flags import KVSTORES
-from util.launch import install_fail_fast
+from util.ps_launcher import install_fail_fast
 from util.lr_scheduler import FixedSchedule
 from util.mirroring import mirror_symbol
 from util.model_label import checkpoint_path
@@ -91,7 +91,7 @@ def create_kvstore(kind, num_devices):
     A dist kvstore needs the environment issegm.launch sets (DMLC_ROLE, ...). Once it exists,
     this process leaves with os._exit on an uncaught exception or a reported UserError:
     a normal exit would wait in the kvstore finalizer for the other workers and hang
-    instead of ending with a non-zero status (see util/launch.py)."""
+    instead of ending with a non-zero status (see util/ps_launcher.py)."""
     if kind not in KVSTORES:
         raise UserError('unknown --kvstore %r (allowed: %s)' % (kind, ', '.join(KVSTORES)))
     if kind.startswith('dist'):

@@ -123,7 +123,7 @@ class TimedLines:
         self.lines = []  # [(arrival time, line without its newline)]
         self._partial = ''
 
-    def write(self, text):  # a file-like target (util.launch.launch's `out`)
+    def write(self, text):  # a file-like target (util.ps_launcher.launch's `out`)
         now = time.time()
         parts = (self._partial + text).split('\n')
         self._partial = parts.pop()

@@ -1,4 +1,4 @@
-"""issegm/data_checks.py and issegm/check_data.py on generated datasets in the real layouts.
+"""issegm/datacheck/ and issegm/check_data.py on generated datasets in the real layouts.
 
 Every bad input of the data issue gives one clear error line naming the file and a non-zero
 exit (check_data.py, and train_src.py / evaluate.py / the orchestrator before any output);
@@ -16,9 +16,11 @@ from PIL import Image
 
 from conftest import (STREET_SHARES, as_train_ids, make_layout, official_train_ids,
                       street_scene, write_model_weights, write_street_labels)
-from issegm import data_checks
-from issegm.data_checks import (ERROR, WARNING, Header, HeaderError, full_check,
-                                id_space_problems, ignore_share, quick_check, read_header)
+from issegm.datacheck import id_space
+from issegm.datacheck.headers import Header, HeaderError, read_header
+from issegm.datacheck.id_space import id_space_problems, ignore_share
+from issegm.datacheck.lists import full_check, quick_check
+from issegm.datacheck.problems import ERROR, WARNING
 from issegm.datasets import get_dataset, read_list, write_list, write_png
 from util.errors import UserError
 
@@ -229,8 +231,8 @@ def test_quick_check_decodes_a_sample_of_labels_only(tmp_path, monkeypatch):
     root, lst, pairs = cityscapes(tmp_path, count=12)
     write_png(os.path.join(root, pairs[5][1]), np.full((32, 64), 99, np.uint8))
     decoded = []
-    real = data_checks.label_counts
-    monkeypatch.setattr(data_checks, 'label_counts', lambda p: decoded.append(p) or real(p))
+    real = id_space.label_counts
+    monkeypatch.setattr(id_space, 'label_counts', lambda p: decoded.append(p) or real(p))
     assert quick_check(lst, 'cityscapes', root, sample=4) == []  # label 5 not in the sample
     assert decoded == [os.path.join(root, pairs[k][1]) for k in (0, 4, 7, 11)]
     monkeypatch.undo()

@@ -15,7 +15,8 @@ from test_safety import _small_gta
 from util import devices
 from util.errors import UserError, cli_entry
 from util.flags import parse_gpus
-from util.launch import HOST_WORKER_ENV, build_local_tasks, gpu_share, host_worker
+from util.ps_launcher import build_local_tasks
+from util.worker_devices import HOST_WORKER_ENV, devices_per_worker, gpu_share, host_worker
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -162,15 +163,16 @@ def _orchestrator(tmp_path, *extra):
 
 
 def test_the_orchestrator_splits_or_refuses_the_gpus_of_its_workers(tmp_path):
-    def devices_per_worker(*extra):
-        return orchestrator.train_devices(_orchestrator(tmp_path, *extra))
-    assert devices_per_worker('--gpus', '0,1,2,3') == 4
-    assert devices_per_worker('--gpus', '0,1,2,3', '--workers', '2') == 2  # local launcher
-    assert devices_per_worker('--gpus', 'cpu:2', '--workers', '2') == 2  # the CPU is not split
+    def devices(*extra):
+        args = _orchestrator(tmp_path, *extra)
+        return devices_per_worker(args.gpus, args.workers, args.launcher)
+    assert devices('--gpus', '0,1,2,3') == 4
+    assert devices('--gpus', '0,1,2,3', '--workers', '2') == 2  # local launcher
+    assert devices('--gpus', 'cpu:2', '--workers', '2') == 2  # the CPU is not split
     hosts = tmp_path / 'hosts'
     hosts.write_text('h1\nh2\n')
-    assert devices_per_worker('--gpus', '0,1', '--workers', '2', '--launcher', 'ssh',
-                              '--hostfile', str(hosts)) == 2
+    assert devices('--gpus', '0,1', '--workers', '2', '--launcher', 'ssh',
+                   '--hostfile', str(hosts)) == 2
     with pytest.raises(UserError, match='--gpus 0,1,2 lists 3 GPU'):
         _orchestrator(tmp_path, '--gpus', '0,1,2', '--workers', '2')
     with pytest.raises(UserError, match="bad --gpus value '0,0'"):

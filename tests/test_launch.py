@@ -1,4 +1,4 @@
-"""util.launch (run as `python -m issegm.launch`): local parameter-server jobs on 127.0.0.1
+"""util.ps_launcher (run as `python -m issegm.launch`): local parameter-server jobs on 127.0.0.1
 and ssh command lines."""
 import io
 import os
@@ -13,7 +13,8 @@ import pytest
 
 from conftest import TimedLines, procs_mentioning
 from issegm import launch as launch_cli
-from util import launch as L
+from util import ps_launcher as L
+from util.worker_devices import read_hostfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,7 +45,7 @@ FAIL_SCRIPT = textwrap.dedent('''
     if mode == 'before_kvstore' and first:
         sys.exit(3)
     if mode == 'uncaught_after_kvstore':
-        from util.launch import install_fail_fast
+        from util.ps_launcher import install_fail_fast
         install_fail_fast(3)
     kv = mx.kv.create('dist_sync')
     if first:
@@ -162,7 +163,7 @@ def test_ssh_commands(tmp_path, monkeypatch):
 
     hostfile = tmp_path / 'hosts'
     hostfile.write_text('# cluster\nnode-a\n\n  node-b   # second\n10.0.0.3\n')
-    hosts = L.read_hostfile(str(hostfile))
+    hosts = read_hostfile(str(hostfile))
     assert hosts == ['node-a', 'node-b', '10.0.0.3']
 
     command = ['python', 'train.py', '--note', "it's a test", '--lr', '0.1']

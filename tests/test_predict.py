@@ -1,5 +1,5 @@
-"""issegm/predict.py: inputs, outputs equal to evaluate.py's, confidence and entropy maps, videos,
-reruns and bad input."""
+"""issegm/predict.py and issegm/prediction/: inputs, outputs equal to evaluate.py's, confidence and
+entropy maps, videos, reruns and bad input."""
 import json
 import os
 import struct
@@ -16,6 +16,7 @@ from scipy.special import entr
 from conftest import make_layout, write_model_weights
 from issegm import evaluate, predict
 from issegm.datasets import get_dataset, write_list, write_png
+from issegm.prediction import inputs, outputs
 from util.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -93,13 +94,13 @@ def test_maps_equal_numpy_restatements():
     probs[:, 1, :] += rng.uniform(-0.01, 0.01, (19, 7)).astype(np.float32)  # bicubic overshoot
     clipped = np.clip(probs.astype(np.float64), 0, 1)
     want_entropy = np.rint(np.clip(entr(clipped).sum(0) / np.log(19), 0, 1) * 255)
-    np.testing.assert_array_equal(predict.entropy_map(probs), want_entropy.astype(np.uint8))
+    np.testing.assert_array_equal(outputs.entropy_map(probs), want_entropy.astype(np.uint8))
     top = probs.max(0)
     want_conf = np.rint(np.clip(top, 0, 1) * 255).astype(np.uint8)
-    np.testing.assert_array_equal(predict.confidence_map(top), want_conf)
-    assert predict.entropy_map(probs)[0, 0] == 0 and predict.entropy_map(probs)[0, 1] == 255
-    assert predict.confidence_map(top)[0, 0] == 255
-    assert len(np.unique(predict.entropy_map(probs))) > 10
+    np.testing.assert_array_equal(outputs.confidence_map(top), want_conf)
+    assert outputs.entropy_map(probs)[0, 0] == 0 and outputs.entropy_map(probs)[0, 1] == 255
+    assert outputs.confidence_map(top)[0, 0] == 255
+    assert len(np.unique(outputs.entropy_map(probs))) > 10
 
 
 def test_overlay_blends_at_the_opacity():
@@ -108,23 +109,23 @@ def test_overlay_blends_at_the_opacity():
     colors = rng.randint(0, 256, (32, 48, 3)).astype(np.uint8)
     for opacity in (0.5, 0.25, 0.0, 1.0):  # binary fractions: exactly NumPy's rounding
         want = np.rint((1 - opacity) * image.astype(np.float64) + opacity * colors)
-        np.testing.assert_array_equal(predict.overlay_image(image, colors, opacity), want)
+        np.testing.assert_array_equal(outputs.overlay_image(image, colors, opacity), want)
     want = (1 - 0.3) * image.astype(np.float64) + 0.3 * colors
-    got = predict.overlay_image(image, colors, 0.3).astype(np.float64)
+    got = outputs.overlay_image(image, colors, 0.3).astype(np.float64)
     assert np.abs(got - want).max() <= 1.0  # cv2.addWeighted's float32: within 1 level
     view = image[:, ::-1]  # not contiguous, as an RGB view of a BGR frame
-    np.testing.assert_array_equal(predict.overlay_image(view, colors, 0.5),
-                                  predict.overlay_image(view.copy(), colors, 0.5))
+    np.testing.assert_array_equal(outputs.overlay_image(view, colors, 0.5),
+                                  outputs.overlay_image(view.copy(), colors, 0.5))
 
 
 def test_requested_kinds():
-    assert predict.requested_kinds('labelIds,trainIds,color,overlay') == predict.DEFAULT_KINDS
-    assert predict.requested_kinds('overlay, trainIds') == ('trainIds', 'overlay')
-    assert predict.requested_kinds('color', confidence=True, save_probs=True) == \
+    assert outputs.requested_kinds('labelIds,trainIds,color,overlay') == outputs.DEFAULT_KINDS
+    assert outputs.requested_kinds('overlay, trainIds') == ('trainIds', 'overlay')
+    assert outputs.requested_kinds('color', confidence=True, save_probs=True) == \
         ('color', 'confidence', 'entropy', 'probs')
-    assert predict.requested_kinds('', save_probs=True) == ('probs',)
+    assert outputs.requested_kinds('', save_probs=True) == ('probs',)
     with pytest.raises(UserError, match="unknown --outputs kind 'labelId'"):
-        predict.requested_kinds('labelId,color')
+        outputs.requested_kinds('labelId,color')
 
 
 def test_collect_inputs_folders_lists_and_files(tmp_path):
@@ -133,27 +134,27 @@ def test_collect_inputs_folders_lists_and_files(tmp_path):
         os.makedirs(os.path.dirname(str(tmp_path / rel)), exist_ok=True)
         assert cv2.imwrite(str(tmp_path / rel), img)
     (tmp_path / 'a' / 'notes.txt').write_text('not an image')
-    images, videos = predict.collect_inputs([str(tmp_path / 'a')],
+    images, videos = inputs.collect_inputs([str(tmp_path / 'a')],
                                             output=str(tmp_path / 'a' / 'out'))
     rel = [os.path.relpath(p, str(tmp_path)) for p in images]
     assert rel == ['a/x1.png', 'a/x4.tif', 'a/b/x2.JPG', 'a/b/c/x3.webp'] and videos == []
     # a list: relative to its folder, or to --data-root; a file given twice counts once
     (tmp_path / 'a' / 'l.lst').write_text('x1.png\tlabel_ignored.png\nb/x2.JPG\n')
     (tmp_path / 'l2.lst').write_text('a/x1.png\n')
-    images, _ = predict.collect_inputs([str(tmp_path / 'a' / 'l.lst'), str(tmp_path / 'l2.lst'),
+    images, _ = inputs.collect_inputs([str(tmp_path / 'a' / 'l.lst'), str(tmp_path / 'l2.lst'),
                                         str(tmp_path / 'a' / 'x1.png')])
     assert [os.path.relpath(p, str(tmp_path)) for p in images] == ['a/x1.png', 'a/b/x2.JPG']
     root = tmp_path / 'root'
     for rel in ('x1.png', 'b/x2.JPG'):
         os.makedirs(os.path.dirname(str(root / rel)), exist_ok=True)
         cv2.imwrite(str(root / rel), img)
-    images, _ = predict.collect_inputs([str(tmp_path / 'a' / 'l.lst')], data_root=str(root))
+    images, _ = inputs.collect_inputs([str(tmp_path / 'a' / 'l.lst')], data_root=str(root))
     assert images == [str(root / 'x1.png'), str(root / 'b' / 'x2.JPG')]
     with pytest.raises(UserError, match='image not found: .*b/x1.png'):
-        predict.collect_inputs([str(tmp_path / 'a' / 'l.lst')], data_root=str(tmp_path / 'a' / 'b'))
+        inputs.collect_inputs([str(tmp_path / 'a' / 'l.lst')], data_root=str(tmp_path / 'a' / 'b'))
     (tmp_path / 'empty').mkdir()
     with pytest.raises(UserError, match='no images .* in folder'):
-        predict.collect_inputs([str(tmp_path / 'empty')])
+        inputs.collect_inputs([str(tmp_path / 'empty')])
 
 
 def test_two_inputs_with_one_name_are_one_error(tmp_path):
@@ -161,16 +162,16 @@ def test_two_inputs_with_one_name_are_one_error(tmp_path):
     for rel in ('day/0001.png', 'night/0001.jpg'):
         os.makedirs(os.path.dirname(str(tmp_path / rel)), exist_ok=True)
         cv2.imwrite(str(tmp_path / rel), img)
-    images, _ = predict.collect_inputs([str(tmp_path)])
+    images, _ = inputs.collect_inputs([str(tmp_path)])
     with pytest.raises(UserError, match='two images share the output name 0001: .*day/0001.png '
                                         'and .*night/0001.jpg'):
-        predict.check_output_names(images, [], False)
-    video = predict.Video(str(tmp_path / 'clip.avi'), 'clip', 3, 25.0, (4, 6))
+        inputs.check_output_names(images, [], False)
+    video = inputs.Video(str(tmp_path / 'clip.avi'), 'clip', 3, 25.0, (4, 6))
     clash = str(tmp_path / 'clip_000002.png')
     cv2.imwrite(clash, img)
-    predict.check_output_names([clash], [video], frames=False)  # no frame outputs: no clash
+    inputs.check_output_names([clash], [video], frames=False)  # no frame outputs: no clash
     with pytest.raises(UserError, match='clip_000002: .*clip.avi frame 2'):
-        predict.check_output_names([clash], [video], frames=True)
+        inputs.check_output_names([clash], [video], frames=True)
 
 
 # End to end (the narrow model, in this process) -----------------------------------------------

@@ -19,6 +19,7 @@ from conftest import (as_train_ids, make_layout, without_write_override, write_g
                       write_street_labels, write_synthia_raw)
 from issegm import prepare_data
 from issegm.datasets import SYNTHIA_IDS, get_dataset, read_list
+from issegm.preparation import layouts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -106,7 +107,7 @@ def test_synthia_rerun_skips_what_is_done_and_redoes_what_does_not_verify(tmp_pa
 
 
 def test_synthia_default_list_path(tmp_path, monkeypatch):
-    monkeypatch.setattr(prepare_data, 'DATA_LIST_DIR', str(tmp_path / 'data_list'))
+    monkeypatch.setattr(layouts, 'DATA_LIST_DIR', str(tmp_path / 'data_list'))
     root = str(tmp_path / 'synthia')
     write_synthia_raw(root, 2)
     assert prepare('synthia', '--data-root', root, '--report', str(tmp_path / 'rep')) == 0
@@ -117,7 +118,7 @@ def test_synthia_default_list_path(tmp_path, monkeypatch):
 def test_cityscapes_train_goes_to_train_full_not_the_papers_train_list(tmp_path, monkeypatch):
     """All Cityscapes train images are the original's train_full.lst; its train.lst (the 505
     images the paper pseudo-labels) is never written."""
-    monkeypatch.setattr(prepare_data, 'DATA_LIST_DIR', str(tmp_path / 'data_list'))
+    monkeypatch.setattr(layouts, 'DATA_LIST_DIR', str(tmp_path / 'data_list'))
     root = str(tmp_path / 'cityscapes')
     make_layout(root, 'cityscapes', 3, split='train')
     assert prepare('cityscapes', '--data-root', root, '--split', 'train', '--no-progress') == 0

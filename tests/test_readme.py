@@ -131,7 +131,7 @@ def test_readme_command_parses(line, monkeypatch):
 def test_readme_predict_commands_and_outputs(monkeypatch):
     """The README's predict.py command lines parse with inputs and output kinds predict.py
     accepts, and its table names every output folder."""
-    from issegm.predict import KINDS, requested_kinds
+    from issegm.prediction.outputs import KINDS, requested_kinds
     lines = [line for line in readme_commands() if line.startswith('python issegm/predict.py')]
     assert len(lines) >= 3
     for line in lines:

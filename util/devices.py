@@ -9,7 +9,7 @@ import mxnet as mx
 
 from util.errors import UserError
 from util.flags import parse_gpus
-from util.launch import gpu_share, host_worker
+from util.worker_devices import gpu_share, host_worker
 
 __all__ = ['parse_devices', 'gpu_count', 'cuda_error_hint', 'cuda_versions']
 
@@ -122,7 +122,7 @@ def gpu_count(spec):
 
 def parse_devices(spec, debug=False):
     """The MXNet contexts of a `--gpus` value: the GPUs checked to exist, and of them this
-    worker's share when several workers of a job run on this host (util.launch.gpu_share; CPU
+    worker's share when several workers of a job run on this host (util.worker_devices.gpu_share; CPU
     contexts are not split: the workers share the CPU); `debug` (MXNet's NaiveEngine) allows
     one device only."""
     kind, ids = parse_gpus(spec)

@@ -24,7 +24,7 @@ def exit_hard_on_errors(enable=True):
 
     For distributed workers: once a dist kvstore exists, a normal interpreter exit runs its
     finalizer, which waits in a barrier for every other worker, so a failing worker would
-    hang instead of ending with its status (see util/launch.py)."""
+    hang instead of ending with its status (see util/ps_launcher.py)."""
     global _EXIT_HARD
     _EXIT_HARD = bool(enable)
 

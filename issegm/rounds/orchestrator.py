@@ -15,7 +15,7 @@ import sys
 from typing import Optional
 
 from issegm.crst.settings import CrstSettings, weights_on
-from issegm.data_checks import check_self_training_lists
+from issegm.datacheck.lists import check_self_training_lists
 from issegm.datasets import get_dataset, target_dataset
 from issegm.rounds.layout import (discard_run, finished, finished_phases, metrics_path,
                                 round_weights, rounds_log_path, rounds_plot_path,
@@ -27,12 +27,12 @@ from issegm.rounds.phase_settings import crst_of, phase_settings
 from issegm.rounds.declare import ORCHESTRATOR, room_values, settings_class, value
 from util.errors import UserError, cli_entry
 from util.files import write_json
-from util.flags import HOROVOD_INSTALL_HINT, parse_gpus, py2_str
-from util.launch import gpu_share, read_hostfile
+from util.flags import HOROVOD_INSTALL_HINT, py2_str
 from util.locks import TOKEN_ENV, output_lock
 from util.logs import setup_logging
 from util.model_label import check_num_classes, model_from_weights
 from util.run_record import check_recorded_settings
+from util.worker_devices import check_worker_devices, devices_per_worker
 
 log = logging.getLogger('cbst')
 
@@ -56,7 +56,8 @@ SUMMARY_KEYS = ('selected_share', 'selected_total', 'miou', 'pseudo_precision_to
                 'pseudo_recall_total', 'pseudo_kept_share_total', 'agreement',
                 'mean_entropy_total', 'mean_confidence_total', 'pseudo_precision',
                 'pseudo_recall')
-# run.json's key of the number of devices each worker of phase train uses (train_devices):
+# run.json's key of the number of devices each worker of phase train uses
+# (util.worker_devices.devices_per_worker):
 # it changes results (each device normalises its own slice of a batch, and BatchNorm sees
 # that slice), the ids of --gpus do not.
 DEVICES_KEY = '--gpus (devices per worker)'
@@ -126,40 +127,6 @@ def check_args(args):
                       % (target.name, values['dataset']))
     values.update(self_training_script=script, model=model, kvstore=kvstore)
     return run_settings_class()(horovodrun=horovodrun, crst=crst, **values)
-
-
-def check_worker_devices(gpus, workers, launcher, hostfile):
-    """--gpus against --workers, before anything runs: a bad value; GPUs that the workers of
-    one host cannot share equally (--launcher local: each worker takes its own share, see
-    util.launch.gpu_share); more ssh workers than hosts, which would share a host's GPUs."""
-    kind, ids = parse_gpus(gpus)
-    if workers < 2 or kind != 'gpu':
-        return
-    if launcher == 'local':
-        gpu_share(gpus, ids, 0, workers)
-    elif launcher == 'ssh' and workers > len(_hosts(hostfile)):
-        raise UserError('--workers %d with --launcher ssh and --gpus %s: %s lists fewer hosts, '
-                        'and workers placed on one host would all train on its GPUs; give one '
-                        'host per worker' % (workers, gpus, hostfile))
-
-
-def _hosts(hostfile):
-    try:
-        return read_hostfile(hostfile)
-    except ValueError as e:
-        raise UserError(str(e))
-
-
-def train_devices(run):
-    """The number of devices each worker of phase train uses: one per Horovod rank, an equal
-    share of the GPUs for the local launcher's workers (the CPU contexts are not split), else
-    all of --gpus."""
-    kind, ids = parse_gpus(run.gpus)
-    if run.workers > 1 and run.launcher == 'horovod':
-        return 1
-    if run.workers > 1 and run.launcher == 'local' and kind == 'gpu':
-        return len(ids) // run.workers
-    return len(ids)
 
 
 def horovodrun_path():
@@ -243,7 +210,7 @@ def result_settings(run):
                 row.dest.startswith('data_root') or os.sep in given or os.path.exists(given)):
             given = os.path.abspath(given)
         settings[row.flag] = given
-    settings[DEVICES_KEY] = train_devices(run)
+    settings[DEVICES_KEY] = devices_per_worker(run.gpus, run.workers, run.launcher)
     return settings
 
 

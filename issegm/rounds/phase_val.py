@@ -10,7 +10,7 @@ import time
 from typing import NamedTuple
 
 from issegm.crst import netmaps
-from issegm.data_checks import require_unique_names
+from issegm.datacheck.lists import require_unique_names
 from issegm.datasets import get_dataset, load_samples, read_sample, sample_name
 from issegm.prior import load_prior
 from issegm.rounds import layout

@@ -14,7 +14,7 @@ from util.errors import UserError
 from util.flags import (KVSTORE_HELP, KVSTORES, TRAINING_SWITCHES, check_at_least_one,
                         check_non_negative, check_portion, check_positive, parse_bool,
                         parse_scale_range, parse_test_scales, training_schedule_specs)
-from util.launch import LAUNCHERS as PS_LAUNCHERS
+from util.ps_launcher import LAUNCHERS as PS_LAUNCHERS
 from util.prefetch import KINDS as PREFETCHER_KINDS
 
 __all__ = ['SETTINGS', 'GROUPS', 'LAUNCHERS', 'SOURCE_SAMPLE_POLICIES', 'round_script_parser',
@@ -245,7 +245,7 @@ SETTINGS = (
                                          'horovod: horovodrun\'s host file ("HOST slots=N" '
                                          'lines; default localhost)'),
     _run('--skip-data-check', None, False, action='store_true',
-         help='do not check both lists\' files before round 0 (issegm/data_checks.py)'),
+         help='do not check both lists\' files before round 0 (issegm/datacheck/)'),
     _run('--overwrite', None, False, action='store_true',
          help='discard the rounds an earlier run left in --output and start over (a rerun with '
               'other values of flags that change results is refused without it)'),

@@ -14,20 +14,16 @@ import threading
 import time
 from typing import Optional
 
-from util.errors import UserError
+from util.worker_devices import HOST_WORKER_ENV, read_hostfile
 
 __all__ = ['Job', 'launch', 'build_ssh_commands', 'build_local_tasks', 'run_tasks',
-           'read_hostfile', 'dmlc_env', 'find_free_port', 'install_fail_fast', 'Task',
-           'HOST_WORKER_ENV', 'host_worker', 'gpu_share']
+           'dmlc_env', 'find_free_port', 'install_fail_fast', 'Task']
 
 LAUNCHERS = ('local', 'ssh')
 SCHEDULER_PLACES = ('local', 'first-host')  # ssh: where the scheduler runs
 SSH_BASE = ('ssh', '-o', 'StrictHostKeyChecking=no')
 SERVER_GRACE = 10.0   # seconds servers/scheduler may take to exit after the workers
 KILL_GRACE = 3.0      # seconds between SIGTERM and SIGKILL
-# 'INDEX/COUNT' of a worker among the workers of a job on one host (build_local_tasks sets it):
-# they split the GPUs of --gpus, each its own share (gpu_share), as Horovod's local ranks do.
-HOST_WORKER_ENV = 'CBST_HOST_WORKER'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,43 +83,6 @@ def local_address_towards(host):
         return socket.gethostbyname(socket.gethostname())
     finally:
         s.close()
-
-
-def read_hostfile(path):
-    """Hosts from a host file: one per line, '#' starts a comment, blank lines ignored."""
-    hosts = []
-    with open(path) as f:
-        for line in f:
-            line = line.split('#', 1)[0].strip()
-            if line:
-                hosts.append(line)
-    if not hosts:
-        raise ValueError('no hosts in host file %s' % path)
-    return hosts
-
-
-def host_worker(env=None):
-    """(index, count) of this process among the workers of a job on this host, from
-    HOST_WORKER_ENV; (0, 1) outside such a job."""
-    text = (os.environ if env is None else env).get(HOST_WORKER_ENV, '')
-    index, _, count = text.partition('/')
-    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
-        return 0, 1
-    return int(index), int(count)
-
-
-def gpu_share(spec, ids, index, count):
-    """The GPU ids of worker `index` of `count` workers on one host: an equal, disjoint share
-    of `ids` (from `--gpus spec`) in order, e.g. 0,1,2,3 over 2 workers: 0,1 and 2,3. A
-    UserError when the ids do not split equally (uneven shares would give the workers
-    different rescale_grad and batch splits)."""
-    if len(ids) % count:
-        raise UserError('--gpus %s lists %d GPU(s), which %d workers on one host cannot share '
-                        'equally (each takes its own GPUs): give a multiple of %d ids, e.g. '
-                        '--gpus %s' % (spec, len(ids), count, count,
-                                       ','.join(map(str, range(count)))))
-    size = len(ids) // count
-    return list(ids[index * size:(index + 1) * size])
 
 
 def dmlc_env(role, root_uri, root_port, num_workers, num_servers, index=0, node_host=None):
