@@ -25,6 +25,7 @@ from issegm.testtime.image_list import (PredictionOptions, Timings, device_names
                                         predict_samples, write_label_pngs)
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.files import atomic_path, staged_output, write_json  # noqa: E402
+from util.kernels import isa_record, log_kernels  # noqa: E402
 from util.flags import (FlagParser, check_test_steps, parse_bool, parse_test_scales,  # noqa: E402
                         prediction_flags, set_mxnet_switches)
 from util.locks import output_lock  # noqa: E402
@@ -90,7 +91,7 @@ def load_predictors(args, model, parsed):
     fit `model` (a misfit is a UserError). Imports MXNet: call it once the flags are checked.
     Returns (predictors, contexts)."""
     require_file(args.weights, 'weight file')
-    set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug)
+    set_mxnet_switches(no_cudnn=args.no_cudnn, debug=args.debug, deterministic=args.deterministic)
     from issegm.testtime.one_image import make_predictors  # these import MXNet: after the flags
     from util.devices import parse_devices
     from util.symbol.resnet38 import parameter_shapes
@@ -267,8 +268,9 @@ def write_per_image(path, rows, class_names):
 
 
 def write_report(output, conf, info, title):
-    """metrics.json, results.md, confusion.csv and confusion.png of a confusion matrix;
-    returns (the metrics dict, the summary line, the results table)."""
+    """metrics.json (with "cpu_isa": util.kernels.isa_record), results.md, confusion.csv and
+    confusion.png of a confusion matrix; returns (the metrics dict, the summary line, the
+    results table)."""
     metrics = metrics_dict(conf, info.class_names)
     s = scores(conf)
     star = miou13(s['iou'], info.class_names)
@@ -280,6 +282,7 @@ def write_report(output, conf, info, title):
         metrics['miou13'] = star
         summary += '; mIoU* (13 classes: without %s) %.2f%%' % (', '.join(MIOU13_EXCLUDED),
                                                                 100 * star)
+    metrics['cpu_isa'] = isa_record()  # which kernels computed these numbers
     write_json(os.path.join(output, 'metrics.json'), metrics)
     with open(os.path.join(output, 'results.md'), 'w') as f:
         f.write('# %s\n\n%s\n\nIoU per class (%%):\n\n%s' % (title, summary, table))
@@ -336,6 +339,7 @@ def main(argv=None):
                       debug=args.debug)
         if lock.takeover:
             log.warning('%s', lock.takeover)
+        log_kernels(log)
         log.info('evaluate %s (%s) on %s %s: %d images, scales %s, flipping %s, devices %s',
                  model, args.weights, dataset, args.split, len(samples),
                  ','.join(map(str, scales)), 'on' if args.test_flipping else 'off',

@@ -25,7 +25,8 @@ from issegm.round_plot import draw_rounds
 from issegm.round_settings import check_round_args, parse_round_args
 from util.errors import UserError, cli_entry
 from util.files import write_json
-from util.flags import HOROVOD_INSTALL_HINT, FlagParser, py2_str
+from util.flags import DETERMINISTIC_HELP, HOROVOD_INSTALL_HINT, FlagParser, py2_str
+from util.kernels import isa_record, log_kernels
 from util.launch import LAUNCHERS as PS_LAUNCHERS
 from util.locks import TOKEN_ENV, output_lock
 from util.logs import setup_logging
@@ -99,6 +100,8 @@ def build_parser():
       help='phase val: pass --no-cudnn (the default, as upstream)')
     a('--cudnn-autotune', dest='no_cudnn', action='store_false',
       help='phase val: do not pass --no-cudnn (MXNet\'s cuDNN autotuning stays on)')
+    a('--deterministic', action='store_true',
+      help='both phases: pass --deterministic (%s)' % DETERMINISTIC_HELP)
     a('--self-training-script', default=DEFAULT_ROUND_SCRIPT,
       help='the per-round script run for each phase')
     a('--workers', type=int, default=1,
@@ -279,8 +282,26 @@ def check_recorded_run(run, argv):
         raise UserError('%s holds rounds run with other settings (%s): %s; resume with those '
                         'values, use another --output, or add --overwrite to discard those '
                         'rounds and start over' % (output, path, ', '.join(changed)))
-    write_json(path, {'command': list(argv), 'settings': current})
+    write_json(path, {'command': list(argv), 'settings': current, 'cpu_isa': isa_record()})
     return discarded
+
+
+def isa_change_warning(output):
+    """A warning line when run.json's "cpu_isa" (the kernels of the rounds already there) names
+    another instruction set than this process runs: the rounds added now may differ from a run
+    on one machine (util/kernels.py). None when they agree or run.json does not say."""
+    try:
+        with open(run_record_path(output)) as f:
+            recorded = json.load(f).get('cpu_isa') or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    current = isa_record()
+    if not recorded or recorded.get('effective') == current['effective']:
+        return None
+    return ('%s records rounds computed with the oneDNN instruction set %s, this run uses %s: '
+            'set DNNL_MAX_CPU_ISA=%s for the same numbers' % (
+                run_record_path(output), recorded.get('effective'), current['effective'],
+                recorded.get('effective')))
 
 
 def _shown(v):
@@ -390,7 +411,9 @@ def main(argv=None):
             check_self_training_lists(args)
         discarded = check_recorded_run(run, argv)
         setup_logging(os.path.join(args.output, 'rounds.log'))
-        for line in [lock.takeover] + ignored_flag_warnings(args):
+        log_kernels(log)
+        for line in [lock.takeover, isa_change_warning(args.output)] + \
+                ignored_flag_warnings(args):
             if line:
                 log.warning('%s', line)
         if discarded:

@@ -29,6 +29,7 @@ from issegm.testtime.image_list import Timings, device_names, predict_samples  #
 from util.errors import UserError, cli_entry, require_dir, require_file  # noqa: E402
 from util.files import write_atomically, write_json  # noqa: E402
 from util.flags import FlagParser, prediction_flags  # noqa: E402
+from util.kernels import log_kernels  # noqa: E402
 from util.logs import setup_logging  # noqa: E402
 
 __all__ = ['IMAGE_EXTENSIONS', 'KINDS', 'Video', 'Prediction', 'Settings', 'collect_inputs',
@@ -476,6 +477,7 @@ def main(argv=None):
     todo_videos = [v for v in videos if not video_finished(args.output, v, frame_kinds)]
     os.makedirs(args.output, exist_ok=True)
     setup_logging(args.log_file or os.path.join(args.output, 'predict.log'), debug=args.debug)
+    log_kernels(log)
     done = len(images) - len(todo) + len(videos) - len(todo_videos)
     if not todo and not todo_videos:
         log.info('nothing to do: the outputs of all %d inputs are in %s'

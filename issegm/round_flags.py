@@ -174,6 +174,9 @@ ROUND_FLAGS = (
     _shared('--mr-weight-ent', TRAIN, nonzero, 'crst', type=float, default=0.0, metavar='W',
             help='MR-ENT (the paper\'s Table 1, not released): W * that mean of '
                  'sum_k p_k log p_k'),
+    # Last, so a run without it keeps the command lines it always had. Not result-changing, as
+    # --no-cudnn: both choose among GPU algorithms (util/kernels.py; README, "Reproducibility").
+    _loop('--deterministic', BOTH, switch, changes_results=False),
 )
 
 

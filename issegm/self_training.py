@@ -10,6 +10,7 @@ from issegm.round_settings import check_round_args as check_args
 from issegm.round_settings import parse_round_args as parse_args
 from util.errors import cli_entry
 from util.flags import set_mxnet_switches
+from util.kernels import log_kernels
 from util.locks import output_lock
 from util.logs import setup_logging
 
@@ -24,13 +25,14 @@ def main(argv=None):
     args = parse_args(argv)
     settings = check_args(args, argv)
     # Environment switches before MXNet is imported (it reads them then, or at graph building).
-    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
+    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug, args.deterministic)
     # Under the orchestrator its lock covers this process (util/locks.py, TOKEN_ENV); run by
     # hand, a phase locks the folder itself.
     with output_lock(args.output) as lock:
         setup_logging(settings.round.log_file, debug=args.debug)
         if lock.takeover:
             log.warning('%s', lock.takeover)
+        log_kernels(log)
         if args.phase == 'val':
             from issegm import phase_val  # these import MXNet: after the flags
             phase_val.run(settings)

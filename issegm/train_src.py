@@ -20,6 +20,7 @@ from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs, parse_bool,  # noqa: E402
                         parse_scale_range, set_mxnet_switches, training_schedule_flags,
                         training_switch_flags)
+from util.kernels import log_kernels  # noqa: E402
 from util.locks import output_lock  # noqa: E402
 from util.logs import rank_log_file, setup_logging  # noqa: E402
 from util.lr_scheduler import make_lr_scheduler  # noqa: E402
@@ -95,7 +96,8 @@ def evaluate_argv(args):
     for flag, on in (('--test-flipping', args.test_flipping),
                      ('--save-predictions', args.save_predictions),
                      ('--no-save-results', args.no_save_results), ('--no-cudnn', args.no_cudnn),
-                     ('--debug', args.debug), ('--no-progress', args.no_progress),
+                     ('--deterministic', args.deterministic), ('--debug', args.debug),
+                     ('--no-progress', args.no_progress),
                      ('--skip-data-check', args.skip_data_check)):
         if on:
             argv.append(flag)
@@ -211,6 +213,7 @@ def train(args, start, samples, schedule, lock=None):
                                 rank), debug=args.debug)
     if lock is not None and lock.takeover:
         log.warning('%s', lock.takeover)
+    log_kernels(log)
     (arg_params, aux_params), missing = load_start_weights(args.weights, start.model,
                                                            start.continuing, start.from_epoch)
     np.random.seed(args.seed)
@@ -245,7 +248,7 @@ def main(argv=None):
     if args.phase == 'val':
         return evaluate.main(evaluate_argv(args))
     # Environment switches first: MXNet reads them when it is imported or builds the graph.
-    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
+    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug, args.deterministic)
     start = check_args(args)
     samples = load_samples(args.data_root, args.split, start.info.name)
     if not args.skip_data_check:
