@@ -1,0 +1,142 @@
+"""The cost of oneDNN's instruction-set cap (DNNL_MAX_CPU_ISA=AVX2, util/kernels.py), side by side.
+
+Phase val's network pass (issegm.testtime.one_image.Predictor.network_probs: flipping, float32
+softmax, as phase val) and a training step (forward, backward and SGD update of the training
+symbol, bound as issegm.training.bind_module binds it), each in fresh processes, capped (the
+default) and native (CBST_NATIVE_CPU=1), alternately (capped first, then native first, ...).
+Prints the medians, native / capped ratios, the effective instruction sets, and whether both
+ways computed the same numbers. On an AVX2-only processor both run the same kernels: ratio ~1.
+
+    python benchmarks/bench_cpu_isa.py [--model gta_rna-a1_cls19_s8] [--scale 1024]
+        [--crop 320] [--repeat 2] [--passes 2] [--cap AVX2]
+"""
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+WAYS = ('capped', 'native')
+
+
+def way_environment(way, cap=None):
+    """The environment of a child: the project's default cap (or DNNL_MAX_CPU_ISA=cap), or
+    CBST_NATIVE_CPU=1."""
+    from util.kernels import DEFAULT_MARKER_VARIABLE, ISA_CAP_VARIABLE, NATIVE_VARIABLE
+    env = {k: v for k, v in os.environ.items()
+           if k not in (ISA_CAP_VARIABLE, NATIVE_VARIABLE, DEFAULT_MARKER_VARIABLE)}
+    if way == 'native':
+        env[NATIVE_VARIABLE] = '1'
+    elif cap:
+        env[ISA_CAP_VARIABLE] = cap
+    env.setdefault('MXNET_SUBGRAPH_VERBOSE', '0')
+    return env
+
+
+def _digest(array):
+    return hashlib.sha256(array.tobytes()).hexdigest()[:16]
+
+
+def child(model, scale, crop, passes):
+    """In a fresh process: one warm-up and `passes` timed passes of each kind (their median);
+    one JSON line."""
+    import mxnet as mx
+    import numpy as np
+    from bench_train_memory import _Shapes, random_params
+    from issegm.crst.loss import training_symbol
+    from issegm.testtime.one_image import Predictor
+    from issegm.training import bind_module
+    from util.kernels import isa_record
+    arg_params, aux_params = random_params(model)
+    rng = np.random.RandomState(0)
+    image = (rng.rand(scale // 2, scale, 3) * 255).astype(np.uint8)
+    predictor = Predictor(model, arg_params, aux_params, mx.cpu(), 8)
+    times = {'val_s': [], 'step_s': []}
+    for _ in range(passes + 1):  # the first binds and makes oneDNN's kernels
+        start = time.perf_counter()
+        probs, _ = predictor.network_probs(image, scale, True)
+        times['val_s'].append(time.perf_counter() - start)
+    shapes = _Shapes(1, crop)
+    module = bind_module(training_symbol(model), shapes, [mx.cpu()], arg_params, aux_params)
+    module.init_optimizer(optimizer='sgd', optimizer_params={'learning_rate': 1e-3})
+    batch = mx.io.DataBatch(
+        [mx.nd.array(rng.uniform(-1, 1, (1, 3, shapes.crop, shapes.crop)))],
+        [mx.nd.array(rng.randint(0, 19, (1, shapes.grid, shapes.grid)))])
+    for _ in range(passes + 1):
+        start = time.perf_counter()
+        module.forward_backward(batch)
+        module.update()
+        mx.nd.waitall()
+        times['step_s'].append(time.perf_counter() - start)
+    weights = module.get_params()[0]
+    result = {key: statistics.median(values[1:]) for key, values in times.items()}
+    updated = np.concatenate([weights[k].asnumpy().ravel() for k in sorted(weights)])
+    print(json.dumps(dict(result, isa=isa_record()['effective'], val_digest=_digest(probs),
+                          step_digest=_digest(updated))))
+
+
+def measure(way, args):
+    command = [sys.executable, os.path.abspath(__file__), '--child', '--model', args.model,
+               '--scale', str(args.scale), '--crop', str(args.crop), '--passes', str(args.passes)]
+    res = subprocess.run(command, cwd=REPO, env=way_environment(way, args.cap),
+                         stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    if res.returncode != 0:
+        sys.stderr.write(res.stderr[-3000:])
+        raise SystemExit('%s run failed with status %d' % (way, res.returncode))
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def report(runs, args):
+    """The medians of each way, the native / capped ratios, the ISAs and the digests."""
+    print('%s: phase val network pass (%dx%d, flipped) and a training step (crop %d, 1 image), '
+          '%d fresh processes each way, %d timed passes each' % (
+              args.model, args.scale, args.scale // 2, args.crop, args.repeat, args.passes))
+    median = {way: {key: statistics.median(r[key] for r in runs[way])
+                    for key in ('val_s', 'step_s')} for way in WAYS}
+    print('%-8s  %-8s  %10s  %10s' % ('way', 'ISA', 'val pass s', 'step s'))
+    for way in WAYS:
+        print('%-8s  %-8s  %10.2f  %10.2f' % (way, runs[way][0]['isa'], median[way]['val_s'],
+                                              median[way]['step_s']))
+    print('native / capped time: val pass x%.2f, training step x%.2f' % tuple(
+        median['native'][key] / median['capped'][key] for key in ('val_s', 'step_s')))
+    same = all(len({r[key] for way in WAYS for r in runs[way]}) == 1
+               for key in ('val_digest', 'step_digest'))
+    print('same numbers both ways (probabilities and updated weights, bit for bit): %s'
+          % ('yes' if same else 'no'))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--model', default='gta_rna-a1_cls19_s8')
+    parser.add_argument('--scale', type=int, default=1024,
+                        help='longer side of the val pass (the image is scale/2 x scale)')
+    parser.add_argument('--crop', type=int, default=320, help='training crop side')
+    parser.add_argument('--repeat', type=int, default=2, help='processes per way')
+    parser.add_argument('--passes', type=int, default=2,
+                        help='timed passes of each kind per process, after a warm-up one')
+    parser.add_argument('--cap', help='DNNL_MAX_CPU_ISA of the capped way (default: the '
+                                      'project\'s, AVX2); e.g. AVX to see a cap that changes '
+                                      'the kernels on an AVX2 processor')
+    parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args.model, args.scale, args.crop, args.passes)
+    runs = {way: [] for way in WAYS}
+    for i in range(args.repeat):
+        for way in (WAYS if i % 2 == 0 else WAYS[::-1]):
+            runs[way].append(measure(way, args))
+            print('  %s: %s' % (way, json.dumps(runs[way][-1])), flush=True)
+    report(runs, args)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
