@@ -283,11 +283,14 @@ def test_each_flag_reaches_exactly_the_phases_of_the_table(tmp_path):
                 assert parsed == expected, (flag, phase, parsed)
             else:
                 assert parsed == getattr(defaults, dest) != expected, (flag, phase, parsed)
-    val, train = next(_children(_orchestrator_args(tmp_path, '--num-round', '1')))
+    val, train = next(_children(_orchestrator_args(tmp_path, '--num-round', '1',
+                                                   '--deterministic')))
     for row in ROUND_FLAGS:
-        if row.spec is None:  # written by the round loop (all on by default)
+        if row.spec is None:  # written by the round loop (all on by default, or given)
             assert (row.flag in val, row.flag in train) == \
                 ('val' in row.phases, 'train' in row.phases), row.flag
+    val, train = next(_children(_orchestrator_args(tmp_path, '--num-round', '1')))
+    assert '--deterministic' not in val + train  # off: the command lines they always had
 
 
 def test_round_loop_flags_are_the_orchestrators_alone(tmp_path):
