@@ -1,14 +1,15 @@
-"""The cost of oneDNN's instruction-set cap (DNNL_MAX_CPU_ISA=AVX2, util/kernels.py), side by side.
+"""The cost of the pinned CPU kernels (util/kernels.py: DNNL_MAX_CPU_ISA=AVX2, OMP_NUM_THREADS=1).
 
 Phase val's network pass (issegm.testtime.one_image.Predictor.network_probs: flipping, float32
 softmax, as phase val) and a training step (forward, backward and SGD update of the training
-symbol, bound as issegm.training.bind_module binds it), each in fresh processes, capped (the
-default) and native (CBST_NATIVE_CPU=1), alternately (capped first, then native first, ...).
-Prints the medians, native / capped ratios, the effective instruction sets, and whether both
-ways computed the same numbers. On an AVX2-only processor both run the same kernels: ratio ~1.
+symbol, bound as issegm.training.bind_module binds it), each in fresh processes, pinned (the
+default) and native (CBST_NATIVE_CPU=1), alternately (pinned first, then native first, ...).
+Prints the medians, native / pinned ratios, the instruction sets and threads, and whether both
+ways computed the same numbers. On a 2-CPU AVX2 processor both run the same kernels: ratio ~1.
+--threads 1,2,4: instead, whether those OMP_NUM_THREADS give the same numbers as the first.
 
     python benchmarks/bench_cpu_isa.py [--model gta_rna-a1_cls19_s8] [--scale 1024]
-        [--crop 320] [--repeat 2] [--passes 2] [--cap AVX2]
+        [--crop 320] [--repeat 2] [--passes 2] [--cap AVX2] [--threads 1,2,4]
 """
 import argparse
 import hashlib
@@ -23,19 +24,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-WAYS = ('capped', 'native')
+WAYS = ('pinned', 'native')
 
 
-def way_environment(way, cap=None):
-    """The environment of a child: the project's default cap (or DNNL_MAX_CPU_ISA=cap), or
-    CBST_NATIVE_CPU=1."""
-    from util.kernels import DEFAULT_MARKER_VARIABLE, ISA_CAP_VARIABLE, NATIVE_VARIABLE
-    env = {k: v for k, v in os.environ.items()
-           if k not in (ISA_CAP_VARIABLE, NATIVE_VARIABLE, DEFAULT_MARKER_VARIABLE)}
+def way_environment(way, cap=None, threads=None):
+    """The environment of a child: the project's defaults (or DNNL_MAX_CPU_ISA=cap, or
+    OMP_NUM_THREADS=threads), or CBST_NATIVE_CPU=1 (none of this process's own values)."""
+    from util.kernels import MARKER_PREFIX, NATIVE_VARIABLE, PINS
+    env = {k: v for k, v in os.environ.items() if k != NATIVE_VARIABLE and not any(
+        k in users or k == MARKER_PREFIX + variable for variable, _, users in PINS)}
     if way == 'native':
         env[NATIVE_VARIABLE] = '1'
-    elif cap:
-        env[ISA_CAP_VARIABLE] = cap
+    for variable, value in (('DNNL_MAX_CPU_ISA', cap), ('OMP_NUM_THREADS', threads)):
+        if value and way != 'native':
+            env[variable] = value
     env.setdefault('MXNET_SUBGRAPH_VERBOSE', '0')
     return env
 
@@ -53,7 +55,7 @@ def child(model, scale, crop, passes):
     from issegm.crst.loss import training_symbol
     from issegm.testtime.one_image import Predictor
     from issegm.training import bind_module
-    from util.kernels import isa_record
+    from util.kernels import isa_record, threads_record
     arg_params, aux_params = random_params(model)
     rng = np.random.RandomState(0)
     image = (rng.rand(scale // 2, scale, 3) * 255).astype(np.uint8)
@@ -78,14 +80,15 @@ def child(model, scale, crop, passes):
     weights = module.get_params()[0]
     result = {key: statistics.median(values[1:]) for key, values in times.items()}
     updated = np.concatenate([weights[k].asnumpy().ravel() for k in sorted(weights)])
-    print(json.dumps(dict(result, isa=isa_record()['effective'], val_digest=_digest(probs),
+    print(json.dumps(dict(result, isa=isa_record()['effective'],
+                          threads=threads_record()['effective'], val_digest=_digest(probs),
                           step_digest=_digest(updated))))
 
 
-def measure(way, args):
+def measure(way, args, threads=None):
     command = [sys.executable, os.path.abspath(__file__), '--child', '--model', args.model,
                '--scale', str(args.scale), '--crop', str(args.crop), '--passes', str(args.passes)]
-    res = subprocess.run(command, cwd=REPO, env=way_environment(way, args.cap),
+    res = subprocess.run(command, cwd=REPO, env=way_environment(way, args.cap, threads),
                          stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     if res.returncode != 0:
@@ -101,16 +104,32 @@ def report(runs, args):
               args.model, args.scale, args.scale // 2, args.crop, args.repeat, args.passes))
     median = {way: {key: statistics.median(r[key] for r in runs[way])
                     for key in ('val_s', 'step_s')} for way in WAYS}
-    print('%-8s  %-8s  %10s  %10s' % ('way', 'ISA', 'val pass s', 'step s'))
+    print('%-8s  %-8s  %7s  %10s  %10s' % ('way', 'ISA', 'threads', 'val pass s', 'step s'))
     for way in WAYS:
-        print('%-8s  %-8s  %10.2f  %10.2f' % (way, runs[way][0]['isa'], median[way]['val_s'],
-                                              median[way]['step_s']))
-    print('native / capped time: val pass x%.2f, training step x%.2f' % tuple(
-        median['native'][key] / median['capped'][key] for key in ('val_s', 'step_s')))
+        print('%-8s  %-8s  %7d  %10.2f  %10.2f' % (
+            way, runs[way][0]['isa'], runs[way][0]['threads'], median[way]['val_s'],
+            median[way]['step_s']))
+    print('native / pinned time: val pass x%.2f, training step x%.2f' % tuple(
+        median['native'][key] / median['pinned'][key] for key in ('val_s', 'step_s')))
     same = all(len({r[key] for way in WAYS for r in runs[way]}) == 1
                for key in ('val_digest', 'step_digest'))
     print('same numbers both ways (probabilities and updated weights, bit for bit): %s'
           % ('yes' if same else 'no'))
+
+
+def compare_threads(args):
+    """One pinned run per OMP_NUM_THREADS of --threads: its times and digests, and whether its
+    numbers equal the first's."""
+    first = None
+    for threads in args.threads.split(','):
+        run = measure('pinned', args, threads)
+        first = first or run
+        print('OMP_NUM_THREADS=%s: val pass %.2f s, step %.2f s; same numbers as with %s: val '
+              'pass %s, training step %s' % (
+                  threads, run['val_s'], run['step_s'], args.threads.split(',')[0],
+                  'yes' if run['val_digest'] == first['val_digest'] else 'no',
+                  'yes' if run['step_digest'] == first['step_digest'] else 'no'), flush=True)
+    return 0
 
 
 def main(argv=None):
@@ -125,10 +144,14 @@ def main(argv=None):
     parser.add_argument('--cap', help='DNNL_MAX_CPU_ISA of the capped way (default: the '
                                       'project\'s, AVX2); e.g. AVX to see a cap that changes '
                                       'the kernels on an AVX2 processor')
+    parser.add_argument('--threads', help='e.g. 1,2,4: compare the numbers of these '
+                                          'OMP_NUM_THREADS instead')
     parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args.model, args.scale, args.crop, args.passes)
+    if args.threads:
+        return compare_threads(args)
     runs = {way: [] for way in WAYS}
     for i in range(args.repeat):
         for way in (WAYS if i % 2 == 0 else WAYS[::-1]):

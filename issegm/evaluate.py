@@ -25,7 +25,7 @@ from issegm.testtime.image_list import (PredictionOptions, Timings, device_names
                                         predict_samples, write_label_pngs)
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.files import atomic_path, staged_output, write_json  # noqa: E402
-from util.kernels import isa_record, log_kernels  # noqa: E402
+from util.kernels import isa_record, log_kernels, threads_record  # noqa: E402
 from util.flags import (FlagParser, check_test_steps, parse_bool, parse_test_scales,  # noqa: E402
                         prediction_flags, set_mxnet_switches)
 from util.locks import output_lock  # noqa: E402
@@ -268,9 +268,9 @@ def write_per_image(path, rows, class_names):
 
 
 def write_report(output, conf, info, title):
-    """metrics.json (with "cpu_isa": util.kernels.isa_record), results.md, confusion.csv and
-    confusion.png of a confusion matrix; returns (the metrics dict, the summary line, the
-    results table)."""
+    """metrics.json (with the kernels' "cpu_isa" and "cpu_threads", util/kernels.py),
+    results.md, confusion.csv and confusion.png of a confusion matrix; returns (the metrics
+    dict, the summary line, the results table)."""
     metrics = metrics_dict(conf, info.class_names)
     s = scores(conf)
     star = miou13(s['iou'], info.class_names)
@@ -282,7 +282,7 @@ def write_report(output, conf, info, title):
         metrics['miou13'] = star
         summary += '; mIoU* (13 classes: without %s) %.2f%%' % (', '.join(MIOU13_EXCLUDED),
                                                                 100 * star)
-    metrics['cpu_isa'] = isa_record()  # which kernels computed these numbers
+    metrics.update(cpu_isa=isa_record(), cpu_threads=threads_record())  # the kernels used
     write_json(os.path.join(output, 'metrics.json'), metrics)
     with open(os.path.join(output, 'results.md'), 'w') as f:
         f.write('# %s\n\n%s\n\nIoU per class (%%):\n\n%s' % (title, summary, table))

@@ -26,7 +26,7 @@ from issegm.round_settings import check_round_args, parse_round_args
 from util.errors import UserError, cli_entry
 from util.files import write_json
 from util.flags import DETERMINISTIC_HELP, HOROVOD_INSTALL_HINT, FlagParser, py2_str
-from util.kernels import isa_record, log_kernels
+from util.kernels import isa_record, log_kernels, threads_record
 from util.launch import LAUNCHERS as PS_LAUNCHERS
 from util.locks import TOKEN_ENV, output_lock
 from util.logs import setup_logging
@@ -282,26 +282,31 @@ def check_recorded_run(run, argv):
         raise UserError('%s holds rounds run with other settings (%s): %s; resume with those '
                         'values, use another --output, or add --overwrite to discard those '
                         'rounds and start over' % (output, path, ', '.join(changed)))
-    write_json(path, {'command': list(argv), 'settings': current, 'cpu_isa': isa_record()})
+    write_json(path, {'command': list(argv), 'settings': current, 'cpu_isa': isa_record(),
+                      'cpu_threads': threads_record()})
     return discarded
 
 
-def isa_change_warning(output):
-    """A warning line when run.json's "cpu_isa" (the kernels of the rounds already there) names
-    another instruction set than this process runs: the rounds added now may differ from a run
-    on one machine (util/kernels.py). None when they agree or run.json does not say."""
+def kernels_change_warning(output):
+    """A warning line when run.json records other CPU kernels (the instruction set, the OpenMP
+    threads: util/kernels.py) for the rounds already there than this process runs: the rounds
+    added now may differ from a run on one machine. None when they agree or it does not say."""
     try:
         with open(run_record_path(output)) as f:
-            recorded = json.load(f).get('cpu_isa') or {}
-    except (OSError, ValueError, AttributeError):
+            recorded = json.load(f)
+    except (OSError, ValueError):
         return None
-    current = isa_record()
-    if not recorded or recorded.get('effective') == current['effective']:
+    changed = []
+    for key, variable, current in (('cpu_isa', 'DNNL_MAX_CPU_ISA', isa_record()),
+                                   ('cpu_threads', 'OMP_NUM_THREADS', threads_record())):
+        before = (recorded.get(key) or {}).get('effective') if isinstance(recorded, dict) else None
+        if before is not None and before != current['effective']:
+            changed.append('%s %s (now %s: set %s=%s for the same numbers)' % (
+                key, before, current['effective'], variable, before))
+    if not changed:
         return None
-    return ('%s records rounds computed with the oneDNN instruction set %s, this run uses %s: '
-            'set DNNL_MAX_CPU_ISA=%s for the same numbers' % (
-                run_record_path(output), recorded.get('effective'), current['effective'],
-                recorded.get('effective')))
+    return '%s records rounds computed with other CPU kernels: %s' % (
+        run_record_path(output), ', '.join(changed))
 
 
 def _shown(v):
@@ -412,7 +417,7 @@ def main(argv=None):
         discarded = check_recorded_run(run, argv)
         setup_logging(os.path.join(args.output, 'rounds.log'))
         log_kernels(log)
-        for line in [lock.takeover, isa_change_warning(args.output)] + \
+        for line in [lock.takeover, kernels_change_warning(args.output)] + \
                 ignored_flag_warnings(args):
             if line:
                 log.warning('%s', line)

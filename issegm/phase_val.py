@@ -32,7 +32,7 @@ from issegm.testtime.one_image import make_predictors, upsample_probs
 from util.devices import parse_devices
 from util.errors import UserError
 from util.files import staged_output as _staged_output, write_atomically, write_json
-from util.kernels import isa_record
+from util.kernels import isa_record, threads_record
 from util.metrics import ConfusionMeter, format_table, metrics_dict
 from util.model_label import check_num_classes
 from util.prefetch import Closing, Prefetcher
@@ -470,7 +470,7 @@ def write_round_report(path, header, info, first, thresholds, selection, timing)
     (cls_thresh, cls_size), the share of pixels selected per class (selection: label_target's
     Selection), the scores of pass 1's argmax when the split has ground truth (and of the
     prior-weighted argmax), the round's health (and pseudo_quality.md), the timing, and the
-    kernels that computed them ("cpu_isa": util.kernels.isa_record)."""
+    kernels that computed them ("cpu_isa", "cpu_threads": util/kernels.py)."""
     (cls_thresh, cls_size), (selected, total_pixels) = thresholds, selection[:2]
     report = dict(header)
     report.update({'cls_thresh': [float(t) for t in cls_thresh],
@@ -486,7 +486,7 @@ def write_round_report(path, header, info, first, thresholds, selection, timing)
     if selection.health is not None:
         report.update(round_health.health_metrics(selection.health, info.class_names))
     report['timing'] = timing
-    report['cpu_isa'] = isa_record()
+    report.update(cpu_isa=isa_record(), cpu_threads=threads_record())
     log.info('per image: network %.3f s, everything else %.3f s; kept %.2f MB between passes',
              timing['network_s_per_image'], timing['other_s_per_image'],
              timing['cache_bytes_per_image'] / 1e6)

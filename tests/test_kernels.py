@@ -1,5 +1,6 @@
-"""oneDNN's instruction-set cap (util/kernels.py): who sets it, what is recorded, what reaches
-child processes; and --deterministic's MXNet switches in the scripts and the round phases."""
+"""oneDNN's instruction-set cap and the OpenMP threads (util/kernels.py): who sets them, what is
+recorded, what reaches child processes; and --deterministic's MXNet switches in the scripts and
+the round phases."""
 import json
 import os
 import subprocess
@@ -14,12 +15,13 @@ from util import kernels
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AVX2_FLAGS = {'sse4_1', 'avx', 'avx2', 'fma'}
 AVX512_FLAGS = AVX2_FLAGS | {'avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512cd'}
-VARIABLES = (kernels.ISA_CAP_VARIABLE, kernels.NATIVE_VARIABLE, kernels.DEFAULT_MARKER_VARIABLE)
+VARIABLES = ('DNNL_MAX_CPU_ISA', 'OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS', 'CBST_NATIVE_CPU',
+             'CBST_DEFAULT_DNNL_MAX_CPU_ISA', 'CBST_DEFAULT_OMP_NUM_THREADS')
 
 
 @pytest.fixture
 def fresh(monkeypatch):
-    """pin_isa_cap as in a new process: no decision yet, none of its variables set (all
+    """pin_cpu_kernels as in a new process: no decision yet, none of its variables set (all
     restored after the test), MXNet not imported."""
     monkeypatch.setattr(kernels, '_state', {})
     for variable in VARIABLES:
@@ -29,47 +31,66 @@ def fresh(monkeypatch):
     return monkeypatch
 
 
-def test_the_default_cap_is_avx2(fresh):
-    decision = kernels.pin_isa_cap()
-    assert decision == {'requested': 'AVX2', 'set_by': 'default', 'before_mxnet': True}
-    assert os.environ['DNNL_MAX_CPU_ISA'] == 'AVX2'
+def test_the_defaults_are_avx2_and_one_thread(fresh):
+    decisions = kernels.pin_cpu_kernels()
+    default = {'set_by': 'default', 'before_mxnet': True}
+    assert decisions == {'DNNL_MAX_CPU_ISA': dict(default, requested='AVX2'),
+                         'OMP_NUM_THREADS': dict(default, requested='1')}
+    assert os.environ['DNNL_MAX_CPU_ISA'] == 'AVX2' and os.environ['OMP_NUM_THREADS'] == '1'
+    assert kernels.threads_record()['effective'] == 1
     os.environ['DNNL_MAX_CPU_ISA'] = 'SSE41'
-    assert kernels.pin_isa_cap() == decision  # the first call decides
+    assert kernels.pin_cpu_kernels() == decisions  # the first call decides
 
 
 @pytest.mark.parametrize('value', ['AVX512_CORE', 'SSE41', 'avx2'])
-def test_the_users_value_wins(fresh, value):
+def test_the_users_cap_wins(fresh, value):
     fresh.setenv('DNNL_MAX_CPU_ISA', value)
-    assert kernels.pin_isa_cap()['set_by'] == 'environment'
+    assert kernels.pin_cpu_kernels()['DNNL_MAX_CPU_ISA']['set_by'] == 'environment'
     assert os.environ['DNNL_MAX_CPU_ISA'] == value
     line = kernels.isa_log_line()
     assert ('oneDNN ignores' in line) == (value == 'avx2')  # case matters to oneDNN
 
 
-def test_native_opt_out_leaves_onednn_uncapped(fresh):
+@pytest.mark.parametrize('variable, value, threads', [('OMP_NUM_THREADS', '3', 3),
+                                                       ('MXNET_OMP_MAX_THREADS', '4', 4)])
+def test_the_users_threads_win(fresh, variable, value, threads):
+    fresh.setenv(variable, value)
+    assert kernels.pin_cpu_kernels()['OMP_NUM_THREADS']['set_by'] == 'environment'
+    assert os.environ.get('OMP_NUM_THREADS') == (value if variable == 'OMP_NUM_THREADS' else None)
+    assert kernels.threads_record()['effective'] == threads
+    assert 'MXNet runs %d OpenMP thread(s)' % threads in kernels.threads_log_line()
+
+
+def test_native_opt_out_leaves_both_to_the_machine(fresh):
     fresh.setenv('CBST_NATIVE_CPU', '1')
-    assert kernels.pin_isa_cap() == {'requested': None, 'set_by': 'CBST_NATIVE_CPU',
-                                     'before_mxnet': True}
-    assert 'DNNL_MAX_CPU_ISA' not in os.environ
+    native = {'requested': None, 'set_by': 'CBST_NATIVE_CPU', 'before_mxnet': True}
+    assert kernels.pin_cpu_kernels() == {'DNNL_MAX_CPU_ISA': native, 'OMP_NUM_THREADS': native}
+    assert 'DNNL_MAX_CPU_ISA' not in os.environ and 'OMP_NUM_THREADS' not in os.environ
     assert 'DNNL_MAX_CPU_ISA=(unset), CBST_NATIVE_CPU=1' in kernels.isa_log_line()
+    # MXNet's own choice: half the logical CPUs (apache/mxnet src/engine/openmp.cc)
+    assert kernels.threads_record()['effective'] == max(len(os.sched_getaffinity(0)) // 2, 1)
 
 
 def test_a_child_knows_an_inherited_default(fresh):
     """The parent's default reaches a child as the default; asked for native there, it goes."""
     fresh.setenv('DNNL_MAX_CPU_ISA', 'AVX2')
-    fresh.setenv('CBST_DEFAULT_CPU_ISA', 'AVX2')
-    assert kernels.pin_isa_cap()['set_by'] == 'default'
+    fresh.setenv('CBST_DEFAULT_DNNL_MAX_CPU_ISA', 'AVX2')
+    fresh.setenv('OMP_NUM_THREADS', '1')  # the user's: no marker
+    decisions = kernels.pin_cpu_kernels()
+    assert decisions['DNNL_MAX_CPU_ISA']['set_by'] == 'default'
+    assert decisions['OMP_NUM_THREADS']['set_by'] == 'environment'
     fresh.setattr(kernels, '_state', {})
     fresh.setenv('CBST_NATIVE_CPU', '1')
-    assert kernels.pin_isa_cap()['set_by'] == 'CBST_NATIVE_CPU'
-    assert 'DNNL_MAX_CPU_ISA' not in os.environ
+    assert kernels.pin_cpu_kernels()['DNNL_MAX_CPU_ISA']['set_by'] == 'CBST_NATIVE_CPU'
+    assert 'DNNL_MAX_CPU_ISA' not in os.environ and os.environ['OMP_NUM_THREADS'] == '1'
 
 
-def test_a_cap_set_after_mxnet_was_imported_is_recorded(fresh):
+def test_values_set_after_mxnet_was_imported_are_recorded(fresh):
     fresh.setitem(sys.modules, 'mxnet', object())
-    assert kernels.pin_isa_cap()['before_mxnet'] is False
     assert kernels.isa_record()['before_mxnet'] is False
+    assert kernels.threads_record()['before_mxnet'] is False
     assert 'MXNet was imported before the cap was set' in kernels.isa_log_line()
+    assert 'MXNet was imported before OMP_NUM_THREADS' in kernels.threads_log_line()
 
 
 @pytest.mark.parametrize('requested, flags, effective', [
@@ -104,6 +125,7 @@ def test_evaluate_records_the_isa_in_metrics_json(tmp_path):
                           'a title')
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert metrics['cpu_isa'] == kernels.isa_record()
+    assert metrics['cpu_threads'] == kernels.threads_record()
     assert metrics['miou'] == 1.0  # the other keys as they were
 
 
@@ -115,14 +137,14 @@ def _clean_env(**extra):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('extra, expected', [
-    ({}, 'AVX2 AVX2'),
-    ({'DNNL_MAX_CPU_ISA': 'SSE41'}, 'SSE41 None'),
-    ({'CBST_NATIVE_CPU': '1'}, 'None None'),
+    ({}, 'AVX2 AVX2 1'),
+    ({'DNNL_MAX_CPU_ISA': 'SSE41', 'OMP_NUM_THREADS': '2'}, 'SSE41 None 2'),
+    ({'CBST_NATIVE_CPU': '1'}, 'None None None'),
 ])
-def test_subprocesses_inherit_the_cap(extra, expected):
-    """A process importing the project's package passes the cap on to its children."""
+def test_subprocesses_inherit_the_pins(extra, expected):
+    """A process importing the project's package passes the cap and threads to its children."""
     child = 'import os; print(os.environ.get("DNNL_MAX_CPU_ISA"), ' \
-            'os.environ.get("CBST_DEFAULT_CPU_ISA"))'
+            'os.environ.get("CBST_DEFAULT_DNNL_MAX_CPU_ISA"), os.environ.get("OMP_NUM_THREADS"))'
     parent = 'import subprocess, sys, issegm; subprocess.run([sys.executable, "-c", %r])' % child
     out = subprocess.run([sys.executable, '-c', parent], env=_clean_env(**extra),
                          capture_output=True, text=True, check=True).stdout
@@ -171,10 +193,13 @@ def test_rounds_record_the_isa_and_deterministic_reaches_both_phases(tmp_path):
     assert '--deterministic' in run['command'] and '--deterministic' not in run['settings']
     assert run['cpu_isa']['requested'] == 'AVX2' and run['cpu_isa']['set_by'] == 'default'
     metrics = json.loads((out / '0' / 'metrics.json').read_text())
-    assert metrics['cpu_isa'] == dict(run['cpu_isa'])
+    assert metrics['cpu_isa'] == run['cpu_isa']
+    assert metrics['cpu_threads'] == run['cpu_threads'] == {
+        'requested': '1', 'set_by': 'default', 'effective': 1, 'before_mxnet': True}
     switches = ('determinism switches: MXNET_ENFORCE_DETERMINISM=1, '
                 'MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
     for phase in ('val', 'train'):
         log = (out / ('round0-%s.log' % phase)).read_text()
-        assert switches in log and 'CPU kernels: oneDNN instruction set' in log, phase
+        assert switches in log and 'CPU kernels: oneDNN instruction set AVX2' in log, phase
+        assert 'CPU threads: MXNet runs 1 OpenMP thread(s)' in log, phase
     assert 'MXNET_ENFORCE_DETERMINISM=(unset)' in (out / 'rounds.log').read_text()

@@ -1,22 +1,33 @@
 """Which kernels MXNet runs, for the same numbers on every machine (README, "Reproducibility"):
-oneDNN's instruction-set cap DNNL_MAX_CPU_ISA=AVX2, set by pin_isa_cap() from util/__init__.py and
-issegm/__init__.py before the project imports MXNet (the user's value or CBST_NATIVE_CPU=1 wins),
-recorded as "cpu_isa" (isa_record) in run.json and metrics.json; and `--deterministic`'s MXNet
-switches for GPUs (set_deterministic). No MXNet here: `--help` must not import it.
+oneDNN's instruction-set cap DNNL_MAX_CPU_ISA=AVX2 and OMP_NUM_THREADS=1, set by pin_cpu_kernels()
+from util/__init__.py and issegm/__init__.py before the project imports MXNet (the user's values
+or CBST_NATIVE_CPU=1 win), recorded as "cpu_isa" and "cpu_threads" in run.json and metrics.json;
+and `--deterministic`'s MXNet switches for GPUs. No MXNet here: `--help` must not import it.
 """
 import os
 import sys
 
-__all__ = ['ISA_CAP_VARIABLE', 'REPRODUCIBLE_ISA', 'NATIVE_VARIABLE', 'ONEDNN_ISAS',
-           'pin_isa_cap', 'isa_record', 'isa_log_line', 'effective_isa', 'processor_isa',
-           'known_cap', 'DETERMINISM_SWITCHES', 'set_deterministic', 'log_kernels']
+__all__ = ['ISA_CAP_VARIABLE', 'REPRODUCIBLE_ISA', 'THREADS_VARIABLE', 'REPRODUCIBLE_THREADS',
+           'NATIVE_VARIABLE', 'ONEDNN_ISAS', 'pin_cpu_kernels', 'isa_record', 'threads_record',
+           'isa_log_line', 'threads_log_line', 'effective_isa', 'processor_isa', 'known_cap',
+           'DETERMINISM_SWITCHES', 'set_deterministic', 'log_kernels']
 
 ISA_CAP_VARIABLE = 'DNNL_MAX_CPU_ISA'
 REPRODUCIBLE_ISA = 'AVX2'
+# oneDNN's convolutions sum in another order with another number of OpenMP threads (measured:
+# benchmarks/bench_cpu_isa.py --threads); MXNet 1.9.1 runs half the processor's logical CPUs
+# without OMP_NUM_THREADS or MXNET_OMP_MAX_THREADS (apache/mxnet src/engine/openmp.cc,
+# OpenMP::OpenMP): 1 on the 2-CPU machines the README's numbers come from.
+THREADS_VARIABLE = 'OMP_NUM_THREADS'
+REPRODUCIBLE_THREADS = '1'
+MXNET_THREADS_VARIABLE = 'MXNET_OMP_MAX_THREADS'
 NATIVE_VARIABLE = 'CBST_NATIVE_CPU'
-# Set beside our default cap, so a child process knows the DNNL_MAX_CPU_ISA it inherits is the
-# project's default rather than the user's choice.
-DEFAULT_MARKER_VARIABLE = 'CBST_DEFAULT_CPU_ISA'
+# The pinned variables: the project's value, and the variables that are the user's choice.
+PINS = ((ISA_CAP_VARIABLE, REPRODUCIBLE_ISA, (ISA_CAP_VARIABLE,)),
+        (THREADS_VARIABLE, REPRODUCIBLE_THREADS, (THREADS_VARIABLE, MXNET_THREADS_VARIABLE)))
+# CBST_DEFAULT_VARIABLE is set beside the project's value of VARIABLE, so a child process knows
+# the value it inherits is the project's default rather than the user's choice.
+MARKER_PREFIX = 'CBST_DEFAULT_'
 _ON = ('1', 'true', 'yes')
 
 # oneDNN 2.4's DNNL_MAX_CPU_ISA values for x86-64 processors (its dispatcher-control
@@ -39,35 +50,37 @@ _NO_CAP = 'ALL'  # oneDNN's own "no cap" value
 # --deterministic: the variables and the values it sets.
 DETERMINISM_SWITCHES = (('MXNET_ENFORCE_DETERMINISM', '1'), ('MXNET_CUDNN_AUTOTUNE_DEFAULT', '0'))
 
-_state = {}  # what pin_isa_cap found and did, once per process
+_state = {}  # what pin_cpu_kernels found and did, once per process
 
 
-def pin_isa_cap():
-    """Set DNNL_MAX_CPU_ISA=AVX2 unless the user set it or CBST_NATIVE_CPU=1 asks for the
-    processor's own instruction set; the first call decides (later calls return the same).
-    Returns the decision: requested (the cap oneDNN will read, None for none), set_by
-    ('default', 'environment' or NATIVE_VARIABLE) and before_mxnet (False when this call set
-    the cap after MXNet was imported: then it counts only if no oneDNN kernel has run yet;
-    measured: oneDNN reads it at its first kernel, not when MXNet is imported)."""
-    if _state:
-        return dict(_state)
-    env = os.environ
-    native = env.get(NATIVE_VARIABLE, '').strip().lower() in _ON
-    inherited_default = (env.get(DEFAULT_MARKER_VARIABLE) is not None
-                         and env.get(ISA_CAP_VARIABLE) == env.get(DEFAULT_MARKER_VARIABLE))
+def pin_cpu_kernels():
+    """Set DNNL_MAX_CPU_ISA=AVX2 and OMP_NUM_THREADS=1 (PINS) unless the user chose them or
+    CBST_NATIVE_CPU=1 asks for the machine's own; the first call decides. Returns, per
+    variable, requested (the value, None for unset), set_by ('default', 'environment' or
+    NATIVE_VARIABLE) and before_mxnet (False when set here after MXNet was imported: oneDNN
+    reads its cap at its first kernel, OpenMP its threads when MXNet is loaded)."""
+    if not _state:
+        native = os.environ.get(NATIVE_VARIABLE, '').strip().lower() in _ON
+        for variable, value, users in PINS:
+            _state[variable] = _pin(variable, value, users, native)
+    return {variable: dict(decision) for variable, decision in _state.items()}
+
+
+def _pin(variable, value, users, native):
+    env, marker = os.environ, MARKER_PREFIX + variable
+    inherited_default = env.get(marker) is not None and env.get(variable) == env.get(marker)
     if inherited_default and native:  # our parent's default, then the user asked for native
-        env.pop(ISA_CAP_VARIABLE, None)
+        env.pop(variable, None)
     set_here = False
-    if ISA_CAP_VARIABLE in env:
+    if any(name in env for name in users):
         set_by = 'default' if inherited_default else 'environment'
     elif native:
         set_by = NATIVE_VARIABLE
     else:
-        env[ISA_CAP_VARIABLE] = env[DEFAULT_MARKER_VARIABLE] = REPRODUCIBLE_ISA
+        env[variable] = env[marker] = value
         set_by, set_here = 'default', True
-    _state.update(requested=env.get(ISA_CAP_VARIABLE), set_by=set_by,
-                  before_mxnet=not (set_here and 'mxnet' in sys.modules))
-    return dict(_state)
+    return {'requested': env.get(variable), 'set_by': set_by,
+            'before_mxnet': not (set_here and 'mxnet' in sys.modules)}
 
 
 def _cpu_flags(cpuinfo='/proc/cpuinfo'):
@@ -115,7 +128,7 @@ def isa_record(cpuinfo='/proc/cpuinfo'):
     none), who chose it (set_by), the instruction set it runs (effective) and the processor's
     best (processor), how effective was found (source), and whether the cap was set before
     MXNet was imported (before_mxnet)."""
-    decision = pin_isa_cap()
+    decision = pin_cpu_kernels()[ISA_CAP_VARIABLE]
     flags = _cpu_flags(cpuinfo)
     requested = decision['requested']
     return {'requested': requested, 'set_by': decision['set_by'],
@@ -146,6 +159,44 @@ def isa_log_line(record=None):
     return line
 
 
+def mxnet_threads():
+    """The OpenMP threads MXNet 1.9.1 runs its CPU operators with: MXNET_OMP_MAX_THREADS, else
+    OMP_NUM_THREADS, else half the logical CPUs this process may use (apache/mxnet
+    src/engine/openmp.cc, OpenMP::OpenMP, on x86-64)."""
+    for variable in (MXNET_THREADS_VARIABLE, THREADS_VARIABLE):
+        try:
+            return int(os.environ[variable].split(',')[0])
+        except (KeyError, ValueError):
+            pass
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    return max((cpus or 1) // 2, 1)
+
+
+def threads_record():
+    """run.json's and metrics.json's "cpu_threads": OMP_NUM_THREADS as set (requested, None for
+    unset), who chose it (set_by), the OpenMP threads MXNet runs (effective, mxnet_threads) and
+    whether it was set before MXNet was imported (before_mxnet)."""
+    decision = pin_cpu_kernels()[THREADS_VARIABLE]
+    return {'requested': decision['requested'], 'set_by': decision['set_by'],
+            'effective': mxnet_threads(), 'before_mxnet': decision['before_mxnet']}
+
+
+def threads_log_line(record=None):
+    """The line each script logs once of the OpenMP threads (a warning when set too late)."""
+    record = record or threads_record()
+    how = {'default': 'the default; %s=1 for MXNet\'s own choice, half the logical CPUs'
+                      % NATIVE_VARIABLE,
+           'environment': 'from the environment',
+           NATIVE_VARIABLE: '%s=1' % NATIVE_VARIABLE}[record['set_by']]
+    line = 'CPU threads: MXNet runs %d OpenMP thread(s) (%s=%s, %s)' % (
+        record['effective'], THREADS_VARIABLE,
+        record['requested'] if record['requested'] is not None else '(unset)', how)
+    if not record['before_mxnet']:
+        line += ('; warning: MXNet was imported before %s was set, so it runs its own number '
+                 'of threads' % THREADS_VARIABLE)
+    return line
+
+
 def set_deterministic():
     """`--deterministic`: MXNet's DETERMINISM_SWITCHES in the environment (call it before MXNet
     is imported; child processes inherit them)."""
@@ -154,10 +205,10 @@ def set_deterministic():
 
 
 def log_kernels(log):
-    """Log, once per run, isa_log_line() (a warning for a cap oneDNN ignores or one set too
-    late) and the determinism switches as the process has them."""
-    line = isa_log_line()
-    (log.warning if 'warning:' in line else log.info)('%s', line)
+    """Log, once per run, isa_log_line() and threads_log_line() (as warnings when they hold
+    one) and the determinism switches as the process has them."""
+    for line in (isa_log_line(), threads_log_line()):
+        (log.warning if 'warning:' in line else log.info)('%s', line)
     log.info('determinism switches: %s', ', '.join(
         '%s=%s' % (variable, os.environ.get(variable, '(unset)'))
         for variable, _ in DETERMINISM_SWITCHES))
