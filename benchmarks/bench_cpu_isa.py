@@ -25,6 +25,9 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 WAYS = ('pinned', 'native')
+# Wall and CPU seconds (all threads of the process) of the network pass and the training step:
+# on a shared machine the wall time varies with the load, the CPU time far less.
+KEYS = ('val_s', 'step_s', 'val_cpu_s', 'step_cpu_s')
 
 
 def way_environment(way, cap=None, threads=None):
@@ -60,11 +63,12 @@ def child(model, scale, crop, passes):
     rng = np.random.RandomState(0)
     image = (rng.rand(scale // 2, scale, 3) * 255).astype(np.uint8)
     predictor = Predictor(model, arg_params, aux_params, mx.cpu(), 8)
-    times = {'val_s': [], 'step_s': []}
+    times = {key: [] for key in KEYS}
     for _ in range(passes + 1):  # the first binds and makes oneDNN's kernels
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         probs, _ = predictor.network_probs(image, scale, True)
         times['val_s'].append(time.perf_counter() - start)
+        times['val_cpu_s'].append(time.process_time() - cpu)
     shapes = _Shapes(1, crop)
     module = bind_module(training_symbol(model), shapes, [mx.cpu()], arg_params, aux_params)
     module.init_optimizer(optimizer='sgd', optimizer_params={'learning_rate': 1e-3})
@@ -72,11 +76,12 @@ def child(model, scale, crop, passes):
         [mx.nd.array(rng.uniform(-1, 1, (1, 3, shapes.crop, shapes.crop)))],
         [mx.nd.array(rng.randint(0, 19, (1, shapes.grid, shapes.grid)))])
     for _ in range(passes + 1):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         module.forward_backward(batch)
         module.update()
         mx.nd.waitall()
         times['step_s'].append(time.perf_counter() - start)
+        times['step_cpu_s'].append(time.process_time() - cpu)
     weights = module.get_params()[0]
     result = {key: statistics.median(values[1:]) for key, values in times.items()}
     updated = np.concatenate([weights[k].asnumpy().ravel() for k in sorted(weights)])
@@ -102,15 +107,17 @@ def report(runs, args):
     print('%s: phase val network pass (%dx%d, flipped) and a training step (crop %d, 1 image), '
           '%d fresh processes each way, %d timed passes each' % (
               args.model, args.scale, args.scale // 2, args.crop, args.repeat, args.passes))
-    median = {way: {key: statistics.median(r[key] for r in runs[way])
-                    for key in ('val_s', 'step_s')} for way in WAYS}
-    print('%-8s  %-8s  %7s  %10s  %10s' % ('way', 'ISA', 'threads', 'val pass s', 'step s'))
+    median = {way: {key: statistics.median(r[key] for r in runs[way]) for key in KEYS}
+              for way in WAYS}
+    print('%-8s  %-8s  %7s  %12s  %12s  %12s  %12s' % (
+        'way', 'ISA', 'threads', 'val pass s', 'step s', 'val CPU s', 'step CPU s'))
     for way in WAYS:
-        print('%-8s  %-8s  %7d  %10.2f  %10.2f' % (
-            way, runs[way][0]['isa'], runs[way][0]['threads'], median[way]['val_s'],
-            median[way]['step_s']))
-    print('native / pinned time: val pass x%.2f, training step x%.2f' % tuple(
-        median['native'][key] / median['pinned'][key] for key in ('val_s', 'step_s')))
+        print('%-8s  %-8s  %7d  %12.2f  %12.2f  %12.2f  %12.2f' % (
+            (way, runs[way][0]['isa'], runs[way][0]['threads'])
+            + tuple(median[way][key] for key in KEYS)))
+    print('native / pinned: wall time val pass x%.2f, training step x%.2f; CPU time val pass '
+          'x%.2f, training step x%.2f' % tuple(median['native'][key] / median['pinned'][key]
+                                               for key in KEYS))
     same = all(len({r[key] for way in WAYS for r in runs[way]}) == 1
                for key in ('val_digest', 'step_digest'))
     print('same numbers both ways (probabilities and updated weights, bit for bit): %s'
