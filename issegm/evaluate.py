@@ -339,11 +339,11 @@ def main(argv=None):
                       debug=args.debug)
         if lock.takeover:
             log.warning('%s', lock.takeover)
-        log_kernels(log)
         log.info('evaluate %s (%s) on %s %s: %d images, scales %s, flipping %s, devices %s',
                  model, args.weights, dataset, args.split, len(samples),
                  ','.join(map(str, scales)), 'on' if args.test_flipping else 'off',
                  device_names(contexts))
+        log_kernels(log)
         # Written into a stage and moved in place at the end: a run failing half-way leaves
         # the outputs of an earlier run in OUTPUT as they were.
         with staged_output(os.path.join(args.output, STAGE_NAME), args.output) as stage:

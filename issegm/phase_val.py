@@ -32,7 +32,7 @@ from issegm.testtime.one_image import make_predictors, upsample_probs
 from util.devices import parse_devices
 from util.errors import UserError
 from util.files import staged_output as _staged_output, write_atomically, write_json
-from util.kernels import isa_record, threads_record
+from util.kernels import isa_record, log_kernels, threads_record
 from util.metrics import ConfusionMeter, format_table, metrics_dict
 from util.model_label import check_num_classes
 from util.prefetch import Closing, Prefetcher
@@ -534,6 +534,7 @@ def run(settings):
              'prior %s, policy %s, devices %s', rnd.idx_round, len(samples),
              settings.test_scales[0], settings.test_flipping, settings.test_steps,
              settings.prior_path is not None, settings.kc_policy, device_names(contexts))
+    log_kernels(log)
     final = round_dir(rnd.output, rnd.idx_round)
     started = time.perf_counter()
     with staged_output(final, _val_parts(rnd.output, final)) as stage:

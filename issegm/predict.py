@@ -477,7 +477,6 @@ def main(argv=None):
     todo_videos = [v for v in videos if not video_finished(args.output, v, frame_kinds)]
     os.makedirs(args.output, exist_ok=True)
     setup_logging(args.log_file or os.path.join(args.output, 'predict.log'), debug=args.debug)
-    log_kernels(log)
     done = len(images) - len(todo) + len(videos) - len(todo_videos)
     if not todo and not todo_videos:
         log.info('nothing to do: the outputs of all %d inputs are in %s'
@@ -488,6 +487,7 @@ def main(argv=None):
              'scales %s, flipping %s, outputs %s, devices %s', model, args.weights, len(todo),
              len(todo_videos), done, dataset, ','.join(map(str, scales)),
              'on' if args.test_flipping else 'off', ','.join(kinds), device_names(contexts))
+    log_kernels(log)
     settings = Settings(info, scales, args.test_flipping, kinds, args.opacity, args.output,
                         args.prefetch_threads, not args.no_progress)
     timings = Timings()

@@ -10,7 +10,6 @@ from issegm.round_settings import check_round_args as check_args
 from issegm.round_settings import parse_round_args as parse_args
 from util.errors import cli_entry
 from util.flags import set_mxnet_switches
-from util.kernels import log_kernels
 from util.locks import output_lock
 from util.logs import setup_logging
 
@@ -32,7 +31,6 @@ def main(argv=None):
         setup_logging(settings.round.log_file, debug=args.debug)
         if lock.takeover:
             log.warning('%s', lock.takeover)
-        log_kernels(log)
         if args.phase == 'val':
             from issegm import phase_val  # these import MXNet: after the flags
             phase_val.run(settings)

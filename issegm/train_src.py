@@ -213,7 +213,6 @@ def train(args, start, samples, schedule, lock=None):
                                 rank), debug=args.debug)
     if lock is not None and lock.takeover:
         log.warning('%s', lock.takeover)
-    log_kernels(log)
     (arg_params, aux_params), missing = load_start_weights(args.weights, start.model,
                                                            start.continuing, start.from_epoch)
     np.random.seed(args.seed)
@@ -230,6 +229,7 @@ def train(args, start, samples, schedule, lock=None):
              args.scale_rate_range, start.origin_size, start.from_epoch, start.stop_epoch,
              args.to_epoch, args.lr_type, args.base_lr, args.weight_decay, len(contexts),
              ','.join(map(str, contexts)), args.kvstore, rank, workers, args.weights)
+    log_kernels(log)
     fitting = FitSettings(start.from_epoch, start.stop_epoch,
                           checkpoint_prefix(args.output, start.model), schedule,
                           weight_decay=args.weight_decay, allow_missing=bool(missing),
