@@ -27,6 +27,7 @@ from issegm.testtime.predictors import (TestTimeSettings, check_devices,  # noqa
                                         load_predictors)
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.files import atomic_path, staged_output, write_json  # noqa: E402
+from util.kernels import isa_record, log_kernels, threads_record  # noqa: E402
 from util.flags import (FlagParser, check_test_steps, parse_bool, parse_test_scales,  # noqa: E402
                         prediction_flags)
 from util.locks import output_lock  # noqa: E402
@@ -86,6 +87,7 @@ def check_prediction_flags(args):
     check_test_steps(args.test_steps, parsed.stride)
     return TestTimeSettings(args.weights, model, parsed, info, scales, args.test_flipping,
                             args.test_steps, args.gpus, no_cudnn=args.no_cudnn, debug=args.debug,
+                            deterministic=args.deterministic,
                             prefetch_threads=args.prefetch_threads,
                             progress=not args.no_progress)
 
@@ -243,8 +245,9 @@ def write_per_image(path, rows, class_names):
 
 
 def write_report(output, conf, info, title):
-    """metrics.json, results.md, confusion.csv and confusion.png of a confusion matrix;
-    returns (the metrics dict, the summary line, the results table)."""
+    """metrics.json (with the kernels' "cpu_isa" and "cpu_threads", util/kernels.py),
+    results.md, confusion.csv and confusion.png of a confusion matrix; returns (the metrics
+    dict, the summary line, the results table)."""
     metrics = metrics_dict(conf, info.class_names)
     s = scores(conf)
     star = miou13(s['iou'], info.class_names)
@@ -256,6 +259,7 @@ def write_report(output, conf, info, title):
         metrics['miou13'] = star
         summary += '; mIoU* (13 classes: without %s) %.2f%%' % (', '.join(MIOU13_EXCLUDED),
                                                                 100 * star)
+    metrics.update(cpu_isa=isa_record(), cpu_threads=threads_record())  # the kernels used
     write_json(os.path.join(output, 'metrics.json'), metrics)
     with open(os.path.join(output, 'results.md'), 'w') as f:
         f.write('# %s\n\n%s\n\nIoU per class (%%):\n\n%s' % (title, summary, table))
@@ -317,6 +321,7 @@ def main(argv=None):
                  test.model, args.weights, dataset, args.split, len(samples),
                  ','.join(map(str, test.scales)), 'on' if args.test_flipping else 'off',
                  device_names(contexts))
+        log_kernels(log)
         # Written into a stage and moved in place at the end: a run failing half-way leaves
         # the outputs of an earlier run in OUTPUT as they were.
         with staged_output(os.path.join(args.output, STAGE_NAME), args.output) as stage:

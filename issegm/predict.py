@@ -26,6 +26,7 @@ from issegm.testtime.image_list import Timings, device_names  # noqa: E402
 from issegm.testtime.predictors import check_devices, load_predictors  # noqa: E402
 from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.flags import FlagParser, prediction_flags  # noqa: E402
+from util.kernels import log_kernels  # noqa: E402
 from util.locks import output_lock  # noqa: E402
 from util.logs import setup_logging  # noqa: E402
 
@@ -124,6 +125,7 @@ def predict_inputs(test, settings, frames, images, videos):
              'scales %s, flipping %s, outputs %s, devices %s', test.model, test.weights,
              len(todo), len(todo_videos), done, test.info.name, ','.join(map(str, test.scales)),
              'on' if test.flip else 'off', ','.join(kinds), device_names(contexts))
+    log_kernels(log)
     timings = Timings()
     t0 = time.time()
     counts = predict_images(predictors, todo, settings, timings) if todo else 0

@@ -21,6 +21,7 @@ from util.errors import UserError, cli_entry, require_file  # noqa: E402
 from util.flags import (KVSTORE_HELP, KVSTORES, FlagParser, check_epochs,  # noqa: E402
                         check_non_negative, check_positive, parse_bool, parse_scale_range,
                         set_mxnet_switches, training_schedule_flags, training_switch_flags)
+from util.kernels import log_kernels  # noqa: E402
 from util.locks import output_lock  # noqa: E402
 from util.logs import rank_log_file, setup_logging  # noqa: E402
 from util.lr_scheduler import make_lr_scheduler  # noqa: E402
@@ -96,7 +97,8 @@ def evaluate_argv(args):
     for flag, on in (('--test-flipping', args.test_flipping),
                      ('--save-predictions', args.save_predictions),
                      ('--no-save-results', args.no_save_results), ('--no-cudnn', args.no_cudnn),
-                     ('--debug', args.debug), ('--no-progress', args.no_progress),
+                     ('--deterministic', args.deterministic), ('--debug', args.debug),
+                     ('--no-progress', args.no_progress),
                      ('--skip-data-check', args.skip_data_check)):
         if on:
             argv.append(flag)
@@ -259,6 +261,7 @@ def train(run, start, samples, schedule, lock=None):
              run.scale_rate_range, start.origin_size, start.from_epoch, start.stop_epoch,
              run.to_epoch, run.lr_type, run.base_lr, run.weight_decay, len(contexts),
              ','.join(map(str, contexts)), run.kvstore, rank, workers, run.weights)
+    log_kernels(log)
     fitting = FitSettings(start.from_epoch, start.stop_epoch,
                           checkpoint_prefix(run.output, start.model), schedule,
                           weight_decay=run.weight_decay, allow_missing=bool(missing),
@@ -277,7 +280,7 @@ def main(argv=None):
     if args.phase == 'val':
         return evaluate.main(evaluate_argv(args))
     # Environment switches first: MXNet reads them when it is imported or builds the graph.
-    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug)
+    set_mxnet_switches(args.backward_do_mirror, args.no_cudnn, args.debug, args.deterministic)
     start = check_args(args)
     samples = load_samples(args.data_root, args.split, start.info.name)
     if not args.skip_data_check:

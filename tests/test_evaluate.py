@@ -76,7 +76,7 @@ def test_full_model_end_to_end(data, gta_s8_weights, tmp_path):
             assert os.path.isfile(os.path.join(out, sub, name + '.png')), (sub, name)
     with open(os.path.join(out, 'metrics.json')) as f:
         metrics = json.load(f)
-    assert set(metrics) == {'iou', 'miou', 'pixel_acc', 'mean_acc'}
+    assert set(metrics) == {'iou', 'miou', 'pixel_acc', 'mean_acc', 'cpu_isa', 'cpu_threads'}
     assert list(metrics['iou']) == list(INFO.class_names)
     for value in list(metrics['iou'].values()) + [metrics[k] for k in ('miou', 'pixel_acc',
                                                                         'mean_acc')]:

@@ -190,6 +190,13 @@ def test_debug_sets_naive_engine_and_debug_logging(monkeypatch, tmp_path):
     set_mxnet_switches(backward_do_mirror=True)
     assert os.environ['MXNET_BACKWARD_DO_MIRROR'] == '0'
     assert os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] == '0'
+    monkeypatch.delenv('MXNET_CUDNN_AUTOTUNE_DEFAULT')
+    monkeypatch.delenv('MXNET_ENFORCE_DETERMINISM', raising=False)
+    set_mxnet_switches()
+    assert 'MXNET_ENFORCE_DETERMINISM' not in os.environ
+    set_mxnet_switches(deterministic=True)  # --deterministic: both GPU switches
+    assert os.environ['MXNET_ENFORCE_DETERMINISM'] == '1'
+    assert os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] == '0'
     from util.logs import setup_logging
     assert setup_logging(None, name='cbst-test', debug=True).level == logging.DEBUG
     assert setup_logging(None, name='cbst-test').level == logging.INFO
@@ -203,14 +210,16 @@ class Stop(Exception):
 def test_scripts_pass_debug_to_the_switches(module, monkeypatch, tmp_path):
     calls = []
 
-    def record(backward_do_mirror=False, no_cudnn=False, debug=False):
-        calls.append((backward_do_mirror, no_cudnn, debug))
+    def record(backward_do_mirror=False, no_cudnn=False, debug=False, deterministic=False):
+        calls.append((backward_do_mirror, no_cudnn, debug, deterministic))
         raise Stop
     monkeypatch.setattr(module, 'set_mxnet_switches', record)
     _, base = _base('train_src' if module is train_src else 'self_training', tmp_path)
     with pytest.raises(Stop):
         module.main(base + ['--debug', '--backward-do-mirror'])
-    assert calls == [(True, False, True)]
+    with pytest.raises(Stop):
+        module.main(base + ['--deterministic'])
+    assert calls == [(True, False, True, False), (False, False, False, True)]
 
 
 def _scripts():

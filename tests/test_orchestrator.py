@@ -320,6 +320,16 @@ def test_each_flag_reaches_exactly_the_phases_of_the_table(tmp_path):
     assert set(GIVEN_TO_ORCHESTRATOR) <= set(shared)
 
 
+def test_deterministic_reaches_both_phases_and_only_when_given(tmp_path):
+    """--deterministic is written on both phases' command lines when given, and not at all
+    otherwise (a run without it keeps the command lines it always had)."""
+    val, train = next(_children(_orchestrator_args(tmp_path, '--num-round', '1',
+                                                   '--deterministic')))
+    assert '--deterministic' in val and '--deterministic' in train
+    val, train = next(_children(_orchestrator_args(tmp_path, '--num-round', '1')))
+    assert '--deterministic' not in val + train
+
+
 def test_round_loop_flags_are_the_orchestrators_alone(tmp_path):
     """The flags of the round loop itself are not the per-round script's."""
     from issegm.rounds import phase as self_training

@@ -4,6 +4,7 @@ import os
 import sys
 
 from util.errors import UserError
+from util.kernels import set_deterministic
 from util.lr_scheduler import LR_TYPES
 
 # MXNet's kvstore types the training scripts accept (`--kvstore`, issegm.training.create_kvstore).
@@ -20,6 +21,10 @@ KVSTORE_HELP = (
     'one device each (its local rank picks it from --gpus); the gradients are AVERAGED, so N '
     'workers with --batch-images B step as one machine with N devices and a batch of N * B: '
     'keep that machine\'s --base-lr')
+DETERMINISTIC_HELP = (
+    'MXNET_ENFORCE_DETERMINISM=1 and MXNET_CUDNN_AUTOTUNE_DEFAULT=0 (util/kernels.py): on GPUs '
+    'only deterministic kernels and no cuDNN autotuning, so a rerun gives the same numbers '
+    '(untested here: no GPU); on the CPU it changes nothing')
 
 
 class OneOf(argparse.Action):
@@ -138,6 +143,7 @@ def prediction_flags():
     a('--gpus', default='0',
       help='cpu, cpu:N or GPU ids like 0,1 (the images are spread over all of them)')
     a('--no-cudnn', action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0')
+    a('--deterministic', action='store_true', help=DETERMINISTIC_HELP)
     a('--debug', action='store_true',
       help='MXNet\'s NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) and debug logging, as upstream')
     a('--prefetch-threads', type=int, default=1,
@@ -161,6 +167,7 @@ TRAINING_SWITCHES = {
              'memory for about one more forward pass per step (util/mirroring.py; it leaves '
              'MXNET_BACKWARD_DO_MIRROR off, which costs memory in MXNet 1.9.1)'),
     '--no-cudnn': dict(action='store_true', help='sets MXNET_CUDNN_AUTOTUNE_DEFAULT=0'),
+    '--deterministic': dict(action='store_true', help=DETERMINISTIC_HELP),
 }
 
 
@@ -209,10 +216,12 @@ def training_schedule_flags(to_epoch):
     return parser
 
 
-def set_mxnet_switches(backward_do_mirror=False, no_cudnn=False, debug=False):
-    """The environment of `--backward-do-mirror`, `--no-cudnn` and `--debug`: variables MXNet
-    reads when it builds a graph (the first two) or when it is imported (MXNET_ENGINE_TYPE),
-    so call this before `import mxnet`. `--no-cudnn` and `--debug` set them as yzou2/CBST
+def set_mxnet_switches(backward_do_mirror=False, no_cudnn=False, debug=False,
+                       deterministic=False):
+    """The environment of `--backward-do-mirror`, `--no-cudnn`, `--debug` and `--deterministic`
+    (util.kernels.set_deterministic; not upstream's): variables MXNet reads when it builds a
+    graph (the first two) or when it is imported (MXNET_ENGINE_TYPE), so call this before
+    `import mxnet`. `--no-cudnn` and `--debug` set them as yzou2/CBST
     issegm/solve_ST.py and issegm/train_src.py (parse_args) do.
 
     `--backward-do-mirror` is the exception: yzou2/CBST solve_ST.py sets MXNET_BACKWARD_DO_MIRROR=1
@@ -225,6 +234,8 @@ def set_mxnet_switches(backward_do_mirror=False, no_cudnn=False, debug=False):
         os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] = '0'
     if debug:
         os.environ['MXNET_ENGINE_TYPE'] = 'NaiveEngine'
+    if deterministic:
+        set_deterministic()
 
 
 def py2_str(value):

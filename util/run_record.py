@@ -31,13 +31,15 @@ def changed_flags(recorded, current):
             if recorded.get(flag) != current.get(flag)]
 
 
-def check_recorded_settings(path, current, command, has_results, refusal, defaults=None):
+def check_recorded_settings(path, current, command, has_results, refusal, defaults=None,
+                            extra=None):
     """Compare {flag: value} `current` with the settings recorded in `path` (JSON {'command',
     'settings'}): equal, nothing happens; different while `has_results()` is true (outputs made
     with the recorded settings are there), the UserError refusal(the changed flags, joined by
     ', ': changed_flags); else `path` records `current` and the `command` line. An unreadable record
     is a UserError too (--overwrite starts over). `defaults` {flag: value}: what a record
-    written before such a flag was recorded is taken to hold for it."""
+    written before such a flag was recorded is taken to hold for it. `extra` {key: value}: more
+    keys written beside them (e.g. the CPU kernels that computed the results)."""
     recorded = None
     if os.path.isfile(path):
         try:
@@ -52,7 +54,7 @@ def check_recorded_settings(path, current, command, has_results, refusal, defaul
         return
     if recorded is not None and has_results():
         raise UserError(refusal(', '.join(changed_flags(recorded, current))))
-    write_json(path, {'command': list(command), 'settings': current})
+    write_json(path, dict({'command': list(command), 'settings': current}, **(extra or {})))
 
 
 def discard_entries(output, pattern):

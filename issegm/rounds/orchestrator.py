@@ -27,6 +27,7 @@ from issegm.rounds.phase_settings import crst_of, phase_settings
 from issegm.rounds.declare import ORCHESTRATOR, room_values, settings_class, value
 from util.errors import UserError, cli_entry
 from util.files import write_json
+from util.kernels import isa_record, log_kernels, threads_record
 from util.flags import HOROVOD_INSTALL_HINT, py2_str
 from util.locks import TOKEN_ENV, output_lock
 from util.logs import setup_logging
@@ -230,8 +231,31 @@ def check_recorded_run(run, argv):
         'values, use another --output, or add --overwrite to discard those rounds and start '
         'over' % (output, path, changed),
         # a run.json written before the device count was recorded: taken as this run's count
-        defaults={DEVICES_KEY: current[DEVICES_KEY]})
+        defaults={DEVICES_KEY: current[DEVICES_KEY]},
+        extra={'cpu_isa': isa_record(), 'cpu_threads': threads_record()})
     return discarded
+
+
+def kernels_change_warning(output):
+    """A warning line when run.json records other CPU kernels (the instruction set, the OpenMP
+    threads: util/kernels.py) for the rounds already there than this process runs: the rounds
+    added now may differ from a run on one machine. None when they agree or it does not say."""
+    try:
+        with open(run_record_path(output)) as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return None
+    changed = []
+    for key, variable, current in (('cpu_isa', 'DNNL_MAX_CPU_ISA', isa_record()),
+                                   ('cpu_threads', 'OMP_NUM_THREADS', threads_record())):
+        before = (recorded.get(key) or {}).get('effective') if isinstance(recorded, dict) else None
+        if before is not None and before != current['effective']:
+            changed.append('%s %s (now %s: set %s=%s for the same numbers)' % (
+                key, before, current['effective'], variable, before))
+    if not changed:
+        return None
+    return '%s records rounds computed with other CPU kernels: %s' % (
+        run_record_path(output), ', '.join(changed))
 
 
 def child_command(run, script_args, distributed=False):
@@ -330,7 +354,9 @@ def main(argv=None):
             check_self_training_lists(run)
         discarded = check_recorded_run(run, argv)
         setup_logging(rounds_log_path(run.output))
-        for line in [lock.takeover] + ignored_flag_warnings(run):
+        log_kernels(log)
+        for line in [lock.takeover, kernels_change_warning(run.output)] + \
+                ignored_flag_warnings(run):
             if line:
                 log.warning('%s', line)
         if discarded:

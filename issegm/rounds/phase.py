@@ -29,7 +29,7 @@ def main(argv=None):
     settings = check_args(parse_args(argv), argv)
     # Environment switches before MXNet is imported (it reads them then, or at graph building).
     rnd = settings.round
-    set_mxnet_switches(rnd.backward_do_mirror, rnd.no_cudnn, rnd.debug)
+    set_mxnet_switches(rnd.backward_do_mirror, rnd.no_cudnn, rnd.debug, rnd.deterministic)
     from util.devices import parse_devices  # imports MXNet: after the flags
     # a bad --gpus stops before the output folder and its lock (a Horovod rank of phase train
     # keeps one device of --gpus: --debug is checked on that one)

@@ -17,6 +17,7 @@ from issegm.rounds.layout import marker_path, round_dir, target_list_path, write
 from issegm.training import NLL_EPS_SELF_TRAINING, FitSettings, fit, start_worker
 from util.devices import parse_devices
 from util.errors import UserError
+from util.kernels import log_kernels
 from util.logs import rank_log_file, setup_logging
 from util.lr_scheduler import make_lr_scheduler
 from util.model_label import checkpoint_path, checkpoint_prefix
@@ -127,6 +128,7 @@ def _train_round(settings, infos, tgt_list, mining, batches, schedule):
              settings.seed_int, num_target, settings.from_epoch, settings.stop_epoch,
              settings.to_epoch, batches, settings.lr_type, settings.base_lr, len(contexts),
              ','.join(map(str, contexts)), rank, workers)
+    log_kernels(log)
     if is_active(rnd.crst):
         log.info('CRST: %s', ', '.join('%s %g' % kv for kv in weights_on(rnd.crst).items()))
     fitting = FitSettings(settings.from_epoch, settings.stop_epoch, prefix, schedule,

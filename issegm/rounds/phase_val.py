@@ -21,6 +21,7 @@ from issegm.testtime.image_list import device_names
 from issegm.testtime.one_image import make_predictors
 from util.devices import parse_devices
 from util.files import staged_output as _staged_output
+from util.kernels import log_kernels
 from util.metrics import format_table
 from util.model_label import check_num_classes
 from util.symbol.resnet38 import parameter_shapes
@@ -65,6 +66,7 @@ def run(settings):
              'prior %s, policy %s, devices %s', rnd.idx_round, len(samples),
              settings.test_scales[0], settings.test_flipping, settings.test_steps,
              settings.prior_path is not None, settings.kc_policy, device_names(contexts))
+    log_kernels(log)
     final = layout.round_dir(rnd.output, rnd.idx_round)
     started = time.perf_counter()
     with staged_output(final, _val_parts(rnd.output, final)) as stage:

@@ -12,6 +12,7 @@ from issegm import cbst
 from issegm.rounds import health as round_health
 from issegm.rounds import layout
 from util.files import write_atomically, write_json
+from util.kernels import isa_record, threads_record
 from util.metrics import metrics_dict
 
 __all__ = ['Thresholds', 'write_mining_stats', 'round_timing', 'write_round_report']
@@ -61,7 +62,8 @@ def write_round_report(path, header, info, first, thresholds, selection, timing)
     """metrics.json of the round: `header` (round, portion, policy, ...), the Thresholds, the
     share of pixels selected per class (selection: the passes' Selection), the scores of pass
     1's argmax when the split has ground truth (and of the prior-weighted argmax; first: the
-    FirstPass), the round's health (and pseudo_quality.md), the timing."""
+    FirstPass), the round's health (and pseudo_quality.md), the timing, and the kernels that
+    computed them ("cpu_isa", "cpu_threads": util/kernels.py)."""
     total = max(selection.total_pixels, 1)
     report = dict(header)
     report.update({'cls_thresh': [float(t) for t in thresholds.cls_thresh],
@@ -78,6 +80,7 @@ def write_round_report(path, header, info, first, thresholds, selection, timing)
     if selection.health is not None:
         report.update(round_health.health_metrics(selection.health, info.class_names))
     report['timing'] = timing
+    report.update(cpu_isa=isa_record(), cpu_threads=threads_record())
     log.info('per image: network %.3f s, everything else %.3f s; kept %.2f MB between passes',
              timing['network_s_per_image'], timing['other_s_per_image'],
              timing['cache_bytes_per_image'] / 1e6)

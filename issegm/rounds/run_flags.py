@@ -11,9 +11,10 @@ from issegm.rounds.declare import (BOTH, IGNORED, ORCHESTRATOR, ROUND, ROUND_SCR
 from issegm.rounds.declare import child_argv as _child_argv
 from issegm.rounds.declare import result_argv as _result_argv
 from util.errors import UserError
-from util.flags import (KVSTORE_HELP, KVSTORES, TRAINING_SWITCHES, check_at_least_one,
-                        check_non_negative, check_portion, check_positive, parse_bool,
-                        parse_scale_range, parse_test_scales, training_schedule_specs)
+from util.flags import (DETERMINISTIC_HELP, KVSTORE_HELP, KVSTORES, TRAINING_SWITCHES,
+                        check_at_least_one, check_non_negative, check_portion, check_positive,
+                        parse_bool, parse_scale_range, parse_test_scales,
+                        training_schedule_specs)
 from util.ps_launcher import LAUNCHERS as PS_LAUNCHERS
 from util.prefetch import KINDS as PREFETCHER_KINDS
 
@@ -205,6 +206,12 @@ SETTINGS = (
         type=float, default=0.0, metavar='W',
         help='MR-ENT (the paper\'s Table 1, not released): W * that mean of '
              'sum_k p_k log p_k'), group='crst'),
+    # Last of the rows with phases, so a run without it keeps the command lines it always had.
+    # Not result-changing, as --no-cudnn: both choose among GPU algorithms (util/kernels.py;
+    # README, "Reproducibility").
+    Setting('--deterministic', ROUND, BOTH, switch, TRAINING_SWITCHES['--deterministic'],
+            orchestrator=dict(help='both phases: pass --deterministic (%s)'
+                                   % DETERMINISTIC_HELP), changes_results=False),
     # The per-round script's own flags (the orchestrator does not pass them on).
     _script('--test-steps', VAL, dict(type=int, default=1, help='N x N shifted network passes '
                                                              'per image, predicting at stride '

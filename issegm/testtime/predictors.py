@@ -27,6 +27,7 @@ class TestTimeSettings:
     gpus: str
     no_cudnn: bool = False
     debug: bool = False
+    deterministic: bool = False
     prefetch_threads: int = 1
     progress: bool = True
 
@@ -34,7 +35,8 @@ class TestTimeSettings:
 def check_devices(test):
     """The contexts of --gpus, checked before anything is written (a bad value leaves no output
     folder); sets MXNet's switches first, as this imports MXNet."""
-    set_mxnet_switches(no_cudnn=test.no_cudnn, debug=test.debug)
+    set_mxnet_switches(no_cudnn=test.no_cudnn, debug=test.debug,
+                       deterministic=test.deterministic)
     from util.devices import parse_devices  # imports MXNet: after the flags
     return parse_devices(test.gpus, test.debug)
 
@@ -44,7 +46,8 @@ def load_predictors(test):
     fit the model (a misfit is a UserError). Imports MXNet: call it once the flags are checked.
     Returns (predictors, contexts)."""
     require_file(test.weights, 'weight file')
-    set_mxnet_switches(no_cudnn=test.no_cudnn, debug=test.debug)
+    set_mxnet_switches(no_cudnn=test.no_cudnn, debug=test.debug,
+                       deterministic=test.deterministic)
     from issegm.testtime.one_image import make_predictors  # these import MXNet: after the flags
     from util.devices import parse_devices
     from util.symbol.resnet38 import parameter_shapes
