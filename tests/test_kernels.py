@@ -203,3 +203,27 @@ def test_rounds_record_the_isa_and_deterministic_reaches_both_phases(tmp_path):
         assert switches in log and 'CPU kernels: oneDNN instruction set AVX2' in log, phase
         assert 'CPU threads: MXNet runs 1 OpenMP thread(s)' in log, phase
     assert 'MXNET_ENFORCE_DETERMINISM=(unset)' in (out / 'rounds.log').read_text()
+
+
+def test_deterministic_reaches_every_mxnet_script(tmp_path, monkeypatch):
+    """--deterministic parses in evaluate.py and predict.py and reaches their switches (the
+    shared issegm.testtime.predictors.check_devices), and train_src.py --phase val passes it on
+    to evaluate.py."""
+    from issegm import evaluate, predict, train_src
+    from issegm.testtime import predictors
+    out = str(tmp_path / 'o')
+    weights = str(tmp_path / 'gta_rna-tiny_cls19_s8_ep-0000.params')
+    calls = []
+    monkeypatch.setattr(predictors, 'set_mxnet_switches', lambda **kw: calls.append(kw))
+    monkeypatch.setitem(sys.modules, 'util.devices', None)  # stop before MXNet
+    for args in (evaluate.parse_args(['--output', out, '--weights', weights, '--data-root', 'D',
+                                      '--deterministic']),
+                 predict.parse_args(['--output', out, '--weights', weights, 'x.png',
+                                     '--deterministic'])):
+        with pytest.raises(ImportError):
+            predictors.check_devices(evaluate.check_prediction_flags(args))
+    assert [kw['deterministic'] for kw in calls] == [True, True]
+    argv = train_src.evaluate_argv(train_src.parse_args(
+        ['--output', out, '--weights', weights, '--data-root', 'D', '--phase', 'val',
+         '--deterministic']))
+    assert '--deterministic' in argv and evaluate.parse_args(argv).deterministic

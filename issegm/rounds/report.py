@@ -79,8 +79,8 @@ def write_round_report(path, header, info, first, thresholds, selection, timing)
                                                          info.class_names)
     if selection.health is not None:
         report.update(round_health.health_metrics(selection.health, info.class_names))
-    report['timing'] = timing
     report.update(cpu_isa=isa_record(), cpu_threads=threads_record())
+    report['timing'] = timing  # last, as before
     log.info('per image: network %.3f s, everything else %.3f s; kept %.2f MB between passes',
              timing['network_s_per_image'], timing['other_s_per_image'],
              timing['cache_bytes_per_image'] / 1e6)
