@@ -1,1 +1,4 @@
 """Scripts and dataset/iterator modules of the CBST port (ademxapp layout)."""
+from util.numpy_compat import restore_removed_names
+
+restore_removed_names()  # before any `import mxnet`: the NumPy names MXNet 1.9.1 reads
