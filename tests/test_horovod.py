@@ -26,6 +26,7 @@ TIMEOUT = 240
 WORKER = textwrap.dedent('''
     import json, os, sys
     sys.path.insert(0, %(repo)r)
+    import util  # first: util/__init__ prepares NumPy for MXNet (util/numpy_compat.py)
     import mxnet as mx
     import numpy as np
     from issegm.training import FitSettings, fit, start_worker
