@@ -20,7 +20,8 @@ PYTEST_ARGS ?=
 
 # Horovod must be built against the MXNet already in the venv: no build isolation (an isolated
 # build cannot see MXNet) and the venv's bin first on PATH, so the pinned cmake 3.31 is the one
-# used (cmake 4 cannot configure Horovod 0.28.1's bundled Gloo). GPU/NCCL: see the README.
+# used (cmake 4 cannot configure Horovod 0.28.1's bundled Gloo); its cmake imports MXNet, so
+# util/horovod_build/sitecustomize.py is on PYTHONPATH for the build. GPU/NCCL: see the README.
 HOROVOD_BUILD := HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 $(HOROVOD_GPU_FLAGS)
 
@@ -51,13 +52,14 @@ $(STAMP): requirements.txt setup.py
 	rm -f $(VENV)/.installed-*
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	@other=$$($(PY) -m pip list --format=freeze | sed -n 's/^\(mxnet[-_.a-zA-Z0-9]*\)==.*/\1/p' \
-		| grep -ivx '$(MXNET)' | tr '\n' ' '); if [ -n "$$other" ]; then \
+		| grep -ivx '$(MXNET)' | paste -sd ' '); if [ -n "$$other" ]; then \
 		echo "replacing $$other by $(MXNET): pip uninstall $$other horovod"; \
 		$(PY) -m pip uninstall -q -y $$other horovod || exit 1; fi
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps "$(MXNET)==1.9.1"
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(if $(findstring -horovod,$@),$(PY) -m pip install -q "cmake==3.31.10" && PATH="$(abspath $(VENV))/bin:$$PATH" \
+		PYTHONPATH="$(abspath util/horovod_build)$${PYTHONPATH:+:$$PYTHONPATH}" \
 		$(HOROVOD_BUILD) $(PY) -m pip install -q --no-build-isolation "horovod==0.28.1")
 	echo "$(MXNET)" > $(VARIANT_FILE)
 	touch $@
