@@ -9,8 +9,10 @@ SUPPORTED_PYTHONS := 3.9 3.10 3.11 3.12 3.13
 # The MXNet variant the venv holds is remembered there: every later target (test, test-quick,
 # demo, bench) keeps it; MXNET=... asks for another, which replaces it (see the install recipe).
 VARIANT_FILE := $(VENV)/.mxnet-variant
+# (A venv of an older Makefile has no such file: its stamp, .installed-VARIANT[-horovod], names it.)
 ifeq ($(origin MXNET),undefined)
-MXNET := $(or $(shell cat $(VARIANT_FILE) 2>/dev/null),mxnet)
+MXNET := $(or $(shell cat $(VARIANT_FILE) 2>/dev/null),$(patsubst %-horovod,%,$(patsubst \
+	$(VENV)/.installed-%,%,$(firstword $(wildcard $(VENV)/.installed-*)))),mxnet)
 endif
 # An install with Horovod also serves a plain `make install` (e.g. `make test-quick` after
 # `make test`), so the two targets do not undo each other's install.

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import time
 import zipfile
 
@@ -178,3 +177,29 @@ def test_an_unsupported_python_stops_in_one_line(tmp_path, version):
     assert 'Python %s (%s) is not supported' % (version, fake) in lines[0]
     assert 'use Python 3.9 to 3.13, e.g. `make install PYTHON=python3.11`' in lines[0]
     assert not (tmp_path / '.venv').exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('venv_files, args, variant', [
+    ({}, [], 'mxnet'),
+    ({'.mxnet-variant': 'mxnet-cu117\n'}, [], 'mxnet-cu117'),
+    ({'.mxnet-variant': 'mxnet-cu117\n'}, ['MXNET=mxnet'], 'mxnet'),
+    # a venv of the Makefile before the variant file: its stamp names the variant
+    ({'.installed-mxnet-cu112-horovod': ''}, [], 'mxnet-cu112'),
+    ({'.installed-mxnet-cu112': ''}, [], 'mxnet-cu112'),
+])
+def test_the_variant_a_target_installs(tmp_path, venv_files, args, variant):
+    """`make -n install` (what it would run) installs the venv's variant unless told another."""
+    shutil.copy(os.path.join(REPO, 'Makefile'), tmp_path / 'Makefile')
+    for name in ('requirements.txt', 'setup.py'):
+        (tmp_path / name).write_text('')
+    (tmp_path / '.venv').mkdir()
+    for name, text in venv_files.items():
+        (tmp_path / '.venv' / name).write_text(text)
+    later = time.time() + 60  # the pins changed since the stamp: install would run again
+    os.utime(tmp_path / 'requirements.txt', (later, later))
+    res = subprocess.run(['make', '-C', str(tmp_path), '-n', 'install',
+                          'PYTHON=%s' % sys.executable] + args,
+                         capture_output=True, text=True, timeout=60, check=True)
+    assert '--no-deps "%s==1.9.1"' % variant in res.stdout
+    assert 'echo "%s" > .venv/.mxnet-variant' % variant in res.stdout
