@@ -37,6 +37,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ROUND_SCRIPT = os.path.join(HERE, 'self-paced-self-trained-segresnet.py')
 # Run by path, so it works without installation from any working directory.
 LAUNCH_SCRIPT = os.path.join(HERE, 'launch.py')
+# horovodrun with the NumPy names MXNet reads restored first (plain horovodrun cannot import
+# MXNet on NumPy 1.24+, Python 3.12 and 3.13), run by this Python.
+HOROVODRUN_SCRIPT = os.path.join(HERE, 'horovodrun.py')
 
 # How each round picks its source images: 'cumulative' always draws with --seed-int (a larger
 # portion adds images), 'random' with the round number (yzou2/CBST issegm/solve_AO.py).
@@ -167,12 +170,13 @@ def check_args(args):
 
 
 def horovodrun_path():
-    """horovodrun beside this Python (a venv's bin), else on PATH; a UserError if missing."""
+    """HOROVODRUN_SCRIPT, once Horovod's horovodrun is found beside this Python (a venv's bin)
+    or on PATH; a UserError if missing."""
     beside = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
     found = beside if os.path.isfile(beside) else shutil.which('horovodrun')
     if not found:
         raise UserError('--launcher horovod: horovodrun not found. ' + HOROVOD_INSTALL_HINT)
-    return found
+    return HOROVODRUN_SCRIPT
 
 
 def ignored_flag_warnings(args):
@@ -305,7 +309,7 @@ def child_command(run, script_args, distributed=False):
     if distributed and args.workers > 1 and args.launcher == 'horovod':
         hosts = (['--hostfile', args.hostfile] if args.hostfile
                  else ['-H', 'localhost:%d' % args.workers])
-        command = [run.horovodrun, '-np', str(args.workers)] + hosts + command
+        command = [sys.executable, run.horovodrun, '-np', str(args.workers)] + hosts + command
     elif distributed and args.workers > 1:
         launch = [sys.executable, LAUNCH_SCRIPT, '-n', str(args.workers)]
         launch += value('-s', args.servers) + ['--launcher', args.launcher, '--env', TOKEN_ENV]
