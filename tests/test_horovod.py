@@ -190,7 +190,7 @@ def test_orchestrator_round_on_two_horovod_ranks(tmp_path, crst):
                                 ['--launcher', 'horovod', '--prefetcher', 'thread'] + crst,
                                 timeout=TIMEOUT)
     check_two_worker_round(res, out, crst)
-    assert 'horovodrun -np 2 -H localhost:2 ' in res.stdout
+    assert 'issegm/horovodrun.py -np 2 -H localhost:2 ' in res.stdout
     assert '--kvstore horovod' in res.stdout
 
 
