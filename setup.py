@@ -1,4 +1,5 @@
-"""Install CBST-MXNet: `pip install -e .[cpu]` (or `.[cu112]` for the CUDA 11.2 MXNet wheel)."""
+"""Install CBST-MXNet: `pip install -e .[cpu]` (or `.[cu112]` for the CUDA 11.2 MXNet wheel);
+on Python 3.13 (NumPy 2) `pip install -e .` then `pip install --no-deps mxnet==1.9.1`."""
 import os
 
 from setuptools import setup
@@ -21,7 +22,7 @@ setup(
     packages=['issegm', 'issegm.crst', 'issegm.datacheck', 'issegm.demo', 'issegm.prediction',
               'issegm.preparation', 'issegm.rounds', 'issegm.testtime', 'util', 'util.symbol'],
     package_data={'issegm': ['data_list/*/*.lst']},
-    python_requires='>=3.8',
+    python_requires='>=3.9,<3.14',
     install_requires=pinned_requirements(),
     extras_require={
         'cpu': ['mxnet==1.9.1'],

@@ -30,6 +30,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+import util  # noqa: E402,F401  before MXNet: util/__init__ prepares NumPy for it
 
 MODEL = 'gta_rna-tiny_cls19_s8'
 
@@ -142,11 +143,12 @@ def main():
                 launch + ['-n', '2', '-s', '2', '--'] + me
                 + ['--kvstore', 'dist_sync', '--out', os.path.join(tmp, 'w2')], env),
         ]
-        horovodrun = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
+        # horovodrun with the NumPy names MXNet reads restored (Python 3.12, 3.13)
+        horovodrun = [sys.executable, os.path.join(REPO, 'issegm', 'horovodrun.py')]
         for ranks in (1, 2):
             out = os.path.join(tmp, 'hvd%d' % ranks)
             results.append(run('hvd %d rank%s' % (ranks, 's' if ranks > 1 else ''), out,
-                               [horovodrun, '-np', str(ranks), '-H', 'localhost:%d' % ranks]
+                               horovodrun + ['-np', str(ranks), '-H', 'localhost:%d' % ranks]
                                + me + ['--kvstore', 'horovod', '--out', out], env))
     print('narrow model %s, CPU, %d samples, batch %d per worker, crop %d, %d timed epoch(s), '
           '%d CPU core(s), OMP_NUM_THREADS=%s'

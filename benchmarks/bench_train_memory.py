@@ -39,6 +39,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+import util  # noqa: E402,F401  before MXNet: util/__init__ prepares NumPy for it
 
 MODEL = 'gta_rna-a1_cls19_s8'
 SETTINGS = ('without', 'MXNet mirror', 'port mirror')

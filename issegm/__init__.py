@@ -1,6 +1,4 @@
 """Scripts and dataset/iterator modules of the CBST port (ademxapp layout)."""
-# oneDNN's instruction-set cap and the OpenMP threads, before any module of the project imports
-# MXNet (util/kernels.py; util/__init__.py does the same for scripts that import util first).
-from util.kernels import pin_cpu_kernels
-
-pin_cpu_kernels()
+# Importing util first sets up what must precede MXNet (the CPU kernels' pins, the NumPy names
+# MXNet reads; util/__init__.py), also for scripts that import issegm before util.
+import util  # noqa: F401

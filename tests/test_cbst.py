@@ -62,13 +62,14 @@ def ref_pseudo(prob, cls_thresh):
     """yzou2/CBST issegm/solve_ST.py, _val_impl, pseudo-label assignment, restated: thresholds
     of 0 become 1.0; each float32 class map is divided by its threshold taken as a NumPy float64
     scalar (NumPy 1.x value-based casting: a float32 result) into a float32 array; the label is
-    the first argmax of that array, kept where its max is >= 1."""
+    the first argmax of that array, kept where its max is >= 1. NumPy 2 (NEP 50) would divide in
+    float64, so the restatement rounds the scalar to float32 itself, as NumPy 1.x did."""
     num_classes = prob.shape[0]
     thr = np.array(cls_thresh, np.float64)
     thr[thr == 0] = 1.0
     rw_probmap = np.zeros(prob.shape, np.float32)
     for k in range(num_classes):
-        rw_probmap[k] = np.true_divide(prob[k], thr[k])  # thr[k]: a np.float64 scalar
+        rw_probmap[k] = np.true_divide(prob[k], np.float32(thr[k]))  # thr[k]: np.float64
     rw = np.argmax(rw_probmap, axis=0).astype(np.uint8)
     pseudo = rw.copy()
     pseudo[np.amax(rw_probmap, axis=0) < 1] = 255

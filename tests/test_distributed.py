@@ -26,6 +26,7 @@ WORKER = textwrap.dedent('''
     import json, os, sys
     sys.path.insert(0, %(repo)r)
     out, root, lst, weights = sys.argv[1:5]
+    import util  # first: util/__init__ prepares NumPy for MXNet (util/numpy_compat.py)
     import mxnet as mx  # servers and the scheduler run their loop here and exit
     from issegm import training
     from issegm.data_iter import LoaderSettings, SegTrainIter, source_only_samples

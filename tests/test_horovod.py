@@ -17,7 +17,8 @@ from conftest import (ROUND_CRST, ROUND_CRST_IDS, check_two_worker_round, copy_w
 pytestmark = pytest.mark.slow  # subprocesses, Horovod or long runs: not in `make test-quick`
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOROVODRUN = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
+# issegm/horovodrun.py: horovodrun with the NumPy names MXNet reads restored (Python 3.12, 3.13)
+HOROVODRUN = [sys.executable, os.path.join(REPO, 'issegm', 'horovodrun.py')]
 MODEL = 'gta_rna-tiny_cls19_s8'
 TIMEOUT = 240
 
@@ -26,6 +27,7 @@ TIMEOUT = 240
 WORKER = textwrap.dedent('''
     import json, os, sys
     sys.path.insert(0, %(repo)r)
+    import util  # first: util/__init__ prepares NumPy for MXNet (util/numpy_compat.py)
     import mxnet as mx
     import numpy as np
     from issegm.training import FitSettings, fit, start_worker
@@ -59,7 +61,7 @@ WORKER = textwrap.dedent('''
 
 
 def horovodrun(ranks, command, **kwargs):
-    return subprocess.run([HOROVODRUN, '-np', str(ranks), '-H', 'localhost:%d' % ranks]
+    return subprocess.run(HOROVODRUN + ['-np', str(ranks), '-H', 'localhost:%d' % ranks]
                           + command, cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT, **kwargs)
 
@@ -188,7 +190,7 @@ def test_orchestrator_round_on_two_horovod_ranks(tmp_path, crst):
                                 ['--launcher', 'horovod', '--prefetcher', 'thread'] + crst,
                                 timeout=TIMEOUT)
     check_two_worker_round(res, out, crst)
-    assert 'horovodrun -np 2 -H localhost:2 ' in res.stdout
+    assert 'issegm/horovodrun.py -np 2 -H localhost:2 ' in res.stdout
     assert '--kvstore horovod' in res.stdout
 
 

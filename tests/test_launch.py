@@ -21,6 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIST_SCRIPT = textwrap.dedent('''
     import os, sys
     print('before-import role=%s' % os.environ['DMLC_ROLE'], flush=True)
+    import util  # first: util/__init__ prepares NumPy for MXNet (util/numpy_compat.py)
     import mxnet as mx
     # Servers and the scheduler never get here: `import mxnet` runs their loop and exits.
     print('after-import role=%s' % os.environ['DMLC_ROLE'], flush=True)
@@ -39,6 +40,7 @@ DIST_SCRIPT = textwrap.dedent('''
 
 FAIL_SCRIPT = textwrap.dedent('''
     import os, sys, time
+    import util  # first: util/__init__ prepares NumPy for MXNet (util/numpy_compat.py)
     import mxnet as mx
     mode = sys.argv[1]
     first = os.environ['DMLC_TASK_ID'] == '0'

@@ -309,7 +309,7 @@ def test_logged_nll_is_cumulative_over_the_epoch(weights, tmp_path, eps, restate
         for device, output in enumerate(s['outputs']):
             image = 2 * s['nbatch'] + device
             part_sum, part_count = restated(label[image:image + 1], output)
-            total += part_sum
+            total += float(part_sum)  # a Python float, as the metric sums (NumPy 2: else float32)
             count += part_count
         if s['nbatch'] % 10 == 0:
             expected[s['nbatch']] = '%f' % (total / count)

@@ -41,6 +41,9 @@ ISSEGM = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_ROUND_SCRIPT = os.path.join(ISSEGM, 'self-paced-self-trained-segresnet.py')
 # Run by path, so it works without installation from any working directory.
 LAUNCH_SCRIPT = os.path.join(ISSEGM, 'launch.py')
+# horovodrun with the NumPy names MXNet reads restored first (plain horovodrun cannot import
+# MXNet on NumPy 1.24+, Python 3.12 and 3.13), run by this Python.
+HOROVODRUN_SCRIPT = os.path.join(ISSEGM, 'horovodrun.py')
 
 # Flags yzou2/CBST solve_AO.py accepted and never used: accepted here too, with a warning
 # (QUIRK kept; issegm/rounds/run_flags.py says what each does).
@@ -131,12 +134,13 @@ def check_args(args):
 
 
 def horovodrun_path():
-    """horovodrun beside this Python (a venv's bin), else on PATH; a UserError if missing."""
+    """HOROVODRUN_SCRIPT, once Horovod's horovodrun is found beside this Python (a venv's bin)
+    or on PATH; a UserError if missing."""
     beside = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
     found = beside if os.path.isfile(beside) else shutil.which('horovodrun')
     if not found:
         raise UserError('--launcher horovod: horovodrun not found. ' + HOROVOD_INSTALL_HINT)
-    return found
+    return HOROVODRUN_SCRIPT
 
 
 def ignored_flag_warnings(run):
@@ -270,7 +274,7 @@ def child_command(run, script_args, distributed=False):
     if distributed and run.workers > 1 and run.launcher == 'horovod':
         hosts = (['--hostfile', run.hostfile] if run.hostfile
                  else ['-H', 'localhost:%d' % run.workers])
-        command = [run.horovodrun, '-np', str(run.workers)] + hosts + command
+        command = [sys.executable, run.horovodrun, '-np', str(run.workers)] + hosts + command
     elif distributed and run.workers > 1:
         launch = [sys.executable, LAUNCH_SCRIPT, '-n', str(run.workers)]
         launch += value('-s', run.servers) + ['--launcher', run.launcher, '--env', TOKEN_ENV]
