@@ -334,6 +334,10 @@ def _parse_args(argv):
                         help='training seeds SEED .. SEED+N-1, each in OUTPUT/seed_K with '
                              'compare.md/json/png over them (default 1: the one-seed demo in '
                              'OUTPUT)')
+    parser.add_argument('--only-seed', type=int,
+                        help='with --seeds: run only this seed of them, no comparison (spread '
+                             'the seeds over processes or machines sharing OUTPUT, then rerun '
+                             'without it to compare)')
     parser.add_argument('--methods', default=','.join(key for key, _, _ in METHODS),
                         help='comma-separated, of %s (default: all; cbst is needed for '
                              'predict.py)' % ', '.join(key for key, _, _ in METHODS))
@@ -342,6 +346,9 @@ def _parse_args(argv):
     if args.seed < 0 or args.seeds < 1:
         raise UserError('--seed must be >= 0 and --seeds >= 1, got %d and %d'
                         % (args.seed, args.seeds))
+    if args.only_seed is not None and not args.seed <= args.only_seed < args.seed + args.seeds:
+        raise UserError('--only-seed %d is not one of the seeds %d..%d'
+                        % (args.only_seed, args.seed, args.seed + args.seeds - 1))
     wanted = args.methods.split(',')
     known = [key for key, _, _ in METHODS]
     if 'cbst' not in wanted or not set(wanted) <= set(known):
@@ -365,6 +372,12 @@ def main(argv=None):
     paths = generate_domains(output, cfg, args.seed)
     prior = make_prior(output, cfg, paths)
     seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.only_seed is not None and len(seeds) > 1:
+        run_seed(os.path.join(output, 'seed_%d' % args.only_seed), cfg, paths, prior,
+                 args.only_seed, methods)
+        print('seed %d finished in %.1f minutes' % (args.only_seed,
+                                                    (time.time() - started) / 60))
+        return 0
     if len(seeds) == 1:
         finals = run_seed(output, cfg, paths, prior, seeds[0], methods)
         written = RESULT_FILES
