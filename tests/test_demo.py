@@ -67,6 +67,14 @@ def test_demo_smoke(tmp_path):
     for key in ('st', 'cbst', 'cbst_sp', 'crst_mrkld', 'crst_lrent'):
         assert (out / key / 'rounds.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert 'demo finished in' in res.stdout and 'results.json' in res.stdout
+    # properties.md/json: the class shares and the source model on held-out images of both
+    # domains (4 held-out source images in the smoke configuration)
+    props = json.loads((out / 'properties.json').read_text())
+    assert len(list((out / 'properties' / 'source' / 'confidence').iterdir())) == 4
+    for domain in ('source', 'target'):
+        assert sum(props[domain]['share'].values()) <= 100.0 + 1e-9
+        assert all(c is None or 0 < c <= 1 for c in props[domain]['confidence'].values())
+    assert '| person |' in (out / 'properties.md').read_text()
     # The last step: predict.py with the last CBST model on three target images.
     predicted = out / 'predict'
     for kind in ('labelIds', 'trainIds', 'color', 'overlay', 'confidence', 'entropy'):
@@ -74,6 +82,58 @@ def test_demo_smoke(tmp_path):
     summary = json.loads((predicted / 'summary.json').read_text())
     assert summary['images'] == 3 and summary['model'] == 'cityscapes_rna-tiny_cls19_s8'
     assert summary['weights'].endswith('cbst/0/cityscapes_rna-tiny_cls19_s8_ep-0001.params')
+
+
+def _run_demo(*args):
+    res = subprocess.run([sys.executable, '-m', 'issegm.demo', '--smoke'] + list(args),
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res.stdout
+
+
+@pytest.mark.slow
+def test_demo_two_seeds_compare_and_resume(tmp_path):
+    """--seeds 2 (two methods, to stay small): one data set, a run per seed, compare.*
+    restating the seeds' results; a rerun resumes (no training) and writes the same."""
+    out = tmp_path / 'compare'
+    _run_demo('--seeds', '2', '--methods', 'st,cbst', '--output', str(out))
+    result = json.loads((out / 'compare.json').read_text())
+    assert result['seeds'] == [0, 1] and list(result['methods']) == ['source', 'st', 'cbst']
+    per_seed = [json.loads((out / ('seed_%d' % k) / 'results.json').read_text())
+                for k in (0, 1)]
+    for key, spread in result['methods'].items():
+        assert spread['values'] == pytest.approx([r[key] for r in per_seed], abs=0.006)
+        assert spread['mean'] == pytest.approx(np.mean(spread['values']))
+        assert spread['sd'] == pytest.approx(np.std(spread['values'], ddof=1))
+    assert result['differences']['CBST - ST']['values'] == pytest.approx(
+        [r['cbst'] - r['st'] for r in per_seed], abs=0.011)
+    # the seeds drew other source weights and passed their seed to the rounds
+    weights = [(out / ('seed_%d' % k) / 'source' / 'gta_rna-tiny_cls19_s8_ep-0001.params')
+               .read_bytes() for k in (0, 1)]
+    assert weights[0] != weights[1]
+    for k in (0, 1):
+        run = json.loads((out / ('seed_%d' % k) / 'cbst' / 'run.json').read_text())
+        assert run['settings']['--seed-int'] == k
+    assert set(result['health']) == {'st', 'cbst'}
+    assert len(result['health']['cbst']['kept']) == 1
+    md = (out / 'compare.md').read_text()
+    assert '| CBST - ST |' in md and '## Round health of ST and CBST' in md
+    assert (out / 'compare.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert not (out / 'seed_1' / 'data').exists()  # the data are shared by the seeds
+    before = (out / 'compare.json').read_text()
+    again = _run_demo('--seeds', '2', '--methods', 'st,cbst', '--output', str(out))
+    assert 'source-only training' not in again and 'evaluation:' not in again
+    assert (out / 'compare.json').read_text() == before
+
+
+def test_demo_rejects_bad_seed_flags(tmp_path):
+    from issegm.demo.pipeline import main
+    for argv in (['--seeds', '0'], ['--seeds', '2', '--only-seed', '2'],
+                 ['--methods', 'st'], ['--methods', 'cbst,nope']):
+        with pytest.raises(SystemExit) as exc:
+            main(argv + ['--output', str(tmp_path / 'x')])
+        assert exc.value.code != 0
+    assert not (tmp_path / 'x').exists()
 
 
 # ----------------------------------------------------------------------------------------------

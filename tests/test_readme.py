@@ -45,6 +45,8 @@ def parse_with_script(tokens, monkeypatch):
     if tokens[1] == '-m':
         name, argv = tokens[2], tokens[3:]
         module = importlib.import_module(name)
+        if hasattr(module, '__path__'):  # a package: `python -m` runs its __main__
+            module = importlib.import_module(name + '.__main__')
     else:
         name, argv = tokens[1], tokens[2:]
         path = os.path.join(REPO, name)

@@ -10,7 +10,7 @@ import threading
 from util.errors import UserError, disk_full_error, is_disk_full
 
 __all__ = ['atomic_path', 'write_json', 'write_atomically', 'staged_output',
-           'remove_stale_temporaries', 'require_writable']
+           'remove_stale_temporaries', 'require_writable', 'read_text']
 
 # The temporary names atomic_path gives (.NAME.PID-THREAD.tmp), and those of earlier versions
 # of issegm/prepare_data.py (.NAME.tmpPID): group 1 or 2 is the writer's process id.
@@ -130,3 +130,9 @@ def staged_output(stage, parts):
             os.replace(dest, os.path.join(replaced, name))
         os.replace(os.path.join(stage, name), dest)
     shutil.rmtree(stage)
+
+
+def read_text(path):
+    """The whole text of the file at `path`."""
+    with open(path) as f:
+        return f.read()

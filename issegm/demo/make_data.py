@@ -14,7 +14,7 @@ import numpy as np
 from issegm.demo.scenes import render_scene
 from issegm.demo.styles import ID, SOURCE_STYLE, TARGET_STYLE, blend_styles
 
-__all__ = ['generate', 'blend_styles', 'render_scene', 'SOURCE_STYLE', 'TARGET_STYLE', 'ID',
+__all__ = ['generate', 'generate_source_val', 'blend_styles', 'render_scene', 'SOURCE_STYLE', 'TARGET_STYLE', 'ID',
            'TRAIN_CITIES', 'VAL_CITIES', 'main']
 
 TRAIN_CITIES = ('dummstadt', 'fakeburg')
@@ -23,12 +23,12 @@ VAL_CITIES = ('mockingen',)
 DEFAULTS = dict(num_source=200, num_target_train=100, num_target_val=50,
                 source_size=(160, 288), target_size=(128, 256))
 
-_STREAM = {'source': 1, 'target_train': 2, 'target_val': 3}
+_STREAM = {'source': 1, 'target_train': 2, 'target_val': 3, 'source_val': 4}
 
 
 def _rng(seed, stream, index):
     """The random stream of image `index` (from 1) of `stream` ('source', 'target_train',
-    'target_val')."""
+    'target_val', 'source_val')."""
     return np.random.RandomState([int(seed), _STREAM[stream], int(index)])
 
 
@@ -73,6 +73,18 @@ def generate(root, seed=0, num_source=DEFAULTS['num_source'],
         _write_split(cs, out['cityscapes_%s_list' % split], target_style, seed, 'target_' + split,
                      target_size, [_cityscapes_paths(split, cities, i) for i in range(1, n + 1)])
     return out
+
+
+def generate_source_val(root, seed=0, count=50, size=DEFAULTS['source_size']):
+    """Write `count` held-out source images (``gta/images/val_00001.png``, ..., their own random
+    stream) and the list ``gta/val.lst`` under ``root``: what the source-only model learnt is
+    measured on them. Returns the list's path."""
+    gta = os.path.join(os.path.abspath(root), 'gta')
+    path = os.path.join(gta, 'val.lst')
+    _write_split(gta, path, SOURCE_STYLE, seed, 'source_val', size,
+                 [('images/val_%05d.png' % i, 'labels/val_%05d.png' % i)
+                  for i in range(1, count + 1)])
+    return path
 
 
 def _cityscapes_paths(split, cities, index):
@@ -122,6 +134,8 @@ def main(argv=None):
     ap.add_argument('--shift', type=float, default=1.0,
                     help='target style: 1 = documented target, 0 = source style, between: blend')
     ap.add_argument('--num-source', type=int, default=DEFAULTS['num_source'])
+    ap.add_argument('--num-source-val', type=int, default=0,
+                    help='held-out source images (gta/val.lst; default none)')
     ap.add_argument('--num-target-train', type=int, default=DEFAULTS['num_target_train'])
     ap.add_argument('--num-target-val', type=int, default=DEFAULTS['num_target_val'])
     ap.add_argument('--source-size', type=_size, default=DEFAULTS['source_size'],
@@ -129,7 +143,8 @@ def main(argv=None):
     ap.add_argument('--target-size', type=_size, default=DEFAULTS['target_size'],
                     help='HxW (default 128x256)')
     args = ap.parse_args(argv)
-    if args.seed < 0 or min(args.num_source, args.num_target_train, args.num_target_val) < 0:
+    if args.seed < 0 or min(args.num_source, args.num_source_val, args.num_target_train,
+                            args.num_target_val) < 0:
         ap.error('seed and counts must be >= 0')
     if not 0.0 <= args.shift <= 1.0:
         ap.error('--shift must be in [0, 1], got %r' % args.shift)
@@ -137,11 +152,15 @@ def main(argv=None):
     out = generate(args.output, seed=args.seed, shift=args.shift, num_source=args.num_source,
                    num_target_train=args.num_target_train, num_target_val=args.num_target_val,
                    source_size=args.source_size, target_size=args.target_size)
+    if args.num_source_val:
+        out['gta_val_list'] = generate_source_val(args.output, args.seed, args.num_source_val,
+                                                  args.source_size)
     print('wrote %d source + %d/%d target images under %s in %.1f s' % (
         args.num_source, args.num_target_train, args.num_target_val, out['root'],
         time.time() - t0))
-    for k in ('gta_train_list', 'cityscapes_train_list', 'cityscapes_val_list'):
-        print('  %s' % out[k])
+    for k in ('gta_train_list', 'gta_val_list', 'cityscapes_train_list', 'cityscapes_val_list'):
+        if k in out:
+            print('  %s' % out[k])
     return 0
 
 

@@ -12,6 +12,11 @@ from issegm.demo.drawing import shade
 TYRE = (26, 26, 28)
 TWO_WHEELER_TYRE = (24, 24, 26)
 SIGN_WHITE = (235, 235, 235)
+# Poles, signs, traffic lights and bicycle frames are drawn thicker than real ones (a 0.35 m
+# mast, 1-1.5 m signs, 0.6 x 1.4 m light boxes, 12 cm tyres): at the demo's 128x256 frames and
+# the narrow model's 1/8 output they must span an output cell to be learnable at all
+# (docs/demo.md, "The class balance").
+POLE_WIDTH = 0.35
 
 
 class _VehicleBody(collections.namedtuple(
@@ -161,7 +166,7 @@ def _two_wheeler_frame(canvas, camera, X, D, kind, direction, color):
     for xw in (xr, xf):
         c = camera.point(xw, D, r)
         if kind == 'bicycle':
-            canvas.circle(c[0], c[1], r * s, kind, TWO_WHEELER_TYRE, thickness=max(1.0, 0.06 * s))
+            canvas.circle(c[0], c[1], r * s, kind, TWO_WHEELER_TYRE, thickness=max(1.0, 0.12 * s))
         else:
             canvas.circle(c[0], c[1], r * s, kind, TWO_WHEELER_TYRE)
             canvas.circle(c[0], c[1], 0.45 * r * s, None, (120, 120, 125))
@@ -171,7 +176,7 @@ def _two_wheeler_frame(canvas, camera, X, D, kind, direction, color):
     if kind == 'bicycle':
         for a, b in (((xr, D, r), seat), (seat, crank), ((xr, D, r), crank), (crank, bar),
                      (seat, bar), (bar, (xf, D, r))):
-            canvas.line(camera.point(*a), camera.point(*b), kind, color, 0.05 * s)
+            canvas.line(camera.point(*a), camera.point(*b), kind, color, 0.1 * s)
     else:
         canvas.poly(camera.points([(xr + d * 0.1, D, 0.45), (xf - d * 0.25, D, 0.45),
                                    (xf - d * 0.3, D, 0.95), (X + d * 0.1, D, 1.0),
@@ -211,7 +216,8 @@ def draw_pole(canvas, camera, painter, X, D, what):
     """A pole carrying `what`: 'sign', 'light', 'both' (light and sign), 'lamp' or 'none'."""
     height = painter.rng.uniform(4.0, 6.5)
     color = painter.base('pole')
-    canvas.upright_rect(camera, X - 0.15 / 2, X + 0.15 / 2, D, 0.0, height, 'pole', color)
+    canvas.upright_rect(camera, X - POLE_WIDTH / 2, X + POLE_WIDTH / 2, D, 0.0, height, 'pole',
+                        color)
     if what == 'lamp':
         s = camera.scale(D)
         d = 1 if X < 0 else -1
@@ -230,19 +236,19 @@ def draw_pole(canvas, camera, painter, X, D, what):
 def _traffic_light(canvas, camera, painter, X, D, pole_height):
     """A box of three lamps hanging from near the pole's top, one of them lit."""
     z0 = pole_height - painter.rng.uniform(0.0, 1.2)
-    canvas.upright_rect(camera, X - 0.36 / 2, X + 0.36 / 2, D, z0 - 0.95, z0, 'traffic light',
+    canvas.upright_rect(camera, X - 0.6 / 2, X + 0.6 / 2, D, z0 - 1.4, z0, 'traffic light',
                         painter.base('light_box', jitter=4))
     on = painter.rng.randint(3)
     for k, lamp in enumerate(((230, 40, 30), (240, 180, 30), (40, 220, 90))):
-        c = camera.point(X, D, z0 - 0.17 - 0.3 * k)
-        canvas.circle(c[0], c[1], 0.1 * camera.scale(D), None,
+        c = camera.point(X, D, z0 - 0.25 - 0.45 * k)
+        canvas.circle(c[0], c[1], 0.16 * camera.scale(D), None,
                       lamp if k == on else shade(lamp, 0.3))
 
 
 def _traffic_sign(canvas, camera, painter, X, D, z):
     """A round, triangular, rectangular or diamond sign centred at height z."""
     s = camera.scale(D)
-    r = painter.rng.uniform(0.3, 0.42)
+    r = painter.rng.uniform(0.5, 0.75)
     color = painter.base('sign', jitter=6)
     cx, cy = camera.point(X, D, z)
     shape = painter.rng.randint(4)

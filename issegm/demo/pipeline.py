@@ -1,9 +1,9 @@
 """`make demo`: the whole CBST pipeline on generated data, on the CPU, with the narrow model.
 
-    python -m issegm.demo --output runs/demo [--seed 0] [--smoke]
+    python -m issegm.demo --output runs/demo [--seed 0] [--seeds N] [--smoke]
 
 The same scripts and flags a GPU user runs, only smaller, ending with predict.py on a few target
-images (docs/demo.md).
+images; with --seeds N, N training seeds and their comparison (docs/demo.md).
 """
 import argparse
 import json
@@ -17,9 +17,13 @@ import numpy as np
 from PIL import Image
 
 from issegm.datasets import get_dataset, load_samples, read_sample, sample_name
-from issegm.demo.health_report import write_health
-from issegm.demo.make_data import generate
+from issegm.demo.compare import aggregate, write_compare
+from issegm.demo.health_report import load_summaries, write_health
+from issegm.demo.make_data import generate, generate_source_val
+from issegm.demo.properties import add_counts, image_counts, measure_split, split_summary, \
+    write_properties
 from util.errors import UserError, cli_entry
+from util.files import read_text
 from util.metrics import format_table
 from util.model_label import checkpoint_file
 
@@ -38,7 +42,14 @@ METHODS = (('st', 'ST', ['--kc-policy', 'global', '--with-prior', 'False']),
            ('cbst_sp', 'CBST-SP', ['--kc-policy', 'cb', '--with-prior', 'True']),
            ('crst_mrkld', 'CRST-MRKLD', CBST_FLAGS + ['--mr-weight-kld', '0.01']),
            ('crst_lrent', 'CRST-LRENT', CBST_FLAGS + ['--lr-weight-ent', '0.25']))
+# The generator's design (docs/demo.md, "The class balance"); 2: long-tailed classes with
+# learnable rare ones and held-out source images. Recorded with the data.
+DATA_DESIGN = 2
+TITLES = dict([('source', 'Source only')] + [(k, t) for k, t, _ in METHODS])
 PREDICT_IMAGES = 3  # target val images predict.py runs on at the end
+RESULT_FILES = ('results.json', 'results.md', 'miou_per_round.png', 'predictions.png',
+                'health.md', 'health_per_round.png', 'properties.md',
+                'predict/ (labelIds/, trainIds/, color/, overlay/, confidence/, entropy/)')
 
 # Sizes and schedules. The full demo fits in 10 minutes on 2 cores; the smoke one in seconds.
 # How the full one was chosen (a few tries, the same settings for ST, CBST and CBST-SP): with the
@@ -48,11 +59,11 @@ PREDICT_IMAGES = 3  # target val images predict.py runs on at the end
 # clear gap with pseudo-labels that are mostly right. The self-training lr (0.006) is 3x below
 # the source training's starting lr (0.02); 0.001-0.003 adapted too slowly in 3-5 rounds.
 CONFIGS = {
-    'full': dict(num_source=200, num_target_train=100, num_target_val=50, source_size=(160, 288),
+    'full': dict(num_source=200, num_source_val=50, num_target_train=100, num_target_val=50, source_size=(160, 288),
                  target_size=(128, 256), shift=0.7, src_epochs=24, src_lr=0.02, crop=128,
                  batch=8, rounds=5, epoch_per_round=2, lr=0.006, tgt_port=0.2, step_tgt_port=0.1,
                  src_port=0.3, step_src_port=0.05, max_src_port=0.5, prior_window=9),
-    'smoke': dict(num_source=8, num_target_train=6, num_target_val=4, source_size=(64, 112),
+    'smoke': dict(num_source=8, num_source_val=4, num_target_train=6, num_target_val=4, source_size=(64, 112),
                   target_size=(64, 128), shift=0.7, src_epochs=1, src_lr=0.01, crop=64, batch=4,
                   rounds=1, epoch_per_round=1, lr=0.005, tgt_port=0.2, step_tgt_port=0.1,
                   src_port=0.5, step_src_port=0.05, max_src_port=0.5, prior_window=5),
@@ -81,17 +92,22 @@ def generate_domains(output, cfg, seed):
     marker = os.path.join(data, 'generated.json')
     wanted = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()
               if k.startswith('num_') or k.endswith('_size') or k == 'shift'}
-    wanted['seed'] = seed
+    wanted.update(seed=seed, design=DATA_DESIGN)
     if os.path.isfile(marker):
         with open(marker) as f:
             done = json.load(f)
         if done.get('config') == wanted:
             return done['paths']
+        # the models and evaluations under OUTPUT belong to the old data: never mix them
+        raise UserError('%s holds a demo run on other generated data (%s); remove it or '
+                        'choose another --output' % (output, marker))
     print('\n=== generating the synthetic source and target domains', flush=True)
     paths = generate(data, seed=seed, num_source=cfg['num_source'],
                      num_target_train=cfg['num_target_train'],
                      num_target_val=cfg['num_target_val'], source_size=cfg['source_size'],
                      target_size=cfg['target_size'], shift=cfg['shift'])
+    paths['gta_val_list'] = generate_source_val(data, seed, cfg['num_source_val'],
+                                                cfg['source_size'])
     with open(marker, 'w') as f:
         json.dump({'config': wanted, 'paths': paths}, f, indent=1)
     return paths
@@ -130,7 +146,7 @@ def make_prior(output, cfg, paths):
     return prior
 
 
-def self_train(output, cfg, paths, source_weights, prior, key, flags):
+def self_train(output, cfg, paths, source_weights, prior, key, flags, seed):
     """One orchestrator run; returns the final checkpoint of every round."""
     folder = os.path.join(output, key)
     test_scale = max(cfg['target_size'])
@@ -145,7 +161,7 @@ def self_train(output, cfg, paths, source_weights, prior, key, flags):
         '--init-tgt-port', str(cfg['tgt_port']), '--step-tgt-port', str(cfg['step_tgt_port']),
         '--init-src-port', str(cfg['src_port']), '--step-src-port', str(cfg['step_src_port']),
         '--max-src-port', str(cfg['max_src_port']), '--epoch-per-round',
-        str(cfg['epoch_per_round']), '--seed-int', '0', '--mine-port', '0.8',
+        str(cfg['epoch_per_round']), '--seed-int', str(seed), '--mine-port', '0.8',
         '--mine-id-number', '3', '--mine-thresh', '0.001', '--base-lr', str(cfg['lr']),
         '--source-sample-policy', 'cumulative', '--prefetch-threads', '2', '--gpus', 'cpu',
         '--prior', prior, '--no-progress'] + flags
@@ -186,21 +202,57 @@ def predict_targets(output, cfg, paths, weights, count=PREDICT_IMAGES):
     return folder
 
 
+def measure_properties(output, cfg, paths, source_weights):
+    """properties.md/json (issegm/demo/properties.py): the class shares of both domains' labels
+    and the source-only model's IoU and confidence per class on held-out source images and on
+    the target val split (predict.py --confidence on each)."""
+    if os.path.isfile(os.path.join(output, 'properties.json')) and os.path.getmtime(
+            os.path.join(output, 'properties.json')) >= os.path.getmtime(source_weights):
+        return
+    measured = {}
+    for domain, dataset, root, split in (
+            ('source', 'gta', paths['gta_root'], paths['gta_val_list']),
+            ('target', 'cityscapes', paths['cityscapes_root'], paths['cityscapes_val_list'])):
+        folder = os.path.join(output, 'properties', domain)
+        run('source model on held-out %s images' % domain, [
+            sys.executable, script('predict.py'), '--weights', source_weights, '--output',
+            folder, '--dataset', dataset, '--data-root', root, '--outputs', 'trainIds',
+            '--confidence', '--test-scales', str(max(cfg['target_size'])), '--test-flipping',
+            '--gpus', 'cpu', '--no-progress', split])
+        measured[domain] = measure_split(load_samples(root, split, dataset), folder,
+                                         get_dataset(dataset))
+    shares = {'source': label_shares(paths['gta_root'], [paths['gta_train_list']], 'gta'),
+              'target': label_shares(paths['cityscapes_root'], [
+                  paths['cityscapes_train_list'], paths['cityscapes_val_list']], 'cityscapes')}
+    write_properties(output, shares, measured['source'], measured['target'],
+                     get_dataset('cityscapes').class_names)
+
+
+def label_shares(root, lists, dataset):
+    """split_summary (class shares only) of the labels of the list files."""
+    info, total = get_dataset(dataset), None
+    for split in lists:
+        for _, label in load_samples(root, split, dataset):
+            with Image.open(label) as img:
+                gt = info.label_to_train[np.asarray(img)]
+            total = add_counts(total, image_counts(gt, len(info.class_names)))
+    return split_summary(total, info.class_names)
+
+
 def write_results(output, curves, finals, class_names):
     """results.json, results.md and miou_per_round.png."""
     results = {key: round(100 * m['miou'], 2) for key, m in finals.items()}
     with open(os.path.join(output, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
-    titles = dict([('source', 'Source only')] + [(k, t) for k, t, _ in METHODS])
-    rows = [(titles[key], np.array([m['iou'][c] for c in class_names]), m['miou'])
+    rows = [(TITLES[key], np.array([m['iou'][c] for c in class_names]), m['miou'])
             for key, m in finals.items()]
     table = format_table(rows, class_names)
     with open(os.path.join(output, 'results.md'), 'w') as f:
         f.write('# Demo: synthetic GTA-5 -> Cityscapes, target val IoU (%)\n\n' + table + '\n')
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, title, _ in METHODS:
-        ax.plot(range(len(curves[key])), [100 * v for v in curves[key]], marker='o', label=title)
+    for key, curve in curves.items():
+        ax.plot(range(len(curve)), [100 * v for v in curve], marker='o', label=TITLES[key])
     ax.set_xlabel('round (0 = source-only model)')
     ax.set_ylabel('target val mIoU (%)')
     ax.set_title('Self-training on the demo target domain')
@@ -237,49 +289,107 @@ def write_prediction_grid(output, paths, columns, rows=4):
     plt.close(fig)
 
 
-@cli_entry
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m issegm.demo',
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument('--output', default=os.path.join('runs', 'demo'))
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--smoke', action='store_true', help='tiny sizes, one round (tests)')
-    args = parser.parse_args(argv)
-    cfg = CONFIGS['smoke' if args.smoke else 'full']
-    started = time.time()
-    output = os.path.abspath(args.output)
-    os.makedirs(output, exist_ok=True)
-
-    paths = generate_domains(output, cfg, args.seed)
-    source_weights = train_source(output, cfg, paths, args.seed)
-    prior = make_prior(output, cfg, paths)
+def run_seed(output, cfg, paths, prior, seed, methods=METHODS):
+    """One seed of the demo under `output`: the source model, its properties, the `methods`
+    ((key, title, flags)), the tables, plots, health report and predict.py's outputs. Returns
+    {key: final metrics.json} (key 'source' and each method's)."""
+    source_weights = train_source(output, cfg, paths, seed)
     source_metrics = evaluate(output, cfg, paths, source_weights, 'source')
+    measure_properties(output, cfg, paths, source_weights)
     curves, finals, last_weights = {}, {'source': source_metrics}, {}
-    for key, _, flags in METHODS:
-        rounds = self_train(output, cfg, paths, source_weights, prior, key, flags)
+    for key, _, flags in methods:
+        rounds = self_train(output, cfg, paths, source_weights, prior, key, flags, seed)
         last_weights[key] = rounds[-1]
         curve = [source_metrics['miou']]
         for r, weights in enumerate(rounds):
             metrics = evaluate(output, cfg, paths, weights, '%s/round_%d' % (key, r))
             curve.append(metrics['miou'])
         curves[key], finals[key] = curve, metrics
-    results, table = write_results(output, curves, finals, get_dataset('cityscapes').class_names)
-    write_health(output, METHODS)
+    write_results(output, curves, finals, get_dataset('cityscapes').class_names)
+    write_health(output, methods)
     last = cfg['rounds'] - 1
     write_prediction_grid(output, paths, [
         ('source only', os.path.join(output, 'eval', 'source')),
         ('CBST', os.path.join(output, 'eval', 'cbst', 'round_%d' % last))])
-    predicted = predict_targets(output, cfg, paths, last_weights['cbst'])
-    minutes = (time.time() - started) / 60
-    print('\n' + table)
-    print('\ntarget val mIoU (%%): %s' % ', '.join(
+    predict_targets(output, cfg, paths, last_weights['cbst'])
+    return finals
+
+
+def compare_seeds(output, seeds, finals, methods=METHODS):
+    """compare.md/json/png of the seeds' finals ({seed: run_seed's result}); their paths."""
+    seed_outputs = [os.path.join(output, 'seed_%d' % s) for s in seeds]
+    summaries = [load_summaries(folder, methods) for folder in seed_outputs]
+    keys = ['source'] + [key for key, _, _ in methods]
+    class_names = get_dataset('cityscapes').class_names
+    result = aggregate([finals[s] for s in seeds], summaries, seeds, keys, class_names)
+    return write_compare(output, result, TITLES, class_names)
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(prog='python -m issegm.demo',
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument('--output', default=os.path.join('runs', 'demo'))
+    parser.add_argument('--seed', type=int, default=0,
+                        help='the data\'s seed and the first training seed (default 0)')
+    parser.add_argument('--seeds', type=int, default=1,
+                        help='training seeds SEED .. SEED+N-1, each in OUTPUT/seed_K with '
+                             'compare.md/json/png over them (default 1: the one-seed demo in '
+                             'OUTPUT)')
+    parser.add_argument('--only-seed', type=int,
+                        help='with --seeds: run only this seed of them, no comparison (spread '
+                             'the seeds over processes or machines sharing OUTPUT, then rerun '
+                             'without it to compare)')
+    parser.add_argument('--methods', default=','.join(key for key, _, _ in METHODS),
+                        help='comma-separated, of %s (default: all; cbst is needed for '
+                             'predict.py)' % ', '.join(key for key, _, _ in METHODS))
+    parser.add_argument('--smoke', action='store_true', help='tiny sizes, one round (tests)')
+    args = parser.parse_args(argv)
+    if args.seed < 0 or args.seeds < 1:
+        raise UserError('--seed must be >= 0 and --seeds >= 1, got %d and %d'
+                        % (args.seed, args.seeds))
+    if args.only_seed is not None and not args.seed <= args.only_seed < args.seed + args.seeds:
+        raise UserError('--only-seed %d is not one of the seeds %d..%d'
+                        % (args.only_seed, args.seed, args.seed + args.seeds - 1))
+    wanted = args.methods.split(',')
+    known = [key for key, _, _ in METHODS]
+    if 'cbst' not in wanted or not set(wanted) <= set(known):
+        raise UserError('--methods must name cbst and only %s, got %r'
+                        % (', '.join(known), args.methods))
+    return args, [m for m in METHODS if m[0] in wanted]
+
+
+@cli_entry
+def main(argv=None):
+    args, methods = _parse_args(argv)
+    cfg = CONFIGS['smoke' if args.smoke else 'full']
+    started = time.time()
+    output = os.path.abspath(args.output)
+    os.makedirs(output, exist_ok=True)
+    paths = generate_domains(output, cfg, args.seed)
+    prior = make_prior(output, cfg, paths)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.only_seed is not None and len(seeds) > 1:
+        run_seed(os.path.join(output, 'seed_%d' % args.only_seed), cfg, paths, prior,
+                 args.only_seed, methods)
+        print('seed %d finished in %.1f minutes' % (args.only_seed, (time.time() - started) / 60))
+        return 0
+    if len(seeds) == 1:
+        finals = run_seed(output, cfg, paths, prior, seeds[0], methods)
+        written = RESULT_FILES
+    else:
+        finals = {s: run_seed(os.path.join(output, 'seed_%d' % s), cfg, paths, prior, s, methods)
+                  for s in seeds}
+        written = [os.path.relpath(p, output)
+                   for p in compare_seeds(output, seeds, finals, methods)]
+        print('\n' + read_text(os.path.join(output, 'compare.md')).split('\n## ')[0])
+        finals = finals[seeds[0]]
+    print('\n' + read_text(os.path.join(output if len(seeds) == 1 else os.path.join(
+        output, 'seed_%d' % seeds[0]), 'results.md')))
+    print('target val mIoU (%%): %s' % ', '.join(
         '%s %.1f' % (key, 100 * metrics['miou']) for key, metrics in finals.items()))
-    print('demo finished in %.1f minutes; results in:' % minutes)
-    for name in ('results.json', 'results.md', 'miou_per_round.png', 'predictions.png',
-                 'health.md', 'health_per_round.png'):
+    print('demo finished in %.1f minutes; results in:' % ((time.time() - started) / 60))
+    for name in written:
         print('  ' + os.path.join(output, name))
-    print('  %s (predict.py: labelIds/, trainIds/, color/, overlay/, confidence/, entropy/)'
-          % predicted)
     return 0
 
 

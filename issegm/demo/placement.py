@@ -8,6 +8,9 @@ from issegm.demo.objects import draw_person, draw_pole, draw_static, draw_tram, 
     draw_two_wheeler, draw_vehicle
 
 LANE_WIDTH = 3.3  # metres
+# Persons, riders and two-wheelers stand within 20 m (poles within 30 m) of the camera: farther,
+# they shrink below the narrow model's 8-pixel output cell (docs/demo.md, "The class balance").
+NEAR_OBJECTS = 20.0
 
 
 def random_side(rng):
@@ -60,17 +63,17 @@ def place_people(street):
             X = rng.uniform(street.sidewalk_left + 0.3, road_left - 0.3)
         else:
             X = rng.uniform(road_right + 0.3, street.sidewalk_right - 0.3)
-        placed.append((_object_depth(street, hi=35.0), draw_person, dict(X=X)))
+        placed.append((_object_depth(street, hi=NEAR_OBJECTS), draw_person, dict(X=X)))
     for _ in range(rng.poisson(style.n_riders)):
         X = rng.uniform(road_left + 0.6, road_right - 0.6)
         kind = 'bicycle' if rng.rand() < style.p_bicycle else 'motorcycle'
-        placed.append((_object_depth(street, hi=35.0), draw_two_wheeler,
+        placed.append((_object_depth(street, hi=NEAR_OBJECTS), draw_two_wheeler,
                        dict(X=X, kind=kind, ridden=True)))
     for _ in range(rng.poisson(style.n_parked_bikes)):
         X = (street.sidewalk_right - 0.9) if random_side(rng) > 0 else \
             (street.sidewalk_left + 0.9)
         kind = 'bicycle' if rng.rand() < 0.7 else 'motorcycle'
-        placed.append((_object_depth(street, hi=30.0), draw_two_wheeler,
+        placed.append((_object_depth(street, hi=NEAR_OBJECTS), draw_two_wheeler,
                        dict(X=X, kind=kind, ridden=False)))
     return placed
 
@@ -84,7 +87,8 @@ def place_street_furniture(street):
             (street.road_left - rng.uniform(0.3, 0.7))
         what = ['sign', 'light', 'both', 'lamp', 'none'][
             rng.choice(5, p=[0.35, 0.25, 0.15, 0.15, 0.1])]
-        placed.append((_object_depth(street), draw_pole, dict(X=X, what=what)))
+        placed.append((_object_depth(street, hi=NEAR_OBJECTS + 10.0), draw_pole,
+                       dict(X=X, what=what)))
     for _ in range(rng.poisson(style.n_trees)):
         X = (street.sidewalk_right - 0.7) if random_side(rng) > 0 else \
             (street.sidewalk_left + 0.7)

@@ -30,8 +30,8 @@ SOURCE_STYLE = Style(
     name='source',
     horizon=(0.36, 0.44), cam_height=(1.4, 1.7), focal=(0.55, 0.65), lanes=(2, 4),
     sidewalk=(1.8, 3.2), strip_p=0.4, strip=(1.0, 4.0),
-    n_lane_cars=2.2, n_parked_cars=1.8, n_persons=0.9, n_riders=0.35, p_bicycle=0.35,
-    n_parked_bikes=0.15, p_truck=0.16, p_bus=0.07, p_train=0.01, n_poles=3.0, n_trees=0.8,
+    n_lane_cars=2.2, n_parked_cars=1.8, n_persons=2.5, n_riders=1.0, p_bicycle=0.5,
+    n_parked_bikes=0.6, p_truck=0.16, p_bus=0.07, p_train=0.01, n_poles=3.0, n_trees=0.8,
     p_wall=0.45, p_fence=0.45, n_static=0.3, p_veg_block=0.15, p_gap_block=0.15,
     p_crossing=0.15,
     palette=dict(
@@ -66,8 +66,8 @@ TARGET_STYLE = Style(
     name='target',
     horizon=(0.36, 0.44), cam_height=(1.4, 1.7), focal=(0.55, 0.65), lanes=(2, 3),
     sidewalk=(3.0, 5.5), strip_p=0.5, strip=(1.0, 3.0),
-    n_lane_cars=1.1, n_parked_cars=1.2, n_persons=2.6, n_riders=0.6, p_bicycle=0.75,
-    n_parked_bikes=0.5, p_truck=0.07, p_bus=0.07, p_train=0.01, n_poles=3.0, n_trees=2.0,
+    n_lane_cars=1.1, n_parked_cars=1.2, n_persons=4.5, n_riders=1.5, p_bicycle=0.75,
+    n_parked_bikes=1.2, p_truck=0.07, p_bus=0.07, p_train=0.01, n_poles=3.0, n_trees=2.0,
     p_wall=0.4, p_fence=0.4, n_static=0.5, p_veg_block=0.3, p_gap_block=0.1,
     p_crossing=0.2,
     palette=dict(
