@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 HOROVOD_BUILD := HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 $(HOROVOD_GPU_FLAGS)
 
-.PHONY: install test test-quick demo bench clean
+.PHONY: install test test-quick demo compare bench clean
 
 install: $(STAMP)
 
@@ -78,6 +78,10 @@ test-quick: install
 
 demo: install
 	$(PY) -m issegm.demo --output runs/demo
+
+# The demo with three training seeds: mean, spread and paired differences of the methods.
+compare: install
+	$(PY) -m issegm.demo --seeds 3 --output runs/compare
 
 bench:
 	$(MAKE) install HOROVOD=1
