@@ -200,3 +200,13 @@ def test_first_release_round_script_runs_the_round_script(tmp_path):
         assert failed.returncode != 0 and failed.stderr.startswith('error:')
         outputs.append((helped.stdout.split('\n\n', 1)[1], failed.stderr))  # after usage
     assert outputs[0] == outputs[1]
+
+
+def test_readme_is_a_users_guide_of_at_most_400_lines():
+    """The README stays a user's guide (issue 28): details live in docs/, history in
+    CHANGELOG.md, and every docs/ page it points to exists."""
+    with open(os.path.join(REPO, 'README.md')) as f:
+        text = f.read()
+    assert len(text.splitlines()) <= 400
+    pages = set(re.findall(r'`?(docs/[\w.-]+\.md|CHANGELOG\.md)`?', text))
+    assert pages and all(os.path.isfile(os.path.join(REPO, p)) for p in pages), pages
