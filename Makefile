@@ -45,6 +45,11 @@ test-quick: install
 demo: install
 	$(PY) -m issegm.demo --output runs/demo
 
+# The demo over 3 training seeds: compare.md/json/png (mean ± sd, paired differences).
+.PHONY: compare
+compare: install
+	$(PY) -m issegm.demo --seeds 3 --output runs/compare
+
 bench:
 	$(MAKE) install HOROVOD=1
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
