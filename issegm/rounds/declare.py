@@ -18,7 +18,8 @@ VAL, TRAIN = 'val', 'train'
 BOTH = (VAL, TRAIN)
 # The settings classes a value goes to: the orchestrator's RunSettings (RUN) or, in the
 # per-round script, RoundSettings (both phases), ValSettings (VAL), TrainSettings (TRAIN);
-# IGNORED: accepted and never read (upstream's --check-start, --check-step).
+# IGNORED: accepted and never read (--check-start, --check-step: yzou2/CBST solve_ST.py and
+# train_src.py parse_args declare them and never read them).
 RUN, ROUND, IGNORED = 'run', 'round', 'ignored'
 # The two parsers: the orchestrator's and the per-round script's.
 ORCHESTRATOR, ROUND_SCRIPT = 'orchestrator', 'round script'

@@ -73,6 +73,8 @@ SETTINGS = (
                                        help='val: pseudo-label the target; train: retrain')),
     Setting('--dataset', ROUND, BOTH, spec=dict(default='gta',
                                                 help='source dataset: gta or synthia')),
+    # cityscapes16 under synthia: yzou2/CBST solve_ST.py get_dataset_specs_tgt (datasets.py,
+    # target_dataset)
     Setting('--dataset-tgt', ROUND, BOTH, spec=dict(
         default='cityscapes', help='target dataset: cityscapes (the 16-class cityscapes16 tables '
                                    'when --dataset is synthia, as upstream) or cityscapes16')),
@@ -101,6 +103,7 @@ SETTINGS = (
     Setting('--test-scales', VAL, (VAL,), spec=dict(
         default='2048', help='longer side at test time (one value in phase val)'),
         check=one_test_scale),
+    # yzou2/CBST solve_AO.py main gives phase val --test-flipping every round
     _loop('--test-flipping', VAL, (VAL,), dict(
         action='store_true', help='average with the mirrored image (the orchestrator always '
                                   'passes it, as upstream)'), write=switch),
