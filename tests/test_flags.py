@@ -191,7 +191,10 @@ def test_debug_sets_naive_engine_and_debug_logging(monkeypatch, tmp_path):
     assert os.environ['MXNET_BACKWARD_DO_MIRROR'] == '0'
     assert os.environ['MXNET_CUDNN_AUTOTUNE_DEFAULT'] == '0'
     monkeypatch.delenv('MXNET_CUDNN_AUTOTUNE_DEFAULT')
-    monkeypatch.delenv('MXNET_ENFORCE_DETERMINISM', raising=False)
+    # set first, so that monkeypatch records it and removes it again after the test (a delenv
+    # of an absent variable records nothing, and the switch below would leak into later tests)
+    monkeypatch.setenv('MXNET_ENFORCE_DETERMINISM', '0')
+    monkeypatch.delenv('MXNET_ENFORCE_DETERMINISM')
     set_mxnet_switches()
     assert 'MXNET_ENFORCE_DETERMINISM' not in os.environ
     set_mxnet_switches(deterministic=True)  # --deterministic: both GPU switches
