@@ -107,6 +107,7 @@ SETTINGS = (
     _loop('--test-flipping', VAL, (VAL,), dict(
         action='store_true', help='average with the mirrored image (the orchestrator always '
                                   'passes it, as upstream)'), write=switch),
+    # yzou2/CBST solve_AO.py main gives phase val --no-cudnn every round
     Setting('--no-cudnn', ROUND, (VAL,), switch, TRAINING_SWITCHES['--no-cudnn'],
             orchestrator=dict(default=True,
                               help='phase val: pass --no-cudnn (the default, as upstream)'),
