@@ -126,10 +126,50 @@ def test_demo_two_seeds_compare_and_resume(tmp_path):
     assert (out / 'compare.json').read_text() == before
 
 
+@pytest.mark.slow
+def test_methods_side_by_side_give_the_numbers_of_one_at_a_time(tmp_path):
+    """--jobs 2 runs ST and CBST at once, each lane logging to OUTPUT/logs/KEY.log; every
+    evaluation and pseudo-label equals the one-at-a-time run's, byte for byte."""
+    outputs = {}
+    for jobs in ('1', '2'):
+        outputs[jobs] = tmp_path / ('jobs%s' % jobs)
+        printed = _run_demo('--methods', 'st,cbst', '--jobs', jobs, '--output',
+                            str(outputs[jobs]))
+        assert ('its output: %s' % (outputs[jobs] / 'logs' / 'cbst.log') in printed) == \
+            (jobs == '2')
+    assert 'finished 1 rounds' in (outputs['2'] / 'logs' / 'st.log').read_text()
+    for key in ('st', 'cbst'):
+        assert _pseudo_labels(outputs['1'] / key) == _pseudo_labels(outputs['2'] / key)
+        metrics = [json.loads((o / 'eval' / key / 'round_0' / 'metrics.json').read_text())
+                   for o in outputs.values()]
+        assert metrics[0] == metrics[1]
+    assert (outputs['1'] / 'results.md').read_text() == (outputs['2'] / 'results.md').read_text()
+
+
+def test_a_failing_lane_stops_the_lanes_not_yet_started(tmp_path, monkeypatch):
+    from issegm.demo import steps
+    started = []
+
+    def lane(output, cfg, paths, source_weights, prior, method, seed, log=None):
+        started.append(method[0])
+        if method[0] == 'st':
+            raise steps.UserError('demo step "self-training: st" failed with exit status 1')
+        return [{'miou': 0.1}], 'w'
+
+    monkeypatch.setattr(steps, 'method_lane', lane)
+    with pytest.raises(steps.UserError, match='self-training: st'):
+        steps.run_methods(str(tmp_path), {}, {}, 'w0', 'prior', METHODS, 0, jobs=1)
+    assert started == ['st']
+    started.clear()
+    result = steps.run_methods(str(tmp_path), {}, {}, 'w0', 'prior', METHODS[1:3], 0, jobs=2)
+    assert sorted(started) == ['cbst', 'cbst_sp'] and list(result) == ['cbst', 'cbst_sp']
+    assert (tmp_path / 'logs').is_dir()
+
+
 def test_demo_rejects_bad_seed_flags(tmp_path):
     from issegm.demo.pipeline import main
     for argv in (['--seeds', '0'], ['--seeds', '2', '--only-seed', '2'],
-                 ['--methods', 'st'], ['--methods', 'cbst,nope']):
+                 ['--methods', 'st'], ['--methods', 'cbst,nope'], ['--jobs', '0']):
         with pytest.raises(SystemExit) as exc:
             main(argv + ['--output', str(tmp_path / 'x')])
         assert exc.value.code != 0

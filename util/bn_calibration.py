@@ -1,12 +1,8 @@
 """BatchNorm statistics measured on data, for a network that starts from random weights.
 
-The ResNet-38 symbols freeze BatchNorm (`use_global_stats=True`, as the published training
-does): a layer normalises with its stored moving mean and variance, never with a batch's. The
-published runs start from ImageNet weights whose statistics were measured on images; a network
-drawn from random weights (the demo's source model: no ImageNet model exists for `rna-tiny`)
-has means 0 and variances 1 instead, so its "normalisation" is the identity and the activations
-of the residual units grow unchecked. `calibrate_batchnorm` gives such a network what a
-pretrained one has: each layer's statistics measured on a few training images.
+The symbols freeze BatchNorm (`use_global_stats=True`), so a layer normalises with its stored
+statistics; random weights store mean 0 and variance 1, which normalise nothing. A pretrained
+model's were measured on images: `calibrate_batchnorm` measures them so (docs/demo.md).
 """
 import json
 

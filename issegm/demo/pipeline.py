@@ -8,7 +8,6 @@ images; with --seeds N, N training seeds and their comparison (docs/demo.md).
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -22,17 +21,15 @@ from issegm.demo.health_report import load_summaries, write_health
 from issegm.demo.make_data import generate, generate_source_val
 from issegm.demo.properties import add_counts, image_counts, measure_split, split_summary, \
     write_properties
+from issegm.demo.steps import evaluate, make_prior, predict_targets, run, run_methods, script, \
+    train_source
 from util.errors import UserError, cli_entry
 from util.files import read_text
 from util.metrics import format_table
-from util.model_label import checkpoint_file
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
-SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # issegm/
-SOURCE_MODEL = 'gta_rna-tiny_cls19_s8'
-TARGET_MODEL = 'cityscapes_rna-tiny_cls19_s8'
 # The CRST rows take CBST's settings plus the released CRST scripts' weights (yzou2/CRST
 # mrkld.sh --mr-weight-kld 0.1, which its crst_seg.py applies twice: 0.01 here; lrent.sh
 # --lr-weight-ent 0.25).
@@ -48,7 +45,6 @@ METHODS = (('st', 'ST', ['--kc-policy', 'global', '--with-prior', 'False']),
 # statistics measured on source images (issegm/demo/source_start.py).
 DATA_DESIGN = 3
 TITLES = dict([('source', 'Source only')] + [(k, t) for k, t, _ in METHODS])
-PREDICT_IMAGES = 3  # target val images predict.py runs on at the end
 RESULT_FILES = ('results.json', 'results.md', 'miou_per_round.png', 'predictions.png',
                 'health.md', 'health_per_round.png', 'properties.md',
                 'predict/ (labelIds/, trainIds/, color/, overlay/, confidence/, entropy/)')
@@ -70,22 +66,6 @@ CONFIGS = {
                   rounds=1, epoch_per_round=1, lr=0.005, tgt_port=0.2, step_tgt_port=0.1,
                   src_port=0.5, step_src_port=0.05, max_src_port=0.5, prior_window=5),
 }
-
-
-def script(name):
-    """Path of one of the pipeline's scripts in issegm/."""
-    return os.path.join(SCRIPTS, name)
-
-
-def run(step, command):
-    """Run one pipeline step as a child process, its output streaming through."""
-    print('\n=== %s\n$ %s' % (step, ' '.join(command)), flush=True)
-    started = time.time()
-    status = subprocess.call(command)
-    if status != 0:
-        raise UserError('demo step "%s" failed with exit status %d' % (step, status),
-                        exit_code=status)
-    print('=== %s: %.0f s' % (step, time.time() - started), flush=True)
 
 
 def generate_domains(output, cfg, seed):
@@ -113,96 +93,6 @@ def generate_domains(output, cfg, seed):
     with open(marker, 'w') as f:
         json.dump({'config': wanted, 'paths': paths}, f, indent=1)
     return paths
-
-
-def train_source(output, cfg, paths, seed):
-    """Source-only model: the narrow network from calibrated random weights (start_weights)."""
-    from issegm.demo.source_start import start_weights  # these import mxnet: only when training
-    from util.weights import save_weights
-    folder = os.path.join(output, 'source')
-    final = checkpoint_file(folder, SOURCE_MODEL, cfg['src_epochs'])
-    if os.path.isfile(final):
-        return final
-    start = checkpoint_file(folder, SOURCE_MODEL, 0)
-    if not os.path.isfile(start):
-        samples = load_samples(paths['gta_root'], paths['gta_train_list'], 'gta')
-        save_weights(start, *start_weights(SOURCE_MODEL, [image for image, _ in samples], seed))
-    run('source-only training', [
-        sys.executable, script('train_src.py'), '--gpus', 'cpu', '--dataset', 'gta',
-        '--split', paths['gta_train_list'], '--data-root', paths['gta_root'], '--output', folder,
-        '--model', SOURCE_MODEL, '--weights', start, '--batch-images', str(cfg['batch']),
-        '--crop-size', str(cfg['crop']), '--origin-size', str(max(cfg['source_size'])),
-        '--scale-rate-range', '0.7,1.3', '--lr-type', 'poly', '--base-lr', str(cfg['src_lr']),
-        '--to-epoch', str(cfg['src_epochs']),
-        '--prefetch-threads', '2', '--seed', str(seed), '--no-progress'])
-    return final
-
-
-def make_prior(output, cfg, paths):
-    prior = os.path.join(output, 'spatial_prior', 'gta', 'prior_array.mat')
-    if not os.path.isfile(prior):
-        h, w = cfg['target_size']
-        run('spatial prior', [
-            sys.executable, script('make_prior.py'), '--data-root', paths['gta_root'],
-            '--dataset', 'gta', '--split', paths['gta_train_list'], '--size', '%dx%d' % (h, w),
-            '--window', str(cfg['prior_window']), '--output', prior, '--figures'])
-    return prior
-
-
-def self_train(output, cfg, paths, source_weights, prior, key, flags, seed):
-    """One orchestrator run; returns the final checkpoint of every round."""
-    folder = os.path.join(output, key)
-    test_scale = max(cfg['target_size'])
-    command = [
-        sys.executable, script('script-self-paced-self-trained-segresnet.py'),
-        '--num-round', str(cfg['rounds']), '--test-scales', str(test_scale),
-        '--scale-rate-range', '0.7,1.3', '--dataset', 'gta', '--dataset-tgt', 'cityscapes',
-        '--split', paths['gta_train_list'], '--split-tgt', paths['cityscapes_train_list'],
-        '--data-root', paths['gta_root'], '--data-root-tgt', paths['cityscapes_root'],
-        '--output', folder, '--model', TARGET_MODEL, '--weights', source_weights,
-        '--batch-images', str(cfg['batch']), '--crop-size', str(cfg['crop']),
-        '--init-tgt-port', str(cfg['tgt_port']), '--step-tgt-port', str(cfg['step_tgt_port']),
-        '--init-src-port', str(cfg['src_port']), '--step-src-port', str(cfg['step_src_port']),
-        '--max-src-port', str(cfg['max_src_port']), '--epoch-per-round',
-        str(cfg['epoch_per_round']), '--seed-int', str(seed), '--mine-port', '0.8',
-        '--mine-id-number', '3', '--mine-thresh', '0.001', '--base-lr', str(cfg['lr']),
-        '--source-sample-policy', 'cumulative', '--prefetch-threads', '2', '--gpus', 'cpu',
-        '--prior', prior, '--no-progress'] + flags
-    run('self-training: %s' % key, command)
-    return [checkpoint_file(os.path.join(folder, str(r)), TARGET_MODEL,
-                            (r + 1) * cfg['epoch_per_round']) for r in range(cfg['rounds'])]
-
-
-def evaluate(output, cfg, paths, weights, name):
-    """evaluate.py on the target val split; returns its metrics.json."""
-    folder = os.path.join(output, 'eval', name)
-    metrics_path = os.path.join(folder, 'metrics.json')
-    stale = os.path.isfile(metrics_path) and \
-        os.path.getmtime(metrics_path) < os.path.getmtime(weights)
-    if stale or not os.path.isfile(metrics_path):
-        run('evaluation: %s' % name, [
-            sys.executable, script('evaluate.py'), '--data-root', paths['cityscapes_root'],
-            '--output', folder, '--dataset', 'cityscapes', '--phase', 'val',
-            '--weights', weights, '--split', paths['cityscapes_val_list'],
-            '--test-scales', str(max(cfg['target_size'])), '--test-flipping', '--gpus', 'cpu',
-            '--no-progress'])
-    with open(metrics_path) as f:
-        return json.load(f)
-
-
-def predict_targets(output, cfg, paths, weights, count=PREDICT_IMAGES):
-    """predict.py on the first `count` target val images (their labels unused), as image files;
-    returns its output folder."""
-    folder = os.path.join(output, 'predict')
-    summary = os.path.join(folder, 'summary.json')
-    if os.path.isfile(summary) and os.path.getmtime(summary) >= os.path.getmtime(weights):
-        return folder
-    samples = load_samples(paths['cityscapes_root'], paths['cityscapes_val_list'], 'cityscapes')
-    run('prediction: CBST model on %d target images' % count, [
-        sys.executable, script('predict.py'), '--weights', weights, '--output', folder,
-        '--test-scales', str(max(cfg['target_size'])), '--test-flipping', '--confidence',
-        '--gpus', 'cpu', '--no-progress'] + [image for image, _ in samples[:count]])
-    return folder
 
 
 def measure_properties(output, cfg, paths, source_weights):
@@ -292,29 +182,26 @@ def write_prediction_grid(output, paths, columns, rows=4):
     plt.close(fig)
 
 
-def run_seed(output, cfg, paths, prior, seed, methods=METHODS):
+def run_seed(output, cfg, paths, prior, seed, methods=METHODS, jobs=1):
     """One seed of the demo under `output`: the source model, its properties, the `methods`
     ((key, title, flags)), the tables, plots, health report and predict.py's outputs. Returns
-    {key: final metrics.json} (key 'source' and each method's)."""
+    {key: final metrics.json} (key 'source' and each method's). `jobs` methods run side by
+    side (steps.run_methods)."""
     source_weights = train_source(output, cfg, paths, seed)
     source_metrics = evaluate(output, cfg, paths, source_weights, 'source')
     measure_properties(output, cfg, paths, source_weights)
-    curves, finals, last_weights = {}, {'source': source_metrics}, {}
-    for key, _, flags in methods:
-        rounds = self_train(output, cfg, paths, source_weights, prior, key, flags, seed)
-        last_weights[key] = rounds[-1]
-        curve = [source_metrics['miou']]
-        for r, weights in enumerate(rounds):
-            metrics = evaluate(output, cfg, paths, weights, '%s/round_%d' % (key, r))
-            curve.append(metrics['miou'])
-        curves[key], finals[key] = curve, metrics
+    lanes = run_methods(output, cfg, paths, source_weights, prior, methods, seed, jobs)
+    curves = {key: [source_metrics['miou']] + [m['miou'] for m in per_round]
+              for key, (per_round, _) in lanes.items()}
+    finals = dict([('source', source_metrics)] +
+                  [(key, per_round[-1]) for key, (per_round, _) in lanes.items()])
     write_results(output, curves, finals, get_dataset('cityscapes').class_names)
     write_health(output, methods)
     last = cfg['rounds'] - 1
     write_prediction_grid(output, paths, [
         ('source only', os.path.join(output, 'eval', 'source')),
         ('CBST', os.path.join(output, 'eval', 'cbst', 'round_%d' % last))])
-    predict_targets(output, cfg, paths, last_weights['cbst'])
+    predict_targets(output, cfg, paths, lanes['cbst'][1])
     return finals
 
 
@@ -345,11 +232,17 @@ def _parse_args(argv):
     parser.add_argument('--methods', default=','.join(key for key, _, _ in METHODS),
                         help='comma-separated, of %s (default: all; cbst is needed for '
                              'predict.py)' % ', '.join(key for key, _, _ in METHODS))
+    parser.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1),
+                        help='self-training methods run side by side, each a process of one '
+                             'thread; the numbers do not depend on it (default: 2, or 1 on '
+                             'one CPU)')
     parser.add_argument('--smoke', action='store_true', help='tiny sizes, one round (tests)')
     args = parser.parse_args(argv)
     if args.seed < 0 or args.seeds < 1:
         raise UserError('--seed must be >= 0 and --seeds >= 1, got %d and %d'
                         % (args.seed, args.seeds))
+    if args.jobs < 1:
+        raise UserError('--jobs must be >= 1, got %d' % args.jobs)
     if args.only_seed is not None and not args.seed <= args.only_seed < args.seed + args.seeds:
         raise UserError('--only-seed %d is not one of the seeds %d..%d'
                         % (args.only_seed, args.seed, args.seed + args.seeds - 1))
@@ -373,15 +266,15 @@ def main(argv=None):
     seeds = list(range(args.seed, args.seed + args.seeds))
     if args.only_seed is not None and len(seeds) > 1:
         run_seed(os.path.join(output, 'seed_%d' % args.only_seed), cfg, paths, prior,
-                 args.only_seed, methods)
+                 args.only_seed, methods, args.jobs)
         print('seed %d finished in %.1f minutes' % (args.only_seed, (time.time() - started) / 60))
         return 0
     if len(seeds) == 1:
-        finals = run_seed(output, cfg, paths, prior, seeds[0], methods)
+        finals = run_seed(output, cfg, paths, prior, seeds[0], methods, args.jobs)
         written = RESULT_FILES
     else:
-        finals = {s: run_seed(os.path.join(output, 'seed_%d' % s), cfg, paths, prior, s, methods)
-                  for s in seeds}
+        finals = {s: run_seed(os.path.join(output, 'seed_%d' % s), cfg, paths, prior, s, methods,
+                              args.jobs) for s in seeds}
         written = [os.path.relpath(p, output)
                    for p in compare_seeds(output, seeds, finals, methods)]
         print('\n' + read_text(os.path.join(output, 'compare.md')).split('\n## ')[0])
