@@ -166,6 +166,12 @@ def test_a_failing_lane_stops_the_lanes_not_yet_started(tmp_path, monkeypatch):
     assert (tmp_path / 'logs').is_dir()
 
 
+def test_default_jobs_is_one_more_lane_than_cpus_and_at_most_one_per_method():
+    from issegm.demo.pipeline import default_jobs
+    assert [default_jobs(c) for c in (1, 2, 3, 4, 16)] == [2, 3, 4, 5, 5]
+    assert len(METHODS) == 5
+
+
 def test_demo_rejects_bad_seed_flags(tmp_path):
     from issegm.demo.pipeline import main
     for argv in (['--seeds', '0'], ['--seeds', '2', '--only-seed', '2'],

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from issegm.datasets import load_samples
@@ -148,14 +149,20 @@ def run_methods(output, cfg, paths, source_weights, prior, methods, seed, jobs=1
                 for m in methods}
     os.makedirs(os.path.join(output, 'logs'), exist_ok=True)
 
+    printing = threading.Lock()  # one whole line at a time from the lanes
+
+    def say(line):
+        with printing:
+            sys.stdout.write(line + '\n')
+            sys.stdout.flush()
+
     def lane(method):
         path = os.path.join(output, 'logs', '%s.log' % method[0])
-        print('=== self-training: %s started (its output: %s)' % (method[0], path), flush=True)
+        say('=== self-training: %s started (its output: %s)' % (method[0], path))
         started = time.time()
         with open(path, 'a') as log:
             result = method_lane(output, cfg, paths, source_weights, prior, method, seed, log)
-        print('=== self-training and evaluation: %s: %.0f s' % (method[0], time.time() - started),
-              flush=True)
+        say('=== self-training and evaluation: %s: %.0f s' % (method[0], time.time() - started))
         return result
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
