@@ -121,7 +121,9 @@ def test_demo_two_seeds_compare_and_resume(tmp_path):
     assert (out / 'compare.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert not (out / 'seed_1' / 'data').exists()  # the data are shared by the seeds
     before = (out / 'compare.json').read_text()
-    again = _run_demo('--seeds', '2', '--methods', 'st,cbst', '--output', str(out))
+    # one lane, so that every step a rerun runs prints here, none to a lane's log (the
+    # orchestrator itself starts again and finds its rounds done)
+    again = _run_demo('--seeds', '2', '--methods', 'st,cbst', '--jobs', '1', '--output', str(out))
     assert 'source-only training' not in again and 'evaluation:' not in again
     assert (out / 'compare.json').read_text() == before
 
