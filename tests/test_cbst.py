@@ -262,9 +262,10 @@ def test_pseudo_labels_tall_map_blocks_and_selection():
 # Mining statistics
 
 def test_mining_global_tie_order():
-    # Under 'global' every class has the same size; NumPy 1.x's default argsort (1.14.6, the
-    # original's, and 1.23.5) returns classes 0, 16, 15 for 19 equal ratios, under any
-    # installed NumPy (util.numpy1_sort). Kept as the original's on purpose.
+    # Under 'global' every class has the same size; the original's mining sorts the ratios
+    # with NumPy's default argsort (yzou2/CBST issegm/solve_ST.py, _val_impl, "chosen
+    # mine_id"), which on NumPy 1.x (1.14.6 there, and 1.23.5) returns classes 0, 16, 15 for
+    # 19 equal ratios, under any installed NumPy (util.numpy1_sort). Kept on purpose.
     mine_id, prio = cbst.mining_classes(np.full(19, 1234567.0), 3, 0.001)
     np.testing.assert_array_equal(mine_id, [0, 16, 15])
     assert prio.size == 0

@@ -54,7 +54,8 @@ def test_the_recorded_cases_are_rich_in_ties():
 
 
 def test_global_mining_ties():
-    # The orders NumPy 1.14.6 (the original's) and 1.23.5 give all-equal ratios.
+    # The orders NumPy 1.14.6 and 1.23.5 give all-equal ratios, as the original's mining sorts
+    # them (yzou2/CBST issegm/solve_ST.py, _val_impl, "chosen mine_id", on NumPy 1.14.6).
     np.testing.assert_array_equal(argsort_as_numpy1(np.full(19, 1 / 19.0))[:3], [0, 16, 15])
     np.testing.assert_array_equal(
         argsort_as_numpy1(np.full(19, 1 / 19.0)),
