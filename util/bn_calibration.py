@@ -37,7 +37,7 @@ def calibrate_batchnorm(symbol, arg_params, aux_params, images):
     the per-channel mean and variance of its input over `images` (float32 N x 3 x H x W,
     normalised as training normalises), layer by layer in the graph's order, each measured
     with the layers before it already set (so every layer sees what it will normalise).
-    Returns {layer: standard deviation of its input before calibration}."""
+    Returns {layer: standard deviation of its input before its own statistics were set}."""
     images = np.asarray(images, dtype=np.float32)
     spread = {}
     for name in batchnorm_layers(symbol):
